@@ -1,0 +1,87 @@
+// build(config) -> FastifyInstance. Registers everything, never listens: the entry point does that.
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
+import type { Pool } from 'pg'
+import type { Logger } from 'pino'
+import type { Config } from './config.js'
+import { migrate } from './db/migrate.js'
+import { createPool } from './db/pool.js'
+import { makeAuthHook } from './http/auth.js'
+import { formatSchemaErrors, installErrorHandler } from './http/error-handler.js'
+import { loggerOptions } from './logger.js'
+import cronRoutes, { cronAliasRoutes } from '../routes/crons.js'
+import healthRoutes from '../routes/health.js'
+import messageRoutes from '../routes/messages.js'
+import queueRoutes from '../routes/queues.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    pool: Pool
+    config: Config
+  }
+}
+
+export interface BuildOptions {
+  /** use this pool instead of making one (it is not closed with the app) */
+  pool?: Pool
+  /** a logger instance instead of one made from config */
+  logger?: Logger
+}
+
+const VERSION = '0.1.0'
+
+export async function build (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  if (config.db.connectionString === null && opts.pool === undefined) {
+    throw new Error('build() needs a connection string: start the embedded PostgreSQL first (see lib/server.ts)')
+  }
+  const app: FastifyInstance = Fastify({
+    ...(opts.logger !== undefined ? { loggerInstance: opts.logger } : { logger: loggerOptions(config) }),
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // bodies larger than 1 MiB are refused with 413 before they are read
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, allErrors: false } },
+    schemaErrorFormatter: formatSchemaErrors as any,
+    // per-request log lines only at debug: at thousands of enqueues a second they cost more than they tell
+    logController: new LogController({ disableRequestLogging: !['debug', 'trace'].includes(config.server.logLevel) })
+  }) as unknown as FastifyInstance
+
+  const pool = opts.pool ?? createPool(config.db.connectionString!, { max: config.db.poolSize, log: app.log as unknown as Logger })
+  app.decorate('pool', pool)
+  app.decorate('config', config)
+  if (opts.pool === undefined) app.addHook('onClose', async () => { await pool.end() })
+
+  if (config.db.autoMigrate) {
+    const applied = await migrate(pool)
+    if (applied.length > 0) app.log.info({ applied }, 'migrations applied')
+  }
+
+  installErrorHandler(app)
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'hookpost', description: 'Webhook delivery on PostgreSQL', version: VERSION },
+      components: {
+        securitySchemes: { adminSecret: { type: 'apiKey', in: 'header', name: 'X-PLATFORMATIC-ADMIN-SECRET' } }
+      },
+      security: config.adminSecret !== null ? [{ adminSecret: [] }] : []
+    }
+  })
+  await app.register(swaggerUi, { routePrefix: '/documentation' })
+  await app.register(healthRoutes)
+
+  if (config.adminSecret === null) {
+    app.log.warn('PLT_ADMIN_SECRET is not set: the API is open to anyone who can reach this port')
+  }
+
+  // everything in this scope needs the admin secret when one is set
+  await app.register(async function api (scope) {
+    scope.addHook('onRequest', makeAuthHook(config.adminSecret))
+    await scope.register(queueRoutes, { prefix: '/queues' })
+    await scope.register(messageRoutes, { prefix: '/messages' })
+    await scope.register(cronRoutes, { prefix: '/crons' })
+    await scope.register(cronAliasRoutes, { prefix: '/cron' })
+  })
+
+  return app
+}

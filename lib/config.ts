@@ -1,0 +1,229 @@
+// The only module that reads process.env, .env and platformatic.json.
+// Everything else receives the frozen Config built here.
+import { existsSync, readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { parseEnv } from 'node:util'
+
+export interface Config {
+  readonly server: {
+    readonly hostname: string
+    readonly port: number
+    readonly logLevel: string
+    readonly prettyLogs: boolean
+  }
+  readonly db: {
+    /** null: start the embedded PostgreSQL under dataDir */
+    readonly connectionString: string | null
+    readonly dataDir: string
+    readonly poolSize: number
+    readonly autoMigrate: boolean
+  }
+  readonly adminSecret: string | null
+  readonly hooks: {
+    /** advisory lock id the leader holds (pg-hooks: hooks.lock, default 42) */
+    readonly lock: number
+    /** how often a follower tries for the lock (pg-hooks: hooks.leaderPoll) */
+    readonly leaderPollMs: number
+    /** every process delivers, not only the leader: the way to scale out */
+    readonly allProcessesDeliver: boolean
+    readonly concurrency: number
+    readonly batchSize: number
+    /** a claimed message is invisible to other workers this long; must exceed the longest queue timeout */
+    readonly leaseMs: number
+    /** backstop poll when no NOTIFY arrives */
+    readonly pollMs: number
+    readonly shutdownGraceMs: number
+    /** turn the delivery engine off in this process (API-only nodes) */
+    readonly enabled: boolean
+  }
+}
+
+export class ConfigError extends Error {
+  constructor (readonly setting: string, message: string) {
+    super(`invalid config: ${setting}: ${message}`)
+    this.name = 'ConfigError'
+  }
+}
+
+type Env = Record<string, string | undefined>
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+export const DEFAULTS = {
+  port: 3042,
+  hostname: '127.0.0.1',
+  logLevel: 'info',
+  dataDir: './data',
+  poolSize: 10,
+  lock: 42,
+  leaderPollMs: 1000,
+  // 64 in flight: the undici ceiling on this class of machine is reached at c=64 (see PERFORMANCE.md)
+  concurrency: 64,
+  // claims of 100-500 amortise the commit; 200 keeps a claim well under a millisecond of lock time
+  batchSize: 200,
+  // 30 s default timeout + slack: a lease shorter than the timeout would hand a live call to another worker
+  leaseMs: 60_000,
+  pollMs: 2000,
+  shutdownGraceMs: 10_000
+} as const
+
+/** Replace {NAME} placeholders as Platformatic does; unknown names become ''. */
+export function substitutePlaceholders (text: string, env: Env): string {
+  return text.replace(/\{([A-Z_][A-Z0-9_]*)\}/g, (_, name: string) => {
+    const value = env[name] ?? ''
+    // the value lands inside a JSON string literal
+    return JSON.stringify(value).slice(1, -1)
+  })
+}
+
+function readEnvFile (cwd: string): Env {
+  const path = resolve(cwd, '.env')
+  if (!existsSync(path)) return {}
+  return parseEnv(readFileSync(path, 'utf8'))
+}
+
+function readConfigFile (path: string, env: Env): Record<string, any> {
+  if (!existsSync(path)) return {}
+  const raw = substitutePlaceholders(readFileSync(path, 'utf8'), env)
+  try {
+    const parsed = JSON.parse(raw)
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new Error('not an object')
+    }
+    return parsed
+  } catch (err) {
+    throw new ConfigError(path, `cannot parse: ${(err as Error).message}`)
+  }
+}
+
+function pick (...values: unknown[]): unknown {
+  for (const v of values) {
+    if (v !== undefined && v !== null && v !== '') return v
+  }
+  return undefined
+}
+
+function int (setting: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  const n = typeof value === 'number' ? value : Number(String(value).trim())
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(setting, `expected an integer between ${min} and ${max}, got ${JSON.stringify(value)}`)
+  }
+  return n
+}
+
+function bool (setting: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value === 'boolean') return value
+  const s = String(value).trim().toLowerCase()
+  if (['1', 'true', 'yes', 'on'].includes(s)) return true
+  if (['0', 'false', 'no', 'off'].includes(s)) return false
+  throw new ConfigError(setting, `expected true or false, got ${JSON.stringify(value)}`)
+}
+
+function connectionString (value: unknown): string | null {
+  if (value === undefined) return null
+  const s = String(value)
+  let url: URL
+  try {
+    url = new URL(s)
+  } catch {
+    throw new ConfigError('DATABASE_URL', 'not a valid URL')
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError('DATABASE_URL', `expected postgres:// or postgresql://, got ${url.protocol}//`)
+  }
+  return s
+}
+
+export interface LoadOptions {
+  env?: Env
+  cwd?: string
+  /** path of platformatic.json; default <cwd>/platformatic.json or $HOOKPOST_CONFIG */
+  file?: string
+}
+
+export function loadConfig (opts: LoadOptions = {}): Config {
+  const cwd = opts.cwd ?? process.cwd()
+  // process env wins over .env, as with dotenv
+  const env: Env = { ...readEnvFile(cwd), ...(opts.env ?? process.env) }
+  const file = resolve(cwd, opts.file ?? env.HOOKPOST_CONFIG ?? 'platformatic.json')
+  const json = readConfigFile(file, env)
+
+  const server = json.server ?? {}
+  const db = json.db ?? {}
+  const hooks = json.hooks ?? {}
+  const auth = json.authorization ?? {}
+
+  const logLevel = String(pick(env.PLT_SERVER_LOGGER_LEVEL, env.LOG_LEVEL, server.logger?.level) ?? DEFAULTS.logLevel)
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError('PLT_SERVER_LOGGER_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`)
+  }
+
+  // PLT_SERVER_HOSTNAME is pg-hooks' name; HOSTNAME is accepted too, but Docker sets it to the
+  // container id, so the Platformatic name takes precedence
+  const hostname = String(pick(env.PLT_SERVER_HOSTNAME, server.hostname, env.HOSTNAME) ?? DEFAULTS.hostname)
+
+  const adminSecret = pick(env.PLT_ADMIN_SECRET, auth.adminSecret)
+  if (adminSecret !== undefined && String(adminSecret).length < 8) {
+    throw new ConfigError('PLT_ADMIN_SECRET', 'must be at least 8 characters')
+  }
+
+  const leaderPollMs = int('HOOKPOST_LEADER_POLL_MS', pick(env.HOOKPOST_LEADER_POLL_MS, hooks.leaderPoll), DEFAULTS.leaderPollMs, 50, 600_000)
+  const config: Config = {
+    server: {
+      hostname,
+      port: int('PORT', pick(env.PORT, server.port), DEFAULTS.port, 0, 65535),
+      logLevel,
+      prettyLogs: bool('HOOKPOST_PRETTY_LOGS', pick(env.HOOKPOST_PRETTY_LOGS), env.NODE_ENV !== 'production' && process.stdout.isTTY === true)
+    },
+    db: {
+      connectionString: connectionString(pick(env.DATABASE_URL, db.connectionString)),
+      dataDir: resolve(cwd, String(pick(env.HOOKPOST_DATA_DIR, db.dataDir) ?? DEFAULTS.dataDir)),
+      poolSize: int('HOOKPOST_DB_POOL_SIZE', pick(env.HOOKPOST_DB_POOL_SIZE, db.poolSize), DEFAULTS.poolSize, 2, 200),
+      autoMigrate: bool('HOOKPOST_AUTO_MIGRATE', pick(env.HOOKPOST_AUTO_MIGRATE, json.migrations?.autoApply), true)
+    },
+    adminSecret: adminSecret === undefined ? null : String(adminSecret),
+    hooks: {
+      lock: int('HOOKPOST_LEADER_LOCK', pick(env.HOOKPOST_LEADER_LOCK, hooks.lock), DEFAULTS.lock, -(2 ** 31), 2 ** 31 - 1),
+      leaderPollMs,
+      allProcessesDeliver: bool('HOOKPOST_ALL_PROCESSES_DELIVER', pick(env.HOOKPOST_ALL_PROCESSES_DELIVER, hooks.allProcessesDeliver), false),
+      concurrency: int('HOOKPOST_DELIVERY_CONCURRENCY', pick(env.HOOKPOST_DELIVERY_CONCURRENCY, hooks.concurrency), DEFAULTS.concurrency, 1, 10_000),
+      batchSize: int('HOOKPOST_BATCH_SIZE', pick(env.HOOKPOST_BATCH_SIZE, hooks.batchSize), DEFAULTS.batchSize, 1, 5000),
+      leaseMs: int('HOOKPOST_LEASE_MS', pick(env.HOOKPOST_LEASE_MS, hooks.leaseMs), DEFAULTS.leaseMs, 1000, 3_600_000),
+      pollMs: int('HOOKPOST_POLL_MS', pick(env.HOOKPOST_POLL_MS, hooks.pollMs), DEFAULTS.pollMs, 10, 600_000),
+      shutdownGraceMs: int('HOOKPOST_SHUTDOWN_GRACE_MS', pick(env.HOOKPOST_SHUTDOWN_GRACE_MS, hooks.shutdownGrace), DEFAULTS.shutdownGraceMs, 0, 600_000),
+      enabled: bool('HOOKPOST_DELIVERY', pick(env.HOOKPOST_DELIVERY, hooks.enabled), true)
+    }
+  }
+  return deepFreeze(config)
+}
+
+/** Build a Config from parts, for tests and embedding: defaults fill the rest. */
+export function makeConfig (over: {
+  server?: Partial<Config['server']>
+  db?: Partial<Config['db']>
+  adminSecret?: string | null
+  hooks?: Partial<Config['hooks']>
+} = {}): Config {
+  const base = loadConfig({ env: {}, cwd: '/nonexistent-hookpost-dir' })
+  return deepFreeze({
+    server: { ...base.server, prettyLogs: false, logLevel: 'silent', ...over.server },
+    db: { ...base.db, ...over.db },
+    adminSecret: over.adminSecret ?? null,
+    hooks: { ...base.hooks, ...over.hooks }
+  })
+}
+
+function deepFreeze<T> (o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v)
+    Object.freeze(o)
+  }
+  return o
+}
+
+/** The same config with the embedded server's URL filled in. */
+export function withConnectionString (config: Config, connectionString: string): Config {
+  return deepFreeze({ ...config, db: { ...config.db, connectionString } })
+}

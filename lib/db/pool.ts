@@ -1,0 +1,52 @@
+import pg from 'pg'
+import type { Logger } from 'pino'
+
+// bigint ids and counts come back as strings by default; ours stay far below 2^53
+const types = {
+  getTypeParser (oid: number, format?: any) {
+    if (oid === 20) return (v: string) => Number(v)
+    return pg.types.getTypeParser(oid, format)
+  }
+}
+
+export function createPool (connectionString: string, opts: { max: number, log: Logger, name?: string }): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max: opts.max,
+    types: types as any,
+    application_name: opts.name ?? 'hookpost',
+    // a dead server must fail a request, not hang it
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000
+  })
+  // an idle client losing its connection (server restart) must not crash the process
+  pool.on('error', (err) => opts.log.warn({ err: { message: err.message, code: (err as any).code } }, 'idle database connection lost'))
+  return pool
+}
+
+/** Connection string with the password masked, for logs. */
+export function redactUrl (url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = '***'
+    return u.toString()
+  } catch {
+    return '<unparseable url>'
+  }
+}
+
+/** Run fn inside a transaction on one client. */
+export async function withTransaction<T> (pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    const out = await fn(client)
+    await client.query('COMMIT')
+    return out
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw err
+  } finally {
+    client.release()
+  }
+}

@@ -1,0 +1,40 @@
+// Header rules shared by the API (what may be stored) and the sender (what is sent).
+
+// RFC 9110 token: what a header name may contain
+export const HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$"
+// no CR, LF or NUL: a stored value must not be able to inject another header
+export const HEADER_VALUE_PATTERN = '^[^\\r\\n\\u0000]*$'
+
+// Framing and hop-by-hop headers belong to the HTTP client, and our own delivery headers are ours:
+// a stored value would corrupt the request or forge the message id
+export const RESERVED_HEADERS = new Set([
+  'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer',
+  'proxy-connection', 'expect',
+  'x-hookpost-message-id', 'x-hookpost-attempt', 'x-hookpost-queue-id'
+])
+
+export const headersSchema = {
+  type: 'object',
+  propertyNames: { pattern: HEADER_NAME_PATTERN },
+  additionalProperties: { type: 'string', maxLength: 8192, pattern: HEADER_VALUE_PATTERN },
+  maxProperties: 64
+} as const
+
+/** Returns the first reserved header name in h, if any. */
+export function reservedHeader (h: Record<string, unknown> | null | undefined): string | undefined {
+  if (!h) return undefined
+  return Object.keys(h).find(k => RESERVED_HEADERS.has(k.toLowerCase()))
+}
+
+/**
+ * Queue headers, then message headers over them, matched case-insensitively so a name is never sent
+ * twice; content-type defaults to application/json.
+ */
+export function mergeHeaders (queue: Record<string, string>, message: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const src of [queue, message]) {
+    for (const [k, v] of Object.entries(src)) out[k.toLowerCase()] = v
+  }
+  out['content-type'] ??= 'application/json'
+  return out
+}

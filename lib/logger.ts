@@ -1,0 +1,28 @@
+import pino, { type Logger, type LoggerOptions } from 'pino'
+import type { Config } from './config.js'
+
+// Secrets never reach a log line, wherever they appear
+export const REDACT_PATHS = [
+  'req.headers["x-platformatic-admin-secret"]',
+  'headers["x-platformatic-admin-secret"]',
+  'adminSecret',
+  '*.adminSecret',
+  'config.adminSecret',
+  'signingSecret',
+  '*.signingSecret'
+]
+
+export function loggerOptions (config: Config): LoggerOptions {
+  const opts: LoggerOptions = {
+    level: config.server.logLevel,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' }
+  }
+  if (config.server.prettyLogs) {
+    opts.transport = { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } }
+  }
+  return opts
+}
+
+export function createLogger (config: Config): Logger {
+  return pino(loggerOptions(config))
+}

@@ -1,0 +1,73 @@
+// Entry point: load config -> (embedded PostgreSQL) -> build -> listen. The only place that listens.
+import { ConfigError, loadConfig, withConnectionString, type Config } from './config.js'
+import { startEmbedded, type Embedded } from './db/embedded.js'
+import { migrate } from './db/migrate.js'
+import { createPool, redactUrl } from './db/pool.js'
+import { createLogger } from './logger.js'
+import { build } from './app.js'
+
+async function main (): Promise<void> {
+  let config: Config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`hookpost: ${err.message}\n`)
+      process.exit(1)
+    }
+    throw err
+  }
+  const log = createLogger(config)
+  let embedded: Embedded | undefined
+  if (config.db.connectionString === null) {
+    embedded = await startEmbedded(config.db.dataDir, log)
+    config = withConnectionString(config, embedded.connectionString)
+  } else {
+    log.info({ database: redactUrl(config.db.connectionString) }, 'using DATABASE_URL')
+  }
+
+  if (process.argv[2] === 'migrate') {
+    const pool = createPool(config.db.connectionString!, { max: 1, log })
+    try {
+      const applied = await migrate(pool)
+      log.info({ applied }, applied.length > 0 ? 'migrations applied' : 'schema is up to date')
+    } finally {
+      await pool.end()
+      await embedded?.stop()
+    }
+    return
+  }
+
+  const app = await build(config, { logger: log })
+  let closing = false
+  const close = async (signal: string): Promise<void> => {
+    if (closing) return
+    closing = true
+    log.info({ signal }, 'shutting down')
+    // a second signal while draining means "now"
+    process.once(signal as NodeJS.Signals, () => process.exit(1))
+    try {
+      await app.close()
+      await embedded?.stop()
+    } catch (err) {
+      log.error({ err }, 'error while shutting down')
+      process.exitCode = 1
+    }
+  }
+  process.once('SIGTERM', () => { void close('SIGTERM') })
+  process.once('SIGINT', () => { void close('SIGINT') })
+
+  try {
+    await app.listen({ port: config.server.port, host: config.server.hostname })
+  } catch (err) {
+    log.fatal({ err }, 'cannot listen')
+    await app.close().catch(() => {})
+    await embedded?.stop()
+    process.exit(1)
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`hookpost: ${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,97 @@
+// Filtered, ordered, paged SELECTs over one table, shared by every resource and by REST and GraphQL.
+// Field and column names only ever come from the entity's own whitelist; values are always $n.
+
+export type FieldType = 'integer' | 'string' | 'boolean' | 'date-time'
+
+export interface FieldDef {
+  column: string
+  type: FieldType
+  /** may appear in where.<field>.<op> */
+  filter?: boolean
+  /** may appear in orderby.<field> */
+  sort?: boolean
+}
+
+export interface Entity {
+  /** singular, for messages: "queue" */
+  name: string
+  table: string
+  /** SELECT list whose aliases are the API field names */
+  select: string
+  fields: Record<string, FieldDef>
+}
+
+export const FILTER_OPS = ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'in', 'nin'] as const
+export type FilterOp = typeof FILTER_OPS[number]
+
+export interface Filter { field: string, op: FilterOp, value: unknown }
+export interface Order { field: string, direction: 'asc' | 'desc' }
+
+export interface ListQuery {
+  limit: number
+  offset: number
+  where: Filter[]
+  orderBy: Order[]
+}
+
+export const MAX_LIMIT = 100
+
+const SQL_OPS: Record<FilterOp, string> = {
+  eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=', in: '= ANY', nin: '<> ALL'
+}
+
+const PG_ARRAY_TYPES: Record<FieldType, string> = {
+  integer: 'bigint[]', string: 'text[]', boolean: 'boolean[]', 'date-time': 'timestamptz[]'
+}
+
+export interface Statement { text: string, values: unknown[] }
+
+function whereClause (entity: Entity, filters: Filter[], values: unknown[]): string {
+  const parts: string[] = []
+  for (const f of filters) {
+    const def = entity.fields[f.field]
+    if (!def?.filter) throw new Error(`field ${f.field} is not filterable`)
+    if (f.value === null && (f.op === 'eq' || f.op === 'neq')) {
+      parts.push(`${def.column} IS ${f.op === 'eq' ? '' : 'NOT '}NULL`)
+      continue
+    }
+    values.push(f.value)
+    if (f.op === 'in' || f.op === 'nin') {
+      parts.push(`${def.column} ${SQL_OPS[f.op]}($${values.length}::${PG_ARRAY_TYPES[def.type]})`)
+    } else {
+      parts.push(`${def.column} ${SQL_OPS[f.op]} $${values.length}`)
+    }
+  }
+  return parts.length > 0 ? 'WHERE ' + parts.join(' AND ') : ''
+}
+
+export function listStatement (entity: Entity, q: ListQuery): Statement {
+  const values: unknown[] = []
+  const where = whereClause(entity, q.where, values)
+  const order = q.orderBy.map(o => {
+    const def = entity.fields[o.field]
+    if (!def?.sort) throw new Error(`field ${o.field} is not sortable`)
+    return `${def.column} ${o.direction === 'desc' ? 'DESC' : 'ASC'}`
+  })
+  // id last keeps paging stable when the sort key has ties
+  order.push('id ASC')
+  values.push(q.limit, q.offset)
+  return {
+    text: `SELECT ${entity.select} FROM ${entity.table} ${where} ORDER BY ${order.join(', ')} LIMIT $${values.length - 1} OFFSET $${values.length}`,
+    values
+  }
+}
+
+export function countStatement (entity: Entity, filters: Filter[]): Statement {
+  const values: unknown[] = []
+  const where = whereClause(entity, filters, values)
+  return { text: `SELECT count(*)::bigint AS n FROM ${entity.table} ${where}`, values }
+}
+
+export function filterableFields (entity: Entity): Array<[string, FieldDef]> {
+  return Object.entries(entity.fields).filter(([, d]) => d.filter === true)
+}
+
+export function sortableFields (entity: Entity): string[] {
+  return Object.entries(entity.fields).filter(([, d]) => d.sort === true).map(([k]) => k)
+}

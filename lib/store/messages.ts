@@ -1,0 +1,162 @@
+// Messages: what to send, and where they stand. Domain functions shared by REST and GraphQL.
+import type { Pool } from 'pg'
+import { fromStored, toStored } from '../body.js'
+import { errors, translatePgError } from '../errors.js'
+import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
+
+export interface Message {
+  id: number
+  queueId: number
+  body: unknown
+  headers: Record<string, string>
+  when: Date
+  nextAttemptAt: Date | null
+  sentAt: Date | null
+  failed: boolean
+  retries: number
+  attempts: number
+  lastStatus: number | null
+  lastError: string | null
+  cronId: number | null
+  deadLetterOf: number | null
+  idempotencyKey: string | null
+  createdAt: Date
+  updatedAt: Date
+}
+
+export interface MessageInput {
+  queueId?: number
+  body?: unknown
+  headers?: Record<string, string>
+  when?: string | Date
+  idempotencyKey?: string
+}
+
+export const messageEntity: Entity = {
+  name: 'message',
+  table: 'hookpost.messages',
+  select: `id, queue_id AS "queueId", body, body_json AS "bodyJson", headers, "when",
+    CASE WHEN sent_at IS NULL AND NOT failed THEN run_at END AS "nextAttemptAt",
+    sent_at AS "sentAt", failed, retries, attempts, last_status AS "lastStatus", last_error AS "lastError",
+    cron_id AS "cronId", dead_letter_of AS "deadLetterOf", idempotency_key AS "idempotencyKey",
+    created_at AS "createdAt", updated_at AS "updatedAt"`,
+  fields: {
+    id: { column: 'id', type: 'integer', filter: true, sort: true },
+    queueId: { column: 'queue_id', type: 'integer', filter: true, sort: true },
+    when: { column: '"when"', type: 'date-time', filter: true, sort: true },
+    sentAt: { column: 'sent_at', type: 'date-time', filter: true, sort: true },
+    failed: { column: 'failed', type: 'boolean', filter: true, sort: true },
+    retries: { column: 'retries', type: 'integer', filter: true, sort: true },
+    attempts: { column: 'attempts', type: 'integer', filter: true, sort: true },
+    cronId: { column: 'cron_id', type: 'integer', filter: true, sort: true },
+    deadLetterOf: { column: 'dead_letter_of', type: 'integer', filter: true, sort: true },
+    idempotencyKey: { column: 'idempotency_key', type: 'string', filter: true },
+    createdAt: { column: 'created_at', type: 'date-time', filter: true, sort: true },
+    updatedAt: { column: 'updated_at', type: 'date-time', filter: true, sort: true }
+  }
+}
+
+type Row = Omit<Message, 'body'> & { body: string | null, bodyJson: boolean }
+
+export function toMessage (row: Row): Message {
+  const { bodyJson, ...rest } = row
+  return { ...rest, body: fromStored(row.body, bodyJson) }
+}
+
+export async function listMessages (pool: Pool, q: ListQuery): Promise<Message[]> {
+  return (await pool.query<Row>(listStatement(messageEntity, q))).rows.map(toMessage)
+}
+
+export async function countMessages (pool: Pool, where: Filter[]): Promise<number> {
+  return (await pool.query(countStatement(messageEntity, where))).rows[0].n
+}
+
+export async function getMessage (pool: Pool, id: number): Promise<Message> {
+  const { rows } = await pool.query<Row>(`SELECT ${messageEntity.select} FROM hookpost.messages WHERE id = $1`, [id])
+  if (rows[0] === undefined) throw new errors.NotFound('message', id)
+  return toMessage(rows[0])
+}
+
+export interface Enqueued { message: Message, created: boolean }
+
+/**
+ * Insert one message. With an idempotency key already used on the queue, the existing message comes
+ * back with created=false; the unique index makes this hold under concurrent duplicates.
+ */
+export async function createMessage (pool: Pool, input: MessageInput): Promise<Enqueued> {
+  const { body, bodyJson } = toStored(input.body)
+  const values = [input.queueId, body, bodyJson, JSON.stringify(input.headers ?? {}), input.when ?? null, input.idempotencyKey ?? null]
+  try {
+    const { rows } = await pool.query<Row>({
+      name: 'hookpost_insert_message',
+      text: `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key)
+        VALUES ($1, $2, $3, $4, COALESCE($5::timestamptz, now()), $6)
+        ON CONFLICT (queue_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING ${messageEntity.select}`,
+      values
+    })
+    if (rows[0] !== undefined) return { message: toMessage(rows[0]), created: true }
+    const existing = await pool.query<Row>(
+      `SELECT ${messageEntity.select} FROM hookpost.messages WHERE queue_id = $1 AND idempotency_key = $2`,
+      [input.queueId, input.idempotencyKey])
+    return { message: toMessage(existing.rows[0]!), created: false }
+  } catch (err) {
+    throw translatePgError(err)
+  }
+}
+
+/** Insert many messages in one statement: one commit for the lot. Each keeps its own `when`. */
+export async function createMessages (pool: Pool, inputs: MessageInput[]): Promise<Message[]> {
+  if (inputs.length === 0) return []
+  const stored = inputs.map(i => toStored(i.body))
+  try {
+    const { rows } = await pool.query<Row>(
+      `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key)
+       SELECT q, b, j, h, COALESCE(w, now()), k
+       FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::jsonb[], $5::timestamptz[], $6::text[]) AS t(q, b, j, h, w, k)
+       ON CONFLICT (queue_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+       RETURNING ${messageEntity.select}`,
+      [inputs.map(i => i.queueId), stored.map(s => s.body), stored.map(s => s.bodyJson),
+        inputs.map(i => JSON.stringify(i.headers ?? {})), inputs.map(i => i.when ?? null), inputs.map(i => i.idempotencyKey ?? null)])
+    return rows.map(toMessage)
+  } catch (err) {
+    throw translatePgError(err)
+  }
+}
+
+/** Change a message that is still waiting. A new `when` reschedules it. */
+export async function updateMessage (pool: Pool, id: number, input: MessageInput): Promise<Message> {
+  const sets: string[] = ['updated_at = now()']
+  const values: unknown[] = [id]
+  const set = (sql: string, v: unknown): void => { values.push(v); sets.push(sql.replace('$$', `$${values.length}`)) }
+  if (input.queueId !== undefined) set('queue_id = $$', input.queueId)
+  if (input.body !== undefined) {
+    const s = toStored(input.body)
+    set('body = $$', s.body)
+    set('body_json = $$', s.bodyJson)
+  }
+  if (input.headers !== undefined) set('headers = $$', JSON.stringify(input.headers))
+  if (input.when !== undefined) {
+    set('"when" = $$', input.when)
+    sets.push('run_at = "when"')
+  }
+  try {
+    const { rows } = await pool.query<Row>(
+      `UPDATE hookpost.messages SET ${sets.join(', ')} WHERE id = $1 AND sent_at IS NULL AND NOT failed
+       RETURNING ${messageEntity.select}`, values)
+    if (rows[0] !== undefined) {
+      if (input.when !== undefined) await pool.query("SELECT pg_notify('hookpost_messages', '')")
+      return toMessage(rows[0])
+    }
+  } catch (err) {
+    throw translatePgError(err)
+  }
+  await getMessage(pool, id) // 404 when missing
+  throw new errors.Conflict(`message ${id} was already delivered or has failed; it can no longer be changed`)
+}
+
+export async function deleteMessage (pool: Pool, id: number): Promise<Message> {
+  const { rows } = await pool.query<Row>(`DELETE FROM hookpost.messages WHERE id = $1 RETURNING ${messageEntity.select}`, [id])
+  if (rows[0] === undefined) throw new errors.NotFound('message', id)
+  return toMessage(rows[0])
+}

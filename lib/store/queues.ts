@@ -1,0 +1,145 @@
+// Queues: the delivery targets. Domain functions shared by REST and GraphQL.
+import type { Pool } from 'pg'
+import { errors, SQLSTATE, translatePgError } from '../errors.js'
+import { withTransaction } from '../db/pool.js'
+import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
+
+export interface Queue {
+  id: number
+  name: string
+  callbackUrl: string
+  method: string
+  headers: Record<string, string>
+  maxRetries: number
+  timeoutMs: number
+  backoffBaseMs: number
+  backoffMaxMs: number
+  backoffJitter: 'full' | 'equal' | 'none'
+  deadLetterQueueId: number | null
+  createdAt: Date
+  updatedAt: Date
+}
+
+export type QueueInput = Partial<Omit<Queue, 'id' | 'createdAt' | 'updatedAt'>>
+
+export const queueEntity: Entity = {
+  name: 'queue',
+  table: 'hookpost.queues',
+  select: `id, name, callback_url AS "callbackUrl", method, headers, max_retries AS "maxRetries",
+    timeout_ms AS "timeoutMs", backoff_base_ms AS "backoffBaseMs", backoff_max_ms AS "backoffMaxMs",
+    backoff_jitter AS "backoffJitter", dead_letter_queue_id AS "deadLetterQueueId",
+    created_at AS "createdAt", updated_at AS "updatedAt"`,
+  fields: {
+    id: { column: 'id', type: 'integer', filter: true, sort: true },
+    name: { column: 'name', type: 'string', filter: true, sort: true },
+    callbackUrl: { column: 'callback_url', type: 'string', filter: true, sort: true },
+    method: { column: 'method', type: 'string', filter: true, sort: true },
+    maxRetries: { column: 'max_retries', type: 'integer', filter: true, sort: true },
+    timeoutMs: { column: 'timeout_ms', type: 'integer', filter: true, sort: true },
+    backoffBaseMs: { column: 'backoff_base_ms', type: 'integer' },
+    backoffMaxMs: { column: 'backoff_max_ms', type: 'integer' },
+    backoffJitter: { column: 'backoff_jitter', type: 'string' },
+    deadLetterQueueId: { column: 'dead_letter_queue_id', type: 'integer', filter: true, sort: true },
+    createdAt: { column: 'created_at', type: 'date-time', filter: true, sort: true },
+    updatedAt: { column: 'updated_at', type: 'date-time', filter: true, sort: true }
+  }
+}
+
+// API field -> column, for the fields a client may write
+const WRITABLE: Record<keyof QueueInput, string> = {
+  name: 'name',
+  callbackUrl: 'callback_url',
+  method: 'method',
+  headers: 'headers',
+  maxRetries: 'max_retries',
+  timeoutMs: 'timeout_ms',
+  backoffBaseMs: 'backoff_base_ms',
+  backoffMaxMs: 'backoff_max_ms',
+  backoffJitter: 'backoff_jitter',
+  deadLetterQueueId: 'dead_letter_queue_id'
+}
+
+function columnsOf (input: QueueInput): { cols: string[], values: unknown[] } {
+  const cols: string[] = []
+  const values: unknown[] = []
+  for (const [field, col] of Object.entries(WRITABLE)) {
+    const v = (input as Record<string, unknown>)[field]
+    if (v === undefined) continue
+    cols.push(col)
+    // pg would send a JS object as JSON anyway, but an explicit string keeps jsonb exact
+    values.push(field === 'headers' ? JSON.stringify(v ?? {}) : v)
+  }
+  return { cols, values }
+}
+
+export async function listQueues (pool: Pool, q: ListQuery): Promise<Queue[]> {
+  return (await pool.query<Queue>(listStatement(queueEntity, q))).rows
+}
+
+export async function countQueues (pool: Pool, where: Filter[]): Promise<number> {
+  return (await pool.query(countStatement(queueEntity, where))).rows[0].n
+}
+
+export async function getQueue (pool: Pool, id: number): Promise<Queue> {
+  const { rows } = await pool.query<Queue>(`SELECT ${queueEntity.select} FROM hookpost.queues WHERE id = $1`, [id])
+  if (rows[0] === undefined) throw new errors.NotFound('queue', id)
+  return rows[0]
+}
+
+export async function getQueuesByIds (pool: Pool, ids: readonly number[]): Promise<Queue[]> {
+  const { rows } = await pool.query<Queue>(`SELECT ${queueEntity.select} FROM hookpost.queues WHERE id = ANY($1::bigint[])`, [ids])
+  return rows
+}
+
+export async function createQueue (pool: Pool, input: QueueInput): Promise<Queue> {
+  const { cols, values } = columnsOf(input)
+  try {
+    const { rows } = await pool.query<Queue>(
+      `INSERT INTO hookpost.queues (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})
+       RETURNING ${queueEntity.select}`, values)
+    return rows[0]!
+  } catch (err) {
+    throw translatePgError(err)
+  }
+}
+
+export async function updateQueue (pool: Pool, id: number, input: QueueInput): Promise<Queue> {
+  const { cols, values } = columnsOf(input)
+  const sets = cols.map((c, i) => `${c} = $${i + 2}`)
+  sets.push('updated_at = now()')
+  try {
+    const { rows } = await pool.query<Queue>(
+      `UPDATE hookpost.queues SET ${sets.join(', ')} WHERE id = $1 RETURNING ${queueEntity.select}`, [id, ...values])
+    if (rows[0] === undefined) throw new errors.NotFound('queue', id)
+    return rows[0]
+  } catch (err) {
+    throw translatePgError(err)
+  }
+}
+
+/**
+ * Delete a queue with its crons and its delivered or failed messages. Undelivered messages make it a
+ * 409 unless force is set: an accepted message is never dropped silently.
+ */
+export async function deleteQueue (pool: Pool, id: number, opts: { force?: boolean } = {}): Promise<Queue> {
+  try {
+    return await withTransaction(pool, async (c) => {
+      // FOR UPDATE conflicts with the KEY SHARE lock that inserting a message takes on its queue,
+      // so no message can slip in between the count and the delete
+      const locked = await c.query('SELECT id FROM hookpost.queues WHERE id = $1 FOR UPDATE', [id])
+      if (locked.rowCount === 0) throw new errors.NotFound('queue', id)
+      if (opts.force !== true) {
+        const { rows } = await c.query(
+          'SELECT count(*)::bigint AS n FROM hookpost.messages WHERE queue_id = $1 AND sent_at IS NULL AND NOT failed', [id])
+        if (rows[0].n > 0) throw new errors.QueueHasPending(id, rows[0].n)
+      }
+      const { rows } = await c.query<Queue>(`DELETE FROM hookpost.queues WHERE id = $1 RETURNING ${queueEntity.select}`, [id])
+      return rows[0]!
+    })
+  } catch (err) {
+    if ((err as { code?: string }).code === SQLSTATE.FOREIGN_KEY_VIOLATION) {
+      throw new errors.QueueIsDeadLetterTarget(id, { cause: err })
+    }
+    throw translatePgError(err)
+  }
+}

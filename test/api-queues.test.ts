@@ -1,0 +1,20 @@
+import t from 'tap'
+import { testApp } from './helpers.js'
+
+t.test('queue CRUD with pg-hooks field names', async (t) => {
+  const { app } = await testApp(t)
+  const created = await app.inject({ method: 'POST', url: '/queues', payload: { name: 'q1', callbackUrl: 'http://127.0.0.1:1/hook', method: 'POST', headers: { 'X-Foo': 'bar' }, maxRetries: 3 } })
+  t.equal(created.statusCode, 201, created.body)
+  const q = created.json()
+  t.match(q, { id: Number, name: 'q1', callbackUrl: 'http://127.0.0.1:1/hook', method: 'POST', headers: { 'X-Foo': 'bar' }, maxRetries: 3, deadLetterQueueId: null, timeoutMs: 30000 })
+  t.ok(Date.parse(q.createdAt))
+  const got = await app.inject({ url: `/queues/${q.id}` })
+  t.same(got.json(), q)
+  const put = await app.inject({ method: 'PUT', url: `/queues/${q.id}/`, payload: { maxRetries: 0 } })
+  t.equal(put.statusCode, 200, put.body)
+  t.equal(put.json().maxRetries, 0)
+  t.equal(put.json().name, 'q1', 'other fields kept')
+  const del = await app.inject({ method: 'DELETE', url: `/queues/${q.id}` })
+  t.equal(del.statusCode, 200)
+  t.equal((await app.inject({ url: `/queues/${q.id}` })).statusCode, 404)
+})

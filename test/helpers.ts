@@ -1,0 +1,177 @@
+// Test helpers: a real database per test file (cloned from a migrated template) and real HTTP receivers.
+import { createHash, randomBytes } from 'node:crypto'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import pg from 'pg'
+import pino from 'pino'
+import type { FastifyInstance } from 'fastify'
+import { build } from '../lib/app.js'
+import { makeConfig, type Config } from '../lib/config.js'
+import { loadMigrations, migrate } from '../lib/db/migrate.js'
+import { createPool } from '../lib/db/pool.js'
+
+type T = { teardown: (fn: () => unknown) => void }
+
+export const silentLog = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
+
+export function serverUrl (): string {
+  const url = process.env.DATABASE_URL
+  if (url === undefined || url === '') throw new Error('DATABASE_URL is not set: run the tests with `npm test`, which starts an embedded PostgreSQL when needed')
+  return url
+}
+
+export function urlForDatabase (name: string): string {
+  const u = new URL(serverUrl())
+  u.pathname = '/' + name
+  return u.toString()
+}
+
+async function withAdmin<R> (fn: (c: pg.Client) => Promise<R>): Promise<R> {
+  const c = new pg.Client({ connectionString: serverUrl() })
+  await c.connect()
+  try {
+    return await fn(c)
+  } finally {
+    await c.end()
+  }
+}
+
+let templateName: Promise<string> | undefined
+
+/** A migrated template database, made once per schema version and shared by every test file. */
+async function template (): Promise<string> {
+  templateName ??= (async () => {
+    const hash = createHash('sha256')
+    for (const m of await loadMigrations()) hash.update(m.sql)
+    const name = `hookpost_tpl_${hash.digest('hex').slice(0, 12)}`
+    await withAdmin(async (c) => {
+      await c.query('SELECT pg_advisory_lock(7411001)')
+      try {
+        const exists = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])
+        if (exists.rowCount === 0) {
+          const tmp = `${name}_build_${randomBytes(3).toString('hex')}`
+          await c.query(`CREATE DATABASE ${tmp}`)
+          const pool = new pg.Pool({ connectionString: urlForDatabase(tmp), max: 1 })
+          await migrate(pool)
+          await pool.end()
+          // renamed only when complete, so a crash mid-build never leaves a half-made template
+          await c.query(`ALTER DATABASE ${tmp} RENAME TO ${name}`)
+        }
+      } finally {
+        await c.query('SELECT pg_advisory_unlock(7411001)')
+      }
+    })
+    return name
+  })()
+  return await templateName
+}
+
+/** A fresh database for this test; { migrated: false } gives an empty one. Dropped at teardown. */
+export async function testDatabase (t: T, opts: { migrated?: boolean } = {}): Promise<string> {
+  const name = `hookpost_t_${process.pid}_${randomBytes(4).toString('hex')}`
+  const tpl = opts.migrated === false ? 'template1' : await template()
+  await withAdmin(async (c) => {
+    // CREATE DATABASE ... TEMPLATE needs the template idle; parallel files serialise on this lock
+    await c.query('SELECT pg_advisory_lock(7411002)')
+    try {
+      await c.query(`CREATE DATABASE ${name} TEMPLATE ${tpl}`)
+    } finally {
+      await c.query('SELECT pg_advisory_unlock(7411002)')
+    }
+  })
+  t.teardown(async () => {
+    await withAdmin(async (c) => { await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) })
+  })
+  return urlForDatabase(name)
+}
+
+export function testPool (t: T, url: string, max = 4): pg.Pool {
+  const pool = createPool(url, { max, log: silentLog })
+  t.teardown(async () => { await pool.end() })
+  return pool
+}
+
+export type ConfigOverrides = Parameters<typeof makeConfig>[0]
+
+export async function testApp (t: T, over: ConfigOverrides & { url?: string } = {}): Promise<{ app: FastifyInstance, url: string, config: Config }> {
+  const url = over.url ?? await testDatabase(t)
+  const config = makeConfig({ ...over, db: { connectionString: url, ...over.db } })
+  const app = await build(config, { logger: silentLog })
+  t.teardown(async () => { await app.close() })
+  return { app, url, config }
+}
+
+export interface Received {
+  method: string
+  url: string
+  headers: IncomingMessage['headers']
+  body: string
+  at: number
+}
+
+export interface Receiver {
+  url: string
+  requests: Received[]
+  /** resolves when n requests have arrived; rejects after ms */
+  waitFor: (n: number, ms?: number) => Promise<Received[]>
+  close: () => Promise<void>
+}
+
+type Handler = (req: Received, res: ServerResponse) => void | Promise<void>
+
+/** A real HTTP server on 127.0.0.1 that records every request. By default it answers 200. */
+export async function receiver (t: T, handler?: Handler): Promise<Receiver> {
+  const requests: Received[] = []
+  const waiters: Array<{ n: number, resolve: () => void }> = []
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const r: Received = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() }
+      requests.push(r)
+      for (const w of waiters.filter(w => requests.length >= w.n)) w.resolve()
+      Promise.resolve(handler !== undefined ? handler(r, res) : res.end('ok')).catch(() => res.destroy())
+    })
+  })
+  server.keepAliveTimeout = 5000
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  const close = async (): Promise<void> => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+  t.teardown(close)
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close,
+    waitFor: async (n, ms = 10_000) => {
+      if (requests.length >= n) return requests
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`receiver got ${requests.length} of ${n} requests in ${ms} ms`)), ms)
+        waiters.push({ n, resolve: () => { clearTimeout(timer); resolve() } })
+      })
+      return requests
+    }
+  }
+}
+
+export async function sleep (ms: number): Promise<void> {
+  await new Promise(resolve => setTimeout(resolve, ms))
+}
+
+/** Poll fn until it returns a truthy value or ms passes. */
+export async function eventually<R> (fn: () => Promise<R>, ms = 10_000, every = 50): Promise<R> {
+  const deadline = Date.now() + ms
+  let last: unknown
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn()
+      if (v) return v
+    } catch (err) {
+      last = err
+    }
+    await sleep(every)
+  }
+  throw new Error(`condition not met in ${ms} ms${last !== undefined ? ': ' + String(last) : ''}`)
+}
