@@ -1,12 +1,14 @@
 // build(config) -> FastifyInstance. Registers everything, never listens: the entry point does that.
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import fp from 'fastify-plugin'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { migrate } from './db/migrate.js'
 import { createPool } from './db/pool.js'
+import { deliveryPlugin } from './delivery/engine.js'
 import { makeAuthHook } from './http/auth.js'
 import { formatSchemaErrors, installErrorHandler } from './http/error-handler.js'
 import { loggerOptions } from './logger.js'
@@ -82,6 +84,8 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
     await scope.register(cronRoutes, { prefix: '/crons' })
     await scope.register(cronAliasRoutes, { prefix: '/cron' })
   })
+
+  await app.register(fp(deliveryPlugin))
 
   return app
 }

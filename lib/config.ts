@@ -27,6 +27,8 @@ export interface Config {
     /** every process delivers, not only the leader: the way to scale out */
     readonly allProcessesDeliver: boolean
     readonly concurrency: number
+    /** calls in flight at most for one queue; the rest of the slots stay for the other queues */
+    readonly queueConcurrency: number
     readonly batchSize: number
     /** a claimed message is invisible to other workers this long; must exceed the longest queue timeout */
     readonly leaseMs: number
@@ -169,6 +171,11 @@ export function loadConfig (opts: LoadOptions = {}): Config {
     throw new ConfigError('PLT_ADMIN_SECRET', 'must be at least 8 characters')
   }
 
+  const concurrency = int('HOOKPOST_DELIVERY_CONCURRENCY', pick(env.HOOKPOST_DELIVERY_CONCURRENCY, hooks.concurrency), DEFAULTS.concurrency, 1, 10_000)
+  // by default one queue may take all but an eighth of the slots: a hot queue runs nearly flat out,
+  // and a slow one still leaves room for the others
+  const queueConcurrency = int('HOOKPOST_QUEUE_CONCURRENCY', pick(env.HOOKPOST_QUEUE_CONCURRENCY, hooks.queueConcurrency),
+    Math.max(1, concurrency - Math.max(1, Math.floor(concurrency / 8))), 1, 10_000)
   const leaderPollMs = int('HOOKPOST_LEADER_POLL_MS', pick(env.HOOKPOST_LEADER_POLL_MS, hooks.leaderPoll), DEFAULTS.leaderPollMs, 50, 600_000)
   const config: Config = {
     server: {
@@ -188,7 +195,8 @@ export function loadConfig (opts: LoadOptions = {}): Config {
       lock: int('HOOKPOST_LEADER_LOCK', pick(env.HOOKPOST_LEADER_LOCK, hooks.lock), DEFAULTS.lock, -(2 ** 31), 2 ** 31 - 1),
       leaderPollMs,
       allProcessesDeliver: bool('HOOKPOST_ALL_PROCESSES_DELIVER', pick(env.HOOKPOST_ALL_PROCESSES_DELIVER, hooks.allProcessesDeliver), false),
-      concurrency: int('HOOKPOST_DELIVERY_CONCURRENCY', pick(env.HOOKPOST_DELIVERY_CONCURRENCY, hooks.concurrency), DEFAULTS.concurrency, 1, 10_000),
+      concurrency,
+      queueConcurrency,
       batchSize: int('HOOKPOST_BATCH_SIZE', pick(env.HOOKPOST_BATCH_SIZE, hooks.batchSize), DEFAULTS.batchSize, 1, 5000),
       leaseMs: int('HOOKPOST_LEASE_MS', pick(env.HOOKPOST_LEASE_MS, hooks.leaseMs), DEFAULTS.leaseMs, 1000, 3_600_000),
       pollMs: int('HOOKPOST_POLL_MS', pick(env.HOOKPOST_POLL_MS, hooks.pollMs), DEFAULTS.pollMs, 10, 600_000),
@@ -211,7 +219,11 @@ export function makeConfig (over: {
     server: { ...base.server, prettyLogs: false, logLevel: 'silent', ...over.server },
     db: { ...base.db, ...over.db },
     adminSecret: over.adminSecret ?? null,
-    hooks: { ...base.hooks, ...over.hooks }
+    hooks: {
+      ...base.hooks,
+      ...(over.hooks?.concurrency !== undefined ? { queueConcurrency: Math.max(1, over.hooks.concurrency - Math.max(1, Math.floor(over.hooks.concurrency / 8))) } : {}),
+      ...over.hooks
+    }
   })
 }
 

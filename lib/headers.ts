@@ -1,4 +1,5 @@
 // Header rules shared by the API (what may be stored) and the sender (what is sent).
+import { errors } from './errors.js'
 
 // RFC 9110 token: what a header name may contain
 export const HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$"
@@ -20,10 +21,11 @@ export const headersSchema = {
   maxProperties: 64
 } as const
 
-/** Returns the first reserved header name in h, if any. */
-export function reservedHeader (h: Record<string, unknown> | null | undefined): string | undefined {
-  if (!h) return undefined
-  return Object.keys(h).find(k => RESERVED_HEADERS.has(k.toLowerCase()))
+/** Refuses headers hookpost or the HTTP client own, naming the first one. */
+export function checkHeaders (h: Record<string, unknown> | null | undefined): void {
+  if (!h) return
+  const reserved = Object.keys(h).find(k => RESERVED_HEADERS.has(k.toLowerCase()))
+  if (reserved !== undefined) throw new errors.InvalidField('headers', `${reserved} is set by hookpost and cannot be stored`)
 }
 
 /**

@@ -17,7 +17,7 @@ export function loggerOptions (config: Config): LoggerOptions {
     level: config.server.logLevel,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' }
   }
-  if (config.server.prettyLogs) {
+  if (config.server.prettyLogs && prettyAvailable()) {
     opts.transport = { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } }
   }
   return opts
@@ -25,4 +25,14 @@ export function loggerOptions (config: Config): LoggerOptions {
 
 export function createLogger (config: Config): Logger {
   return pino(loggerOptions(config))
+}
+
+// pino-pretty is a dev dependency: a production install falls back to JSON lines
+function prettyAvailable (): boolean {
+  try {
+    import.meta.resolve('pino-pretty')
+    return true
+  } catch {
+    return false
+  }
 }

@@ -60,7 +60,9 @@ CREATE TABLE hookpost.messages (
   -- when the next attempt may start. Claiming pushes it past the lease, so a crashed worker's
   -- claims fall due again by themselves
   run_at          timestamptz NOT NULL DEFAULT now(),
+  -- who claimed it and when: a claim whose owner's session lock is gone is handed back early
   locked_by       text,
+  locked_at       timestamptz,
   sent_at         timestamptz,
   failed          boolean NOT NULL DEFAULT false,
   -- failed attempts so far (pg-hooks' meaning); attempts counts every attempt

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import { bodySchema } from '../lib/body.js'
 import { headersSchema } from '../lib/headers.js'
-import { crudRoutes } from '../lib/http/crud.js'
+import { crudRoutes, errorReplies, idParams } from '../lib/http/crud.js'
+import { listAttempts, retryMessage } from '../lib/store/redrive.js'
 import { countMessages, createMessage, deleteMessage, getMessage, listMessages, messageEntity, updateMessage } from '../lib/store/messages.js'
 
 const writable = {
@@ -61,6 +62,29 @@ export const messageResource = {
   remove: async (pool: any, id: number) => await deleteMessage(pool, id)
 }
 
+const attemptItem = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    messageId: { type: 'integer' },
+    attempt: { type: 'integer', description: '1 for the first attempt' },
+    startedAt: { type: 'string', format: 'date-time' },
+    durationMs: { type: 'integer' },
+    statusCode: { type: ['integer', 'null'] },
+    errorKind: { type: ['string', 'null'], description: 'null on success; http, timeout, connect or network' },
+    error: { type: ['string', 'null'] },
+    responseBody: { type: ['string', 'null'], description: 'the first 4 KB of the response' }
+  }
+}
+
 export default async function messageRoutes (app: FastifyInstance): Promise<void> {
   await app.register(crudRoutes(messageResource))
+
+  app.get('/:id/attempts', {
+    schema: { tags: ['messages'], summary: 'the attempt log of a message', params: idParams, response: { ...errorReplies, 200: { type: 'array', items: attemptItem } } }
+  }, async (req) => await listAttempts(app.pool, (req.params as { id: number }).id))
+
+  app.post('/:id/retry', {
+    schema: { tags: ['messages'], summary: 're-queue a failed message with a fresh retry budget', params: idParams, response: { ...errorReplies, 200: item } }
+  }, async (req) => await retryMessage(app.pool, (req.params as { id: number }).id))
 }

@@ -3,6 +3,7 @@ import { headersSchema } from '../lib/headers.js'
 import { crudRoutes, errorReplies, idParams, sendList } from '../lib/http/crud.js'
 import { listQuerySchema } from '../lib/http/list-query.js'
 import { countQueues, createQueue, deleteQueue, getQueue, listQueues, queueEntity, updateQueue } from '../lib/store/queues.js'
+import { redriveQueue } from '../lib/store/redrive.js'
 import { cronResource } from './crons.js'
 import { messageResource } from './messages.js'
 
@@ -51,6 +52,15 @@ export const queueResource = {
 
 export default async function queueRoutes (app: FastifyInstance): Promise<void> {
   await app.register(crudRoutes(queueResource))
+
+  app.post('/:id/redrive', {
+    schema: {
+      tags: ['queues'],
+      summary: "re-queue every failed message of the queue (its dead letters)",
+      params: idParams,
+      response: { ...errorReplies, 200: { type: 'object', properties: { queueId: { type: 'integer' }, requeued: { type: 'integer' } } } }
+    }
+  }, async (req) => await redriveQueue(app.pool, (req.params as { id: number }).id))
 
   // relation routes: a queue's messages and crons, with the same list parameters
   for (const [path, r] of [['messages', messageResource], ['crons', cronResource]] as const) {

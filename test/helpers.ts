@@ -12,6 +12,9 @@ import { createPool } from '../lib/db/pool.js'
 
 type T = { teardown: (fn: () => unknown) => void }
 
+/** tsx's loader by absolute URL, so child processes can run TypeScript from any cwd */
+export const TSX = import.meta.resolve('tsx')
+
 export const silentLog = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
 
 export function serverUrl (): string {
@@ -95,7 +98,8 @@ export type ConfigOverrides = Parameters<typeof makeConfig>[0]
 
 export async function testApp (t: T, over: ConfigOverrides & { url?: string } = {}): Promise<{ app: FastifyInstance, url: string, config: Config }> {
   const url = over.url ?? await testDatabase(t)
-  const config = makeConfig({ ...over, db: { connectionString: url, ...over.db } })
+  // the engine is off unless a test asks for it, so API tests see rows exactly as they wrote them
+  const config = makeConfig({ ...over, db: { connectionString: url, ...over.db }, hooks: { enabled: false, ...over.hooks } })
   const app = await build(config, { logger: silentLog })
   t.teardown(async () => { await app.close() })
   return { app, url, config }
@@ -117,7 +121,7 @@ export interface Receiver {
   close: () => Promise<void>
 }
 
-type Handler = (req: Received, res: ServerResponse) => void | Promise<void>
+type Handler = (req: Received, res: ServerResponse) => unknown
 
 /** A real HTTP server on 127.0.0.1 that records every request. By default it answers 200. */
 export async function receiver (t: T, handler?: Handler): Promise<Receiver> {
@@ -174,4 +178,57 @@ export async function eventually<R> (fn: () => Promise<R>, ms = 10_000, every = 
     await sleep(every)
   }
   throw new Error(`condition not met in ${ms} ms${last !== undefined ? ': ' + String(last) : ''}`)
+}
+
+export interface ServerProcess {
+  url: string
+  proc: import('node:child_process').ChildProcess
+  /** every log line printed so far, parsed */
+  logs: Array<Record<string, any>>
+  /** resolves with the exit code */
+  exited: Promise<number | null>
+  /** SIGTERM, then SIGKILL after ms */
+  stop: (ms?: number) => Promise<number | null>
+}
+
+/** The real server, as a separate process (lib/server.ts through tsx), on a free port. */
+export async function spawnServer (t: T, env: Record<string, string | undefined>, opts: { cwd?: string, startMs?: number } = {}): Promise<ServerProcess> {
+  const { spawn } = await import('node:child_process')
+  const { freePort } = await import('../lib/db/embedded.js')
+  const { resolve } = await import('node:path')
+  const port = await freePort()
+  const proc = spawn(process.execPath, ['--import', TSX, resolve('lib/server.ts')], {
+    cwd: opts.cwd ?? process.cwd(),
+    env: { PATH: process.env.PATH, PORT: String(port), PLT_SERVER_HOSTNAME: '127.0.0.1', PLT_SERVER_LOGGER_LEVEL: 'info', HOOKPOST_PRETTY_LOGS: 'false', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const logs: Array<Record<string, any>> = []
+  let stderr = ''
+  let buf = ''
+  proc.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString()
+    let i
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i)
+      buf = buf.slice(i + 1)
+      try { logs.push(JSON.parse(line)) } catch { logs.push({ msg: line }) }
+    }
+  })
+  proc.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)))
+  const stop = async (ms = 15_000): Promise<number | null> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode
+    proc.kill('SIGTERM')
+    const timer = setTimeout(() => proc.kill('SIGKILL'), ms)
+    const code = await exited
+    clearTimeout(timer)
+    return code
+  }
+  t.teardown(async () => { await stop(5000) })
+  const url = `http://127.0.0.1:${port}`
+  await eventually(async () => {
+    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}: ${stderr}`)
+    return logs.some(l => /Server listening/.test(l.msg ?? ''))
+  }, opts.startMs ?? 30_000).catch((err) => { throw new Error(`${(err as Error).message}\nstderr: ${stderr}\nlogs: ${JSON.stringify(logs.slice(-5))}`) })
+  return { url, proc, logs, exited, stop }
 }

@@ -9,12 +9,13 @@ const types = {
   }
 }
 
-export function createPool (connectionString: string, opts: { max: number, log: Logger, name?: string }): pg.Pool {
+export function createPool (connectionString: string, opts: { max: number, log: Logger, name?: string, options?: string }): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
     max: opts.max,
     types: types as any,
     application_name: opts.name ?? 'hookpost',
+    ...(opts.options !== undefined ? { options: opts.options } : {}),
     // a dead server must fail a request, not hang it
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000

@@ -24,6 +24,8 @@ export function listQuerySchema (entity: Entity) {
   return { type: 'object', properties, additionalProperties: false }
 }
 
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/
+
 function parseValue (param: string, type: FieldType, raw: string): unknown {
   switch (type) {
     case 'integer': {
@@ -34,8 +36,9 @@ function parseValue (param: string, type: FieldType, raw: string): unknown {
       if (raw !== 'true' && raw !== 'false') throw new errors.InvalidField(param, `expected true or false, got ${JSON.stringify(raw)}`)
       return raw === 'true'
     case 'date-time': {
+      // ISO 8601 only: Date() alone accepts trailing junk such as "2024-01-01 (x)"
       const d = new Date(raw)
-      if (Number.isNaN(d.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(raw)) throw new errors.InvalidField(param, `expected an ISO 8601 date-time, got ${JSON.stringify(raw)}`)
+      if (Number.isNaN(d.getTime()) || !ISO_DATE_TIME.test(raw)) throw new errors.InvalidField(param, `expected an ISO 8601 date-time, got ${JSON.stringify(raw)}`)
       return d.toISOString()
     }
     default:

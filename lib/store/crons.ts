@@ -2,6 +2,7 @@
 import type { Pool } from 'pg'
 import { fromStored, toStored } from '../body.js'
 import { errors, translatePgError } from '../errors.js'
+import { checkHeaders } from '../headers.js'
 import { nextTick, ScheduleError, validateSchedule } from '../schedule.js'
 import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
 
@@ -82,6 +83,7 @@ export async function getCron (pool: Pool, id: number): Promise<Cron> {
 }
 
 export async function createCron (pool: Pool, input: CronInput): Promise<Cron> {
+  checkHeaders(input.headers)
   const timezone = input.timezone ?? 'UTC'
   if (input.schedule === undefined) throw new errors.InvalidField('schedule', 'is required')
   checkSchedule(input.schedule, timezone)
@@ -104,6 +106,7 @@ export async function createCron (pool: Pool, input: CronInput): Promise<Cron> {
  * so no second chain can start and no tick of the old schedule fires.
  */
 export async function updateCron (pool: Pool, id: number, input: CronInput): Promise<Cron> {
+  checkHeaders(input.headers)
   const current = await getCron(pool, id)
   const schedule = input.schedule ?? current.schedule
   const timezone = input.timezone ?? current.timezone

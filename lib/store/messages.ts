@@ -2,6 +2,7 @@
 import type { Pool } from 'pg'
 import { fromStored, toStored } from '../body.js'
 import { errors, translatePgError } from '../errors.js'
+import { checkHeaders } from '../headers.js'
 import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
 
 export interface Message {
@@ -84,6 +85,7 @@ export interface Enqueued { message: Message, created: boolean }
  * back with created=false; the unique index makes this hold under concurrent duplicates.
  */
 export async function createMessage (pool: Pool, input: MessageInput): Promise<Enqueued> {
+  checkHeaders(input.headers)
   const { body, bodyJson } = toStored(input.body)
   const values = [input.queueId, body, bodyJson, JSON.stringify(input.headers ?? {}), input.when ?? null, input.idempotencyKey ?? null]
   try {
@@ -108,6 +110,7 @@ export async function createMessage (pool: Pool, input: MessageInput): Promise<E
 /** Insert many messages in one statement: one commit for the lot. Each keeps its own `when`. */
 export async function createMessages (pool: Pool, inputs: MessageInput[]): Promise<Message[]> {
   if (inputs.length === 0) return []
+  for (const i of inputs) checkHeaders(i.headers)
   const stored = inputs.map(i => toStored(i.body))
   try {
     const { rows } = await pool.query<Row>(
@@ -126,6 +129,7 @@ export async function createMessages (pool: Pool, inputs: MessageInput[]): Promi
 
 /** Change a message that is still waiting. A new `when` reschedules it. */
 export async function updateMessage (pool: Pool, id: number, input: MessageInput): Promise<Message> {
+  checkHeaders(input.headers)
   const sets: string[] = ['updated_at = now()']
   const values: unknown[] = [id]
   const set = (sql: string, v: unknown): void => { values.push(v); sets.push(sql.replace('$$', `$${values.length}`)) }
@@ -138,7 +142,8 @@ export async function updateMessage (pool: Pool, id: number, input: MessageInput
   if (input.headers !== undefined) set('headers = $$', JSON.stringify(input.headers))
   if (input.when !== undefined) {
     set('"when" = $$', input.when)
-    sets.push('run_at = "when"')
+    // the right-hand "when" would be the old value: reuse the parameter
+    sets.push(`run_at = $${values.length}`)
   }
   try {
     const { rows } = await pool.query<Row>(

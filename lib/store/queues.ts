@@ -2,6 +2,7 @@
 import type { Pool } from 'pg'
 import { errors, SQLSTATE, translatePgError } from '../errors.js'
 import { withTransaction } from '../db/pool.js'
+import { checkHeaders } from '../headers.js'
 import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
 
 export interface Queue {
@@ -92,6 +93,7 @@ export async function getQueuesByIds (pool: Pool, ids: readonly number[]): Promi
 }
 
 export async function createQueue (pool: Pool, input: QueueInput): Promise<Queue> {
+  checkHeaders(input.headers)
   const { cols, values } = columnsOf(input)
   try {
     const { rows } = await pool.query<Queue>(
@@ -104,6 +106,7 @@ export async function createQueue (pool: Pool, input: QueueInput): Promise<Queue
 }
 
 export async function updateQueue (pool: Pool, id: number, input: QueueInput): Promise<Queue> {
+  checkHeaders(input.headers)
   const { cols, values } = columnsOf(input)
   const sets = cols.map((c, i) => `${c} = $${i + 2}`)
   sets.push('updated_at = now()')

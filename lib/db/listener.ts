@@ -1,0 +1,78 @@
+// LISTEN on a dedicated connection that reconnects by itself. After a reconnect it emits 'reconnect',
+// because notifications sent while it was away are gone: listeners sweep for missed work then.
+import { EventEmitter } from 'node:events'
+import pg from 'pg'
+import type { Logger } from 'pino'
+
+const RECONNECT_MIN_MS = 100
+const RECONNECT_MAX_MS = 5000
+
+export class Listener extends EventEmitter {
+  private client: pg.Client | null = null
+  private stopped = false
+  private attempt = 0
+  private timer: NodeJS.Timeout | undefined
+
+  /** onConnect runs on every (re)connection, before LISTEN: session state such as locks goes there */
+  constructor (private readonly url: string, private readonly channels: string[], private readonly log: Logger,
+    private readonly onConnect?: (c: pg.Client) => Promise<void>) {
+    super()
+  }
+
+  async start (): Promise<void> {
+    await this.connect()
+  }
+
+  private async connect (): Promise<void> {
+    if (this.stopped) return
+    const client = new pg.Client({ connectionString: this.url, application_name: 'hookpost-listen', connectionTimeoutMillis: 5000 })
+    client.on('notification', (n) => this.emit('notification', n.channel, n.payload))
+    client.on('error', (err) => this.lost(client, err))
+    client.on('end', () => this.lost(client, new Error('connection ended')))
+    try {
+      await client.connect()
+      if (this.onConnect !== undefined) await this.onConnect(client)
+      for (const c of this.channels) await client.query(`LISTEN "${c}"`)
+    } catch (err) {
+      this.lost(client, err as Error)
+      return
+    }
+    if (this.stopped) {
+      await client.end().catch(() => {})
+      return
+    }
+    this.client = client
+    const reconnected = this.attempt > 0
+    this.attempt = 0
+    if (reconnected) {
+      this.log.info('LISTEN connection restored')
+      this.emit('reconnect')
+    }
+  }
+
+  private lost (client: pg.Client, err: Error): void {
+    if (this.client !== null && this.client !== client) return
+    this.client = null
+    client.removeAllListeners('end')
+    client.end().catch(() => {})
+    if (this.stopped || this.timer !== undefined) return
+    const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** this.attempt++)
+    this.log.warn({ err: { message: err.message }, retryInMs: delay }, 'LISTEN connection lost; reconnecting')
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      void this.connect()
+    }, delay)
+    this.timer.unref()
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    clearTimeout(this.timer)
+    const c = this.client
+    this.client = null
+    if (c !== null) {
+      c.removeAllListeners('end')
+      await c.end().catch(() => {})
+    }
+  }
+}

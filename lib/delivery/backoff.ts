@@ -1,0 +1,55 @@
+// When to try again. Pure: the random source is a parameter so tests can pin it.
+
+export interface RetryPolicy {
+  maxRetries: number
+  backoffBaseMs: number
+  backoffMaxMs: number
+  backoffJitter: 'full' | 'equal' | 'none'
+}
+
+/**
+ * Delay before retry number `retry` (1 = the first retry): base * 2^(retry-1), capped, then jittered.
+ * Full jitter spreads a failed burst over [0, d]; equal jitter keeps at least d/2 between tries.
+ */
+export function retryDelayMs (retry: number, p: RetryPolicy, random: () => number = Math.random): number {
+  // 2^30 is already past any cap; keeps the exponent from overflowing to Infinity
+  const exp = Math.min(p.backoffMaxMs, p.backoffBaseMs * 2 ** Math.min(Math.max(retry - 1, 0), 30))
+  switch (p.backoffJitter) {
+    case 'full': return Math.floor(random() * exp)
+    case 'equal': return Math.floor(exp / 2 + random() * (exp / 2))
+    default: return exp
+  }
+}
+
+/** Retry-After is seconds or an HTTP date (RFC 9110 10.2.3); null when absent or unreadable. */
+export function parseRetryAfter (value: string | string[] | undefined, now = Date.now()): number | null {
+  const v = Array.isArray(value) ? value[0] : value
+  if (v === undefined || v.trim() === '') return null
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000
+  const at = Date.parse(v)
+  if (Number.isNaN(at)) return null
+  return Math.max(0, at - now)
+}
+
+export interface Outcome {
+  /** failed attempts before this one */
+  retries: number
+  status: number | null
+  retryAfter?: string | string[] | undefined
+}
+
+/**
+ * After a failed attempt: null when the retries are exhausted (dead letter), else the delay.
+ * maxRetries counts retries after the first attempt, so 0 means one attempt and no retry.
+ * Retry-After on 429/503 is honoured, but never beyond the queue's backoffMaxMs.
+ */
+export function nextRetryDelay (o: Outcome, p: RetryPolicy, random: () => number = Math.random): number | null {
+  const retry = o.retries + 1
+  if (retry > p.maxRetries) return null
+  const computed = retryDelayMs(retry, p, random)
+  if (o.status === 429 || o.status === 503) {
+    const asked = parseRetryAfter(o.retryAfter)
+    if (asked !== null) return Math.min(asked, p.backoffMaxMs)
+  }
+  return computed
+}

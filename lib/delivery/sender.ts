@@ -1,0 +1,111 @@
+// The HTTP call: one shared undici Agent, explicit timeouts, the response always consumed.
+import { Agent, request, type Dispatcher } from 'undici'
+import { mergeHeaders } from '../headers.js'
+
+export const USER_AGENT = 'hookpost/0.1.0'
+/** how much of a response body the attempt log keeps */
+export const RESPONSE_SNIPPET_BYTES = 4096
+
+export interface Call {
+  messageId: number
+  queueId: number
+  attempt: number
+  url: string
+  method: string
+  queueHeaders: Record<string, string>
+  headers: Record<string, string>
+  body: string | null
+  timeoutMs: number
+  idempotencyKey: string | null
+}
+
+export type ErrorKind = 'http' | 'timeout' | 'connect' | 'network'
+
+export interface Result {
+  ok: boolean
+  status: number | null
+  errorKind: ErrorKind | null
+  error: string | null
+  responseBody: string | null
+  retryAfter: string | string[] | undefined
+  startedAt: Date
+  durationMs: number
+}
+
+export function createDispatcher (): Dispatcher {
+  return new Agent({
+    // connections are reused across messages to the same origin; idle ones close after 10 s
+    keepAliveTimeout: 10_000,
+    keepAliveMaxTimeout: 60_000,
+    connect: { timeout: 10_000 },
+    // redirects are a failure, never followed: a webhook target that moves must be updated
+    maxRedirections: 0
+  } as Agent.Options)
+}
+
+/** Headers for one attempt: queue, then message, then ours (which nothing stored can override). */
+export function requestHeaders (c: Call): Record<string, string> {
+  const h = mergeHeaders(c.queueHeaders, c.headers)
+  h['user-agent'] ??= USER_AGENT
+  h['x-hookpost-message-id'] = String(c.messageId)
+  h['x-hookpost-attempt'] = String(c.attempt)
+  h['x-hookpost-queue-id'] = String(c.queueId)
+  if (c.idempotencyKey !== null) h['idempotency-key'] = c.idempotencyKey
+  return h
+}
+
+function classify (err: unknown): { kind: ErrorKind, message: string } {
+  const e = err as { code?: string, name?: string, message?: string, cause?: { code?: string } }
+  const code = e.code ?? e.cause?.code ?? ''
+  const message = `${code !== '' ? code + ': ' : ''}${e.message ?? String(err)}`.slice(0, 500)
+  if (e.name === 'TimeoutError' || e.name === 'AbortError' || /TIMEOUT/.test(code)) return { kind: 'timeout', message }
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT'].includes(code)) return { kind: 'connect', message }
+  return { kind: 'network', message }
+}
+
+async function readSnippet (body: Dispatcher.ResponseData['body']): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    if (size < RESPONSE_SNIPPET_BYTES) {
+      chunks.push(chunk as Buffer)
+      size += (chunk as Buffer).length
+    }
+    // keep reading (and dropping) the rest so the connection can be reused
+  }
+  return Buffer.concat(chunks).subarray(0, RESPONSE_SNIPPET_BYTES).toString('utf8')
+}
+
+export async function send (dispatcher: Dispatcher, c: Call, signal?: AbortSignal): Promise<Result> {
+  const startedAt = new Date()
+  const t0 = performance.now()
+  // one deadline for connect + headers + body
+  const timeout = AbortSignal.timeout(c.timeoutMs)
+  const abort = signal !== undefined ? AbortSignal.any([timeout, signal]) : timeout
+  try {
+    const res = await request(c.url, {
+      dispatcher,
+      method: c.method as Dispatcher.HttpMethod,
+      headers: requestHeaders(c),
+      body: c.method === 'GET' || c.method === 'HEAD' ? null : c.body,
+      headersTimeout: c.timeoutMs,
+      bodyTimeout: c.timeoutMs,
+      signal: abort
+    })
+    const responseBody = await readSnippet(res.body)
+    const ok = res.statusCode >= 200 && res.statusCode < 300
+    return {
+      ok,
+      status: res.statusCode,
+      errorKind: ok ? null : 'http',
+      error: ok ? null : `HTTP ${res.statusCode}`,
+      responseBody,
+      retryAfter: res.headers['retry-after'],
+      startedAt,
+      durationMs: Math.round(performance.now() - t0)
+    }
+  } catch (err) {
+    const { kind, message } = classify(timeout.aborted ? Object.assign(new Error(`no complete response in ${c.timeoutMs} ms`), { name: 'TimeoutError' }) : err)
+    return { ok: false, status: null, errorKind: kind, error: message, responseBody: null, retryAfter: undefined, startedAt, durationMs: Math.round(performance.now() - t0) }
+  }
+}

@@ -1,0 +1,161 @@
+// The delivery engine's statements. Hot ones are named, so pg prepares them once per connection.
+import type { Result } from './sender.js'
+
+export interface Statement { name?: string, text: string, values: unknown[] }
+
+export interface ClaimedRow {
+  id: number
+  queueId: number
+  body: string | null
+  headers: Record<string, string>
+  retries: number
+  attempts: number
+  idempotencyKey: string | null
+  callbackUrl: string
+  method: string
+  queueHeaders: Record<string, string>
+  timeoutMs: number
+  maxRetries: number
+  backoffBaseMs: number
+  backoffMaxMs: number
+  backoffJitter: 'full' | 'equal' | 'none'
+}
+
+/**
+ * Claim due messages: SKIP LOCKED so concurrent claimers never block or share a row, and run_at
+ * pushed past the lease so a crashed claimer's messages fall due again by themselves. The lease
+ * outlives the queue's timeout, so a live call is never handed to a second worker.
+ * Queues already at their in-flight limit here are skipped, so a slow endpoint cannot fill the claim.
+ */
+export function claim (limit: number, leaseMs: number, workerId: string, skipQueues: number[]): Statement {
+  return {
+    name: 'hookpost_claim',
+    text: `WITH due AS (
+        SELECT id FROM hookpost.messages
+        WHERE sent_at IS NULL AND NOT failed AND run_at <= now() AND queue_id <> ALL($4::bigint[])
+        ORDER BY run_at
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+      )
+      UPDATE hookpost.messages m
+      SET run_at = now() + greatest($2::integer, q.timeout_ms + 30000) * interval '1 millisecond', locked_by = $3, locked_at = now()
+      FROM due, hookpost.queues q
+      WHERE m.id = due.id AND q.id = m.queue_id
+      RETURNING m.id, m.queue_id AS "queueId", m.body, m.headers, m.retries, m.attempts,
+        m.idempotency_key AS "idempotencyKey", q.callback_url AS "callbackUrl", q.method,
+        q.headers AS "queueHeaders", q.timeout_ms AS "timeoutMs", q.max_retries AS "maxRetries",
+        q.backoff_base_ms AS "backoffBaseMs", q.backoff_max_ms AS "backoffMaxMs", q.backoff_jitter AS "backoffJitter"`,
+    values: [limit, leaseMs, workerId, skipQueues]
+  }
+}
+
+/** When the next pending message falls due (or its lease runs out): the worker sleeps until then. */
+export function nextDue (): Statement {
+  return {
+    name: 'hookpost_next_due',
+    text: 'SELECT min(run_at) AS at FROM hookpost.messages WHERE sent_at IS NULL AND NOT failed',
+    values: []
+  }
+}
+
+// Every delivering process holds pg_advisory_lock(WORKER_LOCK_CLASS, hashtext(workerId)) on its LISTEN
+// connection for as long as it lives: its claims are live exactly while that lock is held.
+export const WORKER_LOCK_CLASS = 0x686f6f6c
+
+export function holdWorkerLock (workerId: string): Statement {
+  return { text: 'SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', values: [WORKER_LOCK_CLASS, workerId] }
+}
+
+/**
+ * Hand back the claims of processes that died (kill -9, lost host): without this they would wait for
+ * their lease, a minute or more. A claim younger than 2 s is left alone, so a worker whose
+ * LISTEN connection is reconnecting does not lose its calls in flight.
+ */
+export function reapDeadClaims (): Statement {
+  return {
+    text: `UPDATE hookpost.messages m SET run_at = now(), locked_by = NULL, locked_at = NULL
+      WHERE m.sent_at IS NULL AND NOT m.failed AND m.run_at > now() AND m.locked_by IS NOT NULL
+        AND m.locked_at < now() - interval '2 seconds'
+        AND NOT EXISTS (
+          SELECT 1 FROM pg_locks l
+          WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND l.classid = $1 AND l.objid::bigint = (hashtext(m.locked_by)::bigint & 4294967295) AND l.objsubid = 2 AND l.granted
+        )
+      RETURNING m.id`,
+    values: [WORKER_LOCK_CLASS]
+  }
+}
+
+/** Give claims back untouched (shutdown, demotion, stale prefetch): due now, for anyone. */
+export function release (ids: number[], workerId: string): Statement {
+  return {
+    text: `UPDATE hookpost.messages SET run_at = now(), locked_by = NULL, locked_at = NULL
+      WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND sent_at IS NULL AND NOT failed`,
+    values: [ids, workerId]
+  }
+}
+
+export interface Completion {
+  id: number
+  result: Result
+  /** for failures: when to retry, or null for dead */
+  retryAt: Date | null
+}
+
+/**
+ * Record a batch of attempts in one statement, so one commit covers many messages:
+ *  - successes: sent_at set (even when another worker now holds the lease: a success is final);
+ *  - failures: rescheduled, or marked failed when retries are exhausted, only while we still hold
+ *    the lease (otherwise the newer claimer owns the outcome);
+ *  - one attempt-log row for every message updated;
+ *  - each newly failed message gets a dead-letter row, and a copy on its queue's dead-letter queue.
+ * Returns the ids that died, with their DLQ copy.
+ */
+export function complete (batch: Completion[], workerId: string): Statement {
+  const r = batch.map(c => c.result)
+  return {
+    name: 'hookpost_complete',
+    text: `WITH input AS (
+        SELECT * FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::boolean[])
+          AS d(id, status, duration_ms, started_at, error_kind, error, response_body, retry_at, ok)
+      ),
+      ok AS (
+        UPDATE hookpost.messages m
+        SET sent_at = coalesce(m.sent_at, now()), failed = false, attempts = m.attempts + 1, last_status = d.status,
+            last_error = NULL, locked_by = NULL, locked_at = NULL, updated_at = now()
+        FROM input d
+        WHERE m.id = d.id AND d.ok
+        RETURNING m.id, m.attempts
+      ),
+      bad AS (
+        UPDATE hookpost.messages m
+        SET attempts = m.attempts + 1, retries = m.retries + 1, last_status = d.status, last_error = d.error,
+            run_at = coalesce(d.retry_at, m.run_at), failed = d.retry_at IS NULL, locked_by = NULL, locked_at = NULL, updated_at = now()
+        FROM input d
+        WHERE m.id = d.id AND NOT d.ok AND m.sent_at IS NULL AND NOT m.failed AND m.locked_by = $10
+        RETURNING m.id, m.attempts, m.failed, m.queue_id, m.body, m.body_json, m.headers, m.last_status, m.last_error
+      ),
+      logged AS (
+        INSERT INTO hookpost.attempts (message_id, attempt, started_at, duration_ms, status_code, error_kind, error, response_body)
+        SELECT d.id, u.attempts, d.started_at, d.duration_ms, d.status, d.error_kind, d.error, d.response_body
+        FROM input d JOIN (SELECT id, attempts FROM ok UNION ALL SELECT id, attempts FROM bad) u ON u.id = d.id
+      ),
+      dead AS (
+        SELECT b.*, q.dead_letter_queue_id FROM bad b JOIN hookpost.queues q ON q.id = b.queue_id WHERE b.failed
+      ),
+      copies AS (
+        INSERT INTO hookpost.messages (queue_id, body, body_json, headers, dead_letter_of)
+        SELECT dead_letter_queue_id, body, body_json, headers, id FROM dead WHERE dead_letter_queue_id IS NOT NULL
+        RETURNING id, dead_letter_of
+      )
+      INSERT INTO hookpost.dead_letters (message_id, queue_id, dlq_message_id, attempts, last_status, last_error)
+      SELECT dead.id, dead.queue_id, copies.id, dead.attempts, dead.last_status, dead.last_error
+      FROM dead LEFT JOIN copies ON copies.dead_letter_of = dead.id
+      RETURNING message_id AS "messageId", dlq_message_id AS "dlqMessageId", queue_id AS "queueId"`,
+    values: [
+      batch.map(c => c.id), r.map(x => x.status), r.map(x => x.durationMs), r.map(x => x.startedAt),
+      r.map(x => x.errorKind), r.map(x => x.error), r.map(x => x.responseBody?.replace(/\u0000/g, '') ?? null),
+      batch.map(c => c.retryAt), r.map(x => x.ok), workerId
+    ]
+  }
+}

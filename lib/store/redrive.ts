@@ -1,0 +1,69 @@
+// The attempt log, and giving failed messages another go.
+import type { Pool } from 'pg'
+import { withTransaction } from '../db/pool.js'
+import { errors } from '../errors.js'
+import { getQueue } from './queues.js'
+import { getMessage, messageEntity, toMessage, type Message } from './messages.js'
+
+export interface Attempt {
+  id: number
+  messageId: number
+  attempt: number
+  startedAt: Date
+  durationMs: number
+  statusCode: number | null
+  errorKind: string | null
+  error: string | null
+  responseBody: string | null
+}
+
+export async function listAttempts (pool: Pool, messageId: number): Promise<Attempt[]> {
+  await getMessage(pool, messageId) // 404 when missing
+  return (await attemptsOf(pool, [messageId])).get(messageId) ?? []
+}
+
+/** Attempts of many messages in one query (GraphQL batches relation fields through this). */
+export async function attemptsOf (pool: Pool, messageIds: readonly number[]): Promise<Map<number, Attempt[]>> {
+  const { rows } = await pool.query<Attempt>(
+    `SELECT id, message_id AS "messageId", attempt, started_at AS "startedAt", duration_ms AS "durationMs",
+       status_code AS "statusCode", error_kind AS "errorKind", error, response_body AS "responseBody"
+     FROM hookpost.attempts WHERE message_id = ANY($1::bigint[]) ORDER BY message_id, attempt, id`, [messageIds])
+  const out = new Map<number, Attempt[]>()
+  for (const r of rows) {
+    const list = out.get(r.messageId) ?? []
+    list.push(r)
+    out.set(r.messageId, list)
+  }
+  return out
+}
+
+// A redriven message starts a fresh retry budget; its attempt count and log are kept
+const REQUEUE = `UPDATE hookpost.messages
+  SET failed = false, retries = 0, run_at = now(), locked_by = NULL, locked_at = NULL, updated_at = now()
+  WHERE %WHERE% AND failed
+  RETURNING ${messageEntity.select}`
+
+export async function retryMessage (pool: Pool, id: number): Promise<Message> {
+  const row = await withTransaction(pool, async (c) => {
+    const { rows } = await c.query(REQUEUE.replace('%WHERE%', 'id = $1'), [id])
+    if (rows[0] === undefined) return undefined
+    await c.query('UPDATE hookpost.dead_letters SET redriven_at = now() WHERE message_id = $1 AND redriven_at IS NULL', [id])
+    await c.query("SELECT pg_notify('hookpost_messages', '')")
+    return rows[0]
+  })
+  if (row !== undefined) return toMessage(row)
+  await getMessage(pool, id) // 404 when missing
+  throw new errors.NotFailed(id)
+}
+
+/** Re-queue every failed message of a queue (its dead letters). */
+export async function redriveQueue (pool: Pool, queueId: number): Promise<{ queueId: number, requeued: number }> {
+  await getQueue(pool, queueId)
+  return await withTransaction(pool, async (c) => {
+    const { rows } = await c.query(REQUEUE.replace('%WHERE%', 'queue_id = $1'), [queueId])
+    const ids = rows.map(r => r.id)
+    await c.query('UPDATE hookpost.dead_letters SET redriven_at = now() WHERE message_id = ANY($1::bigint[]) AND redriven_at IS NULL', [ids])
+    if (ids.length > 0) await c.query("SELECT pg_notify('hookpost_messages', '')")
+    return { queueId, requeued: ids.length }
+  })
+}

@@ -1,0 +1,87 @@
+import t from 'tap'
+import { testApp, testPool } from './helpers.js'
+
+t.test('messages: create, read, list, update, delete', async (t) => {
+  const { app, url } = await testApp(t)
+  const pool = testPool(t, url)
+  const q = (await app.inject({ method: 'POST', url: '/queues', payload: { name: 'm', callbackUrl: 'http://127.0.0.1:9/x' } })).json()
+
+  // a string body (pg-hooks' way) is stored and read back byte for byte
+  const raw = '{"a":1,  "b":[2]}'
+  const m1 = await app.inject({ method: 'POST', url: '/messages', payload: { queueId: q.id, body: raw } })
+  t.equal(m1.statusCode, 201, m1.body)
+  t.equal(m1.json().body, raw)
+  t.equal((await pool.query('SELECT body, body_json FROM hookpost.messages WHERE id = $1', [m1.json().id])).rows[0].body, raw)
+
+  // a JSON value comes back as the same value
+  const m2 = await app.inject({ method: 'POST', url: '/messages/', payload: { queueId: q.id, body: { z: 1, a: [1, 'x'] }, headers: { 'X-A': '1' }, when: '2030-01-01T00:00:00.000Z' } })
+  t.equal(m2.statusCode, 201, m2.body)
+  t.same(m2.json().body, { z: 1, a: [1, 'x'] })
+  t.match(m2.json(), { queueId: q.id, headers: { 'X-A': '1' }, when: '2030-01-01T00:00:00.000Z', sentAt: null, failed: false, retries: 0, cronId: null })
+  t.equal(m2.json().nextAttemptAt, '2030-01-01T00:00:00.000Z')
+
+  const m3 = await app.inject({ method: 'POST', url: '/messages', payload: { queueId: q.id } })
+  t.equal(m3.json().body, null, 'a body may be left out')
+
+  const list = await app.inject({ url: `/messages?where.queueId.eq=${q.id}&orderby.id=desc&totalCount=true&limit=2` })
+  t.equal(list.statusCode, 200, list.body)
+  t.same(list.json().map((m: any) => m.id), [m3.json().id, m2.json().id])
+  t.equal(list.headers['x-total-count'], '3')
+
+  const scoped = await app.inject({ url: `/queues/${q.id}/messages?where.when.gt=2029-01-01T00:00:00Z` })
+  t.same(scoped.json().map((m: any) => m.id), [m2.json().id], 'relation route with a filter')
+
+  // rescheduling a pending message moves its next attempt too
+  const upd = await app.inject({ method: 'PUT', url: `/messages/${m2.json().id}`, payload: { when: '2031-01-01T00:00:00Z', body: 'plain' } })
+  t.equal(upd.statusCode, 200, upd.body)
+  t.equal(upd.json().when, '2031-01-01T00:00:00.000Z')
+  t.equal(upd.json().nextAttemptAt, '2031-01-01T00:00:00.000Z')
+  t.equal(upd.json().body, 'plain')
+
+  // a delivered message can no longer be changed
+  await pool.query('UPDATE hookpost.messages SET sent_at = now() WHERE id = $1', [m1.json().id])
+  const late = await app.inject({ method: 'PUT', url: `/messages/${m1.json().id}`, payload: { body: 'x' } })
+  t.equal(late.statusCode, 409, late.body)
+
+  const del = await app.inject({ method: 'DELETE', url: `/messages/${m3.json().id}` })
+  t.equal(del.statusCode, 200)
+  t.equal((await app.inject({ url: `/messages/${m3.json().id}` })).statusCode, 404)
+})
+
+t.test('delivery state cannot be forged', async (t) => {
+  const { app, url } = await testApp(t)
+  const pool = testPool(t, url)
+  const q = (await app.inject({ method: 'POST', url: '/queues', payload: { name: 'f', callbackUrl: 'http://127.0.0.1:9/x' } })).json()
+  for (const [field, value] of [['sentAt', '2020-01-01T00:00:00Z'], ['failed', true], ['retries', 7]] as const) {
+    const res = await app.inject({ method: 'POST', url: '/messages', payload: { queueId: q.id, body: 'x', [field]: value } })
+    t.equal(res.statusCode, 400, `${field} on create`)
+    t.match(res.json().message, field, 'the message names the field')
+  }
+  const m = (await app.inject({ method: 'POST', url: '/messages', payload: { queueId: q.id, body: 'x' } })).json()
+  const res = await app.inject({ method: 'PUT', url: `/messages/${m.id}`, payload: { sentAt: '2020-01-01T00:00:00Z' } })
+  t.equal(res.statusCode, 400)
+  const { rows } = await pool.query('SELECT count(*)::int AS n, bool_or(sent_at IS NOT NULL OR failed OR retries > 0) AS forged FROM hookpost.messages')
+  t.same(rows[0], { n: 1, forged: false })
+})
+
+t.test('a message for a missing queue is a 400 naming queueId', async (t) => {
+  const { app } = await testApp(t)
+  const res = await app.inject({ method: 'POST', url: '/messages', payload: { queueId: 12345, body: 'x' } })
+  t.equal(res.statusCode, 400)
+  t.match(res.json().message, /queueId/)
+})
+
+t.test('idempotency key: a repeat returns the first message with 200', async (t) => {
+  const { app, url } = await testApp(t)
+  const pool = testPool(t, url)
+  const q = (await app.inject({ method: 'POST', url: '/queues', payload: { name: 'i', callbackUrl: 'http://127.0.0.1:9/x' } })).json()
+  const first = await app.inject({ method: 'POST', url: '/messages', payload: { queueId: q.id, body: 'a', idempotencyKey: 'order-1' } })
+  t.equal(first.statusCode, 201)
+  const again = await Promise.all(Array.from({ length: 8 }, async () => await app.inject({ method: 'POST', url: '/messages', payload: { queueId: q.id, body: 'b', idempotencyKey: 'order-1' } })))
+  for (const r of again) {
+    t.equal(r.statusCode, 200)
+    t.equal(r.json().id, first.json().id)
+    t.equal(r.json().body, 'a')
+  }
+  t.equal((await pool.query('SELECT count(*)::int AS n FROM hookpost.messages')).rows[0].n, 1)
+})
