@@ -70,7 +70,9 @@ interface PgError extends Error { code?: string, constraint?: string, column?: s
  */
 export function translatePgError (err: unknown): unknown {
   const e = err as PgError
-  if (!e || typeof e.code !== 'string' || (e as any).statusCode) return err
+  if (!e || (e as any).statusCode) return err
+  // a refused or dropped connection has no SQLSTATE: the database is away, not the request wrong
+  if (typeof e.code !== 'string') return isConnectionError(e) ? Object.assign(new errors.Unavailable('connection lost'), { cause: err }) : err
   const field = (e.constraint && CONSTRAINT_FIELDS[e.constraint]) ?? e.column ?? 'input'
   let out: Error | undefined
   switch (e.code) {
@@ -99,7 +101,7 @@ export function translatePgError (err: unknown): unknown {
       out = new errors.InvalidField(field, e.message)
       break
     default:
-      if (UNAVAILABLE_CLASSES.includes(e.code.slice(0, 2))) out = new errors.Unavailable(e.code)
+      if (isConnectionError(e)) out = new errors.Unavailable(e.code)
   }
   if (!out) return err
   ;(out as any).cause = err
@@ -112,5 +114,5 @@ export function isConnectionError (err: unknown): boolean {
   if (!e) return false
   if (typeof e.code === 'string' && UNAVAILABLE_CLASSES.includes(e.code.slice(0, 2))) return true
   return ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(String(e.code)) ||
-    /Connection terminated|connection timeout|Client has encountered a connection error|not queryable/i.test(e.message ?? '')
+    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(e.message ?? '')
 }

@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { receiver, spawnServer, testDatabase } from './helpers.js'
+import { eventually, receiver, spawnServer, testDatabase } from './helpers.js'
 
 const run = promisify(execFile)
 
@@ -30,4 +30,15 @@ t.test('the seed tutorial with curl: queue, message, cron, with pg-hooks field n
   const listed = await curl(`${server.url}/queues/${queue.id}/messages`)
   t.equal(listed.length >= 1, true)
   t.equal(listed[0].id, message.id)
+
+  // and the running server delivers it
+  const [received] = await target.waitFor(1)
+  t.equal(received!.url, '/hook')
+  t.equal(received!.body, '{"hello":"world"}')
+  t.equal(received!.headers['x-tutorial'], 'yes')
+  t.equal(received!.headers['x-hookpost-message-id'], String(message.id))
+  const sent = await eventually(async () => { const m = await curl(`${server.url}/messages/${message.id}`); return m.sentAt !== null && m })
+  t.match(sent, { failed: false, retries: 0, lastStatus: 200 })
+  const attempts = await curl(`${server.url}/messages/${message.id}/attempts`)
+  t.match(attempts, [{ attempt: 1, statusCode: 200, errorKind: null }])
 })

@@ -54,7 +54,7 @@ function leftRunning (dbDir: string): { pid: number, port: number } | null {
   return { pid: p, port: Number(port) }
 }
 
-export async function startEmbedded (dataDir: string, log: Logger): Promise<Embedded> {
+export async function startEmbedded (dataDir: string, log: Logger, opts: { port?: number } = {}): Promise<Embedded> {
   const dbDir = join(dataDir, 'pg')
   const orphan = leftRunning(dbDir)
   if (orphan !== null) {
@@ -67,7 +67,7 @@ export async function startEmbedded (dataDir: string, log: Logger): Promise<Embe
     }
   }
   const EmbeddedPostgres = await importEmbeddedPostgres()
-  const port = await freePort()
+  const port = opts.port ?? await freePort()
   const fresh = !existsSync(join(dbDir, 'PG_VERSION'))
   mkdirSync(dataDir, { recursive: true })
   const pg = new EmbeddedPostgres({

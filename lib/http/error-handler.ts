@@ -35,6 +35,8 @@ export function installErrorHandler (app: FastifyInstance): void {
     if (status >= 500) {
       req.log.error({ err }, 'request failed')
       const e = status === 503 ? translated : new errors.Internal()
+      // the database is away: a client may simply try again shortly
+      if (status === 503) reply.header('retry-after', '1')
       return reply.code(status).send({ statusCode: status, code: e.code, error: status === 503 ? 'Service Unavailable' : 'Internal Server Error', message: e.message })
     }
     // our catalogue's errors, and fastify's own 4xx (bad JSON, bad content type) whose message names the problem
