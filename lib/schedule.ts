@@ -44,3 +44,36 @@ export function previousTick (schedule: string, timezone: string, at: Date): Dat
     return null
   }
 }
+
+/** A tick later than this when the scheduler sees it counts as missed (no leader was running) */
+export const LATE_TICK_GRACE_MS = 10_000
+// more on-time ticks than this in one pass means a sub-second flood: the rest count as missed
+const MAX_TICKS_PER_PASS = 100
+
+export interface DueCron {
+  schedule: string
+  timezone: string
+  nextTickAt: Date
+  missedTicks: 'once' | 'skip'
+}
+
+/**
+ * The ticks to turn into messages now, and the next tick to wait for. Ticks no older than the grace
+ * fire each (a failover of a few seconds loses nothing); older ones were missed while no leader ran:
+ * 'once' fires one catch-up for all of them (labelled with the latest), 'skip' fires none.
+ */
+export function ticksToFire (c: DueCron, now: Date, graceMs = LATE_TICK_GRACE_MS): { fire: Date[], next: Date } {
+  const fire: Date[] = []
+  const horizon = now.getTime() - graceMs
+  if (c.nextTickAt.getTime() < horizon && c.missedTicks === 'once') {
+    const latestMissed = previousTick(c.schedule, c.timezone, new Date(horizon - 1))
+    if (latestMissed !== null && latestMissed.getTime() >= c.nextTickAt.getTime()) fire.push(latestMissed)
+  }
+  // on-time ticks: from the first at or after max(nextTickAt, horizon), up to now
+  let t = c.nextTickAt.getTime() >= horizon ? c.nextTickAt : nextTick(c.schedule, c.timezone, new Date(horizon - 1))
+  while (t.getTime() <= now.getTime() && fire.length < MAX_TICKS_PER_PASS) {
+    fire.push(t)
+    t = nextTick(c.schedule, c.timezone, t)
+  }
+  return { fire, next: nextTick(c.schedule, c.timezone, now) }
+}

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { createPool } from '../db/pool.js'
 import { Listener } from '../db/listener.js'
+import { CronScheduler } from '../cron.js'
 import { Leader } from '../leader.js'
 import { createDispatcher } from './sender.js'
 import * as sql from './sql.js'
@@ -16,6 +17,7 @@ export const CHANNEL_CRONS = 'hookpost_crons'
 
 export interface Delivery {
   worker: Worker
+  crons: CronScheduler
   leader: Leader
   listener: Listener
   workerId: string
@@ -58,11 +60,15 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
   const listener = new Listener(url, [CHANNEL_MESSAGES, CHANNEL_CRONS], log, async (c) => { await c.query(sql.holdWorkerLock(workerId)) })
   const leader = new Leader(url, h.lock, h.leaderPollMs, log)
 
+  // cron ticks are materialised by the leader only, on the main (fully durable) pool
+  const crons = new CronScheduler(app.pool, log)
+
   listener.on('notification', (channel: string) => {
     if (channel === CHANNEL_MESSAGES) worker.notify()
+    else if (channel === CHANNEL_CRONS) crons.notify()
   })
   // notifications sent while the connection was down are lost: look again
-  listener.on('reconnect', () => worker.notify())
+  listener.on('reconnect', () => { worker.notify(); crons.notify() })
 
   // start and stop in order, never overlapping
   let transition: Promise<void> = Promise.resolve()
@@ -84,16 +90,18 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
   }
   leader.on('elected', () => {
     if (!h.allProcessesDeliver) startWorker()
+    transition = transition.then(() => crons.start())
     void reap()
     reapTimer = setInterval(() => { void reap() }, REAP_INTERVAL_MS)
     reapTimer.unref()
   })
   leader.on('demoted', () => {
     clearInterval(reapTimer)
+    transition = transition.then(async () => await crons.stop())
     if (!h.allProcessesDeliver) stopWorker()
   })
 
-  app.decorate('delivery', { worker, leader, listener, workerId })
+  app.decorate('delivery', { worker, crons, leader, listener, workerId })
 
   app.addHook('onReady', async () => {
     await listener.start()
@@ -102,9 +110,11 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
     log.info({ workerId, concurrency: h.concurrency, allProcessesDeliver: h.allProcessesDeliver }, 'delivery engine started')
   })
 
-  app.addHook('onClose', async () => {
+  // preClose: the engine drains before any onClose hook ends the pools it uses
+  app.addHook('preClose', async () => {
     clearInterval(reapTimer)
     stopWorker()
+    transition = transition.then(async () => await crons.stop())
     await transition
     await leader.stop()
     await transition

@@ -1,0 +1,127 @@
+// Cron ticks become messages, on the leader only. Exactly once per tick: the cron row is locked while
+// its ticks are inserted and its next tick moved on, in one transaction, and a unique index on
+// (cron_id, tick_at) refuses a second message for a tick whatever any leader does.
+import type { Pool } from 'pg'
+import type { Logger } from 'pino'
+import { ticksToFire, type DueCron } from './schedule.js'
+import { withTransaction } from './db/pool.js'
+
+// the longest the scheduler sleeps: crons created on another server wake it by NOTIFY anyway
+const MAX_SLEEP_MS = 60_000
+const ERROR_BACKOFF_MAX_MS = 5000
+const DUE_BATCH = 100
+
+interface Row extends DueCron { id: number }
+
+export class CronScheduler {
+  private running = false
+  private stopping = false
+  private loopDone: Promise<void> | undefined
+  private wakeUp: (() => void) | undefined
+  private notified = false
+
+  constructor (private readonly pool: Pool, private readonly log: Logger) {}
+
+  start (): void {
+    if (this.running) return
+    this.running = true
+    this.stopping = false
+    this.loopDone = this.loop()
+  }
+
+  notify (): void {
+    this.notified = true
+    this.wakeUp?.()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.running) return
+    this.stopping = true
+    this.wakeUp?.()
+    await this.loopDone
+    this.running = false
+  }
+
+  private async loop (): Promise<void> {
+    let errors = 0
+    while (!this.stopping) {
+      this.notified = false
+      let sleepMs: number
+      try {
+        const fired = await this.pass()
+        if (fired === DUE_BATCH) continue
+        sleepMs = await this.untilNextTick()
+        errors = 0
+      } catch (err) {
+        errors++
+        sleepMs = Math.min(ERROR_BACKOFF_MAX_MS, 100 * 2 ** Math.min(errors, 10))
+        this.log.error({ err, retryInMs: sleepMs }, 'cron pass failed')
+      }
+      if (this.stopping || this.notified) continue
+      await this.sleep(sleepMs)
+    }
+  }
+
+  /** One transaction: lock the due crons, insert their tick messages, move their next tick. */
+  async pass (now = new Date()): Promise<number> {
+    return await withTransaction(this.pool, async (c) => {
+      const { rows } = await c.query<Row>(
+        `SELECT id, schedule, timezone, next_tick_at AS "nextTickAt", missed_ticks AS "missedTicks"
+         FROM hookpost.crons WHERE NOT paused AND next_tick_at <= $1
+         ORDER BY next_tick_at LIMIT $2 FOR UPDATE SKIP LOCKED`, [now, DUE_BATCH])
+      if (rows.length === 0) return 0
+      const ids: number[] = []
+      const ticks: Date[] = []
+      const evaluated: number[] = []
+      const nexts: Date[] = []
+      const lasts: Array<Date | null> = []
+      for (const r of rows) {
+        let plan: { fire: Date[], next: Date }
+        try {
+          plan = ticksToFire(r, now)
+        } catch (err) {
+          // a schedule that no longer parses (a cron-parser upgrade, a zone removed): park it, do not spin
+          this.log.error({ err, cronId: r.id }, 'cron schedule cannot be evaluated; pausing it')
+          await c.query('UPDATE hookpost.crons SET paused = true, updated_at = now() WHERE id = $1', [r.id])
+          continue
+        }
+        for (const t of plan.fire) { ids.push(r.id); ticks.push(t) }
+        evaluated.push(r.id)
+        nexts.push(plan.next)
+        lasts.push(plan.fire.at(-1) ?? null)
+        if (plan.fire.length === 0) this.log.info({ cronId: r.id }, 'missed ticks skipped (missedTicks: skip)')
+      }
+      if (ids.length > 0) {
+        await c.query(
+          `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", cron_id, tick_at)
+           SELECT cr.queue_id, cr.body, cr.body_json, cr.headers, t.tick, cr.id, t.tick
+           FROM unnest($1::bigint[], $2::timestamptz[]) AS t(cron_id, tick)
+           JOIN hookpost.crons cr ON cr.id = t.cron_id
+           ON CONFLICT (cron_id, tick_at) WHERE cron_id IS NOT NULL DO NOTHING`, [ids, ticks])
+      }
+      await c.query(
+        `UPDATE hookpost.crons cr SET next_tick_at = u.next, last_tick_at = coalesce(u.last, cr.last_tick_at)
+         FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) AS u(id, next, last)
+         WHERE cr.id = u.id`, [evaluated, nexts, lasts])
+      if (ids.length > 0) this.log.debug({ ticks: ids.length }, 'cron ticks fired')
+      return rows.length
+    })
+  }
+
+  private async untilNextTick (): Promise<number> {
+    const { rows } = await this.pool.query<{ at: Date | null }>('SELECT min(next_tick_at) AS at FROM hookpost.crons WHERE NOT paused')
+    const at = rows[0]?.at
+    if (at === null || at === undefined) return MAX_SLEEP_MS
+    return Math.max(0, Math.min(MAX_SLEEP_MS, at.getTime() - Date.now()))
+  }
+
+  private async sleep (ms: number): Promise<void> {
+    if (ms <= 0) return
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms)
+      function done (): void { clearTimeout(timer); resolve() }
+      this.wakeUp = done
+    })
+    this.wakeUp = undefined
+  }
+}
