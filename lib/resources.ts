@@ -1,0 +1,164 @@
+// The three resources, as REST and GraphQL both see them: JSON schemas for what may be written and
+// what is returned, bound to the domain functions in lib/store. Routes and resolvers stay thin.
+import type { Pool } from 'pg'
+import { bodySchema } from './body.js'
+import { headersSchema } from './headers.js'
+import type { Resource } from './http/crud.js'
+import { countCrons, createCron, cronEntity, deleteCron, getCron, listCrons, updateCron, type Cron } from './store/crons.js'
+import { countMessages, createMessage, deleteMessage, getMessage, listMessages, messageEntity, updateMessage, type Message } from './store/messages.js'
+import { countQueues, createQueue, deleteQueue, getQueue, listQueues, queueEntity, updateQueue, type Queue } from './store/queues.js'
+
+const nullableDate = { type: ['string', 'null'], format: 'date-time' }
+
+const nullableId = { type: ['integer', 'null'], minimum: 1, maximum: Number.MAX_SAFE_INTEGER }
+
+const queueWritable = {
+  name: { type: 'string', minLength: 1, maxLength: 255 },
+  callbackUrl: { type: 'string', minLength: 8, maxLength: 2048, pattern: '^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\s]+', description: 'http(s) URL the messages are sent to' },
+  method: { type: 'string', enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'], description: 'Default POST' },
+  headers: { ...headersSchema, description: 'sent with every message; message headers override them' },
+  maxRetries: { type: 'integer', minimum: 0, maximum: 100, description: 'retries after the first attempt; 0 = one attempt only. Default 10' },
+  timeoutMs: { type: 'integer', minimum: 100, maximum: 300000, description: 'connect + headers + body timeout. Default 30000' },
+  backoffBaseMs: { type: 'integer', minimum: 0, maximum: 86400000, description: 'first retry delay before jitter. Default 30000' },
+  backoffMaxMs: { type: 'integer', minimum: 0, maximum: 604800000, description: 'cap on a retry delay. Default 21600000 (6 h)' },
+  backoffJitter: { type: 'string', enum: ['full', 'equal', 'none'], description: 'Default full' },
+  deadLetterQueueId: { ...nullableId, description: 'queue that receives a copy of every message whose retries are exhausted' }
+}
+
+const queueItem = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    ...queueWritable,
+    method: { type: 'string' },
+    headers: { type: 'object', additionalProperties: { type: 'string' } },
+    deadLetterQueueId: { type: ['integer', 'null'] },
+    createdAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' }
+  }
+}
+
+export const queueResource: Resource<Queue> = {
+  entity: queueEntity,
+  tag: 'queues',
+  item: queueItem,
+  create: { type: 'object', properties: queueWritable, required: ['name', 'callbackUrl'], additionalProperties: false },
+  update: { type: 'object', properties: queueWritable, minProperties: 1, additionalProperties: false },
+  list: listQueues,
+  count: countQueues,
+  get: getQueue,
+  insert: async (pool: Pool, input: any) => ({ item: await createQueue(pool, input), created: true }),
+  modify: updateQueue,
+  remove: async (pool: Pool, id: number, q: Record<string, unknown>) => await deleteQueue(pool, id, { force: q.force === true }),
+  removeQuery: { force: { type: 'boolean', description: 'also delete the undelivered messages' } }
+}
+
+
+const messageWritable = {
+  queueId: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+  body: bodySchema,
+  headers: { ...headersSchema, description: 'merged over the queue headers' },
+  when: { type: 'string', format: 'date-time', description: 'deliver at or after this time; default now' }
+}
+
+export const messageItem = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    queueId: { type: 'integer' },
+    body: {},
+    headers: { type: 'object', additionalProperties: { type: 'string' } },
+    when: { type: 'string', format: 'date-time' },
+    nextAttemptAt: { ...nullableDate, description: 'when the next attempt may start; null once delivered or failed' },
+    sentAt: nullableDate,
+    failed: { type: 'boolean' },
+    retries: { type: 'integer', description: 'failed attempts so far' },
+    attempts: { type: 'integer' },
+    lastStatus: { type: ['integer', 'null'] },
+    lastError: { type: ['string', 'null'] },
+    cronId: { type: ['integer', 'null'] },
+    deadLetterOf: { type: ['integer', 'null'], description: 'on a dead-letter-queue copy: the message that died' },
+    idempotencyKey: { type: ['string', 'null'] },
+    createdAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' }
+  }
+}
+
+export const messageResource: Resource<Message> = {
+  entity: messageEntity,
+  tag: 'messages',
+  item: messageItem,
+  create: {
+    type: 'object',
+    properties: {
+      ...messageWritable,
+      idempotencyKey: { type: 'string', minLength: 1, maxLength: 255, description: 'a repeat with the same key on the same queue returns the first message (200)' }
+    },
+    required: ['queueId'],
+    additionalProperties: false
+  },
+  update: { type: 'object', properties: messageWritable, minProperties: 1, additionalProperties: false },
+  list: listMessages,
+  count: countMessages,
+  get: getMessage,
+  insert: async (pool: Pool, input: any) => {
+    const { message, created } = await createMessage(pool, input)
+    return { item: message, created }
+  },
+  modify: updateMessage,
+  remove: async (pool: Pool, id: number) => await deleteMessage(pool, id)
+}
+
+export const attemptItem = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    messageId: { type: 'integer' },
+    attempt: { type: 'integer', description: '1 for the first attempt' },
+    startedAt: { type: 'string', format: 'date-time' },
+    durationMs: { type: 'integer' },
+    statusCode: { type: ['integer', 'null'] },
+    errorKind: { type: ['string', 'null'], description: 'null on success; http, timeout, connect or network' },
+    error: { type: ['string', 'null'] },
+    responseBody: { type: ['string', 'null'], description: 'the first 4 KB of the response' }
+  }
+}
+
+
+const cronWritable = {
+  queueId: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+  schedule: { type: 'string', minLength: 1, maxLength: 255, description: 'cron syntax: 5 fields, or 6 with seconds first' },
+  timezone: { type: 'string', minLength: 1, maxLength: 64, description: 'IANA time zone; default UTC' },
+  body: bodySchema,
+  headers: headersSchema,
+  paused: { type: 'boolean' },
+  missedTicks: { type: 'string', enum: ['once', 'skip'], description: 'ticks missed while no leader ran: one catch-up fire (once, default) or none (skip)' }
+}
+
+const cronItem = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    ...cronWritable,
+    body: {},
+    headers: { type: 'object', additionalProperties: { type: 'string' } },
+    nextTickAt: nullableDate,
+    lastTickAt: nullableDate,
+    createdAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' }
+  }
+}
+
+export const cronResource: Resource<Cron> = {
+  entity: cronEntity,
+  tag: 'crons',
+  item: cronItem,
+  create: { type: 'object', properties: cronWritable, required: ['queueId', 'schedule'], additionalProperties: false },
+  update: { type: 'object', properties: cronWritable, minProperties: 1, additionalProperties: false },
+  list: listCrons,
+  count: countCrons,
+  get: getCron,
+  insert: async (pool: Pool, input: any) => ({ item: await createCron(pool, input), created: true }),
+  modify: updateCron,
+  remove: async (pool: Pool, id: number) => await deleteCron(pool, id)
+}
