@@ -7,7 +7,11 @@ import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { migrate } from './db/migrate.js'
+import { hostname } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import { CHANNELS, Listener } from './db/listener.js'
 import { createPool } from './db/pool.js'
+import { holdWorkerLock } from './delivery/sql.js'
 import { deliveryPlugin } from './delivery/engine.js'
 import { makeAuthHook } from './http/auth.js'
 import { formatSchemaErrors, installErrorHandler } from './http/error-handler.js'
@@ -21,12 +25,14 @@ declare module 'fastify' {
   interface FastifyInstance {
     pool: Pool
     config: Config
+    /** the LISTEN connection every part of the process shares */
+    listener: Listener
+    /** this process, in claims (messages.locked_by) and logs */
+    workerId: string
   }
 }
 
 export interface BuildOptions {
-  /** use this pool instead of making one (it is not closed with the app) */
-  pool?: Pool
   /** a logger instance instead of one made from config */
   logger?: Logger
 }
@@ -34,7 +40,7 @@ export interface BuildOptions {
 const VERSION = '0.1.0'
 
 export async function build (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  if (config.db.connectionString === null && opts.pool === undefined) {
+  if (config.db.connectionString === null) {
     throw new Error('build() needs a connection string: start the embedded PostgreSQL first (see lib/server.ts)')
   }
   const app: FastifyInstance = Fastify({
@@ -48,10 +54,20 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
     logController: new LogController({ disableRequestLogging: !['debug', 'trace'].includes(config.server.logLevel) })
   }) as unknown as FastifyInstance
 
-  const pool = opts.pool ?? createPool(config.db.connectionString!, { max: config.db.poolSize, log: app.log as unknown as Logger })
+  const url = config.db.connectionString
+  const pool = createPool(url, { max: config.db.poolSize, log: app.log as unknown as Logger })
   app.decorate('pool', pool)
   app.decorate('config', config)
-  if (opts.pool === undefined) app.addHook('onClose', async () => { await pool.end() })
+  app.addHook('onClose', async () => { await pool.end() })
+
+  const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
+  // the LISTEN connection also holds this process's worker lock: while it lives, our claims are live
+  const listener = new Listener(url, Object.values(CHANNELS), app.log as unknown as Logger,
+    async (c) => { await c.query(holdWorkerLock(workerId)) })
+  app.decorate('listener', listener)
+  app.decorate('workerId', workerId)
+  app.addHook('onReady', async () => { await listener.start() })
+  app.addHook('onClose', async () => { await listener.stop() })
 
   if (config.db.autoMigrate) {
     const applied = await migrate(pool)

@@ -4,6 +4,15 @@ import { EventEmitter } from 'node:events'
 import pg from 'pg'
 import type { Logger } from 'pino'
 
+export const CHANNELS = {
+  /** a message was inserted or rescheduled: the worker looks for due work */
+  messages: 'hookpost_messages',
+  /** a cron was created or changed: the scheduler looks again */
+  crons: 'hookpost_crons',
+  /** delivery outcomes, published by whichever process delivered, for every process's subscribers */
+  events: 'hookpost_events'
+} as const
+
 const RECONNECT_MIN_MS = 100
 const RECONNECT_MAX_MS = 5000
 

@@ -36,6 +36,9 @@ export function redactUrl (url: string): string {
   }
 }
 
+/** A pool or a client inside a transaction: what the store's statements need. */
+export type Queryable = Pick<pg.Pool, 'query'>
+
 /** Run fn inside a transaction on one client. */
 export async function withTransaction<T> (pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect()

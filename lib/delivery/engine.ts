@@ -1,26 +1,19 @@
-// Wires the delivery engine into the app: the leader election, the LISTEN connection and the worker.
-// The worker runs on the leader (or on every process with allProcessesDeliver).
-import { hostname } from 'node:os'
-import { randomBytes } from 'node:crypto'
+// Wires the delivery engine into the app: the leader election, the worker and the cron scheduler.
+// The worker runs on the leader (or on every process with allProcessesDeliver); crons on the leader.
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { createPool } from '../db/pool.js'
-import { Listener } from '../db/listener.js'
 import { CronScheduler } from '../cron.js'
+import { createPool } from '../db/pool.js'
+import { CHANNELS } from '../db/listener.js'
 import { Leader } from '../leader.js'
 import { createDispatcher } from './sender.js'
 import * as sql from './sql.js'
 import { Worker } from './worker.js'
 
-export const CHANNEL_MESSAGES = 'hookpost_messages'
-export const CHANNEL_CRONS = 'hookpost_crons'
-
 export interface Delivery {
   worker: Worker
   crons: CronScheduler
   leader: Leader
-  listener: Listener
-  workerId: string
 }
 
 declare module 'fastify' {
@@ -29,24 +22,23 @@ declare module 'fastify' {
   }
 }
 
-const REAP_INTERVAL_MS = 2000
-
-// claims and outcomes on 3 connections: one claiming, one flushing, one spare for releases
+// claims and outcomes on 3 connections: one claiming, one flushing, one spare for releases and events
 const WORKER_POOL_SIZE = 3
+const REAP_INTERVAL_MS = 2000
+// a NOTIFY payload must stay under 8000 bytes
+const EVENTS_PAYLOAD_MAX = 7000
 
 export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
-  const { config } = app
+  const { config, listener, workerId } = app
   const h = config.hooks
   if (!h.enabled) {
     app.decorate('delivery', null)
     return
   }
-  const url = config.db.connectionString!
   const log = app.log.child({ component: 'delivery' }) as unknown as Logger
-  const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
   // Delivery state is written with synchronous_commit off: a crash can only forget that a message
   // was sent or claimed, and then it is sent again (at-least-once). Enqueues keep full durability.
-  const pool = createPool(url, { max: WORKER_POOL_SIZE, log, name: 'hookpost-worker', options: '-c synchronous_commit=off' })
+  const pool = createPool(config.db.connectionString!, { max: WORKER_POOL_SIZE, log, name: 'hookpost-worker', options: '-c synchronous_commit=off' })
   const dispatcher = createDispatcher()
   const worker = new Worker({
     pool, dispatcher, workerId, log,
@@ -56,24 +48,28 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
     leaseMs: h.leaseMs,
     pollMs: h.pollMs
   })
-  // the LISTEN connection also holds this process's worker lock: while it lives, our claims are live
-  const listener = new Listener(url, [CHANNEL_MESSAGES, CHANNEL_CRONS], log, async (c) => { await c.query(sql.holdWorkerLock(workerId)) })
-  const leader = new Leader(url, h.lock, h.leaderPollMs, log)
-
   // cron ticks are materialised by the leader only, on the main (fully durable) pool
   const crons = new CronScheduler(app.pool, log)
+  const leader = new Leader(config.db.connectionString!, h.lock, h.leaderPollMs, log)
 
   listener.on('notification', (channel: string) => {
-    if (channel === CHANNEL_MESSAGES) worker.notify()
-    else if (channel === CHANNEL_CRONS) crons.notify()
+    if (channel === CHANNELS.messages) worker.notify()
+    else if (channel === CHANNELS.crons) crons.notify()
   })
   // notifications sent while the connection was down are lost: look again
   listener.on('reconnect', () => { worker.notify(); crons.notify() })
 
+  // outcomes, once recorded, are announced to every process (GraphQL subscriptions)
+  worker.on('recorded', (batch: sql.Completion[]) => {
+    const events = batch.map(c => [c.id, c.queueId, c.attempt, c.result.ok ? 1 : 0, c.result.status, c.retryAt !== null ? 1 : 0])
+    for (const chunk of chunks(events, EVENTS_PAYLOAD_MAX)) {
+      pool.query('SELECT pg_notify($1, $2)', [CHANNELS.events, chunk]).catch((err) => log.warn({ err }, 'publishing delivery events failed'))
+    }
+  })
+
   // start and stop in order, never overlapping
   let transition: Promise<void> = Promise.resolve()
-  const startWorker = (): void => { transition = transition.then(() => worker.start()) }
-  const stopWorker = (): void => { transition = transition.then(async () => await worker.stop(h.shutdownGraceMs)) }
+  const then = (fn: () => unknown): void => { transition = transition.then(async () => { await fn() }) }
 
   // the leader hands back the claims of dead processes, at once on election and then periodically
   let reapTimer: NodeJS.Timeout | undefined
@@ -88,24 +84,24 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
       log.warn({ err }, 'reaping dead claims failed')
     }
   }
+
   leader.on('elected', () => {
-    if (!h.allProcessesDeliver) startWorker()
-    transition = transition.then(() => crons.start())
+    if (!h.allProcessesDeliver) then(() => worker.start())
+    then(() => crons.start())
     void reap()
     reapTimer = setInterval(() => { void reap() }, REAP_INTERVAL_MS)
     reapTimer.unref()
   })
   leader.on('demoted', () => {
     clearInterval(reapTimer)
-    transition = transition.then(async () => await crons.stop())
-    if (!h.allProcessesDeliver) stopWorker()
+    then(async () => await crons.stop())
+    if (!h.allProcessesDeliver) then(async () => await worker.stop(h.shutdownGraceMs))
   })
 
-  app.decorate('delivery', { worker, crons, leader, listener, workerId })
+  app.decorate('delivery', { worker, crons, leader })
 
   app.addHook('onReady', async () => {
-    await listener.start()
-    if (h.allProcessesDeliver) startWorker()
+    if (h.allProcessesDeliver) then(() => worker.start())
     leader.start()
     log.info({ workerId, concurrency: h.concurrency, allProcessesDeliver: h.allProcessesDeliver }, 'delivery engine started')
   })
@@ -113,13 +109,31 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
   // preClose: the engine drains before any onClose hook ends the pools it uses
   app.addHook('preClose', async () => {
     clearInterval(reapTimer)
-    stopWorker()
-    transition = transition.then(async () => await crons.stop())
+    then(async () => await crons.stop())
+    then(async () => await worker.stop(h.shutdownGraceMs))
     await transition
     await leader.stop()
     await transition
-    await listener.stop()
     await pool.end()
     await dispatcher.close()
   })
+}
+
+/** JSON arrays of items, each under max bytes. */
+function chunks (items: unknown[], max: number): string[] {
+  const out: string[] = []
+  let cur: string[] = []
+  let size = 2
+  for (const item of items) {
+    const s = JSON.stringify(item)
+    if (size + s.length + 1 > max && cur.length > 0) {
+      out.push(`[${cur.join(',')}]`)
+      cur = []
+      size = 2
+    }
+    cur.push(s)
+    size += s.length + 1
+  }
+  if (cur.length > 0) out.push(`[${cur.join(',')}]`)
+  return out
 }

@@ -97,6 +97,8 @@ export function release (ids: number[], workerId: string): Statement {
 
 export interface Completion {
   id: number
+  queueId: number
+  attempt: number
   result: Result
   /** for failures: when to retry, or null for dead */
   retryAt: Date | null

@@ -229,7 +229,7 @@ export class Worker extends EventEmitter {
         const delay = nextRetryDelay({ retries: row.retries, status: result.status, retryAfter: result.retryAfter }, row)
         retryAt = delay === null ? null : new Date(Date.now() + delay)
       }
-      this.pending.push({ id: row.id, result, retryAt })
+      this.pending.push({ id: row.id, queueId: row.queueId, attempt, result, retryAt })
       this.scheduleFlush()
       const event: DeliveryEvent = { messageId: row.id, queueId: row.queueId, attempt, result, retryAt }
       const line = { messageId: row.id, queueId: row.queueId, attempt, status: result.status, durationMs: result.durationMs }
@@ -271,7 +271,7 @@ export class Worker extends EventEmitter {
             this.o.log.warn({ messageId: d.messageId, queueId: d.queueId, dlqMessageId: d.dlqMessageId }, 'message dead-lettered')
             this.emit('dead', d)
           }
-          this.emit('flushed', batch.length)
+          this.emit('recorded', batch)
         } catch (err) {
           this.pending.unshift(...batch)
           this.flushErrors++

@@ -1,5 +1,6 @@
 // Crons: schedules that create a message on a queue at every tick.
 import type { Pool } from 'pg'
+import type { Queryable } from '../db/pool.js'
 import { fromStored, toStored } from '../body.js'
 import { errors, translatePgError } from '../errors.js'
 import { checkHeaders } from '../headers.js'
@@ -68,6 +69,16 @@ function checkSchedule (schedule: string, timezone: string): void {
 // Tell the leader to look at the crons again; it sleeps until the next tick otherwise
 const NOTIFY = "SELECT pg_notify('hookpost_crons', '')"
 
+export async function cronsOfQueues (pool: Pool, queueIds: readonly number[]): Promise<Cron[]> {
+  const { rows } = await pool.query<Row>(`SELECT ${cronEntity.select} FROM hookpost.crons WHERE queue_id = ANY($1::bigint[]) ORDER BY id`, [queueIds])
+  return rows.map(toCron)
+}
+
+export async function getCronsByIds (pool: Pool, ids: readonly number[]): Promise<Cron[]> {
+  const { rows } = await pool.query<Row>(`SELECT ${cronEntity.select} FROM hookpost.crons WHERE id = ANY($1::bigint[])`, [ids])
+  return rows.map(toCron)
+}
+
 export async function listCrons (pool: Pool, q: ListQuery): Promise<Cron[]> {
   return (await pool.query<Row>(listStatement(cronEntity, q))).rows.map(toCron)
 }
@@ -82,7 +93,7 @@ export async function getCron (pool: Pool, id: number): Promise<Cron> {
   return toCron(rows[0])
 }
 
-export async function createCron (pool: Pool, input: CronInput): Promise<Cron> {
+export async function createCron (pool: Queryable, input: CronInput): Promise<Cron> {
   checkHeaders(input.headers)
   const timezone = input.timezone ?? 'UTC'
   if (input.schedule === undefined) throw new errors.InvalidField('schedule', 'is required')

@@ -1,5 +1,6 @@
 // Messages: what to send, and where they stand. Domain functions shared by REST and GraphQL.
 import type { Pool } from 'pg'
+import type { Queryable } from '../db/pool.js'
 import { fromStored, toStored } from '../body.js'
 import { errors, translatePgError } from '../errors.js'
 import { checkHeaders } from '../headers.js'
@@ -64,6 +65,17 @@ export function toMessage (row: Row): Message {
   return { ...rest, body: fromStored(row.body, bodyJson) }
 }
 
+/** Up to `limit` messages of each queue, oldest first, in one query (GraphQL's Queue.messages). */
+export async function messagesOfQueues (pool: Pool, queueIds: readonly number[], limit: number): Promise<Message[]> {
+  const { rows } = await pool.query<Row>(
+    `SELECT ${messageEntity.select} FROM hookpost.messages WHERE id IN (
+       SELECT id FROM (
+         SELECT id, row_number() OVER (PARTITION BY queue_id ORDER BY id) AS n FROM hookpost.messages WHERE queue_id = ANY($1::bigint[])
+       ) ranked WHERE n <= $2
+     ) ORDER BY id`, [queueIds, limit])
+  return rows.map(toMessage)
+}
+
 export async function listMessages (pool: Pool, q: ListQuery): Promise<Message[]> {
   return (await pool.query<Row>(listStatement(messageEntity, q))).rows.map(toMessage)
 }
@@ -84,7 +96,7 @@ export interface Enqueued { message: Message, created: boolean }
  * Insert one message. With an idempotency key already used on the queue, the existing message comes
  * back with created=false; the unique index makes this hold under concurrent duplicates.
  */
-export async function createMessage (pool: Pool, input: MessageInput): Promise<Enqueued> {
+export async function createMessage (pool: Queryable, input: MessageInput): Promise<Enqueued> {
   checkHeaders(input.headers)
   const { body, bodyJson } = toStored(input.body)
   const values = [input.queueId, body, bodyJson, JSON.stringify(input.headers ?? {}), input.when ?? null, input.idempotencyKey ?? null]
@@ -108,7 +120,7 @@ export async function createMessage (pool: Pool, input: MessageInput): Promise<E
 }
 
 /** Insert many messages in one statement: one commit for the lot. Each keeps its own `when`. */
-export async function createMessages (pool: Pool, inputs: MessageInput[]): Promise<Message[]> {
+export async function createMessages (pool: Queryable, inputs: MessageInput[]): Promise<Message[]> {
   if (inputs.length === 0) return []
   for (const i of inputs) checkHeaders(i.headers)
   const stored = inputs.map(i => toStored(i.body))

@@ -1,5 +1,6 @@
 // Queues: the delivery targets. Domain functions shared by REST and GraphQL.
 import type { Pool } from 'pg'
+import type { Queryable } from '../db/pool.js'
 import { errors, SQLSTATE, translatePgError } from '../errors.js'
 import { withTransaction } from '../db/pool.js'
 import { checkHeaders } from '../headers.js'
@@ -92,7 +93,7 @@ export async function getQueuesByIds (pool: Pool, ids: readonly number[]): Promi
   return rows
 }
 
-export async function createQueue (pool: Pool, input: QueueInput): Promise<Queue> {
+export async function createQueue (pool: Queryable, input: QueueInput): Promise<Queue> {
   checkHeaders(input.headers)
   const { cols, values } = columnsOf(input)
   try {
