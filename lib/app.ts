@@ -13,6 +13,7 @@ import { CHANNELS, Listener } from './db/listener.js'
 import { createPool } from './db/pool.js'
 import { holdWorkerLock } from './delivery/sql.js'
 import { deliveryPlugin } from './delivery/engine.js'
+import { graphqlPlugin } from './graphql/plugin.js'
 import { makeAuthHook } from './http/auth.js'
 import { formatSchemaErrors, installErrorHandler } from './http/error-handler.js'
 import { loggerOptions } from './logger.js'
@@ -100,6 +101,8 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
     await scope.register(cronRoutes, { prefix: '/crons' })
     await scope.register(cronAliasRoutes, { prefix: '/cron' })
   })
+  // GraphQL has its own auth hook: the WebSocket handshake is checked at connection_init instead
+  await app.register(graphqlPlugin)
 
   await app.register(fp(deliveryPlugin))
 

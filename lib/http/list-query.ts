@@ -26,7 +26,7 @@ export function listQuerySchema (entity: Entity) {
 
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/
 
-function parseValue (param: string, type: FieldType, raw: string): unknown {
+export function parseFilterValue (param: string, type: FieldType, raw: string): unknown {
   switch (type) {
     case 'integer': {
       if (!/^-?\d{1,18}$/.test(raw)) throw new errors.InvalidField(param, `expected an integer, got ${JSON.stringify(raw)}`)
@@ -57,11 +57,11 @@ export function parseListQuery (entity: Entity, query: Record<string, unknown>):
       const def = entity.fields[field]!
       const raw = String(value)
       if (op === 'in' || op === 'nin') {
-        where.push({ field, op, value: raw === '' ? [] : raw.split(',').map(v => parseValue(key, def.type, v)) })
+        where.push({ field, op, value: raw === '' ? [] : raw.split(',').map(v => parseFilterValue(key, def.type, v)) })
       } else if (raw === 'null' && (op === 'eq' || op === 'neq')) {
         where.push({ field, op, value: null })
       } else {
-        where.push({ field, op, value: parseValue(key, def.type, raw) })
+        where.push({ field, op, value: parseFilterValue(key, def.type, raw) })
       }
     } else if (parts[0] === 'orderby' && parts.length === 2) {
       orderBy.push({ field: parts[1]!, direction: value === 'desc' ? 'desc' : 'asc' })

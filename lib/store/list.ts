@@ -88,6 +88,12 @@ export function countStatement (entity: Entity, filters: Filter[]): Statement {
   return { text: `SELECT count(*)::bigint AS n FROM ${entity.table} ${where}`, values }
 }
 
+export function idsStatement (entity: Entity, filters: Filter[]): Statement {
+  const values: unknown[] = []
+  const where = whereClause(entity, filters, values)
+  return { text: `SELECT id FROM ${entity.table} ${where} ORDER BY id`, values }
+}
+
 export function filterableFields (entity: Entity): Array<[string, FieldDef]> {
   return Object.entries(entity.fields).filter(([, d]) => d.filter === true)
 }

@@ -1,0 +1,206 @@
+// The GraphQL schema: pg-hooks' (Platformatic DB's) names for types, queries and mutations, plus
+// hookpost's attempt log, redrive, pause/resume and delivery subscriptions.
+import { filterableFields, sortableFields, type Entity, type FieldType } from '../store/list.js'
+import { cronEntity } from '../store/crons.js'
+import { messageEntity } from '../store/messages.js'
+import { queueEntity } from '../store/queues.js'
+
+const WHERE_TYPES: Record<FieldType, string> = { integer: 'WhereInt', string: 'WhereString', boolean: 'WhereBoolean', 'date-time': 'WhereDateTime' }
+
+function whereAndOrder (type: string, e: Entity): string {
+  const where = filterableFields(e).map(([f, d]) => `  ${f}: ${f === 'id' || f.endsWith('Id') || f === 'deadLetterOf' ? 'WhereID' : WHERE_TYPES[d.type]}`).join('\n')
+  return `input ${type}WhereArguments {\n${where}\n}
+enum ${type}OrderByField { ${sortableFields(e).join(' ')} }
+input ${type}OrderByArguments { field: ${type}OrderByField!, direction: OrderByDirection! }`
+}
+
+function where (scalar: string, list = true): string {
+  const ops = ['eq', 'neq', 'gt', 'gte', 'lt', 'lte'].map(op => `${op}: ${scalar}`)
+  if (list) ops.push(`in: [${scalar}!]`, `nin: [${scalar}!]`)
+  return ops.join(', ')
+}
+
+const listArgs = (type: string): string => `limit: Int, offset: Int, where: ${type}WhereArguments, orderBy: [${type}OrderByArguments!]`
+
+export const schema = `
+"Any JSON value"
+scalar JSON
+"An ISO 8601 date-time"
+scalar DateTime
+
+enum OrderByDirection { ASC DESC }
+
+input WhereID { ${where('ID')} }
+input WhereInt { ${where('Int')} }
+input WhereString { ${where('String')} }
+input WhereBoolean { eq: Boolean, neq: Boolean }
+input WhereDateTime { ${where('String')} }
+
+${whereAndOrder('Queue', queueEntity)}
+${whereAndOrder('Message', messageEntity)}
+${whereAndOrder('Cron', cronEntity)}
+
+type Queue {
+  id: ID!
+  name: String!
+  callbackUrl: String!
+  method: String!
+  headers: JSON!
+  "retries after the first attempt; 0 = one attempt only"
+  maxRetries: Int!
+  timeoutMs: Int!
+  backoffBaseMs: Int!
+  backoffMaxMs: Int!
+  backoffJitter: String!
+  deadLetterQueueId: ID
+  createdAt: DateTime!
+  updatedAt: DateTime!
+  deadLetterQueue: Queue
+  "the queue's messages, oldest first"
+  messages(limit: Int = 100): [Message!]!
+  crons: [Cron!]!
+}
+
+type Message {
+  id: ID!
+  queueId: ID!
+  body: JSON
+  headers: JSON!
+  when: DateTime!
+  nextAttemptAt: DateTime
+  sentAt: DateTime
+  failed: Boolean!
+  "failed attempts so far"
+  retries: Int!
+  "attempts made so far (REST calls this field attempts)"
+  attemptCount: Int!
+  lastStatus: Int
+  lastError: String
+  cronId: ID
+  deadLetterOf: ID
+  idempotencyKey: String
+  createdAt: DateTime!
+  updatedAt: DateTime!
+  queue: Queue
+  cron: Cron
+  "the attempt log, first attempt first"
+  attempts: [Attempt!]!
+}
+
+type Cron {
+  id: ID!
+  queueId: ID!
+  schedule: String!
+  timezone: String!
+  body: JSON
+  headers: JSON!
+  paused: Boolean!
+  missedTicks: String!
+  nextTickAt: DateTime
+  lastTickAt: DateTime
+  createdAt: DateTime!
+  updatedAt: DateTime!
+  queue: Queue
+}
+
+type Attempt {
+  id: ID!
+  messageId: ID!
+  attempt: Int!
+  startedAt: DateTime!
+  durationMs: Int!
+  statusCode: Int
+  "null on success; http, timeout, connect or network"
+  errorKind: String
+  error: String
+  "the first 4 KB of the response"
+  responseBody: String
+}
+
+type queuesCount { total: Int! }
+type messagesCount { total: Int! }
+type cronsCount { total: Int! }
+
+type RedriveResult { queueId: ID!, requeued: Int! }
+
+type MessageEvent {
+  messageId: ID!
+  queueId: ID!
+  attempt: Int!
+  statusCode: Int
+  "on a failed attempt: whether another attempt is scheduled"
+  willRetry: Boolean!
+}
+
+input QueueInput {
+  id: ID
+  name: String
+  callbackUrl: String
+  method: String
+  headers: JSON
+  maxRetries: Int
+  timeoutMs: Int
+  backoffBaseMs: Int
+  backoffMaxMs: Int
+  backoffJitter: String
+  deadLetterQueueId: ID
+}
+
+input MessageInput {
+  id: ID
+  queueId: ID
+  body: JSON
+  headers: JSON
+  when: String
+  idempotencyKey: String
+}
+
+input CronInput {
+  id: ID
+  queueId: ID
+  schedule: String
+  timezone: String
+  body: JSON
+  headers: JSON
+  paused: Boolean
+  missedTicks: String
+}
+
+type Query {
+  queues(${listArgs('Queue')}): [Queue!]!
+  getQueueById(id: ID!): Queue
+  countQueues(where: QueueWhereArguments): queuesCount!
+  messages(${listArgs('Message')}): [Message!]!
+  getMessageById(id: ID!): Message
+  countMessages(where: MessageWhereArguments): messagesCount!
+  crons(${listArgs('Cron')}): [Cron!]!
+  getCronById(id: ID!): Cron
+  countCrons(where: CronWhereArguments): cronsCount!
+}
+
+type Mutation {
+  "create, or update when input.id is given"
+  saveQueue(input: QueueInput!): Queue!
+  insertQueues(inputs: [QueueInput!]!): [Queue!]!
+  "force: also delete undelivered messages"
+  deleteQueues(where: QueueWhereArguments, force: Boolean = false): [Queue!]!
+  saveMessage(input: MessageInput!): Message!
+  "each message keeps its own when"
+  insertMessages(inputs: [MessageInput!]!): [Message!]!
+  deleteMessages(where: MessageWhereArguments): [Message!]!
+  saveCron(input: CronInput!): Cron!
+  insertCrons(inputs: [CronInput!]!): [Cron!]!
+  deleteCrons(where: CronWhereArguments): [Cron!]!
+  "re-queue a failed message with a fresh retry budget"
+  retryMessage(id: ID!): Message!
+  "re-queue every failed message of a queue"
+  redriveQueue(id: ID!): RedriveResult!
+  pauseCron(id: ID!): Cron!
+  resumeCron(id: ID!): Cron!
+}
+
+type Subscription {
+  messageDelivered(queueId: ID): MessageEvent!
+  messageFailed(queueId: ID): MessageEvent!
+}
+`
