@@ -23,6 +23,8 @@ export const errors = {
 export const SQLSTATE = {
   UNIQUE_VIOLATION: '23505',
   FOREIGN_KEY_VIOLATION: '23503',
+  // ON DELETE RESTRICT: PostgreSQL 18 reports it as restrict_violation where 15 said 23503
+  RESTRICT_VIOLATION: '23001',
   CHECK_VIOLATION: '23514',
   NOT_NULL_VIOLATION: '23502',
   INVALID_TEXT_REPRESENTATION: '22P02',
@@ -78,6 +80,9 @@ export function translatePgError (err: unknown): unknown {
   switch (e.code) {
     case SQLSTATE.UNIQUE_VIOLATION:
       out = new errors.Conflict(`a row with this ${field} already exists`)
+      break
+    case SQLSTATE.RESTRICT_VIOLATION:
+      out = new errors.Conflict(`still referenced: ${field}`)
       break
     case SQLSTATE.FOREIGN_KEY_VIOLATION:
       // on insert/update: the referenced row is missing; on delete: the row is still referenced

