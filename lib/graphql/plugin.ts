@@ -6,6 +6,7 @@ import { CHANNELS } from '../db/listener.js'
 import { errors } from '../errors.js'
 import { checkAdminSecret } from '../http/auth.js'
 import { costRule } from './cost.js'
+import { graphiqlRoutes } from './graphiql.js'
 import { loaders, resolvers, TOPICS } from './resolvers.js'
 import { schema } from './schema.js'
 
@@ -45,7 +46,8 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
     schema,
     resolvers: resolvers as any,
     loaders: loaders as any,
-    graphiql: true,
+    // our own /graphiql (graphiql.ts) serves its assets locally instead of from a CDN
+    graphiql: false,
     path: '/graphql',
     queryDepth: QUERY_DEPTH,
     validationRules: [costRule as any],
@@ -73,6 +75,8 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
       }
     }
   })
+
+  await app.register(graphiqlRoutes)
 
   // NOTIFY hookpost_events -> mercurius pubsub, in every process
   app.listener.on('notification', (channel: string, payload: string | undefined) => {
