@@ -11,6 +11,8 @@ export interface ClaimedRow {
   retries: number
   attempts: number
   idempotencyKey: string | null
+  /** when the message was due first: delivery latency is measured from it */
+  when: Date
   callbackUrl: string
   method: string
   queueHeaders: Record<string, string>
@@ -42,7 +44,7 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
       FROM due, hookpost.queues q
       WHERE m.id = due.id AND q.id = m.queue_id
       RETURNING m.id, m.queue_id AS "queueId", m.body, m.headers, m.retries, m.attempts,
-        m.idempotency_key AS "idempotencyKey", q.callback_url AS "callbackUrl", q.method,
+        m.idempotency_key AS "idempotencyKey", m."when", q.callback_url AS "callbackUrl", q.method,
         q.headers AS "queueHeaders", q.timeout_ms AS "timeoutMs", q.max_retries AS "maxRetries",
         q.backoff_base_ms AS "backoffBaseMs", q.backoff_max_ms AS "backoffMaxMs", q.backoff_jitter AS "backoffJitter"`,
     values: [limit, leaseMs, workerId, skipQueues]
@@ -99,6 +101,7 @@ export interface Completion {
   id: number
   queueId: number
   attempt: number
+  when: Date
   result: Result
   /** for failures: when to retry, or null for dead */
   retryAt: Date | null

@@ -27,6 +27,7 @@ export interface DeliveryEvent {
   messageId: number
   queueId: number
   attempt: number
+  when: Date
   result: Result
   /** null on success; on failure, when it will be retried, or null when it is dead */
   retryAt: Date | null
@@ -229,9 +230,9 @@ export class Worker extends EventEmitter {
         const delay = nextRetryDelay({ retries: row.retries, status: result.status, retryAfter: result.retryAfter }, row)
         retryAt = delay === null ? null : new Date(Date.now() + delay)
       }
-      this.pending.push({ id: row.id, queueId: row.queueId, attempt, result, retryAt })
+      this.pending.push({ id: row.id, queueId: row.queueId, attempt, when: row.when, result, retryAt })
       this.scheduleFlush()
-      const event: DeliveryEvent = { messageId: row.id, queueId: row.queueId, attempt, result, retryAt }
+      const event: DeliveryEvent = { messageId: row.id, queueId: row.queueId, attempt, when: row.when, result, retryAt }
       const line = { messageId: row.id, queueId: row.queueId, attempt, status: result.status, durationMs: result.durationMs }
       if (result.ok) {
         this.o.log.debug(line, 'delivered')
