@@ -1,0 +1,92 @@
+// The transactional outbox: an application role, with only the documented grants, enqueues inside its
+// own transaction; the message commits or rolls back with the application's data.
+import { randomBytes } from 'node:crypto'
+import t from 'tap'
+import pg from 'pg'
+import { eventually, receiver, sleep, testApp, testPool } from './helpers.js'
+
+async function appRole (t: Parameters<typeof testApp>[0], adminPool: pg.Pool, url: string): Promise<pg.Pool> {
+  const role = `hp_app_${randomBytes(4).toString('hex')}`
+  const password = randomBytes(12).toString('hex')
+  await adminPool.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`)
+  // exactly the grants the README documents, plus the application's own table
+  await adminPool.query(`GRANT USAGE ON SCHEMA hookpost TO ${role}`)
+  await adminPool.query(`GRANT EXECUTE ON FUNCTION hookpost.enqueue(bigint, text, jsonb, timestamptz, text) TO ${role}`)
+  await adminPool.query(`GRANT EXECUTE ON FUNCTION hookpost.enqueue(bigint, jsonb, jsonb, timestamptz, text) TO ${role}`)
+  await adminPool.query(`CREATE TABLE public.orders (id serial PRIMARY KEY, item text NOT NULL)`)
+  await adminPool.query(`GRANT SELECT, INSERT ON public.orders TO ${role}; GRANT USAGE ON SEQUENCE public.orders_id_seq TO ${role}`)
+  const u = new URL(url)
+  u.username = role
+  u.password = password
+  const pool = new pg.Pool({ connectionString: u.toString(), max: 6 })
+  t.teardown(async () => {
+    await pool.end()
+    // the test database is dropped after this; the role is cluster-wide and goes now
+    await adminPool.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`).catch(() => {})
+  })
+  return pool
+}
+
+t.test('an outbox insert that rolls back is never delivered; one that commits is, at once', async (t) => {
+  const target = await receiver(t)
+  const { app, url } = await testApp(t, { hooks: { enabled: true, leaderPollMs: 100, pollMs: 60_000 } })
+  await app.ready()
+  const admin = testPool(t, url)
+  const q = (await app.inject({ method: 'POST', url: '/queues', payload: { name: 'orders', callbackUrl: `${target.url}/orders` } })).json()
+  const db = await appRole(t, admin, url)
+  await eventually(async () => app.delivery!.worker.active)
+
+  const rolledBack = await db.connect()
+  await rolledBack.query('BEGIN')
+  await rolledBack.query("INSERT INTO orders (item) VALUES ('never')")
+  const { rows: [ghost] } = await rolledBack.query("SELECT hookpost.enqueue($1, jsonb_build_object('order', 'never')) AS id", [q.id])
+  t.ok(ghost.id > 0, 'enqueue returns the message id')
+  await rolledBack.query('ROLLBACK')
+  rolledBack.release()
+
+  const c = await db.connect()
+  await c.query('BEGIN')
+  const { rows: [order] } = await c.query("INSERT INTO orders (item) VALUES ('book') RETURNING id")
+  await c.query('SELECT hookpost.enqueue($1, $2::jsonb, $3::jsonb)', [q.id, JSON.stringify({ order: order.id, item: 'book' }), JSON.stringify({ 'x-order': String(order.id) })])
+  await c.query('COMMIT')
+  const committedAt = Date.now()
+  c.release()
+
+  const [r] = await target.waitFor(1, 5000)
+  t.ok(r!.at - committedAt < 1000, `delivered ${r!.at - committedAt} ms after the commit`)
+  t.same(JSON.parse(r!.body), { item: 'book', order: order.id })
+  t.equal(r!.headers['x-order'], String(order.id))
+  await sleep(500)
+  t.equal(target.requests.length, 1, 'the rolled-back message was never delivered')
+  t.equal((await admin.query('SELECT count(*)::int AS n FROM hookpost.messages')).rows[0].n, 1, 'and never existed')
+  t.equal((await admin.query('SELECT count(*)::int AS n FROM public.orders')).rows[0].n, 1)
+})
+
+t.test('the application role needs no right on hookpost tables; idempotency keys hold under concurrency', async (t) => {
+  const { app, url } = await testApp(t)
+  const admin = testPool(t, url)
+  const q = (await app.inject({ method: 'POST', url: '/queues', payload: { name: 'o2', callbackUrl: 'http://127.0.0.1:9/x' } })).json()
+  const db = await appRole(t, admin, url)
+  await t.rejects(db.query('SELECT * FROM hookpost.messages'), { code: '42501' }, 'cannot read the messages table')
+  await t.rejects(db.query("INSERT INTO hookpost.messages (queue_id, body) VALUES ($1, 'x')", [q.id]), { code: '42501' }, 'cannot write it directly')
+  await t.rejects(db.query("SELECT hookpost.enqueue_message($1, 'x', false, '{}', now(), null)", [q.id]), { code: '42501' }, 'cannot call the internal function')
+
+  const ids = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
+    const c = await db.connect()
+    try {
+      await c.query('BEGIN')
+      const { rows } = await c.query("SELECT hookpost.enqueue($1, $2, '{}', now(), 'order-42') AS id", [q.id, `attempt ${i}`])
+      await c.query('COMMIT')
+      return rows[0].id
+    } finally {
+      c.release()
+    }
+  }))
+  t.equal(new Set(ids).size, 1, 'every caller got the same message id')
+  const { rows } = await admin.query("SELECT count(*)::int AS n FROM hookpost.messages WHERE idempotency_key = 'order-42'")
+  t.equal(rows[0].n, 1, 'one message')
+  // and the REST API sees the same key
+  const again = await app.inject({ method: 'POST', url: '/messages', payload: { queueId: q.id, body: 'rest', idempotencyKey: 'order-42' } })
+  t.equal(again.statusCode, 200)
+  t.equal(again.json().id, Number(ids[0]))
+})
