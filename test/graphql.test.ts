@@ -181,3 +181,18 @@ t.test('a message saved through GraphQL is delivered', async (t) => {
   const after = await eventually(async () => { const x = await ok(app, '{ getMessageById(id: 1) { sentAt attempts { attempt statusCode } } }'); return x.getMessageById.sentAt !== null && x })
   t.same(after.getMessageById.attempts, [{ attempt: 1, statusCode: 200 }], 'Message.attempts is the attempt log')
 })
+
+t.test('idempotency keys through GraphQL: repeats return the first message, in input order', async (t) => {
+  const { app, url } = await testApp(t)
+  const pool = testPool(t, url)
+  const q = (await ok(app, 'mutation { saveQueue(input: { name: "idem", callbackUrl: "http://127.0.0.1:9/i" }) { id } }')).saveQueue
+  const first = (await ok(app, 'mutation ($q: ID) { saveMessage(input: { queueId: $q, body: "first", idempotencyKey: "k1" }) { id } }', { q: q.id })).saveMessage
+  const batch = (await ok(app, `mutation ($q: ID) { insertMessages(inputs: [
+    { queueId: $q, body: "a" }, { queueId: $q, body: "dup", idempotencyKey: "k1" }, { queueId: $q, body: "b", idempotencyKey: "k2" },
+    { queueId: $q, body: "c" }, { queueId: $q, body: "dup2", idempotencyKey: "k2" }
+  ]) { id body idempotencyKey } }`, { q: q.id })).insertMessages
+  t.same(batch.map((m: any) => m.body), ['a', 'first', 'b', 'c', 'b'])
+  t.equal(batch[1].id, first.id, 'an existing key returns the first message')
+  t.equal(batch[4].id, batch[2].id, 'a key repeated inside the batch is one message')
+  t.equal((await pool.query('SELECT count(*)::int AS n FROM hookpost.messages')).rows[0].n, 4)
+})

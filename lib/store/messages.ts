@@ -119,7 +119,11 @@ export async function createMessage (pool: Queryable, input: MessageInput): Prom
   }
 }
 
-/** Insert many messages in one statement: one commit for the lot. Each keeps its own `when`. */
+/**
+ * Insert many messages in one statement: one commit for the lot. Each keeps its own `when`. A message
+ * whose idempotency key is already used on its queue is not inserted: the existing one takes its place
+ * in the result, which follows the order of the inputs.
+ */
 export async function createMessages (pool: Queryable, inputs: MessageInput[]): Promise<Message[]> {
   if (inputs.length === 0) return []
   for (const i of inputs) checkHeaders(i.headers)
@@ -128,12 +132,26 @@ export async function createMessages (pool: Queryable, inputs: MessageInput[]): 
     const { rows } = await pool.query<Row>(
       `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key)
        SELECT q, b, j, h, COALESCE(w, now()), k
-       FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::jsonb[], $5::timestamptz[], $6::text[]) AS t(q, b, j, h, w, k)
+       FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::jsonb[], $5::timestamptz[], $6::text[]) WITH ORDINALITY AS t(q, b, j, h, w, k, ord)
+       ORDER BY ord
        ON CONFLICT (queue_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING ${messageEntity.select}`,
       [inputs.map(i => i.queueId), stored.map(s => s.body), stored.map(s => s.bodyJson),
         inputs.map(i => JSON.stringify(i.headers ?? {})), inputs.map(i => i.when ?? null), inputs.map(i => i.idempotencyKey ?? null)])
-    return rows.map(toMessage)
+    const keyOf = (queueId: unknown, key: unknown): string => `${String(queueId)}\u0000${String(key)}`
+    const byKey = new Map(rows.filter(r => r.idempotencyKey !== null).map(r => [keyOf(r.queueId, r.idempotencyKey), r]))
+    const keyless = rows.filter(r => r.idempotencyKey === null)
+    const missing = inputs.filter(i => i.idempotencyKey != null && !byKey.has(keyOf(i.queueId, i.idempotencyKey)))
+    if (missing.length > 0) {
+      // keys already used: their first messages stand in for the duplicates
+      const existing = await pool.query<Row>(
+        `SELECT ${messageEntity.select} FROM hookpost.messages
+         WHERE (queue_id, idempotency_key) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))`,
+        [missing.map(i => i.queueId), missing.map(i => i.idempotencyKey)])
+      for (const r of existing.rows) byKey.set(keyOf(r.queueId, r.idempotencyKey), r)
+    }
+    let next = 0
+    return inputs.map(i => toMessage(i.idempotencyKey != null ? byKey.get(keyOf(i.queueId, i.idempotencyKey))! : keyless[next++]!))
   } catch (err) {
     throw translatePgError(err)
   }
