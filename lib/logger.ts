@@ -9,7 +9,8 @@ export const REDACT_PATHS = [
   '*.adminSecret',
   'config.adminSecret',
   'signingSecret',
-  '*.signingSecret'
+  '*.signingSecret',
+  '*.signingSecrets'
 ]
 
 export function loggerOptions (config: Config): LoggerOptions {

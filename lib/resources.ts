@@ -33,6 +33,7 @@ const queueItem = {
     method: { type: 'string' },
     headers: { type: 'object', additionalProperties: { type: 'string' } },
     deadLetterQueueId: { type: ['integer', 'null'] },
+    signed: { type: 'boolean', description: 'deliveries carry Standard Webhooks signatures (see POST /queues/{id}/signing-secret)' },
     createdAt: { type: 'string', format: 'date-time' },
     updatedAt: { type: 'string', format: 'date-time' }
   }

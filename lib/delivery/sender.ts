@@ -1,6 +1,7 @@
 // The HTTP call: one shared undici Agent, explicit timeouts, the response always consumed.
 import { Agent, request, type Dispatcher } from 'undici'
 import { mergeHeaders } from '../headers.js'
+import { signatureHeaders } from '../signing.js'
 
 export const USER_AGENT = 'hookpost/0.1.0'
 /** how much of a response body the attempt log keeps */
@@ -17,6 +18,7 @@ export interface Call {
   body: string | null
   timeoutMs: number
   idempotencyKey: string | null
+  signingSecrets: string[] | null
 }
 
 export type ErrorKind = 'http' | 'timeout' | 'connect' | 'network'
@@ -51,6 +53,10 @@ export function requestHeaders (c: Call): Record<string, string> {
   h['x-hookpost-attempt'] = String(c.attempt)
   h['x-hookpost-queue-id'] = String(c.queueId)
   if (c.idempotencyKey !== null) h['idempotency-key'] = c.idempotencyKey
+  if (c.signingSecrets !== null && c.signingSecrets.length > 0) {
+    // the message id is the webhook-id: stable across retries, so receivers de-duplicate on it
+    Object.assign(h, signatureHeaders(c.signingSecrets, String(c.messageId), Math.floor(Date.now() / 1000), sentBody(c) ?? ''))
+  }
   return h
 }
 
@@ -76,6 +82,11 @@ async function readSnippet (body: Dispatcher.ResponseData['body']): Promise<stri
   return Buffer.concat(chunks).subarray(0, RESPONSE_SNIPPET_BYTES).toString('utf8')
 }
 
+/** GET and HEAD carry no body; what is signed is exactly what is sent. */
+function sentBody (c: Call): string | null {
+  return c.method === 'GET' || c.method === 'HEAD' ? null : c.body
+}
+
 export async function send (dispatcher: Dispatcher, c: Call, signal?: AbortSignal): Promise<Result> {
   const startedAt = new Date()
   const t0 = performance.now()
@@ -87,7 +98,7 @@ export async function send (dispatcher: Dispatcher, c: Call, signal?: AbortSigna
       dispatcher,
       method: c.method as Dispatcher.HttpMethod,
       headers: requestHeaders(c),
-      body: c.method === 'GET' || c.method === 'HEAD' ? null : c.body,
+      body: sentBody(c),
       headersTimeout: c.timeoutMs,
       bodyTimeout: c.timeoutMs,
       signal: abort

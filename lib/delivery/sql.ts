@@ -21,6 +21,8 @@ export interface ClaimedRow {
   backoffBaseMs: number
   backoffMaxMs: number
   backoffJitter: 'full' | 'equal' | 'none'
+  /** secrets that sign this delivery: the current one, and the previous one during a rotation */
+  signingSecrets: string[] | null
 }
 
 /**
@@ -46,7 +48,9 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
       RETURNING m.id, m.queue_id AS "queueId", m.body, m.headers, m.retries, m.attempts,
         m.idempotency_key AS "idempotencyKey", m."when", q.callback_url AS "callbackUrl", q.method,
         q.headers AS "queueHeaders", q.timeout_ms AS "timeoutMs", q.max_retries AS "maxRetries",
-        q.backoff_base_ms AS "backoffBaseMs", q.backoff_max_ms AS "backoffMaxMs", q.backoff_jitter AS "backoffJitter"`,
+        q.backoff_base_ms AS "backoffBaseMs", q.backoff_max_ms AS "backoffMaxMs", q.backoff_jitter AS "backoffJitter",
+        CASE WHEN q.signing_secret IS NOT NULL THEN array_remove(ARRAY[q.signing_secret,
+          CASE WHEN q.previous_signing_secret_until > now() THEN q.previous_signing_secret END], NULL) END AS "signingSecrets"`,
     values: [limit, leaseMs, workerId, skipQueues]
   }
 }

@@ -212,7 +212,8 @@ export class Worker extends EventEmitter {
       headers: row.headers,
       body: row.body,
       timeoutMs: row.timeoutMs,
-      idempotencyKey: row.idempotencyKey
+      idempotencyKey: row.idempotencyKey,
+      signingSecrets: row.signingSecrets
     }, ac.signal)
     this.calls.delete(ac)
     this.inFlight--

@@ -14,6 +14,7 @@ import { FILTER_OPS, MAX_LIMIT, idsStatement, type Entity, type Filter, type Lis
 import { createMessages, deleteMessage, messagesOfQueues, type Message } from '../store/messages.js'
 import { getQueuesByIds, type Queue } from '../store/queues.js'
 import { attemptsOf, redriveQueue, retryMessage } from '../store/redrive.js'
+import { rotateSigningSecret } from '../store/signing-secrets.js'
 import { validate } from '../validate.js'
 
 // mercurius is CommonJS: withFilter hangs off the default export
@@ -181,6 +182,10 @@ export const resolvers = {
     },
     retryMessage: async (_: unknown, { id }: Args, { app }: Ctx) => await retryMessage(app.pool, toId(id, 'id')),
     redriveQueue: async (_: unknown, { id }: Args, { app }: Ctx) => await redriveQueue(app.pool, toId(id, 'id')),
+    rotateSigningSecret: async (_: unknown, { queueId, secret, graceSeconds }: Args, { app }: Ctx) => {
+      if (graceSeconds !== undefined && graceSeconds !== null && (graceSeconds < 0 || graceSeconds > 2_592_000)) throw new errors.InvalidField('graceSeconds', 'must be between 0 and 2592000')
+      return await rotateSigningSecret(app.pool, toId(queueId, 'queueId'), { secret: secret ?? undefined, graceSeconds: graceSeconds ?? undefined })
+    },
     pauseCron: async (_: unknown, { id }: Args, { app }: Ctx) => await updateCron(app.pool, toId(id, 'id'), { paused: true }),
     resumeCron: async (_: unknown, { id }: Args, { app }: Ctx) => await updateCron(app.pool, toId(id, 'id'), { paused: false })
   },

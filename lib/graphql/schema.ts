@@ -53,6 +53,8 @@ type Queue {
   backoffMaxMs: Int!
   backoffJitter: String!
   deadLetterQueueId: ID
+  "deliveries carry Standard Webhooks signatures"
+  signed: Boolean!
   createdAt: DateTime!
   updatedAt: DateTime!
   deadLetterQueue: Queue
@@ -122,6 +124,8 @@ type messagesCount { total: Int! }
 type cronsCount { total: Int! }
 
 type RedriveResult { queueId: ID!, requeued: Int! }
+
+type SigningSecret { queueId: ID!, signingSecret: String!, previousValidUntil: DateTime }
 
 type MessageEvent {
   messageId: ID!
@@ -195,6 +199,8 @@ type Mutation {
   retryMessage(id: ID!): Message!
   "re-queue every failed message of a queue"
   redriveQueue(id: ID!): RedriveResult!
+  "set or rotate a queue's signing secret (generated when not given); the previous one signs too for graceSeconds"
+  rotateSigningSecret(queueId: ID!, secret: String, graceSeconds: Int): SigningSecret!
   pauseCron(id: ID!): Cron!
   resumeCron(id: ID!): Cron!
 }

@@ -18,18 +18,20 @@ export interface Queue {
   backoffMaxMs: number
   backoffJitter: 'full' | 'equal' | 'none'
   deadLetterQueueId: number | null
+  /** deliveries carry Standard Webhooks signatures; the secret itself is never listed */
+  signed: boolean
   createdAt: Date
   updatedAt: Date
 }
 
-export type QueueInput = Partial<Omit<Queue, 'id' | 'createdAt' | 'updatedAt'>>
+export type QueueInput = Partial<Omit<Queue, 'id' | 'signed' | 'createdAt' | 'updatedAt'>>
 
 export const queueEntity: Entity = {
   name: 'queue',
   table: 'hookpost.queues',
   select: `id, name, callback_url AS "callbackUrl", method, headers, max_retries AS "maxRetries",
     timeout_ms AS "timeoutMs", backoff_base_ms AS "backoffBaseMs", backoff_max_ms AS "backoffMaxMs",
-    backoff_jitter AS "backoffJitter", dead_letter_queue_id AS "deadLetterQueueId",
+    backoff_jitter AS "backoffJitter", dead_letter_queue_id AS "deadLetterQueueId", signing_secret IS NOT NULL AS signed,
     created_at AS "createdAt", updated_at AS "updatedAt"`,
   fields: {
     id: { column: 'id', type: 'integer', filter: true, sort: true },
