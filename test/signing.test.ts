@@ -82,3 +82,14 @@ t.test('rotation: both secrets sign during the grace period, then only the new o
   const unsigned = (await target.waitFor(3))[2]!
   t.equal(unsigned.headers['webhook-signature'], undefined)
 })
+
+t.test('rotateSigningSecret over GraphQL', async (t) => {
+  const { app } = await testApp(t)
+  const q = (await app.inject({ method: 'POST', url: '/queues', payload: { name: 'g', callbackUrl: 'http://127.0.0.1:9/g' } })).json()
+  const res = (await app.inject({ method: 'POST', url: '/graphql', payload: { query: 'mutation ($q: ID!) { rotateSigningSecret(queueId: $q, graceSeconds: 60) { queueId signingSecret previousValidUntil } }', variables: { q: q.id } } })).json()
+  t.match(res.data.rotateSigningSecret, { queueId: String(q.id), signingSecret: /^whsec_/, previousValidUntil: null })
+  const signed = (await app.inject({ method: 'POST', url: '/graphql', payload: { query: `{ getQueueById(id: ${q.id}) { signed } }` } })).json()
+  t.same(signed.data, { getQueueById: { signed: true } })
+  const bad = (await app.inject({ method: 'POST', url: '/graphql', payload: { query: 'mutation ($q: ID!) { rotateSigningSecret(queueId: $q, secret: "nope") { queueId } }', variables: { q: q.id } } })).json()
+  t.equal(bad.errors[0].extensions.code, 'HOOKPOST_ERR_INVALID_FIELD')
+})
