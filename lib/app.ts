@@ -17,8 +17,10 @@ import { graphqlPlugin } from './graphql/plugin.js'
 import { makeAuthHook } from './http/auth.js'
 import { formatSchemaErrors, installErrorHandler } from './http/error-handler.js'
 import { loggerOptions } from './logger.js'
+import { metricsPlugin } from './metrics.js'
 import cronRoutes, { cronAliasRoutes } from '../routes/crons.js'
 import healthRoutes from '../routes/health.js'
+import metricsRoutes from '../routes/metrics.js'
 import messageRoutes from '../routes/messages.js'
 import queueRoutes from '../routes/queues.js'
 
@@ -76,6 +78,8 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   }
 
   installErrorHandler(app)
+  // first, so that its request hook sees every route and app.metrics is there for the rest
+  await app.register(fp(metricsPlugin))
 
   await app.register(swagger, {
     openapi: {
@@ -88,6 +92,7 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   })
   await app.register(swaggerUi, { routePrefix: '/documentation' })
   await app.register(healthRoutes)
+  await app.register(metricsRoutes)
 
   if (config.adminSecret === null) {
     app.log.warn('PLT_ADMIN_SECRET is not set: the API is open to anyone who can reach this port')

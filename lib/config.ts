@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseEnv } from 'node:util'
+import { parseCidr } from './ssrf.js'
 
 export interface Config {
   readonly server: {
@@ -37,6 +38,15 @@ export interface Config {
     readonly shutdownGraceMs: number
     /** turn the delivery engine off in this process (API-only nodes) */
     readonly enabled: boolean
+    /** SSRF policy (lib/ssrf.ts): targets may be loopback, RFC 1918, unique-local or CGNAT addresses */
+    readonly allowPrivateNetworks: boolean
+    /** CIDRs or addresses always allowed as targets, over every SSRF block */
+    readonly ssrfAllow: readonly string[]
+    /** the leader deletes delivered messages and dead letters older than this many hours; 0: keep them */
+    readonly retention: {
+      readonly deliveredHours: number
+      readonly deadHours: number
+    }
   }
 }
 
@@ -50,6 +60,8 @@ export class ConfigError extends Error {
 type Env = Record<string, string | undefined>
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+// ten years: beyond that, 0 (keep forever) says it better
+const RETENTION_MAX_HOURS = 87_600
 
 export const DEFAULTS = {
   port: 3042,
@@ -66,7 +78,10 @@ export const DEFAULTS = {
   // 30 s default timeout + slack: a lease shorter than the timeout would hand a live call to another worker
   leaseMs: 60_000,
   pollMs: 2000,
-  shutdownGraceMs: 10_000
+  shutdownGraceMs: 10_000,
+  // a week of delivered history answers "did it arrive?"; dead letters wait a month for a redrive
+  retentionDeliveredHours: 168,
+  retentionDeadHours: 720
 } as const
 
 /** Replace {NAME} placeholders as Platformatic does; unknown names become ''. */
@@ -121,6 +136,17 @@ function bool (setting: string, value: unknown, fallback: boolean): boolean {
   if (['1', 'true', 'yes', 'on'].includes(s)) return true
   if (['0', 'false', 'no', 'off'].includes(s)) return false
   throw new ConfigError(setting, `expected true or false, got ${JSON.stringify(value)}`)
+}
+
+/** A comma-separated string (env) or an array (platformatic.json) of CIDRs or addresses. */
+function cidrList (setting: string, value: unknown): string[] {
+  if (value === undefined) return []
+  const items = Array.isArray(value) ? value.map(String) : String(value).split(',')
+  const out = items.map(s => s.trim()).filter(s => s !== '')
+  for (const s of out) {
+    if (parseCidr(s) === null) throw new ConfigError(setting, `expected IP addresses or CIDRs (10.0.0.0/8, fd00::/8), got ${JSON.stringify(s)}`)
+  }
+  return out
 }
 
 function connectionString (value: unknown): string | null {
@@ -201,7 +227,15 @@ export function loadConfig (opts: LoadOptions = {}): Config {
       leaseMs: int('HOOKPOST_LEASE_MS', pick(env.HOOKPOST_LEASE_MS, hooks.leaseMs), DEFAULTS.leaseMs, 1000, 3_600_000),
       pollMs: int('HOOKPOST_POLL_MS', pick(env.HOOKPOST_POLL_MS, hooks.pollMs), DEFAULTS.pollMs, 10, 600_000),
       shutdownGraceMs: int('HOOKPOST_SHUTDOWN_GRACE_MS', pick(env.HOOKPOST_SHUTDOWN_GRACE_MS, hooks.shutdownGrace), DEFAULTS.shutdownGraceMs, 0, 600_000),
-      enabled: bool('HOOKPOST_DELIVERY', pick(env.HOOKPOST_DELIVERY, hooks.enabled), true)
+      enabled: bool('HOOKPOST_DELIVERY', pick(env.HOOKPOST_DELIVERY, hooks.enabled), true),
+      // on outside production so the tutorial's receiver on 127.0.0.1 works; off in production, where a
+      // target inside the network is an SSRF hole unless listed in HOOKPOST_SSRF_ALLOW
+      allowPrivateNetworks: bool('HOOKPOST_ALLOW_PRIVATE_NETWORKS', pick(env.HOOKPOST_ALLOW_PRIVATE_NETWORKS, hooks.allowPrivateNetworks), env.NODE_ENV !== 'production'),
+      ssrfAllow: cidrList('HOOKPOST_SSRF_ALLOW', pick(env.HOOKPOST_SSRF_ALLOW, hooks.ssrfAllow)),
+      retention: {
+        deliveredHours: int('HOOKPOST_RETENTION_DELIVERED_HOURS', pick(env.HOOKPOST_RETENTION_DELIVERED_HOURS, hooks.retention?.deliveredHours), DEFAULTS.retentionDeliveredHours, 0, RETENTION_MAX_HOURS),
+        deadHours: int('HOOKPOST_RETENTION_DEAD_HOURS', pick(env.HOOKPOST_RETENTION_DEAD_HOURS, hooks.retention?.deadHours), DEFAULTS.retentionDeadHours, 0, RETENTION_MAX_HOURS)
+      }
     }
   }
   return deepFreeze(config)

@@ -5,66 +5,29 @@ import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import { ticksToFire, type DueCron } from './schedule.js'
 import { withTransaction } from './db/pool.js'
+import { Loop } from './loop.js'
+import { countPerQueue, type OnEnqueued } from './store/messages.js'
 
 // the longest the scheduler sleeps: crons created on another server wake it by NOTIFY anyway
 const MAX_SLEEP_MS = 60_000
-const ERROR_BACKOFF_MAX_MS = 5000
 const DUE_BATCH = 100
 
 interface Row extends DueCron { id: number }
 
-export class CronScheduler {
-  private running = false
-  private stopping = false
-  private loopDone: Promise<void> | undefined
-  private wakeUp: (() => void) | undefined
-  private notified = false
-
-  constructor (private readonly pool: Pool, private readonly log: Logger) {}
-
-  start (): void {
-    if (this.running) return
-    this.running = true
-    this.stopping = false
-    this.loopDone = this.loop()
+export class CronScheduler extends Loop {
+  constructor (private readonly pool: Pool, log: Logger, private readonly onEnqueued?: OnEnqueued) {
+    super(log, 'cron pass')
   }
 
-  notify (): void {
-    this.notified = true
-    this.wakeUp?.()
-  }
-
-  async stop (): Promise<void> {
-    if (!this.running) return
-    this.stopping = true
-    this.wakeUp?.()
-    await this.loopDone
-    this.running = false
-  }
-
-  private async loop (): Promise<void> {
-    let errors = 0
-    while (!this.stopping) {
-      this.notified = false
-      let sleepMs: number
-      try {
-        const fired = await this.pass()
-        if (fired === DUE_BATCH) continue
-        sleepMs = await this.untilNextTick()
-        errors = 0
-      } catch (err) {
-        errors++
-        sleepMs = Math.min(ERROR_BACKOFF_MAX_MS, 100 * 2 ** Math.min(errors, 10))
-        this.log.error({ err, retryInMs: sleepMs }, 'cron pass failed')
-      }
-      if (this.stopping || this.notified) continue
-      await this.sleep(sleepMs)
-    }
+  protected async pass (): Promise<number> {
+    const fired = await this.fire()
+    return fired === DUE_BATCH ? 0 : await this.untilNextTick()
   }
 
   /** One transaction: lock the due crons, insert their tick messages, move their next tick. */
-  async pass (now = new Date()): Promise<number> {
-    return await withTransaction(this.pool, async (c) => {
+  async fire (now = new Date()): Promise<number> {
+    const inserted: Array<{ queueId: number }> = []
+    const n = await withTransaction(this.pool, async (c) => {
       const { rows } = await c.query<Row>(
         `SELECT id, schedule, timezone, next_tick_at AS "nextTickAt", missed_ticks AS "missedTicks"
          FROM hookpost.crons WHERE NOT paused AND next_tick_at <= $1
@@ -92,12 +55,14 @@ export class CronScheduler {
         if (plan.fire.length === 0) this.log.info({ cronId: r.id }, 'missed ticks skipped (missedTicks: skip)')
       }
       if (ids.length > 0) {
-        await c.query(
+        const { rows: added } = await c.query<{ queueId: number }>(
           `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", cron_id, tick_at)
            SELECT cr.queue_id, cr.body, cr.body_json, cr.headers, t.tick, cr.id, t.tick
            FROM unnest($1::bigint[], $2::timestamptz[]) AS t(cron_id, tick)
            JOIN hookpost.crons cr ON cr.id = t.cron_id
-           ON CONFLICT (cron_id, tick_at) WHERE cron_id IS NOT NULL DO NOTHING`, [ids, ticks])
+           ON CONFLICT (cron_id, tick_at) WHERE cron_id IS NOT NULL DO NOTHING
+           RETURNING queue_id AS "queueId"`, [ids, ticks])
+        inserted.push(...added)
       }
       await c.query(
         `UPDATE hookpost.crons cr SET next_tick_at = u.next, last_tick_at = coalesce(u.last, cr.last_tick_at)
@@ -106,6 +71,8 @@ export class CronScheduler {
       if (ids.length > 0) this.log.debug({ ticks: ids.length }, 'cron ticks fired')
       return rows.length
     })
+    if (this.onEnqueued !== undefined) countPerQueue(inserted, this.onEnqueued)
+    return n
   }
 
   private async untilNextTick (): Promise<number> {
@@ -113,15 +80,5 @@ export class CronScheduler {
     const at = rows[0]?.at
     if (at === null || at === undefined) return MAX_SLEEP_MS
     return Math.max(0, Math.min(MAX_SLEEP_MS, at.getTime() - Date.now()))
-  }
-
-  private async sleep (ms: number): Promise<void> {
-    if (ms <= 0) return
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms)
-      function done (): void { clearTimeout(timer); resolve() }
-      this.wakeUp = done
-    })
-    this.wakeUp = undefined
   }
 }

@@ -5,8 +5,9 @@ import { bodySchema } from './body.js'
 import { headersSchema } from './headers.js'
 import type { Resource } from './http/crud.js'
 import { countCrons, createCron, cronEntity, deleteCron, getCron, listCrons, updateCron, type Cron } from './store/crons.js'
-import { countMessages, createMessage, deleteMessage, getMessage, listMessages, messageEntity, updateMessage, type Message } from './store/messages.js'
+import { countMessages, createMessage, deleteMessage, getMessage, listMessages, messageEntity, updateMessage, type Message, type OnEnqueued } from './store/messages.js'
 import { countQueues, createQueue, deleteQueue, getQueue, listQueues, queueEntity, updateQueue, type Queue } from './store/queues.js'
+import type { TargetPolicy } from './ssrf.js'
 
 const nullableDate = { type: ['string', 'null'], format: 'date-time' }
 
@@ -48,8 +49,8 @@ export const queueResource: Resource<Queue> = {
   list: listQueues,
   count: countQueues,
   get: getQueue,
-  insert: async (pool: Pool, input: any) => ({ item: await createQueue(pool, input), created: true }),
-  modify: updateQueue,
+  insert: async (pool: Pool, input: any, _?: OnEnqueued, targets?: TargetPolicy) => ({ item: await createQueue(pool, input, { targets }), created: true }),
+  modify: async (pool: Pool, id: number, input: any, targets?: TargetPolicy) => await updateQueue(pool, id, input, { targets }),
   remove: async (pool: Pool, id: number, q: Record<string, unknown>) => await deleteQueue(pool, id, { force: q.force === true }),
   removeQuery: { force: { type: 'boolean', description: 'also delete the undelivered messages' } }
 }
@@ -102,8 +103,8 @@ export const messageResource: Resource<Message> = {
   list: listMessages,
   count: countMessages,
   get: getMessage,
-  insert: async (pool: Pool, input: any) => {
-    const { message, created } = await createMessage(pool, input)
+  insert: async (pool: Pool, input: any, onEnqueued?: OnEnqueued) => {
+    const { message, created } = await createMessage(pool, input, onEnqueued)
     return { item: message, created }
   },
   modify: updateMessage,
@@ -119,7 +120,7 @@ export const attemptItem = {
     startedAt: { type: 'string', format: 'date-time' },
     durationMs: { type: 'integer' },
     statusCode: { type: ['integer', 'null'] },
-    errorKind: { type: ['string', 'null'], description: 'null on success; http, timeout, connect or network' },
+    errorKind: { type: ['string', 'null'], description: 'null on success; http, timeout, connect, network or blocked (the SSRF policy refused the address)' },
     error: { type: ['string', 'null'] },
     responseBody: { type: ['string', 'null'], description: 'the first 4 KB of the response' }
   }

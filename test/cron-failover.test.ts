@@ -1,11 +1,8 @@
 // Two server processes on one database with a per-second cron: kill the leader, and no tick fires
 // twice or goes missing (a failover of a few seconds is within the on-time grace).
 import t from 'tap'
-import { eventually, receiver, sleep, spawnServer, testDatabase, testPool, type ServerProcess } from './helpers.js'
+import { eventually, receiver, sleep, spawnServer, testDatabase, testPool, isLeader } from './helpers.js'
 
-function isLeader (s: ServerProcess): boolean {
-  return s.logs.filter(l => l.msg === 'elected leader').length > s.logs.filter(l => /demoted/.test(l.msg ?? '')).length
-}
 
 t.test('kill -9 the leader: every tick exactly once', async (t) => {
   const url = await testDatabase(t)

@@ -1,15 +1,10 @@
 // Several real server processes on one database: kill -9 the leader mid-delivery, terminate the
 // leader's lock connection, and check nothing is lost and a follower takes over within 3 s.
 import t from 'tap'
-import { eventually, receiver, sleep, spawnServer, testDatabase, testPool, type ServerProcess } from './helpers.js'
+import { eventually, receiver, sleep, spawnServer, testDatabase, testPool, isLeader } from './helpers.js'
 
 const N = 2000
 
-function isLeader (s: ServerProcess): boolean {
-  const elected = s.logs.filter(l => l.msg === 'elected leader').length
-  const demoted = s.logs.filter(l => /demoted/.test(l.msg ?? '')).length
-  return elected > demoted
-}
 
 t.test('kill -9 the leader while it delivers 2,000 messages', async (t) => {
   const url = await testDatabase(t)

@@ -232,3 +232,10 @@ export async function spawnServer (t: T, env: Record<string, string | undefined>
   }, opts.startMs ?? 30_000).catch((err) => { throw new Error(`${(err as Error).message}\nstderr: ${stderr}\nlogs: ${JSON.stringify(logs.slice(-5))}`) })
   return { url, proc, logs, exited, stop }
 }
+
+/** Whether a spawned server currently leads, from its own log lines. */
+export function isLeader (s: ServerProcess): boolean {
+  const elected = s.logs.filter(l => l.msg === 'elected leader').length
+  const demoted = s.logs.filter(l => /demoted|left leadership/.test(l.msg ?? '')).length
+  return elected > demoted
+}

@@ -1,11 +1,12 @@
-// Wires the delivery engine into the app: the leader election, the worker and the cron scheduler.
-// The worker runs on the leader (or on every process with allProcessesDeliver); crons on the leader.
+// Wires the delivery engine into the app: the leader election, the worker, the cron scheduler and retention.
+// The worker runs on the leader (or on every process with allProcessesDeliver); crons and retention on the leader.
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { CronScheduler } from '../cron.js'
 import { createPool } from '../db/pool.js'
 import { CHANNELS } from '../db/listener.js'
 import { Leader } from '../leader.js'
+import { Retention } from '../retention.js'
 import { createDispatcher } from './sender.js'
 import * as sql from './sql.js'
 import { Worker } from './worker.js'
@@ -13,6 +14,7 @@ import { Worker } from './worker.js'
 export interface Delivery {
   worker: Worker
   crons: CronScheduler
+  retention: Retention
   leader: Leader
 }
 
@@ -39,7 +41,8 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
   // Delivery state is written with synchronous_commit off: a crash can only forget that a message
   // was sent or claimed, and then it is sent again (at-least-once). Enqueues keep full durability.
   const pool = createPool(config.db.connectionString!, { max: WORKER_POOL_SIZE, log, name: 'hookpost-worker', options: '-c synchronous_commit=off' })
-  const dispatcher = createDispatcher()
+  // config.hooks carries the SSRF policy (allowPrivateNetworks, ssrfAllow)
+  const dispatcher = createDispatcher(h)
   const worker = new Worker({
     pool, dispatcher, workerId, log,
     concurrency: h.concurrency,
@@ -49,7 +52,9 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
     pollMs: h.pollMs
   })
   // cron ticks are materialised by the leader only, on the main (fully durable) pool
-  const crons = new CronScheduler(app.pool, log)
+  const crons = new CronScheduler(app.pool, log, app.metrics.enqueuedByCron)
+  const retention = new Retention(app.pool, { ...h.retention, onDeleted: (kind, n) => app.metrics.retentionDeleted(kind, n) }, log)
+  app.metrics.watch(worker, pool, log)
   const leader = new Leader(config.db.connectionString!, h.lock, h.leaderPollMs, log)
 
   listener.on('notification', (channel: string) => {
@@ -88,6 +93,7 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
   leader.on('elected', () => {
     if (!h.allProcessesDeliver) then(() => worker.start())
     then(() => crons.start())
+    then(() => retention.start())
     void reap()
     reapTimer = setInterval(() => { void reap() }, REAP_INTERVAL_MS)
     reapTimer.unref()
@@ -95,10 +101,11 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
   leader.on('demoted', () => {
     clearInterval(reapTimer)
     then(async () => await crons.stop())
+    then(async () => await retention.stop())
     if (!h.allProcessesDeliver) then(async () => await worker.stop(h.shutdownGraceMs))
   })
 
-  app.decorate('delivery', { worker, crons, leader })
+  app.decorate('delivery', { worker, crons, retention, leader })
 
   app.addHook('onReady', async () => {
     if (h.allProcessesDeliver) then(() => worker.start())
@@ -110,6 +117,7 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
   app.addHook('preClose', async () => {
     clearInterval(reapTimer)
     then(async () => await crons.stop())
+    then(async () => await retention.stop())
     then(async () => await worker.stop(h.shutdownGraceMs))
     await transition
     await leader.stop()

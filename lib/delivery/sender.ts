@@ -2,6 +2,8 @@
 import { Agent, request, type Dispatcher } from 'undici'
 import { mergeHeaders } from '../headers.js'
 import { signatureHeaders } from '../signing.js'
+import { guardedLookup, refuseBlockedLiterals } from '../ssrf-guard.js'
+import { DEVELOPMENT_POLICY, type TargetPolicy } from '../ssrf.js'
 
 export const USER_AGENT = 'hookpost/0.1.0'
 /** how much of a response body the attempt log keeps */
@@ -21,7 +23,8 @@ export interface Call {
   signingSecrets: string[] | null
 }
 
-export type ErrorKind = 'http' | 'timeout' | 'connect' | 'network'
+/** blocked: the SSRF policy refused the target's address (lib/ssrf.ts); no connection was made */
+export type ErrorKind = 'http' | 'timeout' | 'connect' | 'network' | 'blocked'
 
 export interface Result {
   ok: boolean
@@ -34,15 +37,18 @@ export interface Result {
   durationMs: number
 }
 
-export function createDispatcher (): Dispatcher {
+/** targets: the SSRF policy (config.hooks); without one, private networks are allowed as in development */
+export function createDispatcher (targets: TargetPolicy = DEVELOPMENT_POLICY): Dispatcher {
   return new Agent({
     // connections are reused across messages to the same origin; idle ones close after 10 s
     keepAliveTimeout: 10_000,
     keepAliveMaxTimeout: 60_000,
-    connect: { timeout: 10_000 },
+    // every address a host name resolves to is checked as the socket connects, so a name that passed
+    // at save time and now points inside (DNS rebinding) is still refused
+    connect: { timeout: 10_000, lookup: guardedLookup(targets) },
     // redirects are a failure, never followed: a webhook target that moves must be updated
     maxRedirections: 0
-  } as Agent.Options)
+  } as Agent.Options).compose(refuseBlockedLiterals(targets))
 }
 
 /** Headers for one attempt: queue, then message, then ours (which nothing stored can override). */
@@ -64,6 +70,10 @@ function classify (err: unknown): { kind: ErrorKind, message: string } {
   const e = err as { code?: string, name?: string, message?: string, cause?: { code?: string } }
   const code = e.code ?? e.cause?.code ?? ''
   const message = `${code !== '' ? code + ': ' : ''}${e.message ?? String(err)}`.slice(0, 500)
+  // retried like any failure, not dead at once: the policy or the DNS answer may change (an operator
+  // adds HOOKPOST_SSRF_ALLOW, a record is fixed), a refused attempt costs no connection, and maxRetries
+  // still bounds it; a redrive after the fix works as for any dead message
+  if (code === 'HOOKPOST_ERR_BLOCKED_TARGET') return { kind: 'blocked', message }
   if (e.name === 'TimeoutError' || e.name === 'AbortError' || /TIMEOUT/.test(code)) return { kind: 'timeout', message }
   if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT'].includes(code)) return { kind: 'connect', message }
   return { kind: 'network', message }

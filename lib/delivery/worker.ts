@@ -1,9 +1,9 @@
 // The delivery loop: claim due messages in batches, send them with bounded concurrency, record the
 // outcomes in grouped statements. One loop per process; passes never overlap.
-import { EventEmitter } from 'node:events'
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { Dispatcher } from 'undici'
+import { Loop } from '../loop.js'
 import { nextRetryDelay } from './backoff.js'
 import { send, type Result } from './sender.js'
 import * as sql from './sql.js'
@@ -36,9 +36,9 @@ export interface DeliveryEvent {
 // Outcomes are written when this many are waiting, or after FLUSH_DELAY_MS: one commit covers many
 const FLUSH_MAX = 500
 const FLUSH_DELAY_MS = 2
-const ERROR_BACKOFF_MAX_MS = 5000
+const FLUSH_BACKOFF_MAX_MS = 5000
 
-export class Worker extends EventEmitter {
+export class Worker extends Loop {
   private buffer: Claimed[] = []
   private inFlight = 0
   private readonly perQueue = new Map<number, number>()
@@ -47,66 +47,31 @@ export class Worker extends EventEmitter {
   private flushTimer: NodeJS.Timeout | undefined
   private flushErrors = 0
   private readonly calls = new Map<AbortController, sql.ClaimedRow>()
-  private running = false
-  private stopping = false
-  private loopDone: Promise<void> | undefined
-  private wakeUp: (() => void) | undefined
-  private notified = false
   private idle: (() => void) | undefined
 
   constructor (private readonly o: WorkerOptions) {
-    super()
+    super(o.log, 'claiming messages')
   }
 
-  get active (): boolean { return this.running }
   get inFlightCount (): number { return this.inFlight }
 
-  start (): void {
-    if (this.running) return
-    this.running = true
-    this.stopping = false
-    this.loopDone = this.loop()
-  }
-
-  /** Something may be due: claim now rather than at the next poll. */
-  notify (): void {
-    this.notified = true
-    this.wakeUp?.()
-  }
-
-  private async loop (): Promise<void> {
-    let errors = 0
+  protected async pass (): Promise<number> {
+    this.dropStale()
+    // keep about one window of claimed messages ready beyond the calls in flight
     const window = this.o.concurrency
-    while (!this.stopping) {
-      this.notified = false
-      let sleepMs = this.o.pollMs
-      try {
-        this.dropStale()
-        // keep about one window of claimed messages ready beyond the calls in flight
-        const ready = this.dispatchable()
-        if (ready < window / 2) {
-          const room = Math.min(this.o.batchSize, 2 * window - this.inFlight - ready)
-          if (room > 0) {
-            const skipped = this.saturatedQueues()
-            const { rows } = await this.o.pool.query<sql.ClaimedRow>(sql.claim(room, this.o.leaseMs, this.o.workerId, skipped))
-            const now = Date.now()
-            for (const row of rows) this.buffer.push({ row, claimedAt: now })
-            this.count(rows, +1)
-            this.dispatch()
-            if (rows.length === room) continue // there may be more: claim again once there is room
-            // with queues skipped, due work may remain: a finishing call wakes us, not a busy loop
-            sleepMs = skipped.length > 0 ? this.o.pollMs : await this.untilNextDue()
-          }
-        }
-        errors = 0
-      } catch (err) {
-        errors++
-        sleepMs = Math.min(ERROR_BACKOFF_MAX_MS, 100 * 2 ** Math.min(errors, 10))
-        this.o.log.error({ err, retryInMs: sleepMs }, 'claiming messages failed')
-      }
-      if (this.stopping || this.notified) continue
-      await this.sleep(sleepMs)
-    }
+    const ready = this.dispatchable()
+    if (ready >= window / 2) return this.o.pollMs // a finishing call wakes us
+    const room = Math.min(this.o.batchSize, 2 * window - this.inFlight - ready)
+    if (room <= 0) return this.o.pollMs
+    const skipped = this.saturatedQueues()
+    const { rows } = await this.o.pool.query<sql.ClaimedRow>(sql.claim(room, this.o.leaseMs, this.o.workerId, skipped))
+    const now = Date.now()
+    for (const row of rows) this.buffer.push({ row, claimedAt: now })
+    this.count(rows, +1)
+    this.dispatch()
+    if (rows.length === room) return 0 // there may be more: claim again once there is room
+    // with queues skipped, due work may remain: a finishing call wakes us, not a busy loop
+    return skipped.length > 0 ? this.o.pollMs : await this.untilNextDue()
   }
 
   private async untilNextDue (): Promise<number> {
@@ -114,16 +79,6 @@ export class Worker extends EventEmitter {
     const at = rows[0]?.at
     if (at === null || at === undefined) return this.o.pollMs
     return Math.max(0, Math.min(this.o.pollMs, at.getTime() - Date.now()))
-  }
-
-  private async sleep (ms: number): Promise<void> {
-    if (ms <= 0) return
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms)
-      function done (): void { clearTimeout(timer); resolve() }
-      this.wakeUp = done
-    })
-    this.wakeUp = undefined
   }
 
   private count (rows: sql.ClaimedRow[], delta: number): void {
@@ -244,7 +199,7 @@ export class Worker extends EventEmitter {
     }
 
     this.dispatch()
-    if (this.dispatchable() < this.o.concurrency / 2) this.wakeUp?.()
+    if (this.dispatchable() < this.o.concurrency / 2) this.wake()
     if (this.inFlight === 0) this.idle?.()
   }
 
@@ -277,7 +232,7 @@ export class Worker extends EventEmitter {
         } catch (err) {
           this.pending.unshift(...batch)
           this.flushErrors++
-          const wait = Math.min(ERROR_BACKOFF_MAX_MS, 50 * 2 ** Math.min(this.flushErrors, 10))
+          const wait = Math.min(FLUSH_BACKOFF_MAX_MS, 50 * 2 ** Math.min(this.flushErrors, 10))
           this.o.log.error({ err, count: batch.length, retryInMs: wait }, 'recording delivery outcomes failed; will retry')
           if (this.stopping && this.flushErrors > 5) return // shutting down: the leases will hand them out again
           await new Promise(resolve => setTimeout(resolve, wait))
@@ -291,11 +246,9 @@ export class Worker extends EventEmitter {
    * Stop claiming at once and give back what was claimed but not started. Calls in flight get
    * graceMs to finish and be recorded; any still running then are aborted and released.
    */
-  async stop (graceMs: number): Promise<void> {
-    if (!this.running) return
-    this.stopping = true
-    this.wakeUp?.()
-    await this.loopDone
+  override async stop (graceMs = 0): Promise<void> {
+    if (!this.active) return
+    await this.stopLoop()
     const unsent = this.buffer.map(c => c.row)
     this.buffer = []
     this.count(unsent, -1)
@@ -314,6 +267,6 @@ export class Worker extends EventEmitter {
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
     await this.flush()
-    this.running = false
+    this.markStopped()
   }
 }

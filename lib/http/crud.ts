@@ -2,6 +2,8 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Pool } from 'pg'
 import type { Entity, Filter, ListQuery } from '../store/list.js'
+import type { TargetPolicy } from '../ssrf.js'
+import type { OnEnqueued } from '../store/messages.js'
 import { listQuerySchema, parseListQuery } from './list-query.js'
 
 export const errorSchema = {
@@ -33,9 +35,10 @@ export interface Resource<T> {
   list: (pool: Pool, q: ListQuery) => Promise<T[]>
   count: (pool: Pool, where: Filter[]) => Promise<number>
   get: (pool: Pool, id: number) => Promise<T>
-  /** created=false answers 200 instead of 201 (an idempotent repeat) */
-  insert: (pool: Pool, input: any) => Promise<{ item: T, created: boolean }>
-  modify: (pool: Pool, id: number, input: any) => Promise<T>
+  /** created=false answers 200 instead of 201 (an idempotent repeat); onEnqueued counts created messages */
+  insert: (pool: Pool, input: any, onEnqueued?: OnEnqueued, targets?: TargetPolicy) => Promise<{ item: T, created: boolean }>
+  /** targets (here and in insert): the SSRF policy a queue's callbackUrl must pass, app.config.hooks */
+  modify: (pool: Pool, id: number, input: any, targets?: TargetPolicy) => Promise<T>
   remove: (pool: Pool, id: number, query: Record<string, unknown>) => Promise<T>
   /** extra querystring for DELETE */
   removeQuery?: Record<string, unknown>
@@ -65,13 +68,13 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
 
     app.post('/', { schema: { tags, hide, summary: `create a ${r.entity.name}`, body: r.create, response: { ...one, 201: r.item } } },
       async (req, reply) => {
-        const { item, created } = await r.insert(pool, req.body)
+        const { item, created } = await r.insert(pool, req.body, app.metrics.enqueuedByApi, app.config.hooks)
         reply.code(created ? 201 : 200)
         return item
       })
 
     app.put('/:id', { schema: { tags, hide, summary: `update a ${r.entity.name}`, params: idParams, body: r.update, response: one } },
-      async (req) => await r.modify(pool, (req.params as { id: number }).id, req.body))
+      async (req) => await r.modify(pool, (req.params as { id: number }).id, req.body, app.config.hooks))
 
     app.delete('/:id', {
       schema: { tags, hide, summary: `delete a ${r.entity.name}`, params: idParams, querystring: { type: 'object', properties: r.removeQuery ?? {}, additionalProperties: false }, response: one }

@@ -92,11 +92,14 @@ export async function getMessage (pool: Pool, id: number): Promise<Message> {
 
 export interface Enqueued { message: Message, created: boolean }
 
+/** Told how many messages an insert created on a queue (repeats are not told): the metrics count enqueues with it. */
+export type OnEnqueued = (queueId: number, count: number) => void
+
 /**
  * Insert one message. With an idempotency key already used on the queue, the existing message comes
  * back with created=false; the unique index makes this hold under concurrent duplicates.
  */
-export async function createMessage (pool: Queryable, input: MessageInput): Promise<Enqueued> {
+export async function createMessage (pool: Queryable, input: MessageInput, onEnqueued?: OnEnqueued): Promise<Enqueued> {
   checkHeaders(input.headers)
   const { body, bodyJson } = toStored(input.body)
   const values = [input.queueId, body, bodyJson, JSON.stringify(input.headers ?? {}), input.when ?? null, input.idempotencyKey ?? null]
@@ -109,7 +112,10 @@ export async function createMessage (pool: Queryable, input: MessageInput): Prom
         RETURNING ${messageEntity.select}`,
       values
     })
-    if (rows[0] !== undefined) return { message: toMessage(rows[0]), created: true }
+    if (rows[0] !== undefined) {
+      onEnqueued?.(rows[0].queueId, 1)
+      return { message: toMessage(rows[0]), created: true }
+    }
     const existing = await pool.query<Row>(
       `SELECT ${messageEntity.select} FROM hookpost.messages WHERE queue_id = $1 AND idempotency_key = $2`,
       [input.queueId, input.idempotencyKey])
@@ -124,7 +130,7 @@ export async function createMessage (pool: Queryable, input: MessageInput): Prom
  * whose idempotency key is already used on its queue is not inserted: the existing one takes its place
  * in the result, which follows the order of the inputs.
  */
-export async function createMessages (pool: Queryable, inputs: MessageInput[]): Promise<Message[]> {
+export async function createMessages (pool: Queryable, inputs: MessageInput[], onEnqueued?: OnEnqueued): Promise<Message[]> {
   if (inputs.length === 0) return []
   for (const i of inputs) checkHeaders(i.headers)
   const stored = inputs.map(i => toStored(i.body))
@@ -138,6 +144,8 @@ export async function createMessages (pool: Queryable, inputs: MessageInput[]): 
        RETURNING ${messageEntity.select}`,
       [inputs.map(i => i.queueId), stored.map(s => s.body), stored.map(s => s.bodyJson),
         inputs.map(i => JSON.stringify(i.headers ?? {})), inputs.map(i => i.when ?? null), inputs.map(i => i.idempotencyKey ?? null)])
+    // RETURNING gives only the rows inserted: exactly the messages created
+    if (onEnqueued !== undefined) countPerQueue(rows, onEnqueued)
     const keyOf = (queueId: unknown, key: unknown): string => `${String(queueId)}\u0000${String(key)}`
     const byKey = new Map(rows.filter(r => r.idempotencyKey !== null).map(r => [keyOf(r.queueId, r.idempotencyKey), r]))
     const keyless = rows.filter(r => r.idempotencyKey === null)
@@ -155,6 +163,13 @@ export async function createMessages (pool: Queryable, inputs: MessageInput[]): 
   } catch (err) {
     throw translatePgError(err)
   }
+}
+
+/** Tell onEnqueued of inserted rows, once per queue. */
+export function countPerQueue (rows: ReadonlyArray<{ queueId: number }>, onEnqueued: OnEnqueued): void {
+  const perQueue = new Map<number, number>()
+  for (const r of rows) perQueue.set(r.queueId, (perQueue.get(r.queueId) ?? 0) + 1)
+  for (const [queueId, n] of perQueue) onEnqueued(queueId, n)
 }
 
 /** Change a message that is still waiting. A new `when` reschedules it. */

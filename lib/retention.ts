@@ -1,0 +1,97 @@
+// Retention, on the leader only: delivered messages older than deliveredHours and dead messages whose
+// dead letter is older than deadHours are deleted, their attempt log and dead-letter rows with them
+// (ON DELETE CASCADE). In small batches with a pause between them, so no statement holds many row
+// locks for long and the delivery path always gets in between.
+import type { Pool } from 'pg'
+import type { Logger } from 'pino'
+import type { Statement } from './delivery/sql.js'
+import { Loop } from './loop.js'
+
+// 500 rows (and their attempts, about 10 each at worst) keep one DELETE in the tens of milliseconds
+const BATCH_ROWS = 500
+const BATCH_PAUSE_MS = 100
+// old rows accumulate slowly: a pass every 5 minutes keeps each pass to a few batches
+const INTERVAL_MS = 5 * 60_000
+
+export interface RetentionOptions {
+  /** delete delivered messages older than this; 0: keep them */
+  deliveredHours: number
+  /** delete dead messages whose dead letter is older than this; 0: keep them */
+  deadHours: number
+  /** told how many rows each batch deleted (the metrics count them) */
+  onDeleted?: (kind: 'delivered' | 'dead', count: number) => void
+}
+
+/** One batch of delivered messages past the age. SKIP LOCKED: a row someone holds waits for the next pass. */
+export function deleteDelivered (hours: number, limit: number): Statement {
+  return {
+    name: 'hookpost_retention_delivered',
+    text: `DELETE FROM hookpost.messages WHERE id IN (
+        SELECT id FROM hookpost.messages
+        WHERE sent_at < now() - $1::integer * interval '1 hour'
+        LIMIT $2 FOR UPDATE SKIP LOCKED
+      )`,
+    values: [hours, limit]
+  }
+}
+
+/**
+ * One batch of dead messages whose dead letter is past the age. A message redriven and dead again
+ * has a newer dead letter and stays until that one is old too; a redriven message that is pending
+ * or delivered is no longer failed and is not touched here.
+ */
+export function deleteDead (hours: number, limit: number): Statement {
+  return {
+    name: 'hookpost_retention_dead',
+    text: `DELETE FROM hookpost.messages WHERE id IN (
+        SELECT m.id FROM hookpost.dead_letters d JOIN hookpost.messages m ON m.id = d.message_id
+        WHERE d.created_at < now() - $1::integer * interval '1 hour' AND m.failed
+          AND NOT EXISTS (
+            SELECT 1 FROM hookpost.dead_letters newer
+            WHERE newer.message_id = m.id AND newer.created_at >= now() - $1::integer * interval '1 hour'
+          )
+        LIMIT $2 FOR UPDATE OF m SKIP LOCKED
+      )`,
+    values: [hours, limit]
+  }
+}
+
+export class Retention extends Loop {
+  constructor (private readonly pool: Pool, private readonly o: RetentionOptions, log: Logger) {
+    super(log, 'retention pass')
+  }
+
+  get enabled (): boolean { return this.o.deliveredHours > 0 || this.o.deadHours > 0 }
+
+  /** Purge now (at election), then every few minutes, until stop(). */
+  override start (): void {
+    if (this.enabled) super.start()
+  }
+
+  protected async pass (): Promise<number> {
+    await this.purge()
+    return INTERVAL_MS
+  }
+
+  /** Delete everything past its age, batch by batch; returns how many messages went. */
+  async purge (): Promise<{ delivered: number, dead: number }> {
+    const delivered = this.o.deliveredHours > 0 ? await this.drain('delivered', deleteDelivered(this.o.deliveredHours, BATCH_ROWS)) : 0
+    const dead = this.o.deadHours > 0 ? await this.drain('dead', deleteDead(this.o.deadHours, BATCH_ROWS)) : 0
+    if (delivered > 0 || dead > 0) this.log.info({ delivered, dead }, 'retention: old messages deleted')
+    return { delivered, dead }
+  }
+
+  private async drain (kind: 'delivered' | 'dead', statement: Statement): Promise<number> {
+    let total = 0
+    // stop() is honoured between batches: at most one DELETE and one pause to wait for
+    while (!this.stopping) {
+      const { rowCount } = await this.pool.query(statement)
+      const n = rowCount ?? 0
+      total += n
+      if (n > 0) this.o.onDeleted?.(kind, n)
+      if (n < BATCH_ROWS) break
+      await new Promise(resolve => setTimeout(resolve, BATCH_PAUSE_MS))
+    }
+    return total
+  }
+}

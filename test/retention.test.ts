@@ -1,0 +1,130 @@
+import t from 'tap'
+import type pg from 'pg'
+import { Retention } from '../lib/retention.js'
+import { eventually, silentLog, testApp, testPool } from './helpers.js'
+
+interface Fixture { [name: string]: number }
+
+/**
+ * One of each kind, by SQL: delivered long ago and recently; dead long ago and recently; dead long ago
+ * but redriven and dead again lately; dead long ago but redriven (pending now); pending with an old when.
+ * Every message has an attempt row, so the cascade can be seen.
+ */
+async function fixture (pool: pg.Pool): Promise<Fixture> {
+  const { rows: [q] } = await pool.query("INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/') RETURNING id")
+  const ids: Fixture = {}
+  const message = async (name: string, sentAgo: string | null, failed: boolean): Promise<number> => {
+    const { rows: [m] } = await pool.query(
+      `INSERT INTO hookpost.messages (queue_id, body, "when", sent_at, failed, attempts)
+       VALUES ($1, $2, now() - interval '60 days', now() - $3::interval, $4, 1) RETURNING id`, [q.id, name, sentAgo, failed])
+    await pool.query("INSERT INTO hookpost.attempts (message_id, attempt, started_at, duration_ms, status_code) VALUES ($1, 1, now() - interval '60 days', 5, 200)", [m.id])
+    ids[name] = m.id
+    return m.id
+  }
+  const deadLetter = async (id: number, ago: string): Promise<void> => {
+    await pool.query("INSERT INTO hookpost.dead_letters (message_id, queue_id, attempts, last_status, created_at) VALUES ($1, $2, 1, 500, now() - $3::interval)", [id, q.id, ago])
+  }
+  await message('deliveredOld', '8 days', false)
+  await message('deliveredRecent', '6 days', false)
+  await deadLetter(await message('deadOld', null, true), '31 days')
+  await deadLetter(await message('deadRecent', null, true), '29 days')
+  const again = await message('deadAgain', null, true)
+  await deadLetter(again, '40 days')
+  await deadLetter(again, '1 day')
+  await deadLetter(await message('redriven', null, false), '40 days')
+  await message('pendingOld', null, false)
+  // a dead message whose copy on a dead-letter queue was delivered long ago: the copy goes, the link is cleared
+  const { rows: [copy] } = await pool.query(
+    `INSERT INTO hookpost.messages (queue_id, body, sent_at, dead_letter_of) VALUES ($1, 'copy', now() - interval '10 days', $2) RETURNING id`, [q.id, ids.deadRecent])
+  ids.copyOld = copy.id
+  return ids
+}
+
+async function remaining (pool: pg.Pool): Promise<{ messages: string[], attempts: number, deadLetters: number }> {
+  const m = await pool.query('SELECT body FROM hookpost.messages ORDER BY id')
+  const a = await pool.query('SELECT count(*) AS n FROM hookpost.attempts')
+  const d = await pool.query('SELECT count(*) AS n FROM hookpost.dead_letters')
+  return { messages: m.rows.map(r => r.body), attempts: a.rows[0].n, deadLetters: d.rows[0].n }
+}
+
+t.test('one pass deletes exactly the old delivered and old dead messages, with their attempts and dead letters', async (t) => {
+  const { url } = await testApp(t)
+  const pool = testPool(t, url)
+  const ids = await fixture(pool)
+  const retention = new Retention(pool, { deliveredHours: 168, deadHours: 720 }, silentLog)
+  const before = await remaining(pool)
+  t.equal(before.attempts, 7)
+  t.equal(before.deadLetters, 5)
+
+  const counted: Array<[string, number]> = []
+  const r = new Retention(pool, { deliveredHours: 168, deadHours: 720, onDeleted: (k, n) => counted.push([k, n]) }, silentLog)
+  t.same(await r.purge(), { delivered: 2, dead: 1 })
+  t.same(counted, [['delivered', 2], ['dead', 1]], 'onDeleted hears each batch')
+  const after = await remaining(pool)
+  t.same(after.messages, ['deliveredRecent', 'deadRecent', 'deadAgain', 'redriven', 'pendingOld'], 'old delivered, old dead and the old copy are gone; nothing else')
+  t.equal(after.attempts, 5, 'their attempts went with them')
+  t.equal(after.deadLetters, 4, 'and the dead letter of the dead one')
+  const { rows } = await pool.query('SELECT count(*) AS n FROM hookpost.messages WHERE id = ANY($1::bigint[])', [[ids.deliveredOld, ids.deadOld, ids.copyOld]])
+  t.equal(rows[0].n, 0)
+
+  t.same(await retention.purge(), { delivered: 0, dead: 0 }, 'a second pass finds nothing')
+})
+
+t.test('age 0 switches each kind off', async (t) => {
+  const { url } = await testApp(t)
+  const pool = testPool(t, url)
+  await fixture(pool)
+  const before = await remaining(pool)
+
+  const off = new Retention(pool, { deliveredHours: 0, deadHours: 0 }, silentLog)
+  t.notOk(off.enabled)
+  t.same(await off.purge(), { delivered: 0, dead: 0 })
+  off.start() // does nothing when both are off
+  t.notOk(off.active)
+  t.same(await remaining(pool), before, 'nothing deleted')
+
+  t.same(await new Retention(pool, { deliveredHours: 0, deadHours: 720 }, silentLog).purge(), { delivered: 0, dead: 1 }, 'dead only')
+  t.same(await new Retention(pool, { deliveredHours: 168, deadHours: 0 }, silentLog).purge(), { delivered: 2, dead: 0 }, 'then delivered only')
+})
+
+t.test('many rows go in batches of 500', async (t) => {
+  const { url } = await testApp(t)
+  const pool = testPool(t, url)
+  const { rows: [q] } = await pool.query("INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/') RETURNING id")
+  await pool.query(`INSERT INTO hookpost.messages (queue_id, body, sent_at) SELECT $1, 'old', now() - interval '30 days' FROM generate_series(1, 1203)`, [q.id])
+  await pool.query(`INSERT INTO hookpost.messages (queue_id, body, sent_at) SELECT $1, 'new', now() FROM generate_series(1, 7)`, [q.id])
+  const batches: number[] = []
+  const r = new Retention(pool, { deliveredHours: 168, deadHours: 720, onDeleted: (_k, n) => batches.push(n) }, silentLog)
+  t.same(await r.purge(), { delivered: 1203, dead: 0 })
+  t.same(batches, [500, 500, 203])
+  const { rows } = await pool.query('SELECT body, count(*) AS n FROM hookpost.messages GROUP BY body')
+  t.same(rows, [{ body: 'new', n: 7 }])
+})
+
+t.test('the leader runs retention at election; configured from hooks.retention', async (t) => {
+  const { app, url } = await testApp(t, { hooks: { enabled: true, leaderPollMs: 100, pollMs: 60_000, retention: { deliveredHours: 24, deadHours: 0 } } })
+  const pool = testPool(t, url)
+  const { rows: [q] } = await pool.query("INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/') RETURNING id")
+  await pool.query(`INSERT INTO hookpost.messages (queue_id, body, sent_at) VALUES ($1, 'old', now() - interval '2 days'), ($1, 'new', now() - interval '1 hour')`, [q.id])
+  await app.ready()
+  await eventually(async () => app.delivery!.leader.isLeader)
+  t.ok(app.delivery!.retention.active, 'started on election')
+  await eventually(async () => (await pool.query('SELECT body FROM hookpost.messages')).rows.map(r => r.body).join() === 'new')
+  const metrics = (await app.inject({ url: '/metrics' })).body
+  t.match(metrics, /hookpost_retention_deleted_total\{kind="delivered"\} 1/)
+})
+
+t.test('config: env and platformatic.json, 0 allowed, bad values refused', async (t) => {
+  const { loadConfig } = await import('../lib/config.js')
+  const { mkdtempSync, writeFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const dir = mkdtempSync(join(tmpdir(), 'hookpost-retention-'))
+  t.same(loadConfig({ env: {}, cwd: dir }).hooks.retention, { deliveredHours: 168, deadHours: 720 }, 'defaults: 7 and 30 days')
+  writeFileSync(join(dir, 'platformatic.json'), JSON.stringify({ hooks: { retention: { deliveredHours: 48, deadHours: 0 } } }))
+  t.same(loadConfig({ env: {}, cwd: dir }).hooks.retention, { deliveredHours: 48, deadHours: 0 }, 'from platformatic.json')
+  t.same(loadConfig({ env: { HOOKPOST_RETENTION_DELIVERED_HOURS: '0', HOOKPOST_RETENTION_DEAD_HOURS: '100' }, cwd: dir }).hooks.retention,
+    { deliveredHours: 0, deadHours: 100 }, 'the environment wins')
+  t.throws(() => loadConfig({ env: { HOOKPOST_RETENTION_DEAD_HOURS: '-1' }, cwd: dir }), /HOOKPOST_RETENTION_DEAD_HOURS/)
+  t.throws(() => loadConfig({ env: { HOOKPOST_RETENTION_DELIVERED_HOURS: '1.5' }, cwd: dir }), /HOOKPOST_RETENTION_DELIVERED_HOURS/)
+})
