@@ -3,11 +3,10 @@
 import type { Pool } from 'pg'
 import { bodySchema } from './body.js'
 import { headersSchema } from './headers.js'
-import type { Resource } from './http/crud.js'
+import type { Resource, WriteContext } from './http/crud.js'
 import { countCrons, createCron, cronEntity, deleteCron, getCron, listCrons, updateCron, type Cron } from './store/crons.js'
-import { countMessages, createMessage, deleteMessage, getMessage, listMessages, messageEntity, updateMessage, type Message, type OnEnqueued } from './store/messages.js'
+import { countMessages, createMessage, deleteMessage, getMessage, listMessages, messageEntity, updateMessage, type Message } from './store/messages.js'
 import { countQueues, createQueue, deleteQueue, getQueue, listQueues, queueEntity, updateQueue, type Queue } from './store/queues.js'
-import type { TargetPolicy } from './ssrf.js'
 
 const nullableDate = { type: ['string', 'null'], format: 'date-time' }
 
@@ -49,8 +48,8 @@ export const queueResource: Resource<Queue> = {
   list: listQueues,
   count: countQueues,
   get: getQueue,
-  insert: async (pool: Pool, input: any, _?: OnEnqueued, targets?: TargetPolicy) => ({ item: await createQueue(pool, input, { targets }), created: true }),
-  modify: async (pool: Pool, id: number, input: any, targets?: TargetPolicy) => await updateQueue(pool, id, input, { targets }),
+  insert: async (pool: Pool, input: any, ctx: WriteContext) => ({ item: await createQueue(pool, input, ctx.targets), created: true }),
+  modify: async (pool: Pool, id: number, input: any, ctx: WriteContext) => await updateQueue(pool, id, input, ctx.targets),
   remove: async (pool: Pool, id: number, q: Record<string, unknown>) => await deleteQueue(pool, id, { force: q.force === true }),
   removeQuery: { force: { type: 'boolean', description: 'also delete the undelivered messages' } }
 }
@@ -103,8 +102,8 @@ export const messageResource: Resource<Message> = {
   list: listMessages,
   count: countMessages,
   get: getMessage,
-  insert: async (pool: Pool, input: any, onEnqueued?: OnEnqueued) => {
-    const { message, created } = await createMessage(pool, input, onEnqueued)
+  insert: async (pool: Pool, input: any, ctx: WriteContext) => {
+    const { message, created } = await createMessage(pool, input, ctx.onEnqueued)
     return { item: message, created }
   },
   modify: updateMessage,

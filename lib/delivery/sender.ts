@@ -38,7 +38,7 @@ export interface Result {
 }
 
 /** targets: the SSRF policy (config.hooks); without one, private networks are allowed as in development */
-export function createDispatcher (targets: TargetPolicy = DEVELOPMENT_POLICY): Dispatcher {
+export function createDispatcher (targets: TargetPolicy): Dispatcher {
   return new Agent({
     // connections are reused across messages to the same origin; idle ones close after 10 s
     keepAliveTimeout: 10_000,

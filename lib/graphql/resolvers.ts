@@ -5,17 +5,16 @@ import { GraphQLScalarType, Kind, type ValueNode } from 'graphql'
 import mercurius from 'mercurius'
 import type { Pool } from 'pg'
 import { withTransaction } from '../db/pool.js'
-import type { Resource } from '../http/crud.js'
+import { writeContext, type Resource } from '../http/crud.js'
 import { errors } from '../errors.js'
 import { parseFilterValue } from '../http/list-query.js'
 import { cronResource, messageResource, queueResource } from '../resources.js'
 import { cronsOfQueues, getCronsByIds, updateCron, type Cron } from '../store/crons.js'
 import { FILTER_OPS, MAX_LIMIT, idsStatement, type Entity, type Filter, type ListQuery, type Order } from '../store/list.js'
-import { createMessages, deleteMessage, messagesOfQueues, type Message, type OnEnqueued } from '../store/messages.js'
+import { createMessages, deleteMessage, messagesOfQueues, type Message } from '../store/messages.js'
 import { getQueuesByIds, type Queue } from '../store/queues.js'
 import { attemptsOf, redriveQueue, retryMessage } from '../store/redrive.js'
 import { rotateSigningSecret } from '../store/signing-secrets.js'
-import type { TargetPolicy } from '../ssrf.js'
 import { validate } from '../validate.js'
 
 // mercurius is CommonJS: withFilter hangs off the default export
@@ -81,12 +80,12 @@ async function idsMatching (pool: Pool, entity: Entity, where: Args | null | und
 }
 
 /** save = create, or update when input.id is given (Platformatic's rule) */
-async function save<T> (pool: Pool, r: Resource<T>, raw: Args, onEnqueued?: OnEnqueued, targets?: TargetPolicy): Promise<T> {
+async function save<T> (app: FastifyInstance, r: Resource<T>, raw: Args): Promise<T> {
   if (raw.id !== undefined && raw.id !== null) {
     const { id, ...input } = inputOf(raw, r.update)
-    return await r.modify(pool, id, input, targets)
+    return await r.modify(app.pool, id, input, writeContext(app))
   }
-  return (await r.insert(pool, inputOf(raw, r.create), onEnqueued, targets)).item
+  return (await r.insert(app.pool, inputOf(raw, r.create), writeContext(app))).item
 }
 
 function list<T> (r: Resource<T>) {
@@ -147,14 +146,14 @@ export const resolvers = {
     attemptCount: (m: Message) => (m as unknown as { attempts: number }).attempts
   },
   Mutation: {
-    saveQueue: async (_: unknown, { input }: Args, { app }: Ctx) => await save<Queue>(app.pool, queueResource, input, undefined, app.config.hooks),
-    saveMessage: async (_: unknown, { input }: Args, { app }: Ctx) => await save<Message>(app.pool, messageResource, input, app.metrics.enqueuedByApi),
-    saveCron: async (_: unknown, { input }: Args, { app }: Ctx) => await save<Cron>(app.pool, cronResource, input),
+    saveQueue: async (_: unknown, { input }: Args, { app }: Ctx) => await save<Queue>(app, queueResource, input),
+    saveMessage: async (_: unknown, { input }: Args, { app }: Ctx) => await save<Message>(app, messageResource, input),
+    saveCron: async (_: unknown, { input }: Args, { app }: Ctx) => await save<Cron>(app, cronResource, input),
     // all or nothing, like a multi-row INSERT
     insertQueues: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
       await withTransaction(app.pool, async (c) => {
         const out = []
-        for (const i of inputs) out.push((await queueResource.insert(c as unknown as Pool, inputOf(i, queueResource.create), undefined, app.config.hooks)).item)
+        for (const i of inputs) out.push((await queueResource.insert(c as unknown as Pool, inputOf(i, queueResource.create), writeContext(app))).item)
         return out
       }),
     // one INSERT for the lot; each message keeps its own when
@@ -163,7 +162,7 @@ export const resolvers = {
     insertCrons: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
       await withTransaction(app.pool, async (c) => {
         const out = []
-        for (const i of inputs) out.push((await cronResource.insert(c as unknown as Pool, inputOf(i, cronResource.create))).item)
+        for (const i of inputs) out.push((await cronResource.insert(c as unknown as Pool, inputOf(i, cronResource.create), writeContext(app))).item)
         return out
       }),
     deleteQueues: async (_: unknown, { where, force }: Args, { app }: Ctx) => {

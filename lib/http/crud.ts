@@ -26,6 +26,18 @@ export const errorReplies = {
   400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema
 } as const
 
+/** What a write needs from the app besides the pool, the same for REST and GraphQL. */
+export interface WriteContext {
+  /** the SSRF policy a queue's callbackUrl must pass */
+  targets: TargetPolicy
+  /** counts the messages a write created (metrics) */
+  onEnqueued: OnEnqueued
+}
+
+export function writeContext (app: FastifyInstance): WriteContext {
+  return { targets: app.config.hooks, onEnqueued: app.metrics.enqueuedByApi }
+}
+
 export interface Resource<T> {
   entity: Entity
   tag: string
@@ -35,10 +47,9 @@ export interface Resource<T> {
   list: (pool: Pool, q: ListQuery) => Promise<T[]>
   count: (pool: Pool, where: Filter[]) => Promise<number>
   get: (pool: Pool, id: number) => Promise<T>
-  /** created=false answers 200 instead of 201 (an idempotent repeat); onEnqueued counts created messages */
-  insert: (pool: Pool, input: any, onEnqueued?: OnEnqueued, targets?: TargetPolicy) => Promise<{ item: T, created: boolean }>
-  /** targets (here and in insert): the SSRF policy a queue's callbackUrl must pass, app.config.hooks */
-  modify: (pool: Pool, id: number, input: any, targets?: TargetPolicy) => Promise<T>
+  /** created=false answers 200 instead of 201 (an idempotent repeat) */
+  insert: (pool: Pool, input: any, ctx: WriteContext) => Promise<{ item: T, created: boolean }>
+  modify: (pool: Pool, id: number, input: any, ctx: WriteContext) => Promise<T>
   remove: (pool: Pool, id: number, query: Record<string, unknown>) => Promise<T>
   /** extra querystring for DELETE */
   removeQuery?: Record<string, unknown>
@@ -55,6 +66,7 @@ export async function sendList<T> (reply: FastifyReply, pool: Pool, r: Pick<Reso
 export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
   return async function routes (app: FastifyInstance): Promise<void> {
     const pool = app.pool
+    const ctx = writeContext(app)
     const tags = [r.tag]
     const hide = opts.hide === true
     const one = { ...errorReplies, 200: r.item }
@@ -68,13 +80,13 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
 
     app.post('/', { schema: { tags, hide, summary: `create a ${r.entity.name}`, body: r.create, response: { ...one, 201: r.item } } },
       async (req, reply) => {
-        const { item, created } = await r.insert(pool, req.body, app.metrics.enqueuedByApi, app.config.hooks)
+        const { item, created } = await r.insert(pool, req.body, ctx)
         reply.code(created ? 201 : 200)
         return item
       })
 
     app.put('/:id', { schema: { tags, hide, summary: `update a ${r.entity.name}`, params: idParams, body: r.update, response: one } },
-      async (req) => await r.modify(pool, (req.params as { id: number }).id, req.body, app.config.hooks))
+      async (req) => await r.modify(pool, (req.params as { id: number }).id, req.body, ctx))
 
     app.delete('/:id', {
       schema: { tags, hide, summary: `delete a ${r.entity.name}`, params: idParams, querystring: { type: 'object', properties: r.removeQuery ?? {}, additionalProperties: false }, response: one }

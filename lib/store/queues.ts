@@ -5,7 +5,7 @@ import { errors, SQLSTATE, translatePgError } from '../errors.js'
 import { withTransaction } from '../db/pool.js'
 import { checkHeaders } from '../headers.js'
 import { assertAllowedTarget } from '../ssrf-guard.js'
-import { DEVELOPMENT_POLICY, type TargetPolicy } from '../ssrf.js'
+import { type TargetPolicy } from '../ssrf.js'
 import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
 
 export interface Queue {
@@ -97,14 +97,10 @@ export async function getQueuesByIds (pool: Pool, ids: readonly number[]): Promi
   return rows
 }
 
-export interface SaveOptions {
-  /** the SSRF policy callbackUrl must pass (app.config.hooks); without one, the development default */
-  targets?: TargetPolicy
-}
-
-export async function createQueue (pool: Queryable, input: QueueInput, opts: SaveOptions = {}): Promise<Queue> {
+/** targets: the SSRF policy a callbackUrl must pass (config.hooks). Required: no caller gets a lax default by forgetting it */
+export async function createQueue (pool: Queryable, input: QueueInput, targets: TargetPolicy): Promise<Queue> {
   checkHeaders(input.headers)
-  if (input.callbackUrl !== undefined) await assertAllowedTarget(input.callbackUrl, opts.targets ?? DEVELOPMENT_POLICY)
+  if (input.callbackUrl !== undefined) await assertAllowedTarget(input.callbackUrl, targets)
   const { cols, values } = columnsOf(input)
   try {
     const { rows } = await pool.query<Queue>(
@@ -116,9 +112,9 @@ export async function createQueue (pool: Queryable, input: QueueInput, opts: Sav
   }
 }
 
-export async function updateQueue (pool: Pool, id: number, input: QueueInput, opts: SaveOptions = {}): Promise<Queue> {
+export async function updateQueue (pool: Pool, id: number, input: QueueInput, targets: TargetPolicy): Promise<Queue> {
   checkHeaders(input.headers)
-  if (input.callbackUrl !== undefined) await assertAllowedTarget(input.callbackUrl, opts.targets ?? DEVELOPMENT_POLICY)
+  if (input.callbackUrl !== undefined) await assertAllowedTarget(input.callbackUrl, targets)
   const { cols, values } = columnsOf(input)
   const sets = cols.map((c, i) => `${c} = $${i + 2}`)
   sets.push('updated_at = now()')
