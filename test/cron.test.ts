@@ -1,19 +1,5 @@
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
-import { eventually, receiver, sleep, testApp, testPool } from './helpers.js'
-
-async function engine (t: Parameters<typeof testApp>[0]) {
-  const ctx = await testApp(t, { hooks: { enabled: true, leaderPollMs: 100, pollMs: 60_000 } })
-  await ctx.app.ready()
-  await eventually(async () => ctx.app.delivery!.leader.isLeader)
-  return { ...ctx, pool: testPool(t, ctx.url) }
-}
-
-async function post (app: FastifyInstance, url: string, payload: object, method: 'POST' | 'PUT' = 'POST'): Promise<any> {
-  const res = await app.inject({ method, url, payload })
-  if (res.statusCode >= 300) throw new Error(`${url}: ${res.statusCode} ${res.body}`)
-  return res.json()
-}
+import { deliveringApp, eventually, post, receiver, sleep } from './helpers.js'
 
 async function ticksOf (pool: import('pg').Pool, cronId: number): Promise<number[]> {
   const { rows } = await pool.query('SELECT tick_at FROM hookpost.messages WHERE cron_id = $1 ORDER BY tick_at', [cronId])
@@ -22,7 +8,7 @@ async function ticksOf (pool: import('pg').Pool, cronId: number): Promise<number
 
 t.test('a per-second cron fires once per tick, each tick one message on the schedule', async (t) => {
   const target = await receiver(t)
-  const { app, pool } = await engine(t)
+  const { app, pool } = await deliveringApp(t)
   const q = await post(app, '/queues', { name: 'c', callbackUrl: target.url })
   const c = await post(app, '/crons', { queueId: q.id, schedule: '* * * * * *', body: { beat: true } })
   const t0 = Date.now()
@@ -41,7 +27,7 @@ t.test('a per-second cron fires once per tick, each tick one message on the sche
 
 t.test('an endpoint that always fails: as many messages as ticks, not a growing multiple', async (t) => {
   const failing = await receiver(t, (_r, res) => { res.statusCode = 500; res.end() })
-  const { app, pool } = await engine(t)
+  const { app, pool } = await deliveringApp(t)
   const q = await post(app, '/queues', { name: 'f', callbackUrl: failing.url, maxRetries: 10, backoffBaseMs: 100, backoffMaxMs: 200, backoffJitter: 'none' })
   const c = await post(app, '/crons', { queueId: q.id, schedule: '* * * * * *' })
   const t0 = Date.now()
@@ -56,7 +42,7 @@ t.test('an endpoint that always fails: as many messages as ticks, not a growing 
 
 t.test('updating the schedule replaces the future ticks; pause and resume; delete keeps history', async (t) => {
   const target = await receiver(t)
-  const { app, pool } = await engine(t)
+  const { app, pool } = await deliveringApp(t)
   const q = await post(app, '/queues', { name: 'u', callbackUrl: target.url })
   const c = await post(app, '/crons', { queueId: q.id, schedule: '* * * * * *' })
   await sleep(1500)
@@ -88,7 +74,7 @@ t.test('updating the schedule replaces the future ticks; pause and resume; delet
 
 t.test('missed ticks: one catch-up by default, none with skip', async (t) => {
   const target = await receiver(t)
-  const { app, pool } = await engine(t)
+  const { app, pool } = await deliveringApp(t)
   const q = await post(app, '/queues', { name: 'm', callbackUrl: target.url })
   // yearly, so no tick can be on time while the test runs
   const once = await post(app, '/crons', { queueId: q.id, schedule: '0 0 1 1 *', missedTicks: 'once' })

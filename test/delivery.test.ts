@@ -1,23 +1,9 @@
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
-import { eventually, receiver, sleep, testApp, testPool, type ConfigOverrides } from './helpers.js'
-
-async function engine (t: Parameters<typeof testApp>[0], hooks: NonNullable<ConfigOverrides>['hooks'] = {}) {
-  const ctx = await testApp(t, { hooks: { enabled: true, leaderPollMs: 100, pollMs: 60_000, ...hooks } })
-  await ctx.app.ready()
-  await eventually(async () => ctx.app.delivery!.worker.active)
-  return { ...ctx, pool: testPool(t, ctx.url) }
-}
-
-async function post (app: FastifyInstance, url: string, payload: object): Promise<any> {
-  const res = await app.inject({ method: 'POST', url, payload })
-  if (res.statusCode >= 300) throw new Error(`${url}: ${res.statusCode} ${res.body}`)
-  return res.json()
-}
+import { deliveringApp, eventually, post, receiver, sleep } from './helpers.js'
 
 t.test('the tutorial message is delivered: method, body, headers, content-type and ids as stored', async (t) => {
   const target = await receiver(t)
-  const { app } = await engine(t)
+  const { app } = await deliveringApp(t)
   const q = await post(app, '/queues', { name: 'tutorial', callbackUrl: `${target.url}/hook?x=1`, method: 'POST', headers: { 'X-Queue': 'q', 'Content-Type': 'application/vnd.test+json' }, maxRetries: 3 })
   const m = await post(app, '/messages', { queueId: q.id, body: '{"hello":  "world"}', headers: { 'x-message': 'm', 'x-queue': 'overridden' } })
   const [r] = await target.waitFor(1)
@@ -36,7 +22,7 @@ t.test('the tutorial message is delivered: method, body, headers, content-type a
 
 t.test('JSON bodies, default content-type, other methods, GET without a body', async (t) => {
   const target = await receiver(t)
-  const { app } = await engine(t)
+  const { app } = await deliveringApp(t)
   const put = await post(app, '/queues', { name: 'put', callbackUrl: `${target.url}/put`, method: 'PUT' })
   const get = await post(app, '/queues', { name: 'get', callbackUrl: `${target.url}/get`, method: 'GET' })
   await post(app, '/messages', { queueId: put.id, body: { a: [1, 2], b: 'x' } })
@@ -53,7 +39,7 @@ t.test('JSON bodies, default content-type, other methods, GET without a body', a
 
 t.test('a delayed when is delivered at its time, not before', async (t) => {
   const target = await receiver(t)
-  const { app } = await engine(t)
+  const { app } = await deliveringApp(t)
   const q = await post(app, '/queues', { name: 'later', callbackUrl: target.url })
   const when = new Date(Date.now() + 1500)
   await post(app, '/messages', { queueId: q.id, body: 'x', when: when.toISOString() })
@@ -65,7 +51,7 @@ t.test('a delayed when is delivered at its time, not before', async (t) => {
 t.test('retries follow the backoff within its jitter bounds; retries exhausted -> dead letter + DLQ', async (t) => {
   const failing = await receiver(t, (_r, res) => { res.statusCode = 500; res.end('boom '.repeat(2000)) })
   const dlqTarget = await receiver(t)
-  const { app, pool } = await engine(t)
+  const { app, pool } = await deliveringApp(t)
   const dlq = await post(app, '/queues', { name: 'dlq', callbackUrl: `${dlqTarget.url}/dlq` })
   const base = 200
   const q = await post(app, '/queues', { name: 'flaky', callbackUrl: failing.url, maxRetries: 3, backoffBaseMs: base, backoffMaxMs: 10_000, backoffJitter: 'equal', deadLetterQueueId: dlq.id })
@@ -107,7 +93,7 @@ t.test('retries follow the backoff within its jitter bounds; retries exhausted -
 
 t.test('maxRetries 0 means exactly one attempt', async (t) => {
   const failing = await receiver(t, (_r, res) => { res.statusCode = 503; res.end() })
-  const { app } = await engine(t)
+  const { app } = await deliveringApp(t)
   const q = await post(app, '/queues', { name: 'once', callbackUrl: failing.url, maxRetries: 0, backoffBaseMs: 10 })
   const m = await post(app, '/messages', { queueId: q.id, body: 'x' })
   await eventually(async () => (await app.inject({ url: `/messages/${m.id}` })).json().failed === true)
@@ -123,7 +109,7 @@ t.test('Retry-After on 429 is honoured, and capped by backoffMaxMs', async (t) =
     if (n === 2) { res.statusCode = 503; res.setHeader('retry-after', '3600'); return res.end() }
     res.end('ok')
   })
-  const { app } = await engine(t)
+  const { app } = await deliveringApp(t)
   const q = await post(app, '/queues', { name: 'ra', callbackUrl: target.url, maxRetries: 5, backoffBaseMs: 10, backoffMaxMs: 1500, backoffJitter: 'none' })
   await post(app, '/messages', { queueId: q.id, body: 'x' })
   const reqs = await target.waitFor(3, 8000)
@@ -136,7 +122,7 @@ t.test('Retry-After on 429 is honoured, and capped by backoffMaxMs', async (t) =
 t.test('redrive: one failed message, then a whole queue', async (t) => {
   let healthy = false
   const target = await receiver(t, (_r, res) => { res.statusCode = healthy ? 200 : 500; res.end() })
-  const { app } = await engine(t)
+  const { app } = await deliveringApp(t)
   const q = await post(app, '/queues', { name: 'rd', callbackUrl: target.url, maxRetries: 0 })
   const ms: any[] = []
   for (let i = 0; i < 3; i++) ms.push(await post(app, '/messages', { queueId: q.id, body: String(i) }))
@@ -157,7 +143,7 @@ t.test('redrive: one failed message, then a whole queue', async (t) => {
 t.test('a slow endpoint does not delay another queue', async (t) => {
   const slow = await receiver(t, async (_r, res) => { await sleep(3000); res.end() })
   const fast = await receiver(t)
-  const { app } = await engine(t, { concurrency: 8 })
+  const { app } = await deliveringApp(t, { hooks: { concurrency: 8 } })
   const sq = await post(app, '/queues', { name: 'slow', callbackUrl: slow.url, timeoutMs: 10_000 })
   const fq = await post(app, '/queues', { name: 'fast', callbackUrl: fast.url })
   for (let i = 0; i < 40; i++) await post(app, '/messages', { queueId: sq.id, body: String(i) })
@@ -171,7 +157,7 @@ t.test('a slow endpoint does not delay another queue', async (t) => {
 
 t.test('after an idle period a burst is picked up at once (NOTIFY, not polling)', async (t) => {
   const target = await receiver(t)
-  const { app } = await engine(t, { pollMs: 60_000 })
+  const { app } = await deliveringApp(t, { hooks: { pollMs: 60_000 } })
   const q = await post(app, '/queues', { name: 'burst', callbackUrl: target.url })
   await sleep(1500)
   const t0 = Date.now()
@@ -183,7 +169,7 @@ t.test('after an idle period a burst is picked up at once (NOTIFY, not polling)'
 
 t.test('a row inserted with plain SQL is delivered without any API call', async (t) => {
   const target = await receiver(t)
-  const { app, pool } = await engine(t, { pollMs: 60_000 })
+  const { app, pool } = await deliveringApp(t, { hooks: { pollMs: 60_000 } })
   const q = await post(app, '/queues', { name: 'sql', callbackUrl: target.url })
   const t0 = Date.now()
   await pool.query('INSERT INTO hookpost.messages (queue_id, body) VALUES ($1, $2)', [q.id, 'from sql'])
@@ -195,7 +181,7 @@ t.test('a row inserted with plain SQL is delivered without any API call', async 
 t.test('redirects are not followed; timeouts and refused connections are recorded', async (t) => {
   const redirect = await receiver(t, (_r, res) => { res.statusCode = 302; res.setHeader('location', 'http://127.0.0.1:9/elsewhere'); res.end() })
   const hang = await receiver(t, () => {})
-  const { app } = await engine(t)
+  const { app } = await deliveringApp(t)
   const cases = [
     { url: redirect.url, kind: 'http', status: 302 },
     { url: hang.url, kind: 'timeout', status: null },

@@ -105,6 +105,21 @@ export async function testApp (t: T, over: ConfigOverrides & { url?: string } = 
   return { app, url, config }
 }
 
+/** An app whose engine runs and leads: leader elected, worker started. */
+export async function deliveringApp (t: T, over: ConfigOverrides & { url?: string } = {}): Promise<{ app: FastifyInstance, url: string, config: Config, pool: pg.Pool }> {
+  const ctx = await testApp(t, { ...over, hooks: { enabled: true, leaderPollMs: 100, pollMs: 60_000, ...over.hooks } })
+  await ctx.app.ready()
+  await eventually(async () => ctx.app.delivery!.leader.isLeader && ctx.app.delivery!.worker.active)
+  return { ...ctx, pool: testPool(t, ctx.url) }
+}
+
+/** A write through the API that must succeed; its JSON reply. */
+export async function post (app: FastifyInstance, url: string, payload: object, method: 'POST' | 'PUT' = 'POST'): Promise<any> {
+  const res = await app.inject({ method, url, payload })
+  if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`)
+  return res.json()
+}
+
 export interface Received {
   method: string
   url: string

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { eventually, receiver, testApp, testPool, type ConfigOverrides } from './helpers.js'
+import { deliveringApp, eventually, post, receiver, testApp, testPool } from './helpers.js'
 
 interface Sample { name: string, labels: Record<string, string>, value: number }
 
@@ -37,23 +37,12 @@ async function scrapeUntil (app: FastifyInstance, ok: (s: Sample[]) => boolean, 
   return last
 }
 
-async function engine (t: Parameters<typeof testApp>[0], over: ConfigOverrides = {}) {
-  const ctx = await testApp(t, { ...over, hooks: { enabled: true, leaderPollMs: 100, pollMs: 60_000, ...over?.hooks } })
-  await ctx.app.ready()
-  await eventually(async () => ctx.app.delivery!.leader.isLeader)
-  return { ...ctx, pool: testPool(t, ctx.url) }
-}
 
-async function post (app: FastifyInstance, url: string, payload: object, method: 'POST' | 'PUT' = 'POST'): Promise<any> {
-  const res = await app.inject({ method, url, payload })
-  if (res.statusCode >= 300) throw new Error(`${url}: ${res.statusCode} ${res.body}`)
-  return res.json()
-}
 
 t.test('counters and histograms move with deliveries; leader is 1 on the delivering app', async (t) => {
   const okTarget = await receiver(t)
   const failing = await receiver(t, (_r, res) => { res.statusCode = 500; res.end() })
-  const { app } = await engine(t)
+  const { app } = await deliveringApp(t)
   const a = await post(app, '/queues', { name: 'a', callbackUrl: okTarget.url })
   const b = await post(app, '/queues', { name: 'b', callbackUrl: failing.url, maxRetries: 0 })
   const A = { queue: String(a.id) }
@@ -102,7 +91,7 @@ t.test('counters and histograms move with deliveries; leader is 1 on the deliver
 t.test('enqueued counts every source: REST, GraphQL, idempotent repeats once, cron ticks, dead-letter copies', async (t) => {
   const okTarget = await receiver(t)
   const failing = await receiver(t, (_r, res) => { res.statusCode = 503; res.end() })
-  const { app, pool } = await engine(t)
+  const { app, pool } = await deliveringApp(t)
   const dlq = await post(app, '/queues', { name: 'dlq', callbackUrl: okTarget.url })
   const flaky = await post(app, '/queues', { name: 'flaky', callbackUrl: failing.url, maxRetries: 0, deadLetterQueueId: dlq.id })
   const gql = async (query: string): Promise<void> => {
