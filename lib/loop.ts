@@ -36,8 +36,9 @@ export abstract class Loop extends EventEmitter {
   /** One pass; resolves to how long to sleep before the next (0: go again at once). */
   protected abstract pass (): Promise<number>
 
-  /** Cut the current sleep short without asking for a pass (the pass decides what to do). */
-  protected wake (): void {
+  /** Run another pass as soon as the current one ends (or now, if asleep). */
+  protected nudge (): void {
+    this.notified = true
     this.wakeUp?.()
   }
 

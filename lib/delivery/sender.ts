@@ -1,9 +1,9 @@
 // The HTTP call: one shared undici Agent, explicit timeouts, the response always consumed.
-import { Agent, request, type Dispatcher } from 'undici'
+import { Agent, type Dispatcher } from 'undici'
 import { mergeHeaders } from '../headers.js'
 import { signatureHeaders } from '../signing.js'
 import { guardedLookup, refuseBlockedLiterals } from '../ssrf-guard.js'
-import { DEVELOPMENT_POLICY, type TargetPolicy } from '../ssrf.js'
+import type { TargetPolicy } from '../ssrf.js'
 
 export const USER_AGENT = 'hookpost/0.1.0'
 /** how much of a response body the attempt log keeps */
@@ -97,21 +97,40 @@ function sentBody (c: Call): string | null {
   return c.method === 'GET' || c.method === 'HEAD' ? null : c.body
 }
 
+// callback URLs repeat across a queue's messages: parse each once
+const TARGET_CACHE_MAX = 10_000
+const targets = new Map<string, { origin: string, path: string }>()
+
+function target (url: string): { origin: string, path: string } {
+  let t = targets.get(url)
+  if (t === undefined) {
+    const u = new URL(url)
+    t = { origin: u.origin, path: u.pathname + u.search }
+    if (targets.size >= TARGET_CACHE_MAX) targets.clear()
+    targets.set(url, t)
+  }
+  return t
+}
+
+/**
+ * One attempt. undici's own timeouts bound the connect, the wait for headers and each pause in the
+ * body; the overall deadline (the queue's timeout for the whole call) is the caller's: the worker
+ * aborts `signal` with a TimeoutError when it passes. A timer per call costs more than the call.
+ */
 export async function send (dispatcher: Dispatcher, c: Call, signal?: AbortSignal): Promise<Result> {
   const startedAt = new Date()
   const t0 = performance.now()
-  // one deadline for connect + headers + body
-  const timeout = AbortSignal.timeout(c.timeoutMs)
-  const abort = signal !== undefined ? AbortSignal.any([timeout, signal]) : timeout
   try {
-    const res = await request(c.url, {
-      dispatcher,
+    const { origin, path } = target(c.url)
+    const res = await dispatcher.request({
+      origin,
+      path,
       method: c.method as Dispatcher.HttpMethod,
       headers: requestHeaders(c),
       body: sentBody(c),
       headersTimeout: c.timeoutMs,
       bodyTimeout: c.timeoutMs,
-      signal: abort
+      signal
     })
     const responseBody = await readSnippet(res.body)
     const ok = res.statusCode >= 200 && res.statusCode < 300
@@ -126,7 +145,8 @@ export async function send (dispatcher: Dispatcher, c: Call, signal?: AbortSigna
       durationMs: Math.round(performance.now() - t0)
     }
   } catch (err) {
-    const { kind, message } = classify(timeout.aborted ? Object.assign(new Error(`no complete response in ${c.timeoutMs} ms`), { name: 'TimeoutError' }) : err)
+    const reason = signal?.aborted === true ? signal.reason : err
+    const { kind, message } = classify(reason)
     return { ok: false, status: null, errorKind: kind, error: message, responseBody: null, retryAfter: undefined, startedAt, durationMs: Math.round(performance.now() - t0) }
   }
 }

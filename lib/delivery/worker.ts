@@ -38,40 +38,71 @@ const FLUSH_MAX = 500
 const FLUSH_DELAY_MS = 2
 const FLUSH_BACKOFF_MAX_MS = 5000
 
+// After a claim that skipped saturated queues came back short, the next skipping claim waits this long:
+// such a claim scans past the skipped queues' due rows, which is cheap once, not on every NOTIFY
+const SKIP_CLAIM_BACKOFF_MS = 200
+// calls past their queue's deadline are aborted by one sweep per worker, not a timer per call
+const DEADLINE_SWEEP_MS = 100
+
+/** One queue's claimed messages waiting for a slot, and its calls in flight. */
+interface QueueSlot { waiting: Claimed[], inFlight: number }
+
+interface Call { row: sql.ClaimedRow, deadline: number, ac: AbortController }
+
 export class Worker extends Loop {
-  private buffer: Claimed[] = []
+  // claimed but not yet sent, per queue; a Map keeps queues in arrival order for round-robin dispatch
+  private readonly queues = new Map<number, QueueSlot>()
+  private buffered = 0
   private inFlight = 0
-  private readonly perQueue = new Map<number, number>()
   private pending: sql.Completion[] = []
   private flushing: Promise<void> | null = null
   private flushTimer: NodeJS.Timeout | undefined
   private flushErrors = 0
-  private readonly calls = new Map<AbortController, sql.ClaimedRow>()
+  private readonly calls = new Set<Call>()
+  private sweeper: NodeJS.Timeout | undefined
   private idle: (() => void) | undefined
+  private lastShortSkipClaim = 0
+  private readonly maxBuffered: number
 
   constructor (private readonly o: WorkerOptions) {
     super(o.log, 'claiming messages')
+    this.maxBuffered = 10 * o.batchSize
   }
 
   get inFlightCount (): number { return this.inFlight }
 
+  override start (): void {
+    super.start()
+    this.sweeper ??= setInterval(() => this.sweepDeadlines(), DEADLINE_SWEEP_MS)
+    this.sweeper.unref()
+  }
+
+  /** New messages may be due (LISTEN): a claim that skips saturated queues may run again at once. */
+  override notify (): void {
+    this.lastShortSkipClaim = 0
+    super.notify()
+  }
+
   protected async pass (): Promise<number> {
     this.dropStale()
-    // keep about one window of claimed messages ready beyond the calls in flight
-    const window = this.o.concurrency
     const ready = this.dispatchable()
-    if (ready >= window / 2) return this.o.pollMs // a finishing call wakes us
-    const room = Math.min(this.o.batchSize, 2 * window - this.inFlight - ready)
-    if (room <= 0) return this.o.pollMs
+    // claim in whole batches, and only when what can be sent soon would not fill the free slots;
+    // the cap bounds memory when many slow queues each hold a batch
+    if (ready >= this.o.concurrency / 2 || this.buffered >= this.maxBuffered) return this.o.pollMs
     const skipped = this.saturatedQueues()
+    if (skipped.length > 0 && Date.now() - this.lastShortSkipClaim < SKIP_CLAIM_BACKOFF_MS) return SKIP_CLAIM_BACKOFF_MS
+    const room = this.o.batchSize
     const { rows } = await this.o.pool.query<sql.ClaimedRow>(sql.claim(room, this.o.leaseMs, this.o.workerId, skipped))
     const now = Date.now()
-    for (const row of rows) this.buffer.push({ row, claimedAt: now })
-    this.count(rows, +1)
+    for (const row of rows) this.slot(row.queueId).waiting.push({ row, claimedAt: now })
+    this.buffered += rows.length
     this.dispatch()
     if (rows.length === room) return 0 // there may be more: claim again once there is room
-    // with queues skipped, due work may remain: a finishing call wakes us, not a busy loop
-    return skipped.length > 0 ? this.o.pollMs : await this.untilNextDue()
+    if (skipped.length > 0) {
+      this.lastShortSkipClaim = now
+      return this.o.pollMs // a finishing call or a NOTIFY wakes us
+    }
+    return await this.untilNextDue()
   }
 
   private async untilNextDue (): Promise<number> {
@@ -81,58 +112,72 @@ export class Worker extends Loop {
     return Math.max(0, Math.min(this.o.pollMs, at.getTime() - Date.now()))
   }
 
-  private count (rows: sql.ClaimedRow[], delta: number): void {
-    for (const r of rows) {
-      const n = (this.perQueue.get(r.queueId) ?? 0) + delta
-      if (n <= 0) this.perQueue.delete(r.queueId)
-      else this.perQueue.set(r.queueId, n)
+  private slot (queueId: number): QueueSlot {
+    let s = this.queues.get(queueId)
+    if (s === undefined) {
+      s = { waiting: [], inFlight: 0 }
+      this.queues.set(queueId, s)
     }
+    return s
+  }
+
+  private forget (queueId: number, s: QueueSlot): void {
+    if (s.waiting.length === 0 && s.inFlight === 0) this.queues.delete(queueId)
   }
 
   /**
-   * Queues that already have their in-flight limit plus a window claimed here: the next claim skips
+   * Queues that already have their in-flight limit plus a batch claimed here: the next claim skips
    * them, so a slow endpoint's backlog cannot fill every claim and starve the other queues.
    */
   private saturatedQueues (): number[] {
     const out: number[] = []
-    for (const [q, n] of this.perQueue) if (n >= this.o.queueConcurrency + this.o.concurrency) out.push(q)
+    for (const [q, s] of this.queues) if (s.waiting.length + s.inFlight >= this.o.queueConcurrency + this.o.batchSize) out.push(q)
     return out
   }
 
-  private readonly inFlightPerQueue = new Map<number, number>()
-
+  /** Claimed messages whose queue has a free slot: what can be sent as soon as the worker has one. */
   private dispatchable (): number {
     let n = 0
-    for (const c of this.buffer) if ((this.inFlightPerQueue.get(c.row.queueId) ?? 0) < this.o.queueConcurrency) n++
+    for (const s of this.queues.values()) n += Math.min(s.waiting.length, Math.max(0, this.o.queueConcurrency - s.inFlight))
     return n
   }
 
-  /** Start calls from the buffer while there are free slots, respecting each queue's limit. */
+  /** Start calls while there are free slots: round-robin over queues, each within its own limit. */
   private dispatch (): void {
-    if (this.inFlight >= this.o.concurrency || this.buffer.length === 0) return
-    const keep: Claimed[] = []
-    for (const c of this.buffer) {
-      const q = c.row.queueId
-      const qn = this.inFlightPerQueue.get(q) ?? 0
-      if (this.inFlight < this.o.concurrency && qn < this.o.queueConcurrency && !this.stopping) {
+    let started = true
+    while (started && this.inFlight < this.o.concurrency && this.buffered > 0 && !this.stopping) {
+      started = false
+      for (const [q, s] of this.queues) {
+        if (this.inFlight >= this.o.concurrency) break
+        if (s.waiting.length === 0 || s.inFlight >= this.o.queueConcurrency) continue
+        const c = s.waiting.shift()!
+        s.inFlight++
         this.inFlight++
-        this.inFlightPerQueue.set(q, qn + 1)
-        void this.deliver(c.row)
-      } else {
-        keep.push(c)
+        this.buffered--
+        started = true
+        void this.deliver(q, s, c.row)
       }
     }
-    this.buffer = keep
   }
 
   /** A claim that waited too long here (its queue is saturated) goes back before its lease ends. */
   private dropStale (): void {
     const limit = Date.now() - this.o.leaseMs / 2
-    const stale = this.buffer.filter(c => c.claimedAt < limit)
+    const stale: sql.ClaimedRow[] = []
+    for (const [q, s] of this.queues) {
+      while (s.waiting.length > 0 && s.waiting[0]!.claimedAt < limit) stale.push(s.waiting.shift()!.row)
+      this.forget(q, s)
+    }
     if (stale.length === 0) return
-    this.buffer = this.buffer.filter(c => c.claimedAt >= limit)
-    this.count(stale.map(c => c.row), -1)
-    void this.release(stale.map(c => c.row))
+    this.buffered -= stale.length
+    void this.release(stale)
+  }
+
+  private sweepDeadlines (): void {
+    const now = Date.now()
+    for (const c of this.calls) {
+      if (now >= c.deadline) c.ac.abort(Object.assign(new Error('the queue timeout ran out before the response was complete'), { name: 'TimeoutError' }))
+    }
   }
 
   private readonly releases = new Set<Promise<void>>()
@@ -153,10 +198,10 @@ export class Worker extends Loop {
     }
   }
 
-  private async deliver (row: sql.ClaimedRow): Promise<void> {
+  private async deliver (queueId: number, s: QueueSlot, row: sql.ClaimedRow): Promise<void> {
     const attempt = row.attempts + 1
-    const ac = new AbortController()
-    this.calls.set(ac, row)
+    const call: Call = { row, deadline: Date.now() + row.timeoutMs, ac: new AbortController() }
+    this.calls.add(call)
     const result = await send(this.o.dispatcher, {
       messageId: row.id,
       queueId: row.queueId,
@@ -169,15 +214,13 @@ export class Worker extends Loop {
       timeoutMs: row.timeoutMs,
       idempotencyKey: row.idempotencyKey,
       signingSecrets: row.signingSecrets
-    }, ac.signal)
-    this.calls.delete(ac)
+    }, call.ac.signal)
+    this.calls.delete(call)
     this.inFlight--
-    const qn = (this.inFlightPerQueue.get(row.queueId) ?? 1) - 1
-    if (qn <= 0) this.inFlightPerQueue.delete(row.queueId)
-    else this.inFlightPerQueue.set(row.queueId, qn)
-    this.count([row], -1)
+    s.inFlight--
+    this.forget(queueId, s)
 
-    if (ac.signal.aborted) {
+    if (call.ac.signal.aborted && (call.ac.signal.reason as Error | undefined)?.name !== 'TimeoutError') {
       // cut off by shutdown: not an attempt the endpoint failed, so give the message back as it was
       void this.release([row])
     } else {
@@ -188,18 +231,21 @@ export class Worker extends Loop {
       }
       this.pending.push({ id: row.id, queueId: row.queueId, attempt, when: row.when, result, retryAt })
       this.scheduleFlush()
-      const event: DeliveryEvent = { messageId: row.id, queueId: row.queueId, attempt, when: row.when, result, retryAt }
-      const line = { messageId: row.id, queueId: row.queueId, attempt, status: result.status, durationMs: result.durationMs }
       if (result.ok) {
-        this.o.log.debug(line, 'delivered')
+        if (this.o.log.isLevelEnabled('debug')) {
+          this.o.log.debug({ messageId: row.id, queueId: row.queueId, attempt, status: result.status, durationMs: result.durationMs }, 'delivered')
+        }
       } else {
-        this.o.log.info({ ...line, errorKind: result.errorKind, error: result.error, retryAt }, retryAt !== null ? 'delivery failed; will retry' : 'delivery failed; retries exhausted')
+        this.o.log.info({ messageId: row.id, queueId: row.queueId, attempt, status: result.status, durationMs: result.durationMs, errorKind: result.errorKind, error: result.error, retryAt },
+          retryAt !== null ? 'delivery failed; will retry' : 'delivery failed; retries exhausted')
       }
+      const event: DeliveryEvent = { messageId: row.id, queueId: row.queueId, attempt, when: row.when, result, retryAt }
       this.emit(result.ok ? 'delivered' : 'failed', event)
     }
 
     this.dispatch()
-    if (this.dispatchable() < this.o.concurrency / 2) this.wake()
+    // running low: claim more. notify(), not a bare wake: the loop may be mid-pass, not asleep
+    if (!this.stopping && this.dispatchable() < this.o.concurrency / 2) this.nudge()
     if (this.inFlight === 0) this.idle?.()
   }
 
@@ -249,9 +295,9 @@ export class Worker extends Loop {
   override async stop (graceMs = 0): Promise<void> {
     if (!this.active) return
     await this.stopLoop()
-    const unsent = this.buffer.map(c => c.row)
-    this.buffer = []
-    this.count(unsent, -1)
+    const unsent: sql.ClaimedRow[] = []
+    for (const s of this.queues.values()) unsent.push(...s.waiting.splice(0).map(c => c.row))
+    this.buffered = 0
     await this.release(unsent)
     if (this.inFlight > 0) {
       await new Promise<void>((resolve) => {
@@ -259,14 +305,17 @@ export class Worker extends Loop {
         this.idle = () => { clearTimeout(timer); resolve() }
       })
       this.idle = undefined
-      for (const ac of this.calls.keys()) ac.abort()
+      for (const c of this.calls) c.ac.abort(new Error('shutting down'))
       // aborted calls settle promptly; wait for their release
       while (this.inFlight > 0) await new Promise(resolve => setTimeout(resolve, 10))
     }
+    clearInterval(this.sweeper)
+    this.sweeper = undefined
     await Promise.all(this.releases)
     clearTimeout(this.flushTimer)
     this.flushTimer = undefined
     await this.flush()
+    this.queues.clear()
     this.markStopped()
   }
 }
