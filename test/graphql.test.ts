@@ -196,3 +196,18 @@ t.test('idempotency keys through GraphQL: repeats return the first message, in i
   t.equal(batch[4].id, batch[2].id, 'a key repeated inside the batch is one message')
   t.equal((await pool.query('SELECT count(*)::int AS n FROM hookpost.messages')).rows[0].n, 4)
 })
+
+t.test('the GraphQL secret cannot be dodged: a stray Upgrade header, an encoded path', async (t) => {
+  const secret = 'graphql-secret-456'
+  const { app } = await testApp(t, { adminSecret: secret })
+  const query = { query: '{ countQueues { total } }' }
+  const upgrade = await app.inject({ method: 'POST', url: '/graphql', payload: query, headers: { upgrade: 'websocket' } })
+  t.equal(upgrade.statusCode, 401, 'an Upgrade header on a plain request is not a WebSocket')
+  const encoded = await app.inject({ method: 'POST', url: '/%67raphql', payload: query })
+  t.equal(encoded.statusCode, 401, 'a percent-encoded path is the same route')
+  const encodedGet = await app.inject({ method: 'GET', url: '/graphq%6c?query={countQueues{total}}' })
+  t.equal(encodedGet.statusCode, 401)
+  for (const name of ['constructor', '__proto__', 'toString']) {
+    t.equal((await app.inject({ url: `/graphiql/assets/${name}` })).statusCode, 404, `asset ${name}`)
+  }
+})

@@ -39,7 +39,8 @@ export async function graphiqlRoutes (app: FastifyInstance): Promise<void> {
     return await reply.type('text/html; charset=utf-8').send(await load(staticFile('graphiql.html')))
   })
   app.get('/graphiql/assets/:file', { schema: { hide: true } }, async (req, reply) => {
-    const asset = ASSETS[(req.params as { file: string }).file]
+    const file = (req.params as { file: string }).file
+    const asset = Object.hasOwn(ASSETS, file) ? ASSETS[file] : undefined
     if (asset === undefined) throw new errors.NotFound('asset', (req.params as { file: string }).file)
     reply.header('cache-control', 'public, max-age=3600')
     return await reply.type(asset.type).send(await load(asset.path()))

@@ -37,8 +37,10 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
   // the header rule of REST, for HTTP; the WebSocket upgrade is let through and checked at connection_init,
   // since browsers cannot set headers on a WebSocket. GraphiQL's page is static and stays open.
   app.addHook('onRequest', async (req) => {
-    if (secret === null || !req.url.startsWith('/graphql')) return
-    if (req.headers.upgrade?.toLowerCase() === 'websocket') return
+    // the matched route, not the raw URL: /%67raphql is /graphql to the router
+    if (secret === null || req.routeOptions.url !== '/graphql') return
+    // only a real upgrade (Node saw Connection: upgrade) skips the header; a stray Upgrade header does not
+    if ((req.raw as { upgrade?: boolean }).upgrade === true) return
     checkAdminSecret(secret, req.headers['x-platformatic-admin-secret'])
   })
 
