@@ -66,7 +66,11 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   const workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
   // the LISTEN connection also holds this process's worker lock: while it lives, our claims are live
   const listener = new Listener(url, Object.values(CHANNELS), app.log as unknown as Logger,
-    async (c) => { await c.query(holdWorkerLock(workerId)) })
+    async (c) => {
+      const { rows } = await c.query(holdWorkerLock(workerId))
+      // not ours yet (our previous session still holds it on the server): not connected until it is
+      if (rows[0]?.ok !== true) throw new Error('worker lock still held by a previous session of this process')
+    })
   app.decorate('listener', listener)
   app.decorate('workerId', workerId)
   app.addHook('onReady', async () => { await listener.start() })

@@ -11,6 +11,7 @@ import { countPerQueue, type OnEnqueued } from './store/messages.js'
 // the longest the scheduler sleeps: crons created on another server wake it by NOTIFY anyway
 const MAX_SLEEP_MS = 60_000
 const DUE_BATCH = 100
+const MIN_IDLE_MS = 50
 
 interface Row extends DueCron { id: number }
 
@@ -79,6 +80,7 @@ export class CronScheduler extends Loop {
     const { rows } = await this.pool.query<{ at: Date | null }>('SELECT min(next_tick_at) AS at FROM hookpost.crons WHERE NOT paused')
     const at = rows[0]?.at
     if (at === null || at === undefined) return MAX_SLEEP_MS
-    return Math.max(0, Math.min(MAX_SLEEP_MS, at.getTime() - Date.now()))
+    // a due cron another transaction holds is skipped but still due: never spin on it
+    return Math.max(MIN_IDLE_MS, Math.min(MAX_SLEEP_MS, at.getTime() - Date.now()))
   }
 }

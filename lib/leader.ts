@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events'
 import pg from 'pg'
 import type { Logger } from 'pino'
+import { SERVER_KEEPALIVES } from './db/pool.js'
 
 export class Leader extends EventEmitter {
   isLeader = false
@@ -56,7 +57,9 @@ export class Leader extends EventEmitter {
       connectionTimeoutMillis: 5000,
       // a hung connection must not keep a leader that cannot prove it holds the lock
       query_timeout: Math.max(2000, this.pollMs * 2),
-      keepAlive: true
+      keepAlive: true,
+      // a leader host that vanishes must lose its lock in seconds, not when the server's TCP gives up
+      options: SERVER_KEEPALIVES
     })
     client.on('error', (err) => this.drop(err, client))
     client.on('end', () => this.drop(new Error('connection ended'), client))

@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events'
 import pg from 'pg'
 import type { Logger } from 'pino'
+import { SERVER_KEEPALIVES } from './pool.js'
 
 export const CHANNELS = {
   /** a message was inserted or rescheduled: the worker looks for due work */
@@ -13,6 +14,8 @@ export const CHANNELS = {
   events: 'hookpost_events'
 } as const
 
+// a silently dropped connection (NAT, failover) is found by this heartbeat, not hours later
+const HEARTBEAT_MS = 10_000
 const RECONNECT_MIN_MS = 100
 const RECONNECT_MAX_MS = 5000
 
@@ -21,6 +24,7 @@ export class Listener extends EventEmitter {
   private stopped = false
   private attempt = 0
   private timer: NodeJS.Timeout | undefined
+  private heartbeat: NodeJS.Timeout | undefined
 
   /** onConnect runs on every (re)connection, before LISTEN: session state such as locks goes there */
   constructor (private readonly url: string, private readonly channels: string[], private readonly log: Logger,
@@ -34,7 +38,14 @@ export class Listener extends EventEmitter {
 
   private async connect (): Promise<void> {
     if (this.stopped) return
-    const client = new pg.Client({ connectionString: this.url, application_name: 'hookpost-listen', connectionTimeoutMillis: 5000 })
+    const client = new pg.Client({
+      connectionString: this.url,
+      application_name: 'hookpost-listen',
+      connectionTimeoutMillis: 5000,
+      keepAlive: true,
+      options: SERVER_KEEPALIVES,
+      query_timeout: HEARTBEAT_MS
+    })
     client.on('notification', (n) => this.emit('notification', n.channel, n.payload))
     client.on('error', (err) => this.lost(client, err))
     client.on('end', () => this.lost(client, new Error('connection ended')))
@@ -51,6 +62,9 @@ export class Listener extends EventEmitter {
       return
     }
     this.client = client
+    clearInterval(this.heartbeat)
+    this.heartbeat = setInterval(() => { client.query('SELECT 1').catch((err: Error) => this.lost(client, err)) }, HEARTBEAT_MS)
+    this.heartbeat.unref()
     const reconnected = this.attempt > 0
     this.attempt = 0
     if (reconnected) {
@@ -59,9 +73,13 @@ export class Listener extends EventEmitter {
     }
   }
 
+  /** True while LISTEN (and the session state onConnect set up) is in place. */
+  get connected (): boolean { return this.client !== null }
+
   private lost (client: pg.Client, err: Error): void {
     if (this.client !== null && this.client !== client) return
     this.client = null
+    clearInterval(this.heartbeat)
     client.removeAllListeners('end')
     client.end().catch(() => {})
     if (this.stopped || this.timer !== undefined) return
@@ -77,6 +95,7 @@ export class Listener extends EventEmitter {
   async stop (): Promise<void> {
     this.stopped = true
     clearTimeout(this.timer)
+    clearInterval(this.heartbeat)
     const c = this.client
     this.client = null
     if (c !== null) {

@@ -9,13 +9,23 @@ const types = {
   }
 }
 
+/**
+ * Server-side TCP keepalives: when a client host dies without a FIN, the server notices within ~20 s
+ * and ends the session, releasing its advisory locks (the leader's, a worker's), instead of in ~2 h.
+ */
+export const SERVER_KEEPALIVES = '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=3 -c tcp_keepalives_count=3'
+/** no statement of ours needs longer; a hung connection must fail, not stall a loop or a request */
+export const QUERY_TIMEOUT_MS = 30_000
+
 export function createPool (connectionString: string, opts: { max: number, log: Logger, name?: string, options?: string }): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
     max: opts.max,
     types: types as any,
     application_name: opts.name ?? 'hookpost',
-    ...(opts.options !== undefined ? { options: opts.options } : {}),
+    options: `${SERVER_KEEPALIVES}${opts.options !== undefined ? ' ' + opts.options : ''}`,
+    keepAlive: true,
+    query_timeout: QUERY_TIMEOUT_MS,
     // a dead server must fail a request, not hang it
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000
@@ -30,6 +40,7 @@ export function redactUrl (url: string): string {
   try {
     const u = new URL(url)
     if (u.password) u.password = '***'
+    if (u.searchParams.has('password')) u.searchParams.set('password', '***')
     return u.toString()
   } catch {
     return '<unparseable url>'

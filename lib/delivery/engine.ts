@@ -49,7 +49,8 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
     queueConcurrency: h.queueConcurrency,
     batchSize: h.batchSize,
     leaseMs: h.leaseMs,
-    pollMs: h.pollMs
+    pollMs: h.pollMs,
+    canClaim: () => listener.connected
   })
   // cron ticks are materialised by the leader only, on the main (fully durable) pool
   const crons = new CronScheduler(app.pool, log, app.metrics.enqueuedByCron)
@@ -118,9 +119,11 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
     clearInterval(reapTimer)
     then(async () => await crons.stop())
     then(async () => await retention.stop())
-    then(async () => await worker.stop(h.shutdownGraceMs))
+    // stop claiming, hand leadership over at once, then drain: a rolling deploy leaves no gap
+    then(async () => await worker.stopClaiming())
     await transition
     await leader.stop()
+    then(async () => await worker.stop(h.shutdownGraceMs))
     await transition
     await pool.end()
     await dispatcher.close()

@@ -23,6 +23,8 @@ export interface ClaimedRow {
   backoffJitter: 'full' | 'equal' | 'none'
   /** secrets that sign this delivery: the current one, and the previous one during a rotation */
   signingSecrets: string[] | null
+  /** locked_at as text (microseconds intact): names this claim, so a late outcome of an older claim of the same message changes nothing */
+  claimToken: string
 }
 
 /**
@@ -45,7 +47,7 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
       SET run_at = now() + greatest($2::integer, q.timeout_ms + 30000) * interval '1 millisecond', locked_by = $3, locked_at = now()
       FROM due, hookpost.queues q
       WHERE m.id = due.id AND q.id = m.queue_id
-      RETURNING m.id, m.queue_id AS "queueId", m.body, m.headers, m.retries, m.attempts,
+      RETURNING m.id, m.locked_at::text AS "claimToken", m.queue_id AS "queueId", m.body, m.headers, m.retries, m.attempts,
         m.idempotency_key AS "idempotencyKey", m."when", q.callback_url AS "callbackUrl", q.method,
         q.headers AS "queueHeaders", q.timeout_ms AS "timeoutMs", q.max_retries AS "maxRetries",
         q.backoff_base_ms AS "backoffBaseMs", q.backoff_max_ms AS "backoffMaxMs", q.backoff_jitter AS "backoffJitter",
@@ -74,14 +76,14 @@ export function holdWorkerLock (workerId: string): Statement {
 
 /**
  * Hand back the claims of processes that died (kill -9, lost host): without this they would wait for
- * their lease, a minute or more. A claim younger than 2 s is left alone, so a worker whose
- * LISTEN connection is reconnecting does not lose its calls in flight.
+ * their lease, a minute or more. A claim younger than 10 s is left alone, so a worker whose
+ * LISTEN connection is reconnecting (it claims nothing meanwhile) does not lose its calls in flight.
  */
 export function reapDeadClaims (): Statement {
   return {
     text: `UPDATE hookpost.messages m SET run_at = now(), locked_by = NULL, locked_at = NULL
       WHERE m.sent_at IS NULL AND NOT m.failed AND m.run_at > now() AND m.locked_by IS NOT NULL
-        AND m.locked_at < now() - interval '2 seconds'
+        AND m.locked_at < now() - interval '10 seconds'
         AND NOT EXISTS (
           SELECT 1 FROM pg_locks l
           WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -93,16 +95,18 @@ export function reapDeadClaims (): Statement {
 }
 
 /** Give claims back untouched (shutdown, demotion, stale prefetch): due now, for anyone. */
-export function release (ids: number[], workerId: string): Statement {
+export function release (rows: Array<{ id: number, claimToken: string }>, workerId: string): Statement {
   return {
-    text: `UPDATE hookpost.messages SET run_at = now(), locked_by = NULL, locked_at = NULL
-      WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND sent_at IS NULL AND NOT failed`,
-    values: [ids, workerId]
+    text: `UPDATE hookpost.messages m SET run_at = now(), locked_by = NULL, locked_at = NULL
+      FROM unnest($1::bigint[], $3::timestamptz[]) AS u(id, token)
+      WHERE m.id = u.id AND m.locked_by = $2 AND m.locked_at = u.token AND m.sent_at IS NULL AND NOT m.failed`,
+    values: [rows.map(r => r.id), workerId, rows.map(r => r.claimToken)]
   }
 }
 
 export interface Completion {
   id: number
+  claimToken: string
   queueId: number
   attempt: number
   when: Date
@@ -114,8 +118,8 @@ export interface Completion {
 /**
  * Record a batch of attempts in one statement, so one commit covers many messages:
  *  - successes: sent_at set (even when another worker now holds the lease: a success is final);
- *  - failures: rescheduled, or marked failed when retries are exhausted, only while we still hold
- *    the lease (otherwise the newer claimer owns the outcome);
+ *  - failures: rescheduled, or marked failed when retries are exhausted, only while this very claim
+ *    still holds the message (otherwise a newer claim, even our own, owns the outcome);
  *  - one attempt-log row for every message updated;
  *  - each newly failed message gets a dead-letter row, and a copy on its queue's dead-letter queue.
  * Returns the ids that died, with their DLQ copy.
@@ -125,8 +129,8 @@ export function complete (batch: Completion[], workerId: string): Statement {
   return {
     name: 'hookpost_complete',
     text: `WITH input AS (
-        SELECT * FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::boolean[])
-          AS d(id, status, duration_ms, started_at, error_kind, error, response_body, retry_at, ok)
+        SELECT * FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::boolean[], $11::timestamptz[])
+          AS d(id, status, duration_ms, started_at, error_kind, error, response_body, retry_at, ok, token)
       ),
       ok AS (
         UPDATE hookpost.messages m
@@ -141,8 +145,8 @@ export function complete (batch: Completion[], workerId: string): Statement {
         SET attempts = m.attempts + 1, retries = m.retries + 1, last_status = d.status, last_error = d.error,
             run_at = coalesce(d.retry_at, m.run_at), failed = d.retry_at IS NULL, locked_by = NULL, locked_at = NULL, updated_at = now()
         FROM input d
-        WHERE m.id = d.id AND NOT d.ok AND m.sent_at IS NULL AND NOT m.failed AND m.locked_by = $10
-        RETURNING m.id, m.attempts, m.failed, m.queue_id, m.body, m.body_json, m.headers, m.last_status, m.last_error
+        WHERE m.id = d.id AND NOT d.ok AND m.sent_at IS NULL AND NOT m.failed AND m.locked_by = $10 AND m.locked_at = d.token
+        RETURNING m.id, m.attempts, m.failed, m.queue_id, m.body, m.body_json, m.headers, m.last_status, m.last_error, m.dead_letter_of
       ),
       logged AS (
         INSERT INTO hookpost.attempts (message_id, attempt, started_at, duration_ms, status_code, error_kind, error, response_body)
@@ -154,7 +158,8 @@ export function complete (batch: Completion[], workerId: string): Statement {
       ),
       copies AS (
         INSERT INTO hookpost.messages (queue_id, body, body_json, headers, dead_letter_of)
-        SELECT dead_letter_queue_id, body, body_json, headers, id FROM dead WHERE dead_letter_queue_id IS NOT NULL
+        -- a copy that dies is not copied again: two queues that are each other's DLQ cannot ping-pong
+        SELECT dead_letter_queue_id, body, body_json, headers, id FROM dead WHERE dead_letter_queue_id IS NOT NULL AND dead_letter_of IS NULL
         RETURNING id, dead_letter_of
       )
       INSERT INTO hookpost.dead_letters (message_id, queue_id, dlq_message_id, attempts, last_status, last_error)
@@ -164,7 +169,7 @@ export function complete (batch: Completion[], workerId: string): Statement {
     values: [
       batch.map(c => c.id), r.map(x => x.status), r.map(x => x.durationMs), r.map(x => x.startedAt),
       r.map(x => x.errorKind), r.map(x => x.error), r.map(x => x.responseBody?.replace(/\u0000/g, '') ?? null),
-      batch.map(c => c.retryAt), r.map(x => x.ok), workerId
+      batch.map(c => c.retryAt), r.map(x => x.ok), workerId, batch.map(c => c.claimToken)
     ]
   }
 }

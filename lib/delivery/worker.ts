@@ -19,6 +19,11 @@ export interface WorkerOptions {
   /** calls in flight at most per queue, so one slow endpoint cannot take every slot */
   queueConcurrency: number
   log: Logger
+  /**
+   * Whether this process may claim now: its worker lock (held by the LISTEN connection) is what keeps
+   * its claims from being reaped, so nothing is claimed while that connection is down.
+   */
+  canClaim: () => boolean
 }
 
 interface Claimed { row: sql.ClaimedRow, claimedAt: number }
@@ -41,6 +46,10 @@ const FLUSH_BACKOFF_MAX_MS = 5000
 // After a claim that skipped saturated queues came back short, the next skipping claim waits this long:
 // such a claim scans past the skipped queues' due rows, which is cheap once, not on every NOTIFY
 const SKIP_CLAIM_BACKOFF_MS = 200
+// the shortest sleep after a claim that found nothing to take
+const MIN_IDLE_MS = 50
+// a claim is sent only while its lease outlasts the call by this much; else it goes back
+const LEASE_MARGIN_MS = 5000
 // calls past their queue's deadline are aborted by one sweep per worker, not a timer per call
 const DEADLINE_SWEEP_MS = 100
 
@@ -85,6 +94,7 @@ export class Worker extends Loop {
 
   protected async pass (): Promise<number> {
     this.dropStale()
+    if (!this.o.canClaim()) return this.o.pollMs // the LISTEN reconnect notifies us
     const ready = this.dispatchable()
     // claim in whole batches, and only when what can be sent soon would not fill the free slots;
     // the cap bounds memory when many slow queues each hold a batch
@@ -102,7 +112,8 @@ export class Worker extends Loop {
       this.lastShortSkipClaim = now
       return this.o.pollMs // a finishing call or a NOTIFY wakes us
     }
-    return await this.untilNextDue()
+    // a due row another transaction holds is skipped by the claim but still "due": never spin on it
+    return Math.max(MIN_IDLE_MS, await this.untilNextDue())
   }
 
   private async untilNextDue (): Promise<number> {
@@ -142,22 +153,34 @@ export class Worker extends Loop {
     return n
   }
 
-  /** Start calls while there are free slots: round-robin over queues, each within its own limit. */
+  /**
+   * Start calls while there are free slots: round-robin over queues, each within its own limit. A queue
+   * that got a slot moves to the back, so a busy queue cannot keep the front place and starve others.
+   */
   private dispatch (): void {
+    const expired: sql.ClaimedRow[] = []
     let started = true
     while (started && this.inFlight < this.o.concurrency && this.buffered > 0 && !this.stopping) {
       started = false
-      for (const [q, s] of this.queues) {
+      for (const [q, s] of [...this.queues]) {
         if (this.inFlight >= this.o.concurrency) break
         if (s.waiting.length === 0 || s.inFlight >= this.o.queueConcurrency) continue
         const c = s.waiting.shift()!
+        this.buffered--
+        // the lease runs from the claim: a call that could outlive it would be handed out twice
+        if (Date.now() - c.claimedAt + c.row.timeoutMs > Math.max(this.o.leaseMs, c.row.timeoutMs + 30_000) - LEASE_MARGIN_MS) {
+          expired.push(c.row)
+          continue
+        }
         s.inFlight++
         this.inFlight++
-        this.buffered--
         started = true
+        this.queues.delete(q)
+        this.queues.set(q, s)
         void this.deliver(q, s, c.row)
       }
     }
+    if (expired.length > 0) void this.release(expired)
   }
 
   /** A claim that waited too long here (its queue is saturated) goes back before its lease ends. */
@@ -191,7 +214,7 @@ export class Worker extends Loop {
 
   private async releaseNow (rows: sql.ClaimedRow[]): Promise<void> {
     try {
-      await this.o.pool.query(sql.release(rows.map(r => r.id), this.o.workerId))
+      await this.o.pool.query(sql.release(rows, this.o.workerId))
     } catch (err) {
       // the lease runs out by itself: nothing is lost
       this.o.log.warn({ err, count: rows.length }, 'releasing claims failed; they fall due when their lease ends')
@@ -229,7 +252,7 @@ export class Worker extends Loop {
         const delay = nextRetryDelay({ retries: row.retries, status: result.status, retryAfter: result.retryAfter }, row)
         retryAt = delay === null ? null : new Date(Date.now() + delay)
       }
-      this.pending.push({ id: row.id, queueId: row.queueId, attempt, when: row.when, result, retryAt })
+      this.pending.push({ id: row.id, claimToken: row.claimToken, queueId: row.queueId, attempt, when: row.when, result, retryAt })
       this.scheduleFlush()
       if (result.ok) {
         if (this.o.log.isLevelEnabled('debug')) {
@@ -292,13 +315,19 @@ export class Worker extends Loop {
    * Stop claiming at once and give back what was claimed but not started. Calls in flight get
    * graceMs to finish and be recorded; any still running then are aborted and released.
    */
-  override async stop (graceMs = 0): Promise<void> {
-    if (!this.active) return
+  /** Stop claiming at once and give back what was claimed but not started; calls in flight go on. */
+  async stopClaiming (): Promise<void> {
+    if (!this.active || this.stopping) return
     await this.stopLoop()
     const unsent: sql.ClaimedRow[] = []
     for (const s of this.queues.values()) unsent.push(...s.waiting.splice(0).map(c => c.row))
     this.buffered = 0
     await this.release(unsent)
+  }
+
+  override async stop (graceMs = 0): Promise<void> {
+    if (!this.active) return
+    await this.stopClaiming()
     if (this.inFlight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMs)

@@ -1,0 +1,576 @@
+// Delivery-path benchmark: hookpost (the real server, a separate process) against a raw ceiling loop
+// written here with pg + undici, on one database, against one local receiver, in one run.
+//
+//   npx tsx bench/delivery.ts        (or: npm run bench)
+//
+// Phases, in this order, each on its own queue (the raw loop on its own table):
+//   raw   the minimal loop (bench/raw-loop.ts) on N rows pre-inserted in raw_messages
+//   pre   hookpost on N rows pre-inserted in hookpost.messages, made due all at once
+//   rest  hookpost on N messages posted through POST /messages at concurrency BENCH_REST_C
+//   lat   commit-to-receipt latency: plain SQL INSERTs at a steady BENCH_LAT_RATE msg/s
+// "pre" and "raw" are prepared alike: rows inserted with a far-future due time, VACUUM ANALYZE,
+// CHECKPOINT, then one transaction makes them all due (hookpost: + NOTIFY). The clock starts just
+// before that COMMIT and stops when the receiver has seen the N-th distinct message id.
+//
+// Environment:
+//   DATABASE_URL          PostgreSQL to bench on (loopback only); a fresh database hookpost_bench_<random>
+//                         is created there and dropped at the end. Unset or empty: an embedded PostgreSQL
+//                         (lib/db/embedded.ts) is started on ./data/bench for the run and stopped at the end
+//                         (the postgres CPU column then counts it and any other PostgreSQL on the machine)
+//   BENCH_N               messages per throughput phase (default 20000)
+//   BENCH_WARMUP          messages through each path before it is measured, not counted (default 1000)
+//   BENCH_REST_C          POST /messages concurrency (default 32)
+//   BENCH_LAT_N, BENCH_LAT_RATE   latency phase: messages and msg/s (default 1000 at 100/s)
+//   BENCH_RAW_BATCH, BENCH_RAW_CONCURRENCY, BENCH_RAW_PIPELINE   raw loop: claim size (200),
+//                         calls in flight (64), claims outstanding (2)
+//   BENCH_RECEIVER        child (default: its own process) or inproc (in the bench process)
+//   BENCH_PHASES          comma list of raw,pre,rest,lat (default all)
+//   BENCH_SERVER_ROOT     run the server from this copy of the repository instead (A/B a change to lib/)
+//   BENCH_SERVER_NODE_ARGS  extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+//   BENCH_STALL_MS        fail a phase whose receiver sees nothing new for this long (default 30000)
+//   BENCH_TIMEOUT_MS      global deadline; past it the server is killed, the db dropped, exit 1 (default 600000)
+//   HOOKPOST_*            passed through to the server (HOOKPOST_BATCH_SIZE, HOOKPOST_DELIVERY_CONCURRENCY, ...)
+//   PLT_ADMIN_SECRET      passed through to the server; sent as X-PLATFORMATIC-ADMIN-SECRET when set
+import { setTimeout as sleep } from 'node:timers/promises'
+import pg from 'pg'
+import { Pool } from 'undici'
+import { DEFAULTS } from '../lib/config.js'
+import {
+  createBenchDatabase, envInt, fmt, freePort, gitRevision, machineCpuMs, makeBody, nproc, onCleanup, percentile,
+  postgresCpuMs, processCpuMs, round, runMain, serverAlive, serverPid, startServer, table, waitForHealth, adminQuery
+} from './harness.js'
+import { rawTableSql, runRawLoop, type RawLoopStats } from './raw-loop.js'
+import { nowMs, startReceiver, type Receiver, type TagStats } from './receiver.js'
+
+const N = envInt('BENCH_N', 20_000, 1, 10_000_000)
+const WARMUP = envInt('BENCH_WARMUP', 1000, 0, 1_000_000)
+const REST_C = envInt('BENCH_REST_C', 32, 1, 1024)
+const LAT_N = envInt('BENCH_LAT_N', 1000, 1, 1_000_000)
+const LAT_RATE = envInt('BENCH_LAT_RATE', 100, 1, 100_000)
+const RAW_BATCH = envInt('BENCH_RAW_BATCH', 200, 1, 10_000)
+const RAW_C = envInt('BENCH_RAW_CONCURRENCY', 64, 1, 4096)
+const RAW_PIPELINE = envInt('BENCH_RAW_PIPELINE', 2, 1, 16)
+const STALL_MS = envInt('BENCH_STALL_MS', 30_000, 1000, 3_600_000)
+const TIMEOUT_MS = envInt('BENCH_TIMEOUT_MS', 10 * 60_000, 1000, 24 * 3600_000)
+const RECEIVER_MODE = process.env.BENCH_RECEIVER === 'inproc' ? 'inproc' : 'child'
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'raw,pre,rest,lat').split(',').map(s => s.trim()).filter(s => s !== ''))
+const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(s => s !== '')
+const ADMIN_SECRET = process.env.PLT_ADMIN_SECRET !== undefined && process.env.PLT_ADMIN_SECRET !== '' ? process.env.PLT_ADMIN_SECRET : undefined
+for (const p of PHASES) if (!['raw', 'pre', 'rest', 'lat'].includes(p)) throw new Error(`BENCH_PHASES: unknown phase ${p}`)
+
+/** the server's delivery settings as it will resolve them (lib/config.ts) */
+function serverSettings (): Record<string, number> {
+  const int = (name: string, fallback: number): number => {
+    const v = process.env[name]
+    return v === undefined || v.trim() === '' ? fallback : Number(v)
+  }
+  const concurrency = int('HOOKPOST_DELIVERY_CONCURRENCY', DEFAULTS.concurrency)
+  return {
+    batchSize: int('HOOKPOST_BATCH_SIZE', DEFAULTS.batchSize),
+    concurrency,
+    queueConcurrency: int('HOOKPOST_QUEUE_CONCURRENCY', Math.max(1, concurrency - Math.max(1, Math.floor(concurrency / 8)))),
+    dbPoolSize: int('HOOKPOST_DB_POOL_SIZE', DEFAULTS.poolSize),
+    pollMs: int('HOOKPOST_POLL_MS', DEFAULTS.pollMs)
+  }
+}
+
+const BODY = makeBody()
+const BODY_TEXT = JSON.stringify(BODY)
+const BODY_BYTES = Buffer.byteLength(BODY_TEXT)
+const FAR_FUTURE = '2999-01-01T00:00:00Z'
+
+function apiHeaders (): Record<string, string> {
+  const h: Record<string, string> = { 'content-type': 'application/json' }
+  if (ADMIN_SECRET !== undefined) h['x-platformatic-admin-secret'] = ADMIN_SECRET
+  return h
+}
+
+// ---------------------------------------------------------------------------------------------
+// measurement helpers
+
+interface CpuSnap { at: number, bench: number, receiver: number, server: number, pg: number, busy: number, irq: number, total: number }
+/** CPU used during a phase, in % of one core (200 = two cores flat out) */
+export interface CpuShare { bench: number, receiver: number, server: number, postgres: number, irq: number, other: number, machineBusyPct: number }
+
+let receiver: Receiver
+const CORES = nproc()
+
+async function cpuSnap (): Promise<CpuSnap> {
+  const m = machineCpuMs()
+  const u = process.cpuUsage()
+  return {
+    at: nowMs(),
+    bench: (u.user + u.system) / 1000,
+    receiver: receiver.mode === 'child' ? await receiver.cpuMs() : 0,
+    server: processCpuMs(serverPid()),
+    pg: postgresCpuMs(),
+    busy: m.busy,
+    irq: m.irq,
+    total: m.total
+  }
+}
+
+function cpuShare (a: CpuSnap, b: CpuSnap): CpuShare {
+  const wall = b.at - a.at
+  const pct = (x: number, y: number): number => round(100 * (y - x) / wall, 0)
+  const bench = pct(a.bench, b.bench)
+  const recv = receiver.mode === 'child' ? pct(a.receiver, b.receiver) : 0
+  const server = pct(a.server, b.server)
+  const postgres = pct(a.pg, b.pg)
+  // interrupts (softirq: the loopback TCP stack) are charged to no process
+  const irq = pct(a.irq, b.irq)
+  // all cores: 100 = the whole machine busy
+  const machineBusyPct = round(100 * (b.busy - a.busy) / (b.total - a.total), 0)
+  return {
+    bench,
+    receiver: receiver.mode === 'child' ? recv : NaN,
+    server,
+    postgres,
+    irq,
+    // what none of ours used: other processes on the machine (another test run, an install...)
+    other: Math.max(0, round(machineBusyPct * CORES - bench - recv - server - postgres - irq, 0)),
+    machineBusyPct
+  }
+}
+
+/** CPU used by processes not ours over a quiet second before the phases, % of one core. */
+async function backgroundLoad (): Promise<number> {
+  const a = await cpuSnap()
+  await sleep(1000)
+  return cpuShare(a, await cpuSnap()).other
+}
+
+/** Until the receiver has seen n distinct ids on tag; fails when nothing new arrives for STALL_MS. */
+async function untilReceived (tag: string): Promise<TagStats> {
+  let last = -1
+  let lastChange = Date.now()
+  for (;;) {
+    const s = await receiver.stats(tag)
+    if (s.doneAt !== null) return s
+    if (s.distinct !== last) {
+      last = s.distinct
+      lastChange = Date.now()
+    } else if (Date.now() - lastChange > STALL_MS) {
+      throw new Error(`phase ${tag}: the receiver got ${s.distinct}/${s.expected} ids and nothing new for ${STALL_MS} ms`)
+    }
+    if (!serverAlive() && tag !== 'raw' && tag !== 'raw-warmup') throw new Error(`phase ${tag}: the server died`)
+    await sleep(50)
+  }
+}
+
+/** Until hookpost.messages shows every message of the queue sent; returns when (nowMs), and the checks. */
+async function untilDbSent (db: pg.Pool, queueId: number, n: number): Promise<{ at: number, attempts: number, failed: number }> {
+  const until = Date.now() + 30_000
+  for (;;) {
+    const { rows } = await db.query<{ sent: number, failed: number }>(
+      `SELECT count(*) FILTER (WHERE sent_at IS NOT NULL)::int AS sent, count(*) FILTER (WHERE failed)::int AS failed
+       FROM hookpost.messages WHERE queue_id = $1`, [queueId])
+    const at = nowMs()
+    if (rows[0]!.sent === n) {
+      const a = await db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM hookpost.attempts a JOIN hookpost.messages m ON m.id = a.message_id WHERE m.queue_id = $1', [queueId])
+      return { at, attempts: a.rows[0]!.n, failed: rows[0]!.failed }
+    }
+    if (Date.now() > until) throw new Error(`queue ${queueId}: the database shows ${rows[0]!.sent}/${n} sent 30 s after the receiver had them all`)
+    await sleep(10)
+  }
+}
+
+/** the longest silence at the receiver during a phase, and when it began */
+function gap (s: TagStats): Record<string, number> {
+  return { maxGapMs: round(s.maxGapMs, 1), maxGapAtMs: round(s.maxGapAfterMs, 0) }
+}
+
+function checkReceived (s: TagStats): string[] {
+  const notes: string[] = []
+  if (s.requests !== s.distinct) notes.push(`${s.requests - s.distinct} duplicate deliveries`)
+  if (s.badBodies > 0) notes.push(`${s.badBodies} bodies of the wrong size`)
+  if (s.retried > 0) notes.push(`${s.retried} deliveries with attempt > 1`)
+  return notes
+}
+
+/** Run op n times with c loops in flight. */
+async function drive (c: number, n: number, op: (i: number) => Promise<void>): Promise<void> {
+  let next = 0
+  let failure: Error | undefined
+  const loop = async (): Promise<void> => {
+    while (failure === undefined) {
+      const i = next++
+      if (i >= n) return
+      try {
+        await op(i)
+      } catch (err) {
+        failure ??= err as Error
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: c }, loop))
+  if (failure !== undefined) throw failure
+}
+
+// ---------------------------------------------------------------------------------------------
+// phases
+
+export interface Throughput {
+  phase: string
+  n: number
+  seconds: number
+  deliveredPerSec: number
+  /** from the start until the database recorded every message as sent */
+  dbSeconds: number
+  cpu: CpuShare
+  notes: string[]
+  extra: Record<string, number>
+}
+
+interface Ctx {
+  db: pg.Pool
+  databaseUrl: string
+  origin: string
+  receiverOrigin: string
+  queues: Record<string, number>
+}
+
+async function makeDue (db: pg.Pool, updateSql: string, values: unknown[], notify: boolean): Promise<{ snap: CpuSnap, t0: number }> {
+  const c = await db.connect()
+  try {
+    await c.query('BEGIN')
+    await c.query(updateSql, values)
+    if (notify) await c.query("SELECT pg_notify('hookpost_messages', '')")
+    const snap = await cpuSnap()
+    const t0 = nowMs()
+    await c.query('COMMIT')
+    return { snap, t0 }
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => {})
+    throw err
+  } finally {
+    c.release()
+  }
+}
+
+async function phaseRaw (ctx: Ctx): Promise<Throughput & { loop: RawLoopStats }> {
+  // the same durability for delivery state as hookpost's worker pool (lib/delivery/engine.ts)
+  const db = new pg.Pool({ connectionString: ctx.databaseUrl, max: RAW_PIPELINE + 2, application_name: 'hookpost-bench-raw', options: '-c synchronous_commit=off' })
+  db.on('error', () => {})
+  const http = new Pool(ctx.receiverOrigin, { connections: RAW_C, pipelining: 1, keepAliveTimeout: 60_000 })
+  const opts = { db, http, batch: RAW_BATCH, concurrency: RAW_C, pipeline: RAW_PIPELINE }
+  try {
+    if (WARMUP > 0) {
+      await ctx.db.query(rawTableSql('raw_warmup'))
+      await ctx.db.query('INSERT INTO raw_warmup (body, run_at) SELECT $1, now() FROM generate_series(1, $2)', [BODY_TEXT, WARMUP])
+      await receiver.expect('raw-warmup', { n: WARMUP, bodyBytes: BODY_BYTES })
+      await runRawLoop({ ...opts, table: 'raw_warmup', path: '/r/raw-warmup' })
+      await untilReceived('raw-warmup')
+    }
+    await ctx.db.query(rawTableSql('raw_messages'))
+    await ctx.db.query('INSERT INTO raw_messages (body, run_at) SELECT $1, $2::timestamptz FROM generate_series(1, $3)', [BODY_TEXT, FAR_FUTURE, N])
+    await ctx.db.query('VACUUM ANALYZE raw_messages')
+    await ctx.db.query('CHECKPOINT')
+    await receiver.expect('raw', { n: N, bodyBytes: BODY_BYTES })
+    const { snap, t0 } = await makeDue(ctx.db, 'UPDATE raw_messages SET run_at = now() WHERE sent_at IS NULL', [], false)
+    const loop = await runRawLoop({ ...opts, table: 'raw_messages', path: '/r/raw' })
+    const dbAt = nowMs()
+    const s = await untilReceived('raw')
+    const end = await cpuSnap()
+    const { rows } = await ctx.db.query<{ n: number }>('SELECT count(*)::int AS n FROM raw_messages WHERE sent_at IS NOT NULL')
+    if (rows[0]!.n !== N) throw new Error(`raw: ${rows[0]!.n}/${N} rows marked sent`)
+    const seconds = (s.doneAt! - t0) / 1000
+    return {
+      phase: 'raw', n: N, seconds, deliveredPerSec: N / seconds, dbSeconds: (dbAt - t0) / 1000, cpu: cpuShare(snap, end),
+      notes: checkReceived(s), loop,
+      extra: { firstArrivalMs: round(s.firstAt! - t0, 1), ...gap(s), claims: loop.claims, meanClaimRows: round(loop.claimedRows / loop.claims, 1), claimMsMean: round(loop.claimMsMean, 2), completeMsMean: round(loop.completeMsMean, 2) }
+    }
+  } finally {
+    await http.close()
+    await db.end()
+  }
+}
+
+async function warmHookpost (ctx: Ctx): Promise<void> {
+  if (WARMUP === 0) return
+  // through the API at the REST concurrency: warms both the enqueue and the delivery path
+  await receiver.expect('warmup', { n: WARMUP, bodyBytes: BODY_BYTES })
+  await postMessages(ctx, ctx.queues.warmup!, WARMUP)
+  await untilReceived('warmup')
+  await untilDbSent(ctx.db, ctx.queues.warmup!, WARMUP)
+}
+
+async function postMessages (ctx: Ctx, queueId: number, n: number): Promise<void> {
+  const pool = new Pool(ctx.origin, { connections: REST_C, pipelining: 1 })
+  const payload = JSON.stringify({ queueId, body: BODY })
+  const h = apiHeaders()
+  try {
+    await drive(REST_C, n, async () => {
+      const res = await pool.request({ path: '/messages', method: 'POST', headers: h, body: payload })
+      const text = await res.body.text()
+      if (res.statusCode !== 201) throw new Error(`POST /messages answered ${res.statusCode}: ${text.slice(0, 300)}`)
+    })
+  } finally {
+    await pool.close()
+  }
+}
+
+async function phasePre (ctx: Ctx): Promise<Throughput> {
+  const q = ctx.queues.pre!
+  // due in the far future (the insert trigger copies "when" into run_at): the worker leaves them alone
+  await ctx.db.query(`INSERT INTO hookpost.messages (queue_id, body, body_json, "when")
+    SELECT $1, $2, true, $3::timestamptz FROM generate_series(1, $4)`, [q, BODY_TEXT, FAR_FUTURE, N])
+  await ctx.db.query('VACUUM ANALYZE hookpost.messages')
+  await ctx.db.query('CHECKPOINT')
+  await receiver.expect('pre', { n: N, bodyBytes: BODY_BYTES })
+  const { snap, t0 } = await makeDue(ctx.db,
+    'UPDATE hookpost.messages SET run_at = now() WHERE queue_id = $1 AND sent_at IS NULL AND NOT failed', [q], true)
+  const s = await untilReceived('pre')
+  const end = await cpuSnap()
+  const dbDone = await untilDbSent(ctx.db, q, N)
+  const seconds = (s.doneAt! - t0) / 1000
+  const notes = checkReceived(s)
+  if (dbDone.attempts !== N) notes.push(`${dbDone.attempts} attempt rows for ${N} messages`)
+  return {
+    phase: 'pre', n: N, seconds, deliveredPerSec: N / seconds, dbSeconds: (dbDone.at - t0) / 1000, cpu: cpuShare(snap, end), notes,
+    extra: { firstArrivalMs: round(s.firstAt! - t0, 1), ...gap(s) }
+  }
+}
+
+async function phaseRest (ctx: Ctx): Promise<Throughput> {
+  const q = ctx.queues.rest!
+  await ctx.db.query('CHECKPOINT')
+  await receiver.expect('rest', { n: N, bodyBytes: BODY_BYTES })
+  const snap = await cpuSnap()
+  const t0 = nowMs()
+  await postMessages(ctx, q, N)
+  const postedAt = nowMs()
+  const s = await untilReceived('rest')
+  const end = await cpuSnap()
+  const dbDone = await untilDbSent(ctx.db, q, N)
+  const seconds = (s.doneAt! - t0) / 1000
+  const notes = checkReceived(s)
+  if (dbDone.attempts !== N) notes.push(`${dbDone.attempts} attempt rows for ${N} messages`)
+  const postSeconds = (postedAt - t0) / 1000
+  return {
+    phase: 'rest', n: N, seconds, deliveredPerSec: N / seconds, dbSeconds: (dbDone.at - t0) / 1000, cpu: cpuShare(snap, end), notes,
+    extra: { ...gap(s), postsPerSec: round(N / postSeconds, 1), postSeconds: round(postSeconds, 3), deliveredAfterLastPostMs: round(s.doneAt! - postedAt, 1) }
+  }
+}
+
+export interface Latency {
+  n: number
+  rate: number
+  achievedRate: number
+  /** commit (the INSERT's reply) to receipt */
+  p50Ms: number
+  p99Ms: number
+  maxMs: number
+  minMs: number
+  /** INSERT sent to receipt: includes the commit itself */
+  fromSendP50Ms: number
+  fromSendP99Ms: number
+  insertP50Ms: number
+  insertP99Ms: number
+  scheduleLagMaxMs: number
+  cpu: CpuShare
+  notes: string[]
+}
+
+async function phaseLatency (ctx: Ctx): Promise<Latency> {
+  const q = ctx.queues.lat!
+  // a separate pool, default durability (synchronous_commit as the server has it): an application's INSERT
+  const db = new pg.Pool({ connectionString: ctx.databaseUrl, max: 4, application_name: 'hookpost-bench-lat' })
+  db.on('error', () => {})
+  try {
+    const warm = await Promise.all(Array.from({ length: 4 }, async () => await db.connect()))
+    for (const c of warm) c.release()
+    await receiver.expect('lat', { n: LAT_N, bodyBytes: BODY_BYTES, keepTimes: true })
+    const insert = { name: 'bench_lat_insert', text: 'INSERT INTO hookpost.messages (queue_id, body, body_json) VALUES ($1, $2, true) RETURNING id' }
+    const sentAt = new Map<number, number>()
+    const committedAt = new Map<number, number>()
+    const inserts: Array<Promise<void>> = []
+    const intervalMs = 1000 / LAT_RATE
+    let lagMax = 0
+    const snap = await cpuSnap()
+    const start = nowMs() + 5
+    for (let i = 0; i < LAT_N; i++) {
+      const due = start + i * intervalMs
+      const wait = due - nowMs()
+      // no spinning for the last sub-millisecond: a blocked event loop would read INSERT replies late
+      if (wait > 0) await sleep(wait)
+      lagMax = Math.max(lagMax, nowMs() - due)
+      inserts.push((async () => {
+        const t = nowMs()
+        const { rows } = await db.query<{ id: string }>({ ...insert, values: [q, BODY_TEXT] })
+        const id = Number(rows[0]!.id)
+        committedAt.set(id, nowMs())
+        sentAt.set(id, t)
+      })())
+    }
+    await Promise.all(inserts)
+    const lastInsert = Math.max(...committedAt.values())
+    const s = await untilReceived('lat')
+    const end = await cpuSnap()
+    const arrivals = await receiver.times('lat')
+    const fromCommit: number[] = []
+    const fromSend: number[] = []
+    const insertMs: number[] = []
+    for (const [id, at] of arrivals) {
+      fromCommit.push(at - committedAt.get(id)!)
+      fromSend.push(at - sentAt.get(id)!)
+      insertMs.push(committedAt.get(id)! - sentAt.get(id)!)
+    }
+    const asc = (a: number, b: number): number => a - b
+    fromCommit.sort(asc); fromSend.sort(asc); insertMs.sort(asc)
+    const notes = checkReceived(s)
+    const early = fromCommit.filter(x => x < 0).length
+    if (early > 0) notes.push(`${early} arrived before the INSERT's reply was read (negative commit-to-receipt)`)
+    return {
+      n: LAT_N, rate: LAT_RATE, achievedRate: LAT_N / ((lastInsert - start) / 1000),
+      p50Ms: percentile(fromCommit, 0.5), p99Ms: percentile(fromCommit, 0.99), maxMs: fromCommit[fromCommit.length - 1]!, minMs: fromCommit[0]!,
+      fromSendP50Ms: percentile(fromSend, 0.5), fromSendP99Ms: percentile(fromSend, 0.99),
+      insertP50Ms: percentile(insertMs, 0.5), insertP99Ms: percentile(insertMs, 0.99),
+      scheduleLagMaxMs: lagMax, cpu: cpuShare(snap, end), notes
+    }
+  } finally {
+    await db.end()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function createQueue (control: Pool, name: string, callbackUrl: string): Promise<number> {
+  const res = await control.request({ path: '/queues', method: 'POST', headers: apiHeaders(), body: JSON.stringify({ name, callbackUrl }) })
+  const text = await res.body.text()
+  if (res.statusCode !== 201) throw new Error(`POST /queues answered ${res.statusCode}: ${text}`)
+  return (JSON.parse(text) as { id: number }).id
+}
+
+async function main (): Promise<void> {
+  // lib/ may change while we run (others work in this tree): record what the server was started from
+  const revision = gitRevision()
+  const { name: dbName, url: databaseUrl } = await createBenchDatabase()
+  const pgInfo = (await adminQuery(`SELECT current_setting('server_version') AS version,
+    current_setting('synchronous_commit') AS sync, current_setting('fsync') AS fsync`)).rows[0] as { version: string, sync: string, fsync: string }
+
+  receiver = await startReceiver(RECEIVER_MODE)
+  onCleanup(async () => await receiver.close())
+  const receiverOrigin = `http://127.0.0.1:${receiver.port}`
+
+  const db = new pg.Pool({ connectionString: databaseUrl, max: 4, application_name: 'hookpost-bench' })
+  db.on('error', () => {})
+  onCleanup(async () => await db.end())
+
+  const port = await freePort()
+  const origin = `http://127.0.0.1:${port}`
+  startServer(databaseUrl, port, SERVER_NODE_ARGS)
+  const control = new Pool(origin, { connections: 1 })
+  const queues: Record<string, number> = {}
+  try {
+    await waitForHealth(control, 60_000)
+    for (const tag of ['warmup', 'pre', 'rest', 'lat']) queues[tag] = await createQueue(control, `bench-${tag}`, `${receiverOrigin}/r/${tag}`)
+  } finally {
+    await control.close()
+  }
+  const ctx: Ctx = { db, databaseUrl, origin, receiverOrigin, queues }
+  const background = await backgroundLoad()
+  const settings = serverSettings()
+  process.stderr.write(`bench: db ${dbName}, server ${origin} (pid ${serverPid()}), receiver ${receiverOrigin} (${receiver.mode}, pid ${receiver.pid}); N=${N}, warm-up ${WARMUP}\n`)
+
+  const step = async <T>(label: string, p: () => Promise<T>): Promise<T> => {
+    process.stderr.write(`bench: ${label}...\n`)
+    const t = nowMs()
+    const r = await p()
+    process.stderr.write(`bench: ${label} done in ${fmt((nowMs() - t) / 1000, 1)} s\n`)
+    return r
+  }
+  const raw = PHASES.has('raw') ? await step('raw loop', async () => await phaseRaw(ctx)) : undefined
+  if (PHASES.has('pre') || PHASES.has('rest')) await step('hookpost warm-up', async () => await warmHookpost(ctx))
+  const pre = PHASES.has('pre') ? await step('hookpost, pre-inserted', async () => await phasePre(ctx)) : undefined
+  const rest = PHASES.has('rest') ? await step('hookpost, POST /messages', async () => await phaseRest(ctx)) : undefined
+  const lat = PHASES.has('lat') ? await step(`latency at ${LAT_RATE} msg/s`, async () => await phaseLatency(ctx)) : undefined
+  if (!serverAlive()) throw new Error('the server died during the run')
+
+  // ---- report
+  const nCpu = CORES
+  const ratioPre = pre !== undefined && raw !== undefined ? pre.deliveredPerSec / raw.deliveredPerSec : NaN
+  const ratioRest = rest !== undefined && raw !== undefined ? rest.deliveredPerSec / raw.deliveredPerSec : NaN
+  const verdict = (ok: boolean | undefined): string => ok === undefined ? 'n/a' : ok ? 'PASS' : 'MISS'
+  const targets = {
+    preOverRaw: verdict(Number.isNaN(ratioPre) ? undefined : ratioPre >= 0.6),
+    restOverRaw: verdict(Number.isNaN(ratioRest) ? undefined : ratioRest >= 0.6),
+    latencyP50: verdict(lat === undefined ? undefined : lat.p50Ms < 10),
+    latencyP99: verdict(lat === undefined ? undefined : lat.p99Ms < 50)
+  }
+
+  const out: string[] = ['', 'hookpost delivery benchmark (bench/delivery.ts)']
+  out.push(`hookpost ${revision}; nproc ${nCpu}, node ${process.version}, PostgreSQL ${pgInfo.version} (synchronous_commit=${pgInfo.sync}, fsync=${pgInfo.fsync})`)
+  out.push(`body ${BODY_BYTES} bytes of JSON; receiver ${receiver.mode === 'child' ? 'in its own process' : 'in the bench process'}; warm-up ${WARMUP} per path`)
+  out.push(`server: ${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(', ')}${SERVER_NODE_ARGS.length > 0 ? `; node ${SERVER_NODE_ARGS.join(' ')}` : ''}`)
+  out.push(`raw loop: claims of ${RAW_BATCH}, ${RAW_C} calls in flight, ${RAW_PIPELINE} claims outstanding, synchronous_commit=off (as hookpost's worker)`)
+  out.push('')
+  const label: Record<string, string> = { raw: 'raw loop (pg + undici)', pre: 'hookpost, pre-inserted', rest: `hookpost, POST /messages c=${REST_C}` }
+  const rows = [raw, pre, rest].filter((r): r is Throughput => r !== undefined).map(r => [
+    label[r.phase]!, fmt(r.n), fmt(r.seconds, 2), fmt(r.deliveredPerSec), raw !== undefined ? `${fmt(100 * r.deliveredPerSec / raw.deliveredPerSec, 1)}%` : '-',
+    fmt(r.dbSeconds, 2), String(r.cpu.bench), String(r.cpu.receiver), String(r.cpu.server), String(r.cpu.postgres), String(r.cpu.irq), String(r.cpu.other), `${r.cpu.machineBusyPct}%`
+  ])
+  out.push(...table(['phase', 'n', 'seconds', 'delivered/s', 'of raw', 'db done s', 'cpu bench', 'cpu recv', 'cpu server', 'cpu pg', 'cpu irq', 'cpu other', 'machine busy'], rows))
+  out.push('(cpu columns: % of one core over the phase; irq = interrupts, mostly loopback TCP; other = processes not ours; machine busy: % of all cores)')
+  if (background > 10) out.push(`WARNING: processes not ours used ${background}% of a core before the phases began: figures are noisy`)
+  for (const r of [raw, pre, rest]) {
+    if (r === undefined) continue
+    if (Object.keys(r.extra).length > 0) out.push(`${r.phase}: ${Object.entries(r.extra).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+    for (const note of r.notes) out.push(`${r.phase}: WARNING ${note}`)
+  }
+  if (lat !== undefined) {
+    out.push('')
+    out.push(`latency, commit of a plain SQL INSERT (its reply read) to receipt, at ${lat.rate} msg/s (achieved ${fmt(lat.achievedRate, 1)}), ${fmt(lat.n)} messages:`)
+    out.push(...table(['measure', 'p50 ms', 'p99 ms', 'max ms'], [
+      ['commit -> receipt', fmt(lat.p50Ms, 2), fmt(lat.p99Ms, 2), fmt(lat.maxMs, 2)],
+      ['INSERT sent -> receipt', fmt(lat.fromSendP50Ms, 2), fmt(lat.fromSendP99Ms, 2), '-'],
+      ['the INSERT itself', fmt(lat.insertP50Ms, 2), fmt(lat.insertP99Ms, 2), '-']
+    ]))
+    out.push(`min commit -> receipt ${fmt(lat.minMs, 2)} ms; pacing lag max ${fmt(lat.scheduleLagMaxMs, 2)} ms; cpu server ${lat.cpu.server}%, pg ${lat.cpu.postgres}%, other ${lat.cpu.other}%`)
+    for (const note of lat.notes) out.push(`lat: WARNING ${note}`)
+  }
+  out.push('')
+  out.push(`hookpost pre-inserted / raw: ${fmt(100 * ratioPre, 1)}%  (target >= 60%)  ${targets.preOverRaw}`)
+  out.push(`hookpost REST / raw:         ${fmt(100 * ratioRest, 1)}%  (target >= 60%)  ${targets.restOverRaw}`)
+  out.push(`latency p50 ${fmt(lat?.p50Ms ?? NaN, 2)} ms (target < 10 ms)  ${targets.latencyP50}`)
+  out.push(`latency p99 ${fmt(lat?.p99Ms ?? NaN, 2)} ms (target < 50 ms)  ${targets.latencyP99}`)
+  out.push('')
+  process.stdout.write(out.join('\n') + '\n')
+
+  const fig = (r: Throughput | undefined): Record<string, unknown> | null => r === undefined
+    ? null
+    : { n: r.n, seconds: round(r.seconds, 3), deliveredPerSec: round(r.deliveredPerSec, 1), dbDoneSeconds: round(r.dbSeconds, 3), cpuPctOfOneCore: r.cpu, ...r.extra, warnings: r.notes }
+  const json = {
+    bench: 'delivery',
+    revision,
+    nproc: nCpu,
+    node: process.version,
+    postgres: { version: pgInfo.version, synchronousCommit: pgInfo.sync, fsync: pgInfo.fsync },
+    bodyBytes: BODY_BYTES,
+    receiver: receiver.mode,
+    warmup: WARMUP,
+    backgroundOtherCpuPct: background,
+    server: { ...settings, nodeArgs: SERVER_NODE_ARGS },
+    rawLoop: { batch: RAW_BATCH, concurrency: RAW_C, pipeline: RAW_PIPELINE },
+    results: {
+      raw: fig(raw),
+      hookpostPreInserted: fig(pre),
+      hookpostRest: rest === undefined ? null : { ...fig(rest), concurrency: REST_C },
+      latency: lat === undefined
+        ? null
+        : {
+            source: 'plain SQL INSERT, one per message, autocommit; t0 = its reply',
+            n: lat.n, rate: lat.rate, achievedRate: round(lat.achievedRate, 1),
+            p50Ms: round(lat.p50Ms, 3), p99Ms: round(lat.p99Ms, 3), maxMs: round(lat.maxMs, 3), minMs: round(lat.minMs, 3),
+            fromInsertSentP50Ms: round(lat.fromSendP50Ms, 3), fromInsertSentP99Ms: round(lat.fromSendP99Ms, 3),
+            insertP50Ms: round(lat.insertP50Ms, 3), insertP99Ms: round(lat.insertP99Ms, 3), cpuPctOfOneCore: lat.cpu, warnings: lat.notes
+          }
+    },
+    ratios: { preOverRaw: round(ratioPre, 4), restOverRaw: round(ratioRest, 4) },
+    targets
+  }
+  process.stdout.write(JSON.stringify(json, null, 2) + '\n')
+}
+
+runMain(main, TIMEOUT_MS)
