@@ -4,7 +4,8 @@ import { errors } from './errors.js'
 // RFC 9110 token: what a header name may contain
 export const HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$"
 // no CR, LF or NUL: a stored value must not be able to inject another header
-export const HEADER_VALUE_PATTERN = '^[^\\r\\n\\u0000]*$'
+// and nothing undici refuses to send (it takes latin-1 only): such a message could never be delivered
+export const HEADER_VALUE_PATTERN = '^[\\t\\u0020-\\u007e\\u0080-\\u00ff]*$'
 
 // Framing and hop-by-hop headers belong to the HTTP client, and our own delivery headers are ours:
 // a stored value would corrupt the request or forge the message id

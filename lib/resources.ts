@@ -93,7 +93,8 @@ export const messageResource: Resource<Message> = {
     type: 'object',
     properties: {
       ...messageWritable,
-      idempotencyKey: { type: 'string', minLength: 1, maxLength: 255, description: 'a repeat with the same key on the same queue returns the first message (200)' }
+      // sent as a header, so printable ASCII only
+      idempotencyKey: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\u0020-\\u007e]+$', description: 'printable ASCII; a repeat with the same key on the same queue returns the first message (200)' }
     },
     required: ['queueId'],
     additionalProperties: false

@@ -70,10 +70,19 @@ export function guardedLookup (policy: TargetPolicy, resolve: ResolveAll = resol
  * undici interceptor checks the origin before the request is dispatched.
  */
 export function refuseBlockedLiterals (policy: TargetPolicy): Dispatcher.DispatcherComposeInterceptor {
+  // the verdict on an origin never changes for a given policy: decide once, not per call (the check
+  // builds SocketAddress objects, which cost more than the rest of the request)
+  const verdicts = new Map<string, string | null>()
   return (dispatch) => (opts, handler) => {
-    // only literals: a name, localhost included, is left to guardedLookup and what DNS says now
-    const host = opts.origin !== undefined ? new URL(String(opts.origin)).hostname.replace(/^\[(.*)\]$/, '$1') : ''
-    const reason = isIP(host) !== 0 ? checkAddress(host, policy) : null
+    const origin = String(opts.origin ?? '')
+    let reason = verdicts.get(origin)
+    if (reason === undefined) {
+      // only literals: a name, localhost included, is left to guardedLookup and what DNS says now
+      const host = origin !== '' ? new URL(origin).hostname.replace(/^\[(.*)\]$/, '$1') : ''
+      reason = isIP(host) !== 0 ? checkAddress(host, policy) : null
+      if (verdicts.size >= 10_000) verdicts.clear()
+      verdicts.set(origin, reason)
+    }
     // thrown, undici's request() rejects with it: no socket is opened
     if (reason !== null) throw new errors.BlockedTarget('callbackUrl', reason)
     return dispatch(opts, handler)

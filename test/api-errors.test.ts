@@ -14,6 +14,10 @@ t.test('400 names the field', async (t) => {
     ['POST', '/queues', { name: 'x7', callbackUrl: 'http://127.0.0.1/x', backoffBaseMs: 5000, backoffMaxMs: 1000 }, /backoffMaxMs/],
     ['POST', '/queues', { name: 'x8', callbackUrl: 'http://127.0.0.1/x', deadLetterQueueId: 999 }, /deadLetterQueueId/],
     ['POST', '/messages', { queueId: 'one' }, /queueId/],
+    // values undici could never send would burn every retry: refused up front
+    ['POST', '/messages', { queueId: 1, headers: { 'x-mood': 'happy 😀' } }, /headers.*latin-1/],
+    ['POST', '/messages', { queueId: 1, idempotencyKey: 'ключ' }, /idempotencyKey/],
+    ['POST', '/messages', { queueId: 1, idempotencyKey: 'a\r\nb' }, /idempotencyKey/],
     ['POST', '/messages', { queueId: 1, when: 'tomorrow' }, /when/],
     ['GET', '/messages?limit=1000', undefined, /limit/],
     ['GET', '/messages?where.nope.eq=1', undefined, /where\.nope\.eq/],

@@ -38,6 +38,11 @@ t.test('messages: create, read, list, update, delete', async (t) => {
   t.equal(upd.json().nextAttemptAt, '2031-01-01T00:00:00.000Z')
   t.equal(upd.json().body, 'plain')
 
+  // a message claimed for delivery (lease running) is not changed under the call
+  await pool.query("UPDATE hookpost.messages SET locked_by = 'someone', run_at = now() + interval '1 minute' WHERE id = $1", [m2.json().id])
+  t.equal((await app.inject({ method: 'PUT', url: `/messages/${m2.json().id}`, payload: { body: 'x' } })).statusCode, 409, 'claimed: 409')
+  await pool.query('UPDATE hookpost.messages SET locked_by = NULL WHERE id = $1', [m2.json().id])
+
   // a delivered message can no longer be changed
   await pool.query('UPDATE hookpost.messages SET sent_at = now() WHERE id = $1', [m1.json().id])
   const late = await app.inject({ method: 'PUT', url: `/messages/${m1.json().id}`, payload: { body: 'x' } })

@@ -79,7 +79,9 @@ function classify (err: unknown): { kind: ErrorKind, message: string } {
   return { kind: 'network', message }
 }
 
-async function readSnippet (body: Dispatcher.ResponseData['body']): Promise<string> {
+async function readSnippet (body: Dispatcher.ResponseData['body'], length: string | string[] | undefined): Promise<string> {
+  // most webhook answers are a few bytes with a content-length: one read, no async iteration
+  if (typeof length === 'string' && Number(length) <= RESPONSE_SNIPPET_BYTES) return await body.text()
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of body) {
@@ -132,7 +134,7 @@ export async function send (dispatcher: Dispatcher, c: Call, signal?: AbortSigna
       bodyTimeout: c.timeoutMs,
       signal
     })
-    const responseBody = await readSnippet(res.body)
+    const responseBody = await readSnippet(res.body, res.headers['content-length'])
     const ok = res.statusCode >= 200 && res.statusCode < 300
     return {
       ok,

@@ -40,7 +40,7 @@ export interface DeliveryEvent {
 
 // Outcomes are written when this many are waiting, or after FLUSH_DELAY_MS: one commit covers many
 const FLUSH_MAX = 500
-const FLUSH_DELAY_MS = 2
+const FLUSH_DELAY_MS = 10
 const FLUSH_BACKOFF_MAX_MS = 5000
 
 // After a claim that skipped saturated queues came back short, the next skipping claim waits this long:

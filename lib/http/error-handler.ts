@@ -21,7 +21,7 @@ export function formatSchemaErrors (errs: AjvError[], dataVar: string): Error {
   } else if (e.keyword === 'propertyNames') {
     message = `${path} has an invalid property name ${JSON.stringify(e.params.propertyName)}`
   } else if (e.keyword === 'pattern' && path.includes('/headers/')) {
-    message = `${path} must not contain CR, LF or NUL`
+    message = `${path} must be printable latin-1 text: no CR, LF, NUL or characters past U+00FF`
   } else {
     message = `${path} ${e.message ?? 'is invalid'}`
   }

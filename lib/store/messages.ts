@@ -99,7 +99,7 @@ export type OnEnqueued = (queueId: number, count: number) => void
  * Insert one message. With an idempotency key already used on the queue, the existing message comes
  * back with created=false; the unique index makes this hold under concurrent duplicates.
  */
-export async function createMessage (pool: Queryable, input: MessageInput, onEnqueued?: OnEnqueued): Promise<Enqueued> {
+export async function createMessage (pool: Queryable, input: MessageInput, onEnqueued?: OnEnqueued, retried = false): Promise<Enqueued> {
   checkHeaders(input.headers)
   const { body, bodyJson } = toStored(input.body)
   const values = [input.queueId, body, bodyJson, JSON.stringify(input.headers ?? {}), input.when ?? null, input.idempotencyKey ?? null]
@@ -119,7 +119,12 @@ export async function createMessage (pool: Queryable, input: MessageInput, onEnq
     const existing = await pool.query<Row>(
       `SELECT ${messageEntity.select} FROM hookpost.messages WHERE queue_id = $1 AND idempotency_key = $2`,
       [input.queueId, input.idempotencyKey])
-    return { message: toMessage(existing.rows[0]!), created: false }
+    // the original went (deleted, or retention) between the two statements: the key is free again
+    if (existing.rows[0] === undefined) {
+      if (retried) throw new errors.Conflict(`idempotencyKey ${input.idempotencyKey ?? ''} is being used concurrently; try again`)
+      return await createMessage(pool, input, onEnqueued, true)
+    }
+    return { message: toMessage(existing.rows[0]), created: false }
   } catch (err) {
     throw translatePgError(err)
   }
@@ -192,7 +197,9 @@ export async function updateMessage (pool: Pool, id: number, input: MessageInput
   }
   try {
     const { rows } = await pool.query<Row>(
-      `UPDATE hookpost.messages SET ${sets.join(', ')} WHERE id = $1 AND sent_at IS NULL AND NOT failed
+      // a message claimed for delivery (its lease running) is not changed under the call
+      `UPDATE hookpost.messages SET ${sets.join(', ')}
+       WHERE id = $1 AND sent_at IS NULL AND NOT failed AND (locked_by IS NULL OR run_at <= now())
        RETURNING ${messageEntity.select}`, values)
     if (rows[0] !== undefined) {
       if (input.when !== undefined) await pool.query("SELECT pg_notify('hookpost_messages', '')")
@@ -202,7 +209,7 @@ export async function updateMessage (pool: Pool, id: number, input: MessageInput
     throw translatePgError(err)
   }
   await getMessage(pool, id) // 404 when missing
-  throw new errors.Conflict(`message ${id} was already delivered or has failed; it can no longer be changed`)
+  throw new errors.Conflict(`message ${id} is being delivered, was delivered or has failed; it can no longer be changed`)
 }
 
 export async function deleteMessage (pool: Pool, id: number): Promise<Message> {
