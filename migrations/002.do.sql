@@ -18,7 +18,20 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   new_id bigint;
+  bad text;
 BEGIN
+  -- the API's header rules (lib/headers.ts; test/outbox.test.ts checks they agree), so an outbox
+  -- message is never one that can never be sent
+  SELECT key INTO bad FROM jsonb_each(coalesce(p_headers, '{}')) AS h(key, value)
+  WHERE jsonb_typeof(value) <> 'string' OR key !~ '^[!#$%&''*+.^_`|~0-9A-Za-z-]{1,256}$'
+     OR (value #>> '{}') !~ '^[\t\x20-\x7e\x80-\xff]*$'
+     OR lower(key) IN ('host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer',
+                       'proxy-connection', 'expect', 'x-hookpost-message-id', 'x-hookpost-attempt', 'x-hookpost-queue-id')
+  LIMIT 1;
+  IF bad IS NOT NULL THEN
+    RAISE EXCEPTION 'hookpost.enqueue: header % is not allowed (reserved, not a token, or not a latin-1 string)', bad
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key)
   VALUES (p_queue_id, p_body, p_body_json, coalesce(p_headers, '{}'), coalesce(p_when, now()), p_key)
   ON CONFLICT (queue_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING

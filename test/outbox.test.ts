@@ -90,3 +90,18 @@ t.test('the application role needs no right on hookpost tables; idempotency keys
   t.equal(again.statusCode, 200)
   t.equal(again.json().id, Number(ids[0]))
 })
+
+t.test('hookpost.enqueue applies the API header rules', async (t) => {
+  const { RESERVED_HEADERS } = await import('../lib/headers.js')
+  const { app, url } = await testApp(t)
+  const admin = testPool(t, url)
+  const q = (await app.inject({ method: 'POST', url: '/queues', payload: { name: 'h', callbackUrl: 'http://127.0.0.1:9/x' } })).json()
+  const bad: Array<Record<string, unknown>> = [{ 'x-n': 1 }, { 'bad name': 'v' }, { 'x-e': 'emoji 😀' }, { 'x-c': 'a\nb' }]
+  for (const name of RESERVED_HEADERS) bad.push({ [name.toUpperCase()]: 'v' })
+  for (const headers of bad) {
+    await t.rejects(admin.query("SELECT hookpost.enqueue($1, 'x', $2::jsonb)", [q.id, JSON.stringify(headers)]), { code: '22023' }, JSON.stringify(headers))
+  }
+  const { rows } = await admin.query("SELECT hookpost.enqueue($1, 'x', $2::jsonb) AS id", [q.id, JSON.stringify({ 'x-ok': 'café' })])
+  t.ok(rows[0].id > 0, 'a valid header passes')
+  t.equal((await admin.query('SELECT count(*)::int AS n FROM hookpost.messages')).rows[0].n, 1)
+})
