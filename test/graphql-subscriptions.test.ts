@@ -44,7 +44,8 @@ t.test('messageDelivered and messageFailed reach subscribers of a process that d
   await c.next(m => m.type === 'connection_ack')
   c.send({ id: 'd', type: 'subscribe', payload: { query: 'subscription ($q: ID) { messageDelivered(queueId: $q) { messageId queueId attempt statusCode willRetry } }', variables: { q: good.id } } })
   c.send({ id: 'f', type: 'subscribe', payload: { query: 'subscription { messageFailed { messageId queueId attempt statusCode willRetry } }' } })
-  await new Promise(resolve => setTimeout(resolve, 200)) // the subscriptions are registered
+  // the subscriptions are registered, and the deliverer (checking once a second) knows someone listens
+  await new Promise(resolve => setTimeout(resolve, 1500))
 
   const m1 = (await apiOnly.inject({ method: 'POST', url: '/graphql', payload: { query: 'mutation ($q: ID) { saveMessage(input: { queueId: $q, body: "hi" }) { id } }', variables: { q: good.id } } })).json().data.saveMessage
   const delivered = await c.next(m => m.id === 'd' && m.type === 'next')

@@ -17,6 +17,9 @@ export const CHANNELS = {
 // a silently dropped connection (NAT, failover) is found by this heartbeat, not hours later
 const HEARTBEAT_MS = 10_000
 const RECONNECT_MIN_MS = 100
+
+/** two-int advisory key held (shared) by every process with GraphQL subscribers */
+export const SUBSCRIBERS_LOCK = [0x686f6f6d, 1]
 const RECONNECT_MAX_MS = 5000
 
 export class Listener extends EventEmitter {
@@ -52,6 +55,7 @@ export class Listener extends EventEmitter {
     try {
       await client.connect()
       if (this.onConnect !== undefined) await this.onConnect(client)
+      if (this.subscribed) await client.query('SELECT pg_advisory_lock_shared($1, $2)', SUBSCRIBERS_LOCK)
       for (const c of this.channels) await client.query(`LISTEN "${c}"`)
     } catch (err) {
       this.lost(client, err as Error)
@@ -71,6 +75,19 @@ export class Listener extends EventEmitter {
       this.log.info('LISTEN connection restored')
       this.emit('reconnect')
     }
+  }
+
+  private subscribed = false
+
+  /**
+   * Hold (or drop) the shared advisory lock that says "this process has GraphQL subscribers": the
+   * delivering process publishes outcome events only while some process holds it.
+   */
+  setSubscribed (on: boolean): void {
+    if (this.subscribed === on) return
+    this.subscribed = on
+    this.client?.query(`SELECT ${on ? 'pg_advisory_lock_shared' : 'pg_advisory_unlock_shared'}($1, $2)`, SUBSCRIBERS_LOCK)
+      .catch((err: Error) => this.log.warn({ err: { message: err.message } }, 'subscribers lock'))
   }
 
   /** True while LISTEN (and the session state onConnect set up) is in place. */

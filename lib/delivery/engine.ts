@@ -27,6 +27,7 @@ declare module 'fastify' {
 // claims and outcomes on 3 connections: one claiming, one flushing, one spare for releases and events
 const WORKER_POOL_SIZE = 3
 const REAP_INTERVAL_MS = 2000
+const SUBSCRIBERS_CHECK_MS = 1000
 // a NOTIFY payload must stay under 8000 bytes
 const EVENTS_PAYLOAD_MAX = 7000
 
@@ -66,7 +67,14 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
   listener.on('reconnect', () => { worker.notify(); crons.notify() })
 
   // outcomes, once recorded, are announced to every process (GraphQL subscriptions)
+  // ...but only while some process has subscribers (it holds the shared lock), checked once a second
+  let subscribers = false
+  const checkSubscribers = setInterval(() => {
+    pool.query(sql.subscribersExist()).then(r => { subscribers = r.rows[0]?.yes === true }, () => {})
+  }, SUBSCRIBERS_CHECK_MS)
+  checkSubscribers.unref()
   worker.on('recorded', (batch: sql.Completion[]) => {
+    if (!subscribers) return
     const events = batch.map(c => [c.id, c.queueId, c.attempt, c.result.ok ? 1 : 0, c.result.status, c.retryAt !== null ? 1 : 0])
     for (const chunk of chunks(events, EVENTS_PAYLOAD_MAX)) {
       pool.query('SELECT pg_notify($1, $2)', [CHANNELS.events, chunk]).catch((err) => log.warn({ err }, 'publishing delivery events failed'))
@@ -101,6 +109,7 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
   })
   leader.on('demoted', () => {
     clearInterval(reapTimer)
+    clearInterval(checkSubscribers)
     then(async () => await crons.stop())
     then(async () => await retention.stop())
     if (!h.allProcessesDeliver) then(async () => await worker.stop(h.shutdownGraceMs))

@@ -1,4 +1,5 @@
 // The delivery engine's statements. Hot ones are named, so pg prepares them once per connection.
+import { SUBSCRIBERS_LOCK } from '../db/listener.js'
 import type { Result } from './sender.js'
 
 export interface Statement { name?: string, text: string, values: unknown[] }
@@ -91,6 +92,16 @@ export function reapDeadClaims (): Statement {
         )
       RETURNING m.id`,
     values: [WORKER_LOCK_CLASS]
+  }
+}
+
+/** Whether any process holds the shared subscribers lock (lib/db/listener.ts SUBSCRIBERS_LOCK). */
+export function subscribersExist (): Statement {
+  return {
+    name: 'hookpost_subscribers',
+    text: `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS yes`,
+    values: [...SUBSCRIBERS_LOCK]
   }
 }
 

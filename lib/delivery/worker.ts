@@ -96,9 +96,9 @@ export class Worker extends Loop {
     this.dropStale()
     if (!this.o.canClaim()) return this.o.pollMs // the LISTEN reconnect notifies us
     const ready = this.dispatchable()
-    // claim in whole batches, and only when what can be sent soon would not fill the free slots;
+    // keep a batch ready beyond the calls in flight, so the next claim overlaps the sending;
     // the cap bounds memory when many slow queues each hold a batch
-    if (ready >= this.o.concurrency / 2 || this.buffered >= this.maxBuffered) return this.o.pollMs
+    if (ready >= this.o.batchSize || this.buffered >= this.maxBuffered) return this.o.pollMs
     const skipped = this.saturatedQueues()
     if (skipped.length > 0 && Date.now() - this.lastShortSkipClaim < SKIP_CLAIM_BACKOFF_MS) return SKIP_CLAIM_BACKOFF_MS
     const room = this.o.batchSize
@@ -268,7 +268,7 @@ export class Worker extends Loop {
 
     this.dispatch()
     // running low: claim more. notify(), not a bare wake: the loop may be mid-pass, not asleep
-    if (!this.stopping && this.dispatchable() < this.o.concurrency / 2) this.nudge()
+    if (!this.stopping && this.dispatchable() < this.o.batchSize) this.nudge()
     if (this.inFlight === 0) this.idle?.()
   }
 

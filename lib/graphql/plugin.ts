@@ -44,6 +44,14 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
     checkAdminSecret(secret, req.headers['x-platformatic-admin-secret'])
   })
 
+  // while this process has WebSocket clients it says so to the deliverer (a shared advisory lock),
+  // which publishes delivery events only then: they cost a NOTIFY per flush when nobody listens
+  let connections = 0
+  const connected = (): { hookpostCounted: true } => {
+    if (connections++ === 0) app.listener.setSubscribed(true)
+    return { hookpostCounted: true }
+  }
+
   await app.register(mercurius, {
     schema,
     resolvers: resolvers as any,
@@ -65,12 +73,16 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
     },
     subscription: {
       context: () => ({ app }),
+      // counted on an accepted connection_init only, so a refused client cannot unbalance the count
+      onDisconnect: (ctx: { hookpostCounted?: boolean }) => {
+        if (ctx.hookpostCounted === true && --connections === 0) app.listener.setSubscribed(false)
+      },
       onConnect: ({ payload }: { payload?: Record<string, any> }) => {
-        if (secret === null) return true
+        if (secret === null) return connected()
         const given = payload?.['x-platformatic-admin-secret'] ?? payload?.headers?.['x-platformatic-admin-secret'] ?? payload?.['X-PLATFORMATIC-ADMIN-SECRET']
         try {
           checkAdminSecret(secret, given)
-          return true
+          return connected()
         } catch {
           return false
         }
