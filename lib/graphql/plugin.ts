@@ -74,8 +74,8 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
     subscription: {
       context: () => ({ app }),
       // counted on an accepted connection_init only, so a refused client cannot unbalance the count
-      onDisconnect: (ctx: { hookpostCounted?: boolean }) => {
-        if (ctx.hookpostCounted === true && --connections === 0) app.listener.setSubscribed(false)
+      onDisconnect: (ctx) => {
+        if ((ctx as { hookpostCounted?: boolean }).hookpostCounted === true && --connections === 0) app.listener.setSubscribed(false)
       },
       onConnect: ({ payload }: { payload?: Record<string, any> }) => {
         if (secret === null) return connected()
