@@ -13,6 +13,7 @@ import { CHANNELS, Listener } from './db/listener.js'
 import { createPool } from './db/pool.js'
 import { holdWorkerLock } from './delivery/sql.js'
 import { deliveryPlugin } from './delivery/engine.js'
+import { EnqueueBatcher } from './store/enqueue-batcher.js'
 import { graphqlPlugin } from './graphql/plugin.js'
 import { makeAuthHook } from './http/auth.js'
 import { formatSchemaErrors, installErrorHandler } from './http/error-handler.js'
@@ -32,6 +33,8 @@ declare module 'fastify' {
     listener: Listener
     /** this process, in claims (messages.locked_by) and logs */
     workerId: string
+    /** POST /messages and saveMessage go through it: concurrent enqueues share one commit */
+    enqueuer: EnqueueBatcher
   }
 }
 
@@ -84,6 +87,7 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   installErrorHandler(app)
   // first, so that its request hook sees every route and app.metrics is there for the rest
   await app.register(fp(metricsPlugin))
+  app.decorate('enqueuer', new EnqueueBatcher(pool, app.metrics.enqueuedByApi))
 
   await app.register(swagger, {
     openapi: {

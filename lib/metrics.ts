@@ -97,17 +97,28 @@ export class Metrics {
 
   /** Count the worker's outcomes. Dead-letter copies are looked up once per recorded batch. */
   watch (worker: Worker, pool: Pool, log: Logger): void {
+    // per-queue children, looked up once: labels() hashes its argument on every call, thousands a second
+    const perQueue = new Map<number, { delivered: ReturnType<Counter['labels']>, failures: ReturnType<Counter['labels']>, duration: ReturnType<Histogram['labels']>, latency: ReturnType<Histogram['labels']> }>()
+    const of = (queueId: number) => {
+      let c = perQueue.get(queueId)
+      if (c === undefined) {
+        const queue = String(queueId)
+        c = { delivered: this.delivered.labels({ queue }), failures: this.failures.labels({ queue }), duration: this.attemptDuration.labels({ queue }), latency: this.latency.labels({ queue }) }
+        perQueue.set(queueId, c)
+      }
+      return c
+    }
     worker.on('delivered', (e: DeliveryEvent) => {
-      const queue = String(e.queueId)
-      this.delivered.inc({ queue })
-      this.attemptDuration.observe({ queue }, e.result.durationMs / 1000)
+      const c = of(e.queueId)
+      c.delivered.inc()
+      c.duration.observe(e.result.durationMs / 1000)
       // clocks: "when" is the database's now(); never report a negative latency
-      this.latency.observe({ queue }, Math.max(0, Date.now() - e.when.getTime()) / 1000)
+      c.latency.observe(Math.max(0, Date.now() - e.when.getTime()) / 1000)
     })
     worker.on('failed', (e: DeliveryEvent) => {
-      const queue = String(e.queueId)
-      this.failures.inc({ queue })
-      this.attemptDuration.observe({ queue }, e.result.durationMs / 1000)
+      const c = of(e.queueId)
+      c.failures.inc()
+      c.duration.observe(e.result.durationMs / 1000)
     })
     let copies: number[] = []
     worker.on('dead', (d: { queueId: number, dlqMessageId: number | null }) => {

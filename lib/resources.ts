@@ -5,7 +5,7 @@ import { bodySchema } from './body.js'
 import { headersSchema } from './headers.js'
 import type { Resource, WriteContext } from './http/crud.js'
 import { countCrons, createCron, cronEntity, deleteCron, getCron, listCrons, updateCron, type Cron } from './store/crons.js'
-import { countMessages, createMessage, deleteMessage, getMessage, listMessages, messageEntity, updateMessage, type Message } from './store/messages.js'
+import { countMessages, deleteMessage, getMessage, listMessages, messageEntity, updateMessage, type Message } from './store/messages.js'
 import { countQueues, createQueue, deleteQueue, getQueue, listQueues, queueEntity, updateQueue, type Queue } from './store/queues.js'
 
 const nullableDate = { type: ['string', 'null'], format: 'date-time' }
@@ -104,7 +104,7 @@ export const messageResource: Resource<Message> = {
   count: countMessages,
   get: getMessage,
   insert: async (pool: Pool, input: any, ctx: WriteContext) => {
-    const { message, created } = await createMessage(pool, input, ctx.onEnqueued)
+    const { message, created } = await ctx.enqueue(input)
     return { item: message, created }
   },
   modify: updateMessage,

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Pool } from 'pg'
 import type { Entity, Filter, ListQuery } from '../store/list.js'
 import type { TargetPolicy } from '../ssrf.js'
-import type { OnEnqueued } from '../store/messages.js'
+import type { Enqueued, MessageInput, OnEnqueued } from '../store/messages.js'
 import { listQuerySchema, parseListQuery } from './list-query.js'
 
 export const errorSchema = {
@@ -32,10 +32,12 @@ export interface WriteContext {
   targets: TargetPolicy
   /** counts the messages a write created (metrics) */
   onEnqueued: OnEnqueued
+  /** one message in, coalesced with concurrent ones into one commit */
+  enqueue: (input: MessageInput) => Promise<Enqueued>
 }
 
 export function writeContext (app: FastifyInstance): WriteContext {
-  return { targets: app.config.hooks, onEnqueued: app.metrics.enqueuedByApi }
+  return { targets: app.config.hooks, onEnqueued: app.metrics.enqueuedByApi, enqueue: async (input) => await app.enqueuer.enqueue(input) }
 }
 
 export interface Resource<T> {

@@ -136,6 +136,11 @@ export async function createMessage (pool: Queryable, input: MessageInput, onEnq
  * in the result, which follows the order of the inputs.
  */
 export async function createMessages (pool: Queryable, inputs: MessageInput[], onEnqueued?: OnEnqueued): Promise<Message[]> {
+  return (await insertMessages(pool, inputs, onEnqueued)).map(e => e.message)
+}
+
+/** createMessages, telling for each input whether it created its message or found it by its key. */
+export async function insertMessages (pool: Queryable, inputs: MessageInput[], onEnqueued?: OnEnqueued): Promise<Enqueued[]> {
   if (inputs.length === 0) return []
   for (const i of inputs) checkHeaders(i.headers)
   const stored = inputs.map(i => toStored(i.body))
@@ -163,8 +168,14 @@ export async function createMessages (pool: Queryable, inputs: MessageInput[], o
         [missing.map(i => i.queueId), missing.map(i => i.idempotencyKey)])
       for (const r of existing.rows) byKey.set(keyOf(r.queueId, r.idempotencyKey), r)
     }
+    const created = new Set(rows.map(r => r.id))
     let next = 0
-    return inputs.map(i => toMessage(i.idempotencyKey != null ? byKey.get(keyOf(i.queueId, i.idempotencyKey))! : keyless[next++]!))
+    return inputs.map(i => {
+      const row = i.idempotencyKey != null ? byKey.get(keyOf(i.queueId, i.idempotencyKey))! : keyless[next++]!
+      // a key repeated inside the batch: only its first input created the message
+      const first = created.delete(row.id)
+      return { message: toMessage(row), created: first }
+    })
   } catch (err) {
     throw translatePgError(err)
   }
