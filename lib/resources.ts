@@ -103,7 +103,8 @@ export const messageResource: Resource<Message> = {
   list: listMessages,
   count: countMessages,
   get: getMessage,
-  insert: async (pool: Pool, input: any, ctx: WriteContext) => {
+  // through the app's group-commit enqueuer (its own pool), never inside a caller's transaction
+  insert: async (_pool: Pool, input: any, ctx: WriteContext) => {
     const { message, created } = await ctx.enqueue(input)
     return { item: message, created }
   },
