@@ -1,7 +1,9 @@
 // A real browser (Debian's chromium, driven by playwright-core) uses /graphiql and /documentation on
 // a running server. CI installs chromium (.ci/run); on a machine without it the test says so and is
 // skipped, except under CI, where a missing browser is a failure.
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t from 'tap'
 import { chromium, type Browser } from 'playwright-core'
 import { spawnServer, testDatabase } from './helpers.js'
@@ -22,6 +24,9 @@ t.test('GraphiQL and the OpenAPI UI in headless Chromium', { skip: missing }, as
   })
   t.teardown(async () => { await browser.close() })
   const page = await browser.newPage()
+  // screenshots, to look at after a failure: a fresh directory per run, never a shared fixed path
+  const shots = mkdtempSync(join(tmpdir(), 'hookpost-browser-'))
+  t.comment(`screenshots in ${shots}`)
   const failed: string[] = []
   page.on('requestfailed', (r) => failed.push(r.url()))
 
@@ -31,7 +36,7 @@ t.test('GraphiQL and the OpenAPI UI in headless Chromium', { skip: missing }, as
   await page.waitForFunction("document.querySelector('.result-window')?.textContent?.includes('browser-queue')", null, { timeout: 20_000 })
   const result = await page.locator('.result-window').innerText()
   t.match(result, /"total": 1/, 'the result pane shows the answer')
-  await page.screenshot({ path: '/tmp/hookpost-graphiql.png' })
+  await page.screenshot({ path: join(shots, 'graphiql.png') })
 
   // the OpenAPI UI: try GET /queues and see the response
   await page.goto(`${server.url}/documentation`)
@@ -43,7 +48,7 @@ t.test('GraphiQL and the OpenAPI UI in headless Chromium', { skip: missing }, as
   const body = await op.locator('.live-responses-table').innerText()
   t.match(body, /^200/m, 'status 200')
   t.match(body, /"name": "browser-queue"/, 'the live response shows the queue')
-  await page.screenshot({ path: '/tmp/hookpost-documentation.png' })
+  await page.screenshot({ path: join(shots, 'documentation.png') })
 
   t.same(failed.filter(u => !u.startsWith(server.url)), [], 'nothing was fetched from outside the server')
 })

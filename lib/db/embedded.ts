@@ -83,6 +83,9 @@ export async function startEmbedded (dataDir: string, log: Logger, opts: { port?
       authMethod: 'scram-sha-256',
       persistent: true,
       createPostgresUser: asRoot,
+      // UTF8 whatever the shell's locale: under a POSIX locale initdb would pick SQL_ASCII, where text
+      // checks work on bytes, not characters. C collation: byte order, the same on every machine
+      initdbFlags: ['--encoding=UTF8', '--locale=C'],
       onLog: (m: string) => log.trace({ pg: String(m).trim() }, 'initdb'),
       onError: (m: unknown) => log.debug({ pg: String(m).trim() }, 'initdb')
     }).initialise()
