@@ -79,20 +79,6 @@ function classify (err: unknown): { kind: ErrorKind, message: string } {
   return { kind: 'network', message }
 }
 
-async function readSnippet (body: Dispatcher.ResponseData['body'], length: string | string[] | undefined): Promise<string> {
-  // most webhook answers are a few bytes with a content-length: one read, no async iteration
-  if (typeof length === 'string' && Number(length) <= RESPONSE_SNIPPET_BYTES) return await body.text()
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    if (size < RESPONSE_SNIPPET_BYTES) {
-      chunks.push(chunk as Buffer)
-      size += (chunk as Buffer).length
-    }
-    // keep reading (and dropping) the rest so the connection can be reused
-  }
-  return Buffer.concat(chunks).subarray(0, RESPONSE_SNIPPET_BYTES).toString('utf8')
-}
 
 /** GET and HEAD carry no body; what is signed is exactly what is sent. */
 function sentBody (c: Call): string | null {
@@ -119,30 +105,77 @@ function target (url: string): { origin: string, path: string } {
  * body; the overall deadline (the queue's timeout for the whole call) is the caller's: the worker
  * aborts `signal` with a TimeoutError when it passes. A timer per call costs more than the call.
  */
+interface Answer { statusCode: number, retryAfter: string | string[] | undefined, body: string }
+
+/**
+ * One request through dispatch() with a handler of our own: the status, Retry-After and the first
+ * RESPONSE_SNIPPET_BYTES of the body are all we keep, so no response stream is built; the rest of the
+ * body is read and dropped, which keeps the connection reusable.
+ */
+async function call (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, signal: AbortSignal | undefined): Promise<Answer> {
+  return await new Promise<Answer>((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    let statusCode = 0
+    let retryAfter: string | string[] | undefined
+    let onAbort: (() => void) | undefined
+    const done = (): void => { if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort) }
+    dispatcher.dispatch(opts, {
+      onRequestStart (controller) {
+        if (signal === undefined) return
+        if (signal.aborted) return controller.abort(signal.reason)
+        onAbort = () => controller.abort(signal.reason)
+        signal.addEventListener('abort', onAbort, { once: true })
+      },
+      onResponseStart (_controller, status, headers) {
+        statusCode = status
+        retryAfter = headers['retry-after']
+      },
+      onResponseData (_controller, chunk) {
+        if (size < RESPONSE_SNIPPET_BYTES) {
+          chunks.push(chunk)
+          size += chunk.length
+        }
+      },
+      onResponseEnd () {
+        done()
+        resolve({ statusCode, retryAfter, body: Buffer.concat(chunks).subarray(0, RESPONSE_SNIPPET_BYTES).toString('utf8') })
+      },
+      onResponseError (_controller, err) {
+        done()
+        reject(err)
+      }
+    })
+  })
+}
+
+/**
+ * One attempt. undici's own timeouts bound the connect, the wait for headers and each pause in the
+ * body; the overall deadline (the queue's timeout for the whole call) is the caller's: the worker
+ * aborts `signal` with a TimeoutError when it passes. A timer per call costs more than the call.
+ */
 export async function send (dispatcher: Dispatcher, c: Call, signal?: AbortSignal): Promise<Result> {
   const startedAt = new Date()
   const t0 = performance.now()
   try {
     const { origin, path } = target(c.url)
-    const res = await dispatcher.request({
+    const res = await call(dispatcher, {
       origin,
       path,
       method: c.method as Dispatcher.HttpMethod,
       headers: requestHeaders(c),
       body: sentBody(c),
       headersTimeout: c.timeoutMs,
-      bodyTimeout: c.timeoutMs,
-      signal
-    })
-    const responseBody = await readSnippet(res.body, res.headers['content-length'])
+      bodyTimeout: c.timeoutMs
+    }, signal)
     const ok = res.statusCode >= 200 && res.statusCode < 300
     return {
       ok,
       status: res.statusCode,
       errorKind: ok ? null : 'http',
       error: ok ? null : `HTTP ${res.statusCode}`,
-      responseBody,
-      retryAfter: res.headers['retry-after'],
+      responseBody: res.body,
+      retryAfter: res.retryAfter,
       startedAt,
       durationMs: Math.round(performance.now() - t0)
     }
