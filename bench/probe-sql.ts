@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks'
 import pg from 'pg'
 import { migrate } from '../lib/db/migrate.js'
 import * as sql from '../lib/delivery/sql.js'
-import { bail, cleanup, createBenchDatabase, envInt, fmt, isBailing, onCleanup, round, table } from './harness.js'
+import { createBenchDatabase, envInt, fmt, onCleanup, round, table, runMain } from './harness.js'
 import { rawTableSql } from './raw-loop.js'
 
 const N = envInt('BENCH_N', 20_000, 1, 10_000_000)
@@ -105,12 +105,4 @@ async function main (): Promise<void> {
   process.stdout.write(JSON.stringify(results.map(r => ({ ...r, pgUsPerMsg: round(r.pgUsPerMsg, 1), wallUsPerMsg: round(r.wallUsPerMsg, 1) }))) + '\n')
 }
 
-const deadline = setTimeout(() => { if (!isBailing()) void bail(`timeout of ${TIMEOUT_MS} ms`, 1) }, TIMEOUT_MS)
-process.on('SIGINT', () => { if (!isBailing()) void bail('interrupted', 130) })
-main().then(async () => { clearTimeout(deadline); await cleanup(); process.exit(0) }, async (err: unknown) => {
-  clearTimeout(deadline)
-  if (isBailing()) return
-  process.stderr.write(`probe: failed: ${(err as Error).stack ?? String(err)}\n`)
-  await cleanup()
-  process.exit(1)
-})
+runMain(main, TIMEOUT_MS)

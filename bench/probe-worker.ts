@@ -18,7 +18,7 @@ import pg from 'pg'
 import pino from 'pino'
 import { migrate } from '../lib/db/migrate.js'
 import { pathToFileURL } from 'node:url'
-import { bail, cleanup, createBenchDatabase, envInt, fmt, isBailing, machineCpuMs, onCleanup, percentile, postgresCpuMs, round, table } from './harness.js'
+import { createBenchDatabase, envInt, fmt, machineCpuMs, onCleanup, percentile, postgresCpuMs, round, table, runMain } from './harness.js'
 import { nowMs, startReceiver } from './receiver.js'
 
 const N = envInt('BENCH_N', 20_000, 1, 10_000_000)
@@ -119,7 +119,7 @@ async function main (): Promise<void> {
   const sampler = setInterval(() => {
     inFlight.push(worker.inFlightCount)
     if (tStart > 0) sec().inFlight.push(worker.inFlightCount)
-    buffered.push((worker as unknown as { buffer: unknown[] }).buffer.length)
+    buffered.push((worker as unknown as { buffered: number }).buffered)
   }, 5)
   const delay = monitorEventLoopDelay({ resolution: 1 })
   delay.enable()
@@ -179,12 +179,4 @@ async function main (): Promise<void> {
   process.stdout.write(JSON.stringify({ deliveredPerSec: round(N / seconds, 1), meanInFlight: round(avg(inFlight), 1), meanBuffered: round(avg(buffered), 1), flushes, statements: Object.fromEntries([...stats].map(([k, v]) => [k, { count: v.count, rowsMean: round(avg(v.rows), 1), msMean: round(avg(v.ms), 3) }])) }) + '\n')
 }
 
-const deadline = setTimeout(() => { if (!isBailing()) void bail(`timeout of ${TIMEOUT_MS} ms`, 1) }, TIMEOUT_MS)
-process.on('SIGINT', () => { if (!isBailing()) void bail('interrupted', 130) })
-main().then(async () => { clearTimeout(deadline); await cleanup(); process.exit(0) }, async (err: unknown) => {
-  clearTimeout(deadline)
-  if (isBailing()) return
-  process.stderr.write(`probe: failed: ${(err as Error).stack ?? String(err)}\n`)
-  await cleanup()
-  process.exit(1)
-})
+runMain(main, TIMEOUT_MS)
