@@ -36,6 +36,9 @@ export async function migrate (pool: Pool, opts: { dir?: string } = {}): Promise
   const migrations = await loadMigrations(opts.dir)
   const client = await pool.connect()
   const applied: number[] = []
+  // see withTransaction: a lost connection must fail the next query, not crash the process
+  const ignore = (): void => {}
+  client.on('error', ignore)
   try {
     await client.query('SELECT pg_advisory_lock($1, $2)', [...MIGRATE_LOCK])
     try {
@@ -64,6 +67,7 @@ export async function migrate (pool: Pool, opts: { dir?: string } = {}): Promise
       await client.query('SELECT pg_advisory_unlock($1, $2)', [...MIGRATE_LOCK])
     }
   } finally {
+    client.removeListener('error', ignore)
     client.release()
   }
   return applied

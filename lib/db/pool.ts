@@ -53,6 +53,10 @@ export type Queryable = Pick<pg.Pool, 'query'>
 /** Run fn inside a transaction on one client. */
 export async function withTransaction<T> (pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect()
+  // a connection lost between two statements emits 'error' on the checked-out client, which the pool
+  // does not listen to then: unheard, it would crash the process. The next query fails and says so.
+  const ignore = (): void => {}
+  client.on('error', ignore)
   try {
     await client.query('BEGIN')
     const out = await fn(client)
@@ -62,6 +66,7 @@ export async function withTransaction<T> (pool: pg.Pool, fn: (c: pg.PoolClient) 
     await client.query('ROLLBACK').catch(() => {})
     throw err
   } finally {
+    client.removeListener('error', ignore)
     client.release()
   }
 }
