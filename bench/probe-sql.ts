@@ -5,7 +5,8 @@
 //
 //   npx tsx bench/probe-sql.ts
 //
-// Environment: DATABASE_URL, BENCH_N (messages per variant, default 20000), BENCH_TIMEOUT_MS (300000).
+// Environment: DATABASE_URL, BENCH_N (messages per variant, default 20000), BENCH_TIMEOUT_MS (300000),
+// PROBE_SETUP (SQL run after the migrations: to price a schema change before writing it).
 import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import pg from 'pg'
@@ -35,6 +36,8 @@ async function main (): Promise<void> {
   const pool = new pg.Pool({ connectionString: url, max: 1 })
   await migrate(pool)
   await pool.end()
+  // try a schema change without a migration, e.g. PROBE_SETUP='DROP INDEX hookpost.messages_sent_at_idx'
+  if (process.env.PROBE_SETUP !== undefined && process.env.PROBE_SETUP !== '') await client.query(process.env.PROBE_SETUP)
   const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid
   const queueId = Number((await client.query<{ id: string }>(
     "INSERT INTO hookpost.queues (name, callback_url) VALUES ('probe', 'http://127.0.0.1:9/none') RETURNING id")).rows[0]!.id)
@@ -93,9 +96,10 @@ async function main (): Promise<void> {
     if (rows.length > 0) await client.query('UPDATE raw_messages SET sent_at = now() WHERE id = ANY($1::bigint[])', [rows.map(r => r.id)])
     return { claimed: rows.length, completes: rows.length > 0 ? 1 : 0 }
   })
-  // as the worker runs today with one hot queue (bench/probe-worker.ts: claims of ~47 rows, flushes of ~40)
-  await hookpostVariant('hookpost sql, as observed', 48, 40)
-  await hookpostVariant('hookpost sql, batches of 200', 200, 200)
+  // as the worker runs today with one hot queue (bench/probe-worker.ts: claims of ~180 rows, flushes of ~60)
+  await hookpostVariant('hookpost sql, as observed', 180, 60)
+  await hookpostVariant('hookpost sql, flushes of 200', 200, 200)
+  await hookpostVariant('hookpost sql, flushes of 500', 500, 500)
   await hookpostVariant('hookpost sql, 200, no attempt log', 200, 200, true)
 
   const out = ['', `PostgreSQL backend CPU per message, claim + complete only (no HTTP), ${fmt(N)} messages per variant, synchronous_commit=off`, '']

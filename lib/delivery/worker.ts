@@ -5,7 +5,7 @@ import type { Logger } from 'pino'
 import type { Dispatcher } from 'undici'
 import { Loop } from '../loop.js'
 import { nextRetryDelay } from './backoff.js'
-import { send, type Result } from './sender.js'
+import { cutShort, send, type Cut, type Result } from './sender.js'
 import * as sql from './sql.js'
 
 export interface WorkerOptions {
@@ -56,7 +56,7 @@ const DEADLINE_SWEEP_MS = 100
 /** One queue's claimed messages waiting for a slot, and its calls in flight. */
 interface QueueSlot { waiting: Claimed[], inFlight: number }
 
-interface Call { row: sql.ClaimedRow, deadline: number, ac: AbortController }
+interface Call extends Cut { row: sql.ClaimedRow, deadline: number }
 
 export class Worker extends Loop {
   // claimed but not yet sent, per queue; a Map keeps queues in arrival order for round-robin dispatch
@@ -199,7 +199,7 @@ export class Worker extends Loop {
   private sweepDeadlines (): void {
     const now = Date.now()
     for (const c of this.calls) {
-      if (now >= c.deadline) c.ac.abort(Object.assign(new Error('the queue timeout ran out before the response was complete'), { name: 'TimeoutError' }))
+      if (now >= c.deadline) cutShort(c, Object.assign(new Error('the queue timeout ran out before the response was complete'), { name: 'TimeoutError' }))
     }
   }
 
@@ -223,7 +223,7 @@ export class Worker extends Loop {
 
   private async deliver (queueId: number, s: QueueSlot, row: sql.ClaimedRow): Promise<void> {
     const attempt = row.attempts + 1
-    const call: Call = { row, deadline: Date.now() + row.timeoutMs, ac: new AbortController() }
+    const call: Call = { row, deadline: Date.now() + row.timeoutMs, reason: undefined, abort: undefined }
     this.calls.add(call)
     const result = await send(this.o.dispatcher, {
       messageId: row.id,
@@ -237,13 +237,13 @@ export class Worker extends Loop {
       timeoutMs: row.timeoutMs,
       idempotencyKey: row.idempotencyKey,
       signingSecrets: row.signingSecrets
-    }, call.ac.signal)
+    }, call)
     this.calls.delete(call)
     this.inFlight--
     s.inFlight--
     this.forget(queueId, s)
 
-    if (call.ac.signal.aborted && (call.ac.signal.reason as Error | undefined)?.name !== 'TimeoutError') {
+    if (!result.ok && call.reason !== undefined && call.reason.name !== 'TimeoutError') {
       // cut off by shutdown: not an attempt the endpoint failed, so give the message back as it was
       void this.release([row])
     } else {
@@ -334,7 +334,7 @@ export class Worker extends Loop {
         this.idle = () => { clearTimeout(timer); resolve() }
       })
       this.idle = undefined
-      for (const c of this.calls) c.ac.abort(new Error('shutting down'))
+      for (const c of this.calls) cutShort(c, new Error('shutting down'))
       // aborted calls settle promptly; wait for their release
       while (this.inFlight > 0) await new Promise(resolve => setTimeout(resolve, 10))
     }
