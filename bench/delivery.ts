@@ -4,8 +4,11 @@
 //   npx tsx bench/delivery.ts        (or: npm run bench)
 //
 // Phases, in this order, each on its own queue (the raw loop on its own table):
-//   raw   the minimal loop (bench/raw-loop.ts) on N rows pre-inserted in raw_messages
+//   raw   the minimal loop (bench/raw-loop.ts) on N rows pre-inserted in raw_messages_<round>
 //   pre   hookpost on N rows pre-inserted in hookpost.messages, made due all at once
+//         raw and pre alternate for BENCH_ROUNDS rounds: each round's ratio compares two phases run
+//         back to back, and the headline is the median round (one 20,000-message phase lasts about
+//         two seconds, and this shared machine's speed drifts by a fifth between phases)
 //   rest  hookpost on N messages posted through POST /messages at concurrency BENCH_REST_C
 //   lat   commit-to-receipt latency: plain SQL INSERTs at a steady BENCH_LAT_RATE msg/s
 // "pre" and "raw" are prepared alike: rows inserted with a far-future due time, VACUUM ANALYZE,
@@ -18,6 +21,7 @@
 //                         (lib/db/embedded.ts) is started on ./data/bench for the run and stopped at the end
 //                         (the postgres CPU column then counts it and any other PostgreSQL on the machine)
 //   BENCH_N               messages per throughput phase (default 20000)
+//   BENCH_ROUNDS          raw + pre rounds (default 3)
 //   BENCH_WARMUP          messages through each path before it is measured, not counted (default 1000)
 //   BENCH_REST_C          POST /messages concurrency (default 32)
 //   BENCH_LAT_N, BENCH_LAT_RATE   latency phase: messages and msg/s (default 1000 at 100/s)
@@ -44,6 +48,7 @@ import { nowMs, startReceiver, type Receiver, type TagStats } from './receiver.j
 
 const N = envInt('BENCH_N', 20_000, 1, 10_000_000)
 const WARMUP = envInt('BENCH_WARMUP', 1000, 0, 1_000_000)
+const ROUNDS = envInt('BENCH_ROUNDS', 3, 1, 20)
 const REST_C = envInt('BENCH_REST_C', 32, 1, 1024)
 const LAT_N = envInt('BENCH_LAT_N', 1000, 1, 1_000_000)
 const LAT_RATE = envInt('BENCH_LAT_RATE', 100, 1, 100_000)
@@ -153,7 +158,7 @@ async function untilReceived (tag: string): Promise<TagStats> {
     } else if (Date.now() - lastChange > STALL_MS) {
       throw new Error(`phase ${tag}: the receiver got ${s.distinct}/${s.expected} ids and nothing new for ${STALL_MS} ms`)
     }
-    if (!serverAlive() && tag !== 'raw' && tag !== 'raw-warmup') throw new Error(`phase ${tag}: the server died`)
+    if (!serverAlive() && !tag.startsWith('raw')) throw new Error(`phase ${tag}: the server died`)
     await sleep(50)
   }
 }
@@ -249,32 +254,34 @@ async function makeDue (db: pg.Pool, updateSql: string, values: unknown[], notif
   }
 }
 
-async function phaseRaw (ctx: Ctx): Promise<Throughput & { loop: RawLoopStats }> {
+async function phaseRaw (ctx: Ctx, roundNo: number): Promise<Throughput & { loop: RawLoopStats }> {
   // the same durability for delivery state as hookpost's worker pool (lib/delivery/engine.ts)
   const db = new pg.Pool({ connectionString: ctx.databaseUrl, max: RAW_PIPELINE + 2, application_name: 'hookpost-bench-raw', options: '-c synchronous_commit=off' })
   db.on('error', () => {})
   const http = new Pool(ctx.receiverOrigin, { connections: RAW_C, pipelining: 1, keepAliveTimeout: 60_000 })
   const opts = { db, http, batch: RAW_BATCH, concurrency: RAW_C, pipeline: RAW_PIPELINE }
   try {
-    if (WARMUP > 0) {
+    if (WARMUP > 0 && roundNo === 1) {
       await ctx.db.query(rawTableSql('raw_warmup'))
       await ctx.db.query('INSERT INTO raw_warmup (body, run_at) SELECT $1, now() FROM generate_series(1, $2)', [BODY_TEXT, WARMUP])
       await receiver.expect('raw-warmup', { n: WARMUP, bodyBytes: BODY_BYTES })
       await runRawLoop({ ...opts, table: 'raw_warmup', path: '/r/raw-warmup' })
       await untilReceived('raw-warmup')
     }
-    await ctx.db.query(rawTableSql('raw_messages'))
-    await ctx.db.query('INSERT INTO raw_messages (body, run_at) SELECT $1, $2::timestamptz FROM generate_series(1, $3)', [BODY_TEXT, FAR_FUTURE, N])
-    await ctx.db.query('VACUUM ANALYZE raw_messages')
+    const table = `raw_messages_${roundNo}`
+    const tag = `raw-${roundNo}`
+    await ctx.db.query(rawTableSql(table))
+    await ctx.db.query(`INSERT INTO ${table} (body, run_at) SELECT $1, $2::timestamptz FROM generate_series(1, $3)`, [BODY_TEXT, FAR_FUTURE, N])
+    await ctx.db.query(`VACUUM ANALYZE ${table}`)
     await ctx.db.query('CHECKPOINT')
-    await receiver.expect('raw', { n: N, bodyBytes: BODY_BYTES })
-    const { snap, t0 } = await makeDue(ctx.db, 'UPDATE raw_messages SET run_at = now() WHERE sent_at IS NULL', [], false)
-    const loop = await runRawLoop({ ...opts, table: 'raw_messages', path: '/r/raw' })
+    await receiver.expect(tag, { n: N, bodyBytes: BODY_BYTES })
+    const { snap, t0 } = await makeDue(ctx.db, `UPDATE ${table} SET run_at = now() WHERE sent_at IS NULL`, [], false)
+    const loop = await runRawLoop({ ...opts, table, path: `/r/${tag}` })
     const dbAt = nowMs()
-    const s = await untilReceived('raw')
+    const s = await untilReceived(tag)
     const end = await cpuSnap()
-    const { rows } = await ctx.db.query<{ n: number }>('SELECT count(*)::int AS n FROM raw_messages WHERE sent_at IS NOT NULL')
-    if (rows[0]!.n !== N) throw new Error(`raw: ${rows[0]!.n}/${N} rows marked sent`)
+    const { rows } = await ctx.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE sent_at IS NOT NULL`)
+    if (rows[0]!.n !== N) throw new Error(`${tag}: ${rows[0]!.n}/${N} rows marked sent`)
     const seconds = (s.doneAt! - t0) / 1000
     return {
       phase: 'raw', n: N, seconds, deliveredPerSec: N / seconds, dbSeconds: (dbAt - t0) / 1000, cpu: cpuShare(snap, end),
@@ -311,17 +318,18 @@ async function postMessages (ctx: Ctx, queueId: number, n: number): Promise<void
   }
 }
 
-async function phasePre (ctx: Ctx): Promise<Throughput> {
-  const q = ctx.queues.pre!
+async function phasePre (ctx: Ctx, roundNo: number): Promise<Throughput> {
+  const tag = `pre-${roundNo}`
+  const q = ctx.queues[tag]!
   // due in the far future (the insert trigger copies "when" into run_at): the worker leaves them alone
   await ctx.db.query(`INSERT INTO hookpost.messages (queue_id, body, body_json, "when")
     SELECT $1, $2, true, $3::timestamptz FROM generate_series(1, $4)`, [q, BODY_TEXT, FAR_FUTURE, N])
   await ctx.db.query('VACUUM ANALYZE hookpost.messages')
   await ctx.db.query('CHECKPOINT')
-  await receiver.expect('pre', { n: N, bodyBytes: BODY_BYTES })
+  await receiver.expect(tag, { n: N, bodyBytes: BODY_BYTES })
   const { snap, t0 } = await makeDue(ctx.db,
     'UPDATE hookpost.messages SET run_at = now() WHERE queue_id = $1 AND sent_at IS NULL AND NOT failed', [q], true)
-  const s = await untilReceived('pre')
+  const s = await untilReceived(tag)
   const end = await cpuSnap()
   const dbDone = await untilDbSent(ctx.db, q, N)
   const seconds = (s.doneAt! - t0) / 1000
@@ -465,7 +473,8 @@ async function main (): Promise<void> {
   const queues: Record<string, number> = {}
   try {
     await waitForHealth(control, 60_000)
-    for (const tag of ['warmup', 'pre', 'rest', 'lat']) queues[tag] = await createQueue(control, `bench-${tag}`, `${receiverOrigin}/r/${tag}`)
+    const tags = ['warmup', ...Array.from({ length: ROUNDS }, (_, i) => `pre-${i + 1}`), 'rest', 'lat']
+    for (const tag of tags) queues[tag] = await createQueue(control, `bench-${tag}`, `${receiverOrigin}/r/${tag}`)
   } finally {
     await control.close()
   }
@@ -481,9 +490,26 @@ async function main (): Promise<void> {
     process.stderr.write(`bench: ${label} done in ${fmt((nowMs() - t) / 1000, 1)} s\n`)
     return r
   }
-  const raw = PHASES.has('raw') ? await step('raw loop', async () => await phaseRaw(ctx)) : undefined
-  if (PHASES.has('pre') || PHASES.has('rest')) await step('hookpost warm-up', async () => await warmHookpost(ctx))
-  const pre = PHASES.has('pre') ? await step('hookpost, pre-inserted', async () => await phasePre(ctx)) : undefined
+  const rounds: Array<{ raw?: Throughput, pre?: Throughput }> = []
+  let warm = false
+  for (let r = 1; r <= ROUNDS && (PHASES.has('raw') || PHASES.has('pre')); r++) {
+    const raw = PHASES.has('raw') ? await step(`raw loop, round ${r}`, async () => await phaseRaw(ctx, r)) : undefined
+    if (!warm && (PHASES.has('pre') || PHASES.has('rest'))) {
+      await step('hookpost warm-up', async () => await warmHookpost(ctx))
+      warm = true
+    }
+    const pre = PHASES.has('pre') ? await step(`hookpost, pre-inserted, round ${r}`, async () => await phasePre(ctx, r)) : undefined
+    rounds.push({ raw, pre })
+  }
+  if (!warm && PHASES.has('rest')) await step('hookpost warm-up', async () => await warmHookpost(ctx))
+  // the headline round: the median of the per-round ratios (or of raw alone, or of pre alone)
+  const roundRatio = (x: { raw?: Throughput, pre?: Throughput }): number => x.pre !== undefined && x.raw !== undefined
+    ? x.pre.deliveredPerSec / x.raw.deliveredPerSec
+    : (x.raw ?? x.pre)?.deliveredPerSec ?? NaN
+  const byRatio = [...rounds].sort((a, b) => roundRatio(a) - roundRatio(b))
+  const median = byRatio[Math.floor((byRatio.length - 1) / 2)]
+  const raw = median?.raw
+  const pre = median?.pre
   const rest = PHASES.has('rest') ? await step('hookpost, POST /messages', async () => await phaseRest(ctx)) : undefined
   const lat = PHASES.has('lat') ? await step(`latency at ${LAT_RATE} msg/s`, async () => await phaseLatency(ctx)) : undefined
   if (!serverAlive()) throw new Error('the server died during the run')
@@ -491,7 +517,10 @@ async function main (): Promise<void> {
   // ---- report
   const nCpu = CORES
   const ratioPre = pre !== undefined && raw !== undefined ? pre.deliveredPerSec / raw.deliveredPerSec : NaN
-  const ratioRest = rest !== undefined && raw !== undefined ? rest.deliveredPerSec / raw.deliveredPerSec : NaN
+  // against the median raw round: REST has one phase, not one per round
+  const rawRates = rounds.flatMap(x => x.raw !== undefined ? [x.raw.deliveredPerSec] : []).sort((a, b) => a - b)
+  const rawMedian = rawRates.length > 0 ? rawRates[Math.floor((rawRates.length - 1) / 2)]! : NaN
+  const ratioRest = rest !== undefined ? rest.deliveredPerSec / rawMedian : NaN
   const verdict = (ok: boolean | undefined): string => ok === undefined ? 'n/a' : ok ? 'PASS' : 'MISS'
   const targets = {
     preOverRaw: verdict(Number.isNaN(ratioPre) ? undefined : ratioPre >= 0.6),
@@ -507,17 +536,25 @@ async function main (): Promise<void> {
   out.push(`raw loop: claims of ${RAW_BATCH}, ${RAW_C} calls in flight, ${RAW_PIPELINE} claims outstanding, synchronous_commit=off (as hookpost's worker)`)
   out.push('')
   const label: Record<string, string> = { raw: 'raw loop (pg + undici)', pre: 'hookpost, pre-inserted', rest: `hookpost, POST /messages c=${REST_C}` }
-  const rows = [raw, pre, rest].filter((r): r is Throughput => r !== undefined).map(r => [
-    label[r.phase]!, fmt(r.n), fmt(r.seconds, 2), fmt(r.deliveredPerSec), raw !== undefined ? `${fmt(100 * r.deliveredPerSec / raw.deliveredPerSec, 1)}%` : '-',
+  const line = (r: Throughput, name: string, base: number): string[] => [
+    name, fmt(r.n), fmt(r.seconds, 2), fmt(r.deliveredPerSec), Number.isNaN(base) ? '-' : `${fmt(100 * r.deliveredPerSec / base, 1)}%`,
     fmt(r.dbSeconds, 2), String(r.cpu.bench), String(r.cpu.receiver), String(r.cpu.server), String(r.cpu.postgres), String(r.cpu.irq), String(r.cpu.other), `${r.cpu.machineBusyPct}%`
-  ])
+  ]
+  const rows: string[][] = []
+  rounds.forEach((x, i) => {
+    const base = x.raw?.deliveredPerSec ?? NaN
+    const mark = ROUNDS > 1 ? ` #${i + 1}${x === median ? ' (median)' : ''}` : ''
+    for (const r of [x.raw, x.pre]) if (r !== undefined) rows.push(line(r, label[r.phase]! + mark, base))
+  })
+  if (rest !== undefined) rows.push(line(rest, label.rest!, rawMedian))
   out.push(...table(['phase', 'n', 'seconds', 'delivered/s', 'of raw', 'db done s', 'cpu bench', 'cpu recv', 'cpu server', 'cpu pg', 'cpu irq', 'cpu other', 'machine busy'], rows))
   out.push('(cpu columns: % of one core over the phase; irq = interrupts, mostly loopback TCP; other = processes not ours; machine busy: % of all cores)')
   if (background > 10) out.push(`WARNING: processes not ours used ${background}% of a core before the phases began: figures are noisy`)
-  for (const r of [raw, pre, rest]) {
+  const phases = [...rounds.flatMap((x, i) => [x.raw, x.pre].map(r => ({ r, name: `${r?.phase ?? ''}${ROUNDS > 1 ? ` #${i + 1}` : ''}` }))), { r: rest, name: 'rest' }]
+  for (const { r, name } of phases) {
     if (r === undefined) continue
-    if (Object.keys(r.extra).length > 0) out.push(`${r.phase}: ${Object.entries(r.extra).map(([k, v]) => `${k} ${v}`).join(', ')}`)
-    for (const note of r.notes) out.push(`${r.phase}: WARNING ${note}`)
+    if (Object.keys(r.extra).length > 0) out.push(`${name}: ${Object.entries(r.extra).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+    for (const note of r.notes) out.push(`${name}: WARNING ${note}`)
   }
   if (lat !== undefined) {
     out.push('')
@@ -531,8 +568,9 @@ async function main (): Promise<void> {
     for (const note of lat.notes) out.push(`lat: WARNING ${note}`)
   }
   out.push('')
-  out.push(`hookpost pre-inserted / raw: ${fmt(100 * ratioPre, 1)}%  (target >= 60%)  ${targets.preOverRaw}`)
-  out.push(`hookpost REST / raw:         ${fmt(100 * ratioRest, 1)}%  (target >= 60%)  ${targets.restOverRaw}`)
+  const allRatios = rounds.filter(x => x.raw !== undefined && x.pre !== undefined).map(roundRatio)
+  out.push(`hookpost pre-inserted / raw: ${fmt(100 * ratioPre, 1)}%  (target >= 60%)  ${targets.preOverRaw}${allRatios.length > 1 ? `   median of ${allRatios.map(x => `${fmt(100 * x, 1)}%`).join(', ')}` : ''}`)
+  out.push(`hookpost REST / raw:         ${fmt(100 * ratioRest, 1)}%  (target >= 60%)  ${targets.restOverRaw}   (against the median raw round, ${fmt(rawMedian)}/s)`)
   out.push(`latency p50 ${fmt(lat?.p50Ms ?? NaN, 2)} ms (target < 10 ms)  ${targets.latencyP50}`)
   out.push(`latency p99 ${fmt(lat?.p99Ms ?? NaN, 2)} ms (target < 50 ms)  ${targets.latencyP99}`)
   out.push('')
@@ -553,7 +591,9 @@ async function main (): Promise<void> {
     backgroundOtherCpuPct: background,
     server: { ...settings, nodeArgs: SERVER_NODE_ARGS },
     rawLoop: { batch: RAW_BATCH, concurrency: RAW_C, pipeline: RAW_PIPELINE },
+    rounds: rounds.map(x => ({ raw: fig(x.raw), hookpostPreInserted: fig(x.pre), ratio: round(roundRatio(x), 4) })),
     results: {
+      // the median round
       raw: fig(raw),
       hookpostPreInserted: fig(pre),
       hookpostRest: rest === undefined ? null : { ...fig(rest), concurrency: REST_C },
@@ -567,7 +607,7 @@ async function main (): Promise<void> {
             insertP50Ms: round(lat.insertP50Ms, 3), insertP99Ms: round(lat.insertP99Ms, 3), cpuPctOfOneCore: lat.cpu, warnings: lat.notes
           }
     },
-    ratios: { preOverRaw: round(ratioPre, 4), restOverRaw: round(ratioRest, 4) },
+    ratios: { preOverRaw: round(ratioPre, 4), preOverRawRounds: allRatios.map(x => round(x, 4)), restOverRaw: round(ratioRest, 4), rawMedianPerSec: round(rawMedian, 1) },
     targets
   }
   process.stdout.write(JSON.stringify(json, null, 2) + '\n')
