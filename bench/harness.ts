@@ -177,7 +177,25 @@ export function serverRoot (): string {
 }
 
 /**
- * `node --import tsx lib/server.ts` with delivery on; HOOKPOST_* tuning in our env passes through.
+ * The server as `npm start` runs it: compiled by tsc (`npm run build`, once per bench process) and
+ * started with the node flags of package.json's start script, so the figures are those of what users
+ * run, not of tsx's on-the-fly transform.
+ */
+let built: { root: string, args: string[] } | undefined
+function serverCommand (): string[] {
+  const root = serverRoot()
+  if (built?.root !== root) {
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
+    const start = String((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start)
+    const m = /^node((?:\s+--\S+)*)\s+(\S+\.js)$/.exec(start.trim())
+    if (m === null) throw new Error(`package.json: cannot read the start script "${start}" as node [flags] file.js`)
+    built = { root, args: [...m[1]!.trim().split(/\s+/).filter(a => a !== ''), m[2]!] }
+  }
+  return built.args
+}
+
+/**
+ * The built server (serverCommand) with delivery on; HOOKPOST_* tuning in our env passes through.
  * `envOverride` is applied last (e.g. HOOKPOST_DELIVERY: 'false'); an undefined value removes the variable.
  */
 export function startServer (databaseUrl: string, port: number, nodeArgs: string[] = [], envOverride: NodeJS.ProcessEnv = {}): ChildProcess {
@@ -194,7 +212,8 @@ export function startServer (databaseUrl: string, port: number, nodeArgs: string
     if (value === undefined) delete env[name]
     else env[name] = value
   }
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'lib/server.ts'], { cwd: serverRoot(), env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const command = serverCommand()
+  const child = spawn(process.execPath, [...nodeArgs, ...command], { cwd: serverRoot(), env, stdio: ['ignore', 'pipe', 'pipe'] })
   const echo = (chunk: Buffer): void => {
     for (const line of chunk.toString('utf8').split('\n')) {
       if (line.trim() === '') continue
