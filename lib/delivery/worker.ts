@@ -102,7 +102,7 @@ export class Worker extends Loop {
     const skipped = this.saturatedQueues()
     if (skipped.length > 0 && Date.now() - this.lastShortSkipClaim < SKIP_CLAIM_BACKOFF_MS) return SKIP_CLAIM_BACKOFF_MS
     const room = this.o.batchSize
-    const { rows } = await this.o.pool.query<sql.ClaimedRow>(sql.claim(room, this.o.leaseMs, this.o.workerId, skipped))
+    const rows = sql.claimedRows((await this.o.pool.query<sql.ClaimResultRow>(sql.claim(room, this.o.leaseMs, this.o.workerId, skipped))).rows)
     const now = Date.now()
     for (const row of rows) this.slot(row.queueId).waiting.push({ row, claimedAt: now })
     this.buffered += rows.length
@@ -168,7 +168,7 @@ export class Worker extends Loop {
         const c = s.waiting.shift()!
         this.buffered--
         // the lease runs from the claim: a call that could outlive it would be handed out twice
-        if (Date.now() - c.claimedAt + c.row.timeoutMs > Math.max(this.o.leaseMs, c.row.timeoutMs + 30_000) - LEASE_MARGIN_MS) {
+        if (Date.now() - c.claimedAt + c.row.queue.timeoutMs > Math.max(this.o.leaseMs, c.row.queue.timeoutMs + 30_000) - LEASE_MARGIN_MS) {
           expired.push(c.row)
           continue
         }
@@ -223,20 +223,21 @@ export class Worker extends Loop {
 
   private async deliver (queueId: number, s: QueueSlot, row: sql.ClaimedRow): Promise<void> {
     const attempt = row.attempts + 1
-    const call: Call = { row, deadline: Date.now() + row.timeoutMs, reason: undefined, abort: undefined }
+    const q = row.queue
+    const call: Call = { row, deadline: Date.now() + q.timeoutMs, reason: undefined, abort: undefined }
     this.calls.add(call)
     const result = await send(this.o.dispatcher, {
       messageId: row.id,
       queueId: row.queueId,
       attempt,
-      url: row.callbackUrl,
-      method: row.method,
-      queueHeaders: row.queueHeaders,
+      url: q.callbackUrl,
+      method: q.method,
+      queueHeaders: q.headers,
       headers: row.headers,
       body: row.body,
-      timeoutMs: row.timeoutMs,
+      timeoutMs: q.timeoutMs,
       idempotencyKey: row.idempotencyKey,
-      signingSecrets: row.signingSecrets
+      signingSecrets: q.signingSecrets
     }, call)
     this.calls.delete(call)
     this.inFlight--
@@ -249,7 +250,7 @@ export class Worker extends Loop {
     } else {
       let retryAt: Date | null = null
       if (!result.ok) {
-        const delay = nextRetryDelay({ retries: row.retries, status: result.status, retryAfter: result.retryAfter }, row)
+        const delay = nextRetryDelay({ retries: row.retries, status: result.status, retryAfter: result.retryAfter }, q)
         retryAt = delay === null ? null : new Date(Date.now() + delay)
       }
       this.pending.push({ id: row.id, claimToken: row.claimToken, queueId: row.queueId, attempt, when: row.when, result, retryAt })
