@@ -13,6 +13,7 @@
 //   BENCH_TIMEOUT_MS    global deadline; past it the server is killed and we exit 1 (default 300000)
 //   BENCH_SERVER_DB_POOL  passed to the server as HOOKPOST_DB_POOL_SIZE (default: unset, the server's default)
 //   BENCH_SERVER_ROOT   run the server from this copy of the repository instead (A/B a change to lib/)
+//   BENCH_SERVER_NODE_ARGS  extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 //   PLT_ADMIN_SECRET    passed through to the server; sent as X-PLATFORMATIC-ADMIN-SECRET when set
 // The database, the server process, cleanup and formatting come from bench/harness.ts.
 import { performance } from 'node:perf_hooks'
@@ -188,7 +189,7 @@ async function main (): Promise<void> {
 
   const port = await freePort()
   const origin = `http://127.0.0.1:${port}`
-  startServer(databaseUrl, port, [], serverEnv())
+  startServer(databaseUrl, port, (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(a => a !== ''), serverEnv())
   const control = new Pool(origin, { connections: 1 })
   let queueId: number
   try {

@@ -25,7 +25,7 @@ function backendCpuMs (pid: number): number {
   return (Number(f[11]) + Number(f[12])) * 10 // CLK_TCK 100
 }
 
-interface Variant { name: string, claimRows: number, flushRows: number, rows: number, claims: number, completes: number, pgUsPerMsg: number, wallUsPerMsg: number }
+interface Variant { name: string, claimRows: number, flushRows: number, rows: number, claims: number, completes: number, pgUsPerMsg: number, wallUsPerMsg: number, walBytesPerMsg: number }
 
 async function main (): Promise<void> {
   const { url } = await createBenchDatabase()
@@ -46,6 +46,8 @@ async function main (): Promise<void> {
   const results: Variant[] = []
   const measure = async (name: string, claimRows: number, flushRows: number, step: () => Promise<{ claimed: number, completes: number }>): Promise<void> => {
     await client.query('CHECKPOINT')
+    const lsn = async (): Promise<bigint> => BigInt((await client.query<{ b: string }>("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS b")).rows[0]!.b)
+    const wal0 = await lsn()
     const cpu0 = backendCpuMs(pid)
     const t0 = performance.now()
     let rows = 0
@@ -60,7 +62,8 @@ async function main (): Promise<void> {
     }
     const wall = performance.now() - t0
     const cpu = backendCpuMs(pid) - cpu0
-    results.push({ name, claimRows, flushRows, rows, claims, completes, pgUsPerMsg: 1000 * cpu / rows, wallUsPerMsg: 1000 * wall / rows })
+    const wal = Number(await lsn() - wal0)
+    results.push({ name, claimRows, flushRows, rows, claims, completes, pgUsPerMsg: 1000 * cpu / rows, wallUsPerMsg: 1000 * wall / rows, walBytesPerMsg: wal / rows })
     process.stderr.write(`probe: ${name} done\n`)
   }
 
@@ -96,15 +99,15 @@ async function main (): Promise<void> {
     if (rows.length > 0) await client.query('UPDATE raw_messages SET sent_at = now() WHERE id = ANY($1::bigint[])', [rows.map(r => r.id)])
     return { claimed: rows.length, completes: rows.length > 0 ? 1 : 0 }
   })
-  // as the worker runs today with one hot queue (bench/probe-worker.ts: claims of ~180 rows, flushes of ~60)
-  await hookpostVariant('hookpost sql, as observed', 180, 60)
+  // as the worker runs today with one hot queue (bench/probe-worker.ts: claims of ~180 rows, flushes of ~200)
+  await hookpostVariant('hookpost sql, as observed', 180, 200)
   await hookpostVariant('hookpost sql, flushes of 200', 200, 200)
   await hookpostVariant('hookpost sql, flushes of 500', 500, 500)
   await hookpostVariant('hookpost sql, 200, no attempt log', 200, 200, true)
 
   const out = ['', `PostgreSQL backend CPU per message, claim + complete only (no HTTP), ${fmt(N)} messages per variant, synchronous_commit=off`, '']
-  out.push(...table(['statements', 'claim rows', 'flush rows', 'claims', 'completes', 'pg cpu us/msg', 'wall us/msg'],
-    results.map(r => [r.name, String(r.claimRows), String(r.flushRows), fmt(r.claims), fmt(r.completes), fmt(r.pgUsPerMsg, 1), fmt(r.wallUsPerMsg, 1)])))
+  out.push(...table(['statements', 'claim rows', 'flush rows', 'claims', 'completes', 'pg cpu us/msg', 'wall us/msg', 'WAL bytes/msg'],
+    results.map(r => [r.name, String(r.claimRows), String(r.flushRows), fmt(r.claims), fmt(r.completes), fmt(r.pgUsPerMsg, 1), fmt(r.wallUsPerMsg, 1), fmt(r.walBytesPerMsg)])))
   process.stdout.write(out.join('\n') + '\n')
   process.stdout.write(JSON.stringify(results.map(r => ({ ...r, pgUsPerMsg: round(r.pgUsPerMsg, 1), wallUsPerMsg: round(r.wallUsPerMsg, 1) }))) + '\n')
 }

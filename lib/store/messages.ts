@@ -1,6 +1,7 @@
 // Messages: what to send, and where they stand. Domain functions shared by REST and GraphQL.
 import type { Pool } from 'pg'
 import type { Queryable } from '../db/pool.js'
+import { arrayLiteral } from '../db/arrays.js'
 import { fromStored, toStored } from '../body.js'
 import { errors, translatePgError } from '../errors.js'
 import { checkHeaders } from '../headers.js'
@@ -152,8 +153,10 @@ export async function insertMessages (pool: Queryable, inputs: MessageInput[], o
        ORDER BY ord
        ON CONFLICT (queue_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING ${messageEntity.select}`,
-      [inputs.map(i => i.queueId), stored.map(s => s.body), stored.map(s => s.bodyJson),
-        inputs.map(i => JSON.stringify(i.headers ?? {})), inputs.map(i => i.when ?? null), inputs.map(i => i.idempotencyKey ?? null)])
+      [arrayLiteral(inputs.map(i => i.queueId)), arrayLiteral(stored.map(s => s.body)), arrayLiteral(stored.map(s => s.bodyJson)),
+        arrayLiteral(inputs.map(i => JSON.stringify(i.headers ?? {}))),
+        arrayLiteral(inputs.map(i => i.when instanceof Date ? i.when.toISOString() : i.when ?? null)),
+        arrayLiteral(inputs.map(i => i.idempotencyKey ?? null))])
     // RETURNING gives only the rows inserted: exactly the messages created
     if (onEnqueued !== undefined) countPerQueue(rows, onEnqueued)
     const keyOf = (queueId: unknown, key: unknown): string => `${String(queueId)}\u0000${String(key)}`

@@ -1,6 +1,6 @@
-// The delivery statements' own parameter encoding (lib/delivery/sql.ts), read back by PostgreSQL.
+// The hot paths' own array parameter encoding (lib/db/arrays.ts), read back by PostgreSQL.
 import t from 'tap'
-import { arrayLiteral } from '../lib/delivery/sql.js'
+import { arrayLiteral } from '../lib/db/arrays.js'
 import { testDatabase, testPool } from './helpers.js'
 
 t.test('arrayLiteral: PostgreSQL reads back exactly what was given', async (t) => {
