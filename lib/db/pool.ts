@@ -1,10 +1,13 @@
 import pg from 'pg'
 import type { Logger } from 'pino'
+import { parseTimestamptz } from './timestamptz.js'
 
-// bigint ids and counts come back as strings by default; ours stay far below 2^53
+// bigint ids and counts come back as strings by default; ours stay far below 2^53.
+// timestamptz (1184) through our own parser: same Dates, a fraction of the CPU
 const types = {
   getTypeParser (oid: number, format?: any) {
     if (oid === 20) return (v: string) => Number(v)
+    if (oid === 1184 && format !== 'binary') return parseTimestamptz
     return pg.types.getTypeParser(oid, format)
   }
 }
