@@ -6,7 +6,8 @@
 //
 // Environment: DATABASE_URL, BENCH_N (20000), BENCH_QUEUES (1: messages spread over this many queues),
 // PROBE_CONCURRENCY (64), PROBE_QUEUE_CONCURRENCY (the server's default: c - c/8), PROBE_BATCH (200),
-// BENCH_TIMEOUT_MS (120000), PROBE_TRACE (print the first n statements), PROBE_PROFILE (write a
+// BENCH_TIMEOUT_MS (120000), PROBE_TRACE (print the first n statements), PROBE_HEAP_PROFILE (write a
+// .heapprofile of every allocation, collected or not, in the delivery window), PROBE_PROFILE (write a
 // .cpuprofile of the delivery window only to this path), PROBE_LIB_DIR (load worker.ts and sender.ts
 // from <dir>/delivery instead of lib/delivery: to try a change without touching lib/).
 import { DEVELOPMENT_POLICY } from '../lib/ssrf.js'
@@ -129,11 +130,18 @@ async function main (): Promise<void> {
   const m0 = machineCpuMs()
   const r0 = await recv.cpuMs()
   const profilePath = process.env.PROBE_PROFILE
-  const session = profilePath !== undefined && profilePath !== '' ? new Session() : undefined
-  if (session !== undefined) {
-    session.connect()
-    await session.post('Profiler.enable')
-    await session.post('Profiler.start')
+  const heapPath = process.env.PROBE_HEAP_PROFILE
+  const wanted = (p: string | undefined): p is string => p !== undefined && p !== ''
+  const session = wanted(profilePath) || wanted(heapPath) ? new Session() : undefined
+  session?.connect()
+  if (wanted(profilePath)) {
+    await session!.post('Profiler.enable')
+    await session!.post('Profiler.start')
+  }
+  if (wanted(heapPath)) {
+    // every allocation sampled, kept or collected: what the delivery path allocates per message
+    await session!.post('HeapProfiler.enable')
+    await session!.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as any)
   }
   const t0 = nowMs()
   tStart = performance.now()
@@ -145,11 +153,9 @@ async function main (): Promise<void> {
     s = await recv.stats('probe')
   }
   const seconds = (s.doneAt - t0) / 1000
-  if (session !== undefined) {
-    const { profile } = await session.post('Profiler.stop')
-    writeFileSync(profilePath!, JSON.stringify(profile))
-    session.disconnect()
-  }
+  if (wanted(profilePath)) writeFileSync(profilePath, JSON.stringify((await session!.post('Profiler.stop')).profile))
+  if (wanted(heapPath)) writeFileSync(heapPath, JSON.stringify((await session!.post('HeapProfiler.stopSampling')).profile))
+  session?.disconnect()
   const cpu = process.cpuUsage(cpu0)
   const pgPct = 100 * (postgresCpuMs() - pg0) / (seconds * 1000)
   const m1 = machineCpuMs()

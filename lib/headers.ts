@@ -34,10 +34,10 @@ export function checkHeaders (h: Record<string, unknown> | null | undefined): vo
  * twice; content-type defaults to application/json.
  */
 export function mergeHeaders (queue: Record<string, string>, message: Record<string, string>): Record<string, string> {
+  // for...in over two plain objects: this runs once per delivery, and Object.entries allocates
   const out: Record<string, string> = {}
-  for (const src of [queue, message]) {
-    for (const [k, v] of Object.entries(src)) out[k.toLowerCase()] = v
-  }
+  for (const k in queue) out[k.toLowerCase()] = queue[k]!
+  for (const k in message) out[k.toLowerCase()] = message[k]!
   out['content-type'] ??= 'application/json'
   return out
 }

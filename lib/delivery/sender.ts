@@ -147,7 +147,8 @@ async function call (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, c
       },
       onResponseEnd () {
         if (cut !== undefined) cut.abort = undefined
-        resolve({ statusCode, retryAfter, body: Buffer.concat(chunks).subarray(0, RESPONSE_SNIPPET_BYTES).toString('utf8') })
+        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+        resolve({ statusCode, retryAfter, body: body.toString('utf8', 0, Math.min(body.length, RESPONSE_SNIPPET_BYTES)) })
       },
       onResponseError (_controller, err) {
         if (cut !== undefined) cut.abort = undefined

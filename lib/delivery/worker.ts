@@ -150,6 +150,23 @@ export class Worker extends Loop {
     return out
   }
 
+  /**
+   * Whether a pass would claim now, by the same rules as pass(), without allocating: a finished call
+   * wakes the loop only then. Waking it after every call (a pass per delivery that found nothing to
+   * do) was a tenth of the worker's allocations.
+   */
+  private claimWanted (): boolean {
+    if (this.buffered >= this.maxBuffered) return false
+    let ready = 0
+    let saturated = false
+    for (const s of this.queues.values()) {
+      ready += Math.min(s.waiting.length, Math.max(0, this.o.queueConcurrency - s.inFlight))
+      if (s.waiting.length + s.inFlight >= this.o.queueConcurrency + this.o.batchSize) saturated = true
+    }
+    if (ready >= this.o.batchSize) return false
+    return !saturated || Date.now() - this.lastShortSkipClaim >= SKIP_CLAIM_BACKOFF_MS
+  }
+
   /** Claimed messages whose queue has a free slot: what can be sent as soon as the worker has one. */
   private dispatchable (): number {
     let n = 0
@@ -162,17 +179,20 @@ export class Worker extends Loop {
    * that got a slot moves to the back, so a busy queue cannot keep the front place and starve others.
    */
   private dispatch (): void {
-    const expired: sql.ClaimedRow[] = []
+    let expired: sql.ClaimedRow[] | undefined
     let started = true
     while (started && this.inFlight < this.o.concurrency && this.buffered > 0 && !this.stopping) {
       started = false
-      for (const [q, s] of [...this.queues]) {
-        if (this.inFlight >= this.o.concurrency) break
+      // each queue once per round: a queue moved to the back is met again by this loop, so count
+      let left = this.queues.size
+      for (const [q, s] of this.queues) {
+        if (left-- === 0 || this.inFlight >= this.o.concurrency) break
         if (s.waiting.length === 0 || s.inFlight >= this.o.queueConcurrency) continue
         const c = s.waiting.shift()!
         this.buffered--
         // the lease runs from the claim: a call that could outlive it would be handed out twice
         if (Date.now() - c.claimedAt + c.row.queue.timeoutMs > Math.max(this.o.leaseMs, c.row.queue.timeoutMs + 30_000) - LEASE_MARGIN_MS) {
+          expired ??= []
           expired.push(c.row)
           continue
         }
@@ -184,7 +204,7 @@ export class Worker extends Loop {
         void this.deliver(q, s, c.row)
       }
     }
-    if (expired.length > 0) void this.release(expired)
+    if (expired !== undefined) void this.release(expired)
   }
 
   /** A claim that waited too long here (its queue is saturated) goes back before its lease ends. */
@@ -273,7 +293,7 @@ export class Worker extends Loop {
 
     this.dispatch()
     // running low: claim more. notify(), not a bare wake: the loop may be mid-pass, not asleep
-    if (!this.stopping && this.dispatchable() < this.o.batchSize) this.nudge()
+    if (!this.stopping && this.claimWanted()) this.nudge()
     if (this.inFlight === 0) this.idle?.()
   }
 
