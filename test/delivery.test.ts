@@ -155,6 +155,38 @@ t.test('a slow endpoint does not delay another queue', async (t) => {
   t.ok(slow.requests.length <= 7, 'the slow queue is held to its share of the slots')
 })
 
+t.test('while one queue holds its share of the slots, others are served: scheduled, backdated and plain-SQL messages', async (t) => {
+  // the slow calls outlast the test, so the slow queue's share is measured with all its calls hanging
+  const slow = await receiver(t, async (_r, res) => { await sleep(6000); res.end() })
+  const fast = await receiver(t)
+  // polling far away: only NOTIFY and the worker's own due-time sleep can deliver in time
+  const { app, pool } = await deliveringApp(t, { hooks: { concurrency: 8, pollMs: 30_000 } })
+  const sq = await post(app, '/queues', { name: 'slow', callbackUrl: slow.url, timeoutMs: 10_000 })
+  const fq = await post(app, '/queues', { name: 'fast', callbackUrl: fast.url })
+  for (let i = 0; i < 400; i++) await post(app, '/messages', { queueId: sq.id, body: String(i) })
+  await slow.waitFor(7)
+  await sleep(300) // the worker has run its skipping claims by now and sleeps
+
+  const t0 = Date.now()
+  await post(app, '/messages', { queueId: fq.id, body: 'scheduled', when: new Date(t0 + 1200).toISOString() })
+  const [scheduled] = await fast.waitFor(1, 5000)
+  t.equal(scheduled!.body, 'scheduled')
+  t.ok(scheduled!.at - t0 >= 1150 && scheduled!.at - t0 < 1900, `a scheduled message arrived ${scheduled!.at - t0} ms after enqueue, due at 1200`)
+
+  const t1 = Date.now()
+  await post(app, '/messages', { queueId: fq.id, body: 'backdated', when: new Date(t1 - 3_600_000).toISOString() })
+  const [, backdated] = await fast.waitFor(2, 5000)
+  t.equal(backdated!.body, 'backdated')
+  t.ok(backdated!.at - t1 < 1000, `a message due an hour ago arrived in ${backdated!.at - t1} ms`)
+
+  const t2 = Date.now()
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body) VALUES ($1, $2)', [fq.id, 'from sql'])
+  const [, , fromSql] = await fast.waitFor(3, 5000)
+  t.equal(fromSql!.body, 'from sql')
+  t.ok(fromSql!.at - t2 < 1000, `a plain-SQL row arrived in ${fromSql!.at - t2} ms`)
+  t.ok(slow.requests.length <= 7, 'the slow queue stayed at its share')
+})
+
 t.test('after an idle period a burst is picked up at once (NOTIFY, not polling)', async (t) => {
   const target = await receiver(t)
   const { app } = await deliveringApp(t, { hooks: { pollMs: 60_000 } })

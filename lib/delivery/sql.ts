@@ -46,12 +46,17 @@ export type ClaimResultRow = Omit<ClaimedRow, 'queue' | 'when'> & { whenMs: numb
  * parsing them per row was a measurable share of the worker's CPU. "when" comes as epoch ms, which
  * is cheaper to read than a timestamp's text.
  */
-export function claim (limit: number, leaseMs: number, workerId: string, skipQueues: number[]): Statement {
+export function claim (limit: number, leaseMs: number, workerId: string, skipQueues: number[], recentMs?: number): Statement {
+  // recentMs: only rows due in the last recentMs, an index range rather than a walk over every due row
+  // of the skipped queues (see SKIP_RECENT_MARGIN_MS in worker.ts); its own statement, so that the
+  // bound is always an index condition
+  const recent = recentMs !== undefined
   return {
-    name: 'hookpost_claim',
+    name: recent ? 'hookpost_claim_recent' : 'hookpost_claim',
     text: `WITH due AS (
         SELECT id FROM hookpost.messages
         WHERE sent_at IS NULL AND NOT failed AND run_at <= now() AND queue_id <> ALL($4::bigint[])
+          ${recent ? "AND run_at > now() - $5::integer * interval '1 millisecond'" : ''}
         ORDER BY run_at
         LIMIT $1
         FOR UPDATE SKIP LOCKED
@@ -73,7 +78,7 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
               CASE WHEN q.previous_signing_secret_until > now() THEN q.previous_signing_secret END], NULL) END)
           FROM hookpost.queues q WHERE q.id = c.queue_id) END AS queue
       FROM claimed c`,
-    values: [limit, leaseMs, workerId, skipQueues]
+    values: recent ? [limit, leaseMs, workerId, skipQueues, Math.ceil(recentMs)] : [limit, leaseMs, workerId, skipQueues]
   }
 }
 
@@ -101,6 +106,20 @@ export function nextDue (): Statement {
     name: 'hookpost_next_due',
     text: 'SELECT min(run_at) AS at FROM hookpost.messages WHERE sent_at IS NULL AND NOT failed',
     values: []
+  }
+}
+
+/**
+ * When the next message of a queue not in `skipQueues` falls due, counting only rows not due yet: an
+ * index range from now, which never walks the skipped queues' backlog (for the sleep after a claim
+ * that skipped saturated queues).
+ */
+export function nextDueBeyond (skipQueues: number[]): Statement {
+  return {
+    name: 'hookpost_next_due_beyond',
+    text: `SELECT min(run_at) AS at FROM hookpost.messages
+      WHERE sent_at IS NULL AND NOT failed AND run_at > now() AND queue_id <> ALL($1::bigint[])`,
+    values: [skipQueues]
   }
 }
 
@@ -206,11 +225,15 @@ export function complete (batch: Completion[], workerId: string): Statement {
       dead AS (
         SELECT b.*, q.dead_letter_queue_id FROM bad b JOIN hookpost.queues q ON q.id = b.queue_id WHERE b.failed
       ),
-      copies AS (
-        INSERT INTO hookpost.messages (queue_id, body, body_json, headers, dead_letter_of)
-        -- a copy that dies is not copied again: two queues that are each other's DLQ cannot ping-pong
-        SELECT dead_letter_queue_id, body, body_json, headers, id FROM dead WHERE dead_letter_queue_id IS NOT NULL AND dead_letter_of IS NULL
-        RETURNING id, dead_letter_of
+      -- a copy that dies is not copied again: two queues that are each other's DLQ cannot ping-pong
+      to_copy AS (
+        SELECT array_agg(dead_letter_queue_id) AS q, array_agg(body) AS b, array_agg(body_json) AS j, array_agg(headers) AS h, array_agg(id) AS o
+        FROM dead WHERE dead_letter_queue_id IS NOT NULL AND dead_letter_of IS NULL
+      ),
+      -- through a function that inserts nothing when there is nothing to copy (migrations/005.do.sql):
+      -- an INSERT of no rows here would still fire the NOTIFY trigger on every flush
+      copies AS MATERIALIZED (
+        SELECT c.copy_id AS id, c.copy_of AS dead_letter_of FROM to_copy, hookpost.dead_letter_copies(to_copy.q, to_copy.b, to_copy.j, to_copy.h, to_copy.o) c
       )
       INSERT INTO hookpost.dead_letters (message_id, queue_id, dlq_message_id, attempts, last_status, last_error)
       SELECT dead.id, dead.queue_id, copies.id, dead.attempts, dead.last_status, dead.last_error

@@ -47,9 +47,17 @@ const FLUSH_MAX = 500
 const FLUSH_DELAY_MS = 50
 const FLUSH_BACKOFF_MAX_MS = 5000
 
-// After a claim that skipped saturated queues came back short, the next skipping claim waits this long:
-// such a claim scans past the skipped queues' due rows, which is cheap once, not on every NOTIFY
+// After a claim that skipped saturated queues came back short, the next skipping claim waits this long
+// (a NOTIFY lifts the wait)
 const SKIP_CLAIM_BACKOFF_MS = 200
+// A skipping claim that finds nothing has walked past every due row of the skipped queues: a backlog
+// of 100,000 is tens of ms of PostgreSQL, and of a loop that claims nothing else meanwhile. So after
+// one such full claim, the skipping claims that follow look only at rows due since the previous one
+// (plus this margin, for rows committed a little after they fell due), an index range of a few rows.
+// A full one runs again after a NOTIFY (new rows may be due from any time), after pollMs, or as soon as
+// a queue leaves the skipped set (its older rows are wanted again). What a bounded claim cannot see (a
+// row another transaction held at the last claim) waits at most pollMs, as under plain polling.
+const SKIP_RECENT_MARGIN_MS = 1000
 // the shortest sleep after a claim that found nothing to take
 const MIN_IDLE_MS = 50
 // a claim is sent only while its lease outlasts the call by this much; else it goes back
@@ -75,6 +83,9 @@ export class Worker extends Loop {
   private sweeper: NodeJS.Timeout | undefined
   private idle: (() => void) | undefined
   private lastShortSkipClaim = 0
+  // when the last short skipping claim started, and the last full (unbounded) one with what it skipped
+  private lastSkipClaimAt = 0
+  private fullSkipClaim: { at: number, skipped: number[] } | undefined
   private readonly maxBuffered: number
 
   constructor (private readonly o: WorkerOptions) {
@@ -93,6 +104,9 @@ export class Worker extends Loop {
   /** New messages may be due (LISTEN): a claim that skips saturated queues may run again at once. */
   override notify (): void {
     this.lastShortSkipClaim = 0
+    // new rows may carry any due time (a "when" in the past, a transaction that committed late): the
+    // next skipping claim looks at everything
+    this.fullSkipClaim = undefined
     super.notify()
   }
 
@@ -106,7 +120,9 @@ export class Worker extends Loop {
     const skipped = this.saturatedQueues()
     if (skipped.length > 0 && Date.now() - this.lastShortSkipClaim < SKIP_CLAIM_BACKOFF_MS) return SKIP_CLAIM_BACKOFF_MS
     const room = this.o.batchSize
-    const rows = sql.claimedRows((await this.o.pool.query<sql.ClaimResultRow>(sql.claim(room, this.o.leaseMs, this.o.workerId, skipped))).rows)
+    const started = Date.now()
+    const recentMs = skipped.length > 0 ? this.skipClaimWindow(skipped, started) : undefined
+    const rows = sql.claimedRows((await this.o.pool.query<sql.ClaimResultRow>(sql.claim(room, this.o.leaseMs, this.o.workerId, skipped, recentMs))).rows)
     const now = Date.now()
     for (const row of rows) this.slot(row.queueId).waiting.push({ row, claimedAt: now })
     this.buffered += rows.length
@@ -114,14 +130,26 @@ export class Worker extends Loop {
     if (rows.length === room) return 0 // there may be more: claim again once there is room
     if (skipped.length > 0) {
       this.lastShortSkipClaim = now
-      return this.o.pollMs // a finishing call or a NOTIFY wakes us
+      this.lastSkipClaimAt = started
+      if (recentMs === undefined) this.fullSkipClaim = { at: started, skipped }
+      // a finishing call or a NOTIFY wakes us; else the next message of another queue falling due
+      return Math.max(MIN_IDLE_MS, await this.untilNextDue(skipped))
     }
     // a due row another transaction holds is skipped by the claim but still "due": never spin on it
-    return Math.max(MIN_IDLE_MS, await this.untilNextDue())
+    return Math.max(MIN_IDLE_MS, await this.untilNextDue([]))
   }
 
-  private async untilNextDue (): Promise<number> {
-    const { rows } = await this.o.pool.query<{ at: Date | null }>(sql.nextDue())
+  /** How far back a skipping claim must look: undefined for all of it (SKIP_RECENT_MARGIN_MS). */
+  private skipClaimWindow (skipped: number[], now: number): number | undefined {
+    const full = this.fullSkipClaim
+    if (full === undefined || now - full.at >= this.o.pollMs) return undefined
+    if (!full.skipped.every(q => skipped.includes(q))) return undefined
+    return now - this.lastSkipClaimAt + SKIP_RECENT_MARGIN_MS
+  }
+
+  /** How long until the next message falls due (skipping: the next one of a queue not skipped). */
+  private async untilNextDue (skipped: number[]): Promise<number> {
+    const { rows } = await this.o.pool.query<{ at: Date | null }>(skipped.length > 0 ? sql.nextDueBeyond(skipped) : sql.nextDue())
     const at = rows[0]?.at
     if (at === null || at === undefined) return this.o.pollMs
     return Math.max(0, Math.min(this.o.pollMs, at.getTime() - Date.now()))
@@ -330,6 +358,8 @@ export class Worker extends Loop {
             this.emit('dead', d)
           }
           this.emit('recorded', batch)
+          // a retry time or a dead-letter copy can be the next thing due: the loop may be asleep past it
+          if (rows.length > 0 || batch.some(c => c.retryAt !== null)) this.nudge()
         } catch (err) {
           this.pending.unshift(...batch)
           this.flushErrors++
