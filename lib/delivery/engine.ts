@@ -89,7 +89,7 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
   let reapTimer: NodeJS.Timeout | undefined
   const reap = async (): Promise<void> => {
     try {
-      const { rowCount } = await pool.query(sql.reapDeadClaims())
+      const { rowCount } = await pool.query(sql.reapDeadClaims(h.leaseMs))
       if (rowCount !== null && rowCount > 0) {
         log.warn({ count: rowCount }, 'handed back the claims of a process that died')
         worker.notify()

@@ -127,6 +127,9 @@ export function nextDueBeyond (skipQueues: number[]): Statement {
 // connection for as long as it lives: its claims are live exactly while that lock is held.
 export const WORKER_LOCK_CLASS = 0x686f6f6c
 
+/** queues.timeout_ms's upper bound (migrations/001.do.sql): the claim leases at least this plus 30 s */
+const MAX_QUEUE_TIMEOUT_MS = 300_000
+
 export function holdWorkerLock (workerId: string): Statement {
   return { text: 'SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', values: [WORKER_LOCK_CLASS, workerId] }
 }
@@ -136,10 +139,15 @@ export function holdWorkerLock (workerId: string): Statement {
  * their lease, a minute or more. A claim younger than 10 s is left alone, so a worker whose
  * LISTEN connection is reconnecting (it claims nothing meanwhile) does not lose its calls in flight.
  */
-export function reapDeadClaims (): Statement {
+export function reapDeadClaims (leaseMs: number): Statement {
+  // a claim's run_at is its lease end, at most the longest lease from now: bounding the range keeps
+  // the scan off the messages scheduled further ahead, which can be millions. (A process configured
+  // with a longer lease than ours gets its dead claims back when its lease ends, as without reaping.)
+  const maxLeaseMs = Math.max(leaseMs, MAX_QUEUE_TIMEOUT_MS + 30_000)
   return {
     text: `UPDATE hookpost.messages m SET run_at = now(), locked_by = NULL, locked_at = NULL
-      WHERE m.sent_at IS NULL AND NOT m.failed AND m.run_at > now() AND m.locked_by IS NOT NULL
+      WHERE m.sent_at IS NULL AND NOT m.failed AND m.locked_by IS NOT NULL
+        AND m.run_at > now() AND m.run_at <= now() + $2::integer * interval '1 millisecond'
         AND m.locked_at < now() - interval '10 seconds'
         AND NOT EXISTS (
           SELECT 1 FROM pg_locks l
@@ -147,7 +155,7 @@ export function reapDeadClaims (): Statement {
             AND l.classid = $1 AND l.objid::bigint = (hashtext(m.locked_by)::bigint & 4294967295) AND l.objsubid = 2 AND l.granted
         )
       RETURNING m.id`,
-    values: [WORKER_LOCK_CLASS]
+    values: [WORKER_LOCK_CLASS, maxLeaseMs]
   }
 }
 

@@ -1,0 +1,38 @@
+// The leader hands back the claims of processes that died (lib/delivery/sql.ts reapDeadClaims).
+import t from 'tap'
+import { reapDeadClaims, WORKER_LOCK_CLASS } from '../lib/delivery/sql.js'
+import { testDatabase, testPool } from './helpers.js'
+
+t.test('only claims older than 10 s whose process holds no worker lock come back; nothing else is touched', async (t) => {
+  const url = await testDatabase(t)
+  const pool = testPool(t, url)
+  const q = (await pool.query("INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/x') RETURNING id")).rows[0].id
+  const message = async (body: string, set: string): Promise<number> => {
+    const id = (await pool.query('INSERT INTO hookpost.messages (queue_id, body) VALUES ($1, $2) RETURNING id', [q, body])).rows[0].id
+    await pool.query(`UPDATE hookpost.messages SET ${set} WHERE id = $1`, [id])
+    return id
+  }
+  // a live process: its worker lock is held by a session of its own
+  const live = await pool.connect()
+  t.teardown(() => live.release())
+  await live.query('SELECT pg_advisory_lock($1, hashtext($2))', [WORKER_LOCK_CLASS, 'live-worker'])
+
+  const dead = await message('dead', "locked_by = 'dead-worker', locked_at = now() - interval '20 seconds', run_at = now() + interval '40 seconds'")
+  const deadLongLease = await message('dead, 5 min lease', "locked_by = 'dead-worker', locked_at = now() - interval '20 seconds', run_at = now() + interval '280 seconds'")
+  const alive = await message('alive', "locked_by = 'live-worker', locked_at = now() - interval '20 seconds', run_at = now() + interval '40 seconds'")
+  const young = await message('young', "locked_by = 'dead-worker', locked_at = now() - interval '2 seconds', run_at = now() + interval '58 seconds'")
+  const scheduled = await message('scheduled', "run_at = now() + interval '3 days', \"when\" = now() + interval '3 days'")
+  const sent = await message('sent', "locked_by = 'dead-worker', locked_at = now() - interval '20 seconds', run_at = now() + interval '40 seconds', sent_at = now()")
+
+  const { rows } = await pool.query(reapDeadClaims(60_000))
+  t.same(rows.map(r => r.id).sort((a, b) => a - b), [dead, deadLongLease].sort((a, b) => a - b), "the dead process's claims, including one with a queue timeout's longer lease")
+
+  const state = async (id: number): Promise<{ lockedBy: string | null, due: boolean }> =>
+    (await pool.query('SELECT locked_by AS "lockedBy", run_at <= now() AS due FROM hookpost.messages WHERE id = $1', [id])).rows[0]
+  t.same(await state(dead), { lockedBy: null, due: true }, 'handed back: unlocked and due now')
+  t.same(await state(alive), { lockedBy: 'live-worker', due: false }, 'a live process keeps its claim')
+  t.same(await state(young), { lockedBy: 'dead-worker', due: false }, 'a claim younger than 10 s is left alone')
+  t.same(await state(scheduled), { lockedBy: null, due: false }, 'a scheduled message is not touched')
+  t.same(await state(sent), { lockedBy: 'dead-worker', due: false }, 'nor a sent one')
+  t.same((await pool.query(reapDeadClaims(60_000))).rows, [], 'a second pass finds nothing')
+})
