@@ -320,7 +320,7 @@ export class Worker extends Loop {
     }
 
     this.dispatch()
-    // running low: claim more. notify(), not a bare wake: the loop may be mid-pass, not asleep
+    // running low: claim more. nudge(), not a bare wake: the loop may be mid-pass, not asleep
     if (!this.stopping && this.claimWanted()) this.nudge()
     if (this.inFlight === 0) this.idle?.()
   }
@@ -377,10 +377,6 @@ export class Worker extends Loop {
     return await this.flushing
   }
 
-  /**
-   * Stop claiming at once and give back what was claimed but not started. Calls in flight get
-   * graceMs to finish and be recorded; any still running then are aborted and released.
-   */
   /** Stop claiming at once and give back what was claimed but not started; calls in flight go on. */
   async stopClaiming (): Promise<void> {
     if (!this.active || this.stopping) return
@@ -391,6 +387,10 @@ export class Worker extends Loop {
     await this.release(unsent)
   }
 
+  /**
+   * Stop claiming at once and give back what was claimed but not started. Calls in flight get
+   * graceMs to finish and be recorded; any still running then are aborted and released.
+   */
   override async stop (graceMs = 0): Promise<void> {
     if (!this.active) return
     await this.stopClaiming()
