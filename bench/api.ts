@@ -21,7 +21,7 @@ import pg from 'pg'
 import { Pool } from 'undici'
 import { messageEntity } from '../lib/store/messages.js'
 import {
-  adminQuery, createBenchDatabase, envInt, fmt, freePort, makeBody, nproc, percentile, round, runMain, serverAlive,
+  adminQuery, createBenchDatabase, drive, envInt, fmt, freePort, makeBody, nproc, percentile, round, runMain, serverAlive,
   startServer, table, waitForHealth
 } from './harness.js'
 
@@ -95,29 +95,20 @@ interface Result {
   maxMs: number
 }
 
-/** Run `op` n times with c loops in flight; each call's latency is recorded. */
-async function drive (name: string, c: number, n: number, op: () => Promise<void>): Promise<Result> {
+/** Run `op` n times with c loops in flight (harness.ts drive); each call's latency is recorded. */
+async function timed (name: string, c: number, n: number, op: () => Promise<void>): Promise<Result> {
   const lat = new Float64Array(n)
-  let next = 0
-  let failure: Error | undefined
-  const loop = async (): Promise<void> => {
-    while (failure === undefined) {
-      const i = next++
-      if (i >= n) return
-      const t0 = performance.now()
-      try {
-        await op()
-      } catch (err) {
-        failure ??= err as Error
-        return
-      }
-      lat[i] = performance.now() - t0
-    }
-  }
   const start = performance.now()
-  await Promise.all(Array.from({ length: c }, loop))
+  try {
+    await drive(c, n, async (i) => {
+      const t0 = performance.now()
+      await op()
+      lat[i] = performance.now() - t0
+    })
+  } catch (err) {
+    throw new Error(`${name} c=${c}: ${(err as Error).message}`, { cause: err })
+  }
   const seconds = (performance.now() - start) / 1000
-  if (failure !== undefined) throw new Error(`${name} c=${c}: ${failure.message}`, { cause: failure })
   lat.sort()
   return {
     name,
@@ -141,8 +132,8 @@ async function benchHttp (origin: string, queueId: number, c: number, n: number)
     if (res.statusCode !== 201) throw new Error(`POST /messages answered ${res.statusCode}: ${text.slice(0, 300)}`)
   }
   try {
-    if (WARMUP > 0) await drive('http warmup', c, WARMUP, op)
-    return await drive('http', c, n, op)
+    if (WARMUP > 0) await timed('http warmup', c, WARMUP, op)
+    return await timed('http', c, n, op)
   } finally {
     await pool.close()
   }
@@ -158,8 +149,8 @@ async function benchRaw (databaseUrl: string, queueId: number, c: number, n: num
     await client.connect()
     const op = async (): Promise<void> => { check(await client.query(query)) }
     try {
-      if (WARMUP > 0) await drive('raw warmup', c, WARMUP, op)
-      return await drive('raw pg', c, n, op)
+      if (WARMUP > 0) await timed('raw warmup', c, WARMUP, op)
+      return await timed('raw pg', c, n, op)
     } finally {
       await client.end().catch(() => {})
     }
@@ -171,8 +162,8 @@ async function benchRaw (databaseUrl: string, queueId: number, c: number, n: num
     const clients = await Promise.all(Array.from({ length: c }, async () => await pool.connect()))
     for (const cl of clients) cl.release()
     const op = async (): Promise<void> => { check(await pool.query(query)) }
-    if (WARMUP > 0) await drive('raw warmup', c, WARMUP, op)
-    return await drive('raw pg', c, n, op)
+    if (WARMUP > 0) await timed('raw warmup', c, WARMUP, op)
+    return await timed('raw pg', c, n, op)
   } finally {
     await pool.end().catch(() => {})
   }

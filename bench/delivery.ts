@@ -40,7 +40,7 @@ import pg from 'pg'
 import { Pool } from 'undici'
 import { DEFAULTS } from '../lib/config.js'
 import {
-  createBenchDatabase, envInt, fmt, freePort, gitRevision, machineCpuMs, makeBody, nproc, onCleanup, percentile,
+  createBenchDatabase, drive, envInt, fmt, freePort, gitRevision, machineCpuMs, makeBody, nproc, onCleanup, percentile,
   postgresCpuMs, processCpuMs, round, runMain, serverAlive, serverPid, startServer, table, waitForHealth, adminQuery
 } from './harness.js'
 import { rawTableSql, runRawLoop, type RawLoopStats } from './raw-loop.js'
@@ -192,25 +192,6 @@ function checkReceived (s: TagStats): string[] {
   if (s.badBodies > 0) notes.push(`${s.badBodies} bodies of the wrong size`)
   if (s.retried > 0) notes.push(`${s.retried} deliveries with attempt > 1`)
   return notes
-}
-
-/** Run op n times with c loops in flight. */
-async function drive (c: number, n: number, op: (i: number) => Promise<void>): Promise<void> {
-  let next = 0
-  let failure: Error | undefined
-  const loop = async (): Promise<void> => {
-    while (failure === undefined) {
-      const i = next++
-      if (i >= n) return
-      try {
-        await op(i)
-      } catch (err) {
-        failure ??= err as Error
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: c }, loop))
-  if (failure !== undefined) throw failure
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -447,6 +447,25 @@ export function percentile (sorted: ArrayLike<number>, p: number): number {
 }
 
 /** A markdown table; the first column left-aligned, the others right-aligned. */
+/** Run op(i) for i = 0..n-1 with c loops in flight; the first failure stops every loop and is thrown. */
+export async function drive (c: number, n: number, op: (i: number) => Promise<void>): Promise<void> {
+  let next = 0
+  let failure: Error | undefined
+  const loop = async (): Promise<void> => {
+    while (failure === undefined) {
+      const i = next++
+      if (i >= n) return
+      try {
+        await op(i)
+      } catch (err) {
+        failure ??= err as Error
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: c }, loop))
+  if (failure !== undefined) throw failure
+}
+
 export function table (head: string[], rows: string[][]): string[] {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map(row => row[i]!.length)))
   const line = (cells: string[]): string => '| ' + cells.map((c, i) => i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join(' | ') + ' |'

@@ -11,20 +11,13 @@ import { performance } from 'node:perf_hooks'
 import { Pool } from 'undici'
 import { createDispatcher, send } from '../lib/delivery/sender.js'
 import { DEVELOPMENT_POLICY } from '../lib/ssrf.js'
-import { envInt, fmt, makeBody, onCleanup, runMain, table } from './harness.js'
+import { drive, envInt, fmt, makeBody, onCleanup, runMain, table } from './harness.js'
 import { startReceiver } from './receiver.js'
 
 const N = envInt('BENCH_N', 20_000, 1, 10_000_000)
 const ROUNDS = envInt('BENCH_ROUNDS', 3, 1, 20)
 const TIMEOUT_MS = envInt('BENCH_TIMEOUT_MS', 120_000, 1000, 3_600_000)
 const C = 64
-
-async function drive (n: number, one: (i: number) => Promise<void>): Promise<void> {
-  let next = 0
-  await Promise.all(Array.from({ length: C }, async () => {
-    while (next < n) await one(next++)
-  }))
-}
 
 async function main (): Promise<void> {
   const receiver = await startReceiver('child')
@@ -53,10 +46,10 @@ async function main (): Promise<void> {
     for (const [name, call] of Object.entries(variants)) {
       const tag = `${name.split(' ')[0]!}-${round}`
       await receiver.expect(tag, { n: N, bodyBytes: Buffer.byteLength(body) })
-      await drive(1000, async (i) => await call(`${tag}-warm`, i)) // connections open, code warm
+      await drive(C, 1000, async (i) => await call(`${tag}-warm`, i)) // connections open, code warm
       const cpu0 = process.cpuUsage()
       const t0 = performance.now()
-      await drive(N, async (i) => await call(tag, i))
+      await drive(C, N, async (i) => await call(tag, i))
       const wall = performance.now() - t0
       const cpu = process.cpuUsage(cpu0)
       const list = results.get(name) ?? []
