@@ -34,14 +34,25 @@ const ALWAYS_BLOCKED: Category[] = [
   category('a link-local address (where cloud metadata services answer)', ['169.254.0.0/16', 'fe80::/10']),
   category('a multicast address', ['224.0.0.0/4', 'ff00::/8']),
   category('the broadcast address', ['255.255.255.255/32']),
-  category('a reserved address', ['240.0.0.0/4'])
+  category('a reserved address', ['240.0.0.0/4']),
+  // DS-Lite, NAT64 discovery (192.0.0.170) and the like. IANA lists 192.0.0.9 and 192.0.0.10 as globally
+  // reachable, but they are anycast protocol services (PCP, TURN), not webhook receivers: the /24 is blocked
+  category('an IETF protocol assignments address', ['192.0.0.0/24']),
+  category('a discard-only address', ['100::/64']),
+  // the examples of RFCs; a network that routes them uses them as private space
+  category('a documentation address', ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '2001:db8::/32', '3fff::/20'])
 ]
 
 const PRIVATE: Category[] = [
   category('a loopback address', ['127.0.0.0/8', '::1/128']),
   category('a private (RFC 1918) address', ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16']),
   category('a unique-local address', ['fc00::/7']),
-  category('a shared (CGNAT) address', ['100.64.0.0/10'])
+  // deprecated (RFC 3879); where still configured it is private space, as fc00::/7 is now
+  category('a site-local address', ['fec0::/10']),
+  category('a shared (CGNAT) address', ['100.64.0.0/10']),
+  // lab networks, not the internet. Not always blocked: proxies in fake-IP mode (Clash and the like)
+  // answer every name with an address in 198.18.0.0/15, so a development machine behind one sees them
+  category('a benchmarking address', ['198.18.0.0/15', '2001:2::/48'])
 ]
 
 export interface Cidr { address: string, prefix: number, family: Family }
@@ -88,33 +99,34 @@ function ipv6Words (address: string): number[] {
 }
 
 /**
- * The IPv4 address inside an IPv6 one that carries it: IPv4-mapped ::ffff:a.b.c.d (what a dual-stack
- * socket connects to as IPv4), NAT64 64:ff9b::/96, and the deprecated IPv4-compatible ::a.b.c.d.
- * Each is checked as the IPv4 address it reaches, so ::ffff:a9fe:a9fe is 169.254.169.254.
+ * The IPv4 addresses an IPv6 one carries, and which a connection to it reaches: IPv4-mapped
+ * ::ffff:a.b.c.d (what a dual-stack socket connects to as IPv4), IPv4-translated ::ffff:0:a.b.c.d,
+ * NAT64 64:ff9b::/96 and its local-use 64:ff9b:1::/48, the deprecated IPv4-compatible ::a.b.c.d,
+ * 6to4 2002:V4ADDR::/48, and Teredo (its server and its client). Each is checked as the IPv4 address
+ * it reaches, so ::ffff:a9fe:a9fe is 169.254.169.254. Empty when the address carries none. NAT64 under
+ * an operator's own prefix (RFC 6052) cannot be recognised from the address alone.
  */
-function embeddedIpv4 (address: string): string | null {
+function embeddedIpv4 (address: string): string[] {
   const w = ipv6Words(address)
   const zero = (from: number, to: number): boolean => w.slice(from, to).every(x => x === 0)
-  const mapped = zero(0, 5) && w[5] === 0xffff
-  const nat64 = w[0] === 0x64 && w[1] === 0xff9b && zero(2, 6)
+  const ipv4 = (hi: number, lo: number): string => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
+  const last32 = ipv4(w[6]!, w[7]!)
+  if (zero(0, 5) && w[5] === 0xffff) return [last32] // IPv4-mapped
+  if (zero(0, 4) && w[4] === 0xffff && w[5] === 0) return [last32] // IPv4-translated (RFC 2765)
+  // 64:ff9b:1::/48 (RFC 8215) is carved into translation prefixes by each operator; read as the /96
+  // format of RFC 6052, the one 64:ff9b::/96 uses and the usual choice
+  if (w[0] === 0x64 && w[1] === 0xff9b && (zero(2, 6) || w[2] === 1)) return [last32]
   // :: and ::1 are IPv6's own unspecified and loopback addresses, not IPv4-compatible ones
-  const compatible = zero(0, 6) && !(w[6] === 0 && (w[7] === 0 || w[7] === 1))
-  if (!mapped && !nat64 && !compatible) return null
-  const hi = w[6]!
-  const lo = w[7]!
-  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
+  if (zero(0, 6) && !(w[6] === 0 && (w[7] === 0 || w[7] === 1))) return [last32]
+  if (w[0] === 0x2002) return [ipv4(w[1]!, w[2]!)] // 6to4 (RFC 3056)
+  // Teredo (RFC 4380): the server in bits 32-63, the client's public address inverted in the last 32;
+  // packets go to the client and bubbles to the server
+  if (w[0] === 0x2001 && w[1] === 0) return [ipv4(w[2]!, w[3]!), ipv4(w[6]! ^ 0xffff, w[7]! ^ 0xffff)]
+  return []
 }
 
-/** null when the policy allows connecting to ip; otherwise why not. */
-export function checkAddress (ip: string, policy: TargetPolicy): string | null {
-  // a zone (fe80::1%eth0) does not change which network the address is on
-  const bare = ip.replace(/^\[(.*)\]$/, '$1').replace(/%.*$/, '')
-  const v = isIP(bare)
-  if (v === 0) return `${ip} is not an IP address`
-  const inner = v === 6 ? embeddedIpv4(bare) : null
-  const address = inner ?? bare
-  const family: Family = inner !== null || v === 4 ? 'ipv4' : 'ipv6'
-  const shown = inner !== null ? `${ip} (${inner})` : ip
+/** why policy refuses address, or null; shown names it in the reason */
+function verdict (address: string, family: Family, shown: string, policy: TargetPolicy): string | null {
   if (allowListOf(policy).check(address, family)) return null
   for (const c of ALWAYS_BLOCKED) {
     if (c.list.check(address, family)) return `${shown} is ${c.label}; only HOOKPOST_SSRF_ALLOW can allow it`
@@ -123,6 +135,24 @@ export function checkAddress (ip: string, policy: TargetPolicy): string | null {
     for (const c of PRIVATE) {
       if (c.list.check(address, family)) return `${shown} is ${c.label}, and private networks are not allowed (HOOKPOST_ALLOW_PRIVATE_NETWORKS)`
     }
+  }
+  return null
+}
+
+/** null when the policy allows connecting to ip; otherwise why not. */
+export function checkAddress (ip: string, policy: TargetPolicy): string | null {
+  // a zone (fe80::1%eth0) does not change which network the address is on
+  const bare = ip.replace(/^\[(.*)\]$/, '$1').replace(/%.*$/, '')
+  const v = isIP(bare)
+  if (v === 0) return `${ip} is not an IP address`
+  if (v === 4) return verdict(bare, 'ipv4', ip, policy)
+  const inner = embeddedIpv4(bare)
+  if (inner.length === 0) return verdict(bare, 'ipv6', ip, policy)
+  // listing the IPv6 address (or its prefix) itself allows it too
+  if (allowListOf(policy).check(bare, 'ipv6')) return null
+  for (const a of inner) {
+    const reason = verdict(a, 'ipv4', `${ip} (${a})`, policy)
+    if (reason !== null) return reason
   }
   return null
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { ConfigError, loadConfig } from '../lib/config.js'
-import { assertAllowedTarget, guardedLookup, type ResolveAll } from '../lib/ssrf-guard.js'
+import { assertAllowedTarget, guardedLookup, refuseBlockedLiterals, type ResolveAll } from '../lib/ssrf-guard.js'
 import { checkAddress, checkUrl, hostToResolve, parseCidr, type TargetPolicy } from '../lib/ssrf.js'
 import { eventually, receiver, sleep, testApp, testPool, type ConfigOverrides } from './helpers.js'
 
@@ -61,6 +61,49 @@ const ADDRESSES: Array<[string, boolean, boolean]> = [
   ['64:ff9b::808:808', false, false],
   ['::169.254.169.254', true, true],
   ['::7f00:1', false, true],
+  // IPv4-translated ::ffff:0:a.b.c.d (RFC 2765), next to IPv4-mapped ::ffff:a.b.c.d
+  ['::ffff:0:169.254.169.254', true, true],
+  ['::ffff:0:a9fe:a9fe', true, true],
+  ['::ffff:0:7f00:1', false, true],
+  ['::ffff:0:808:808', false, false],
+  // local-use NAT64 64:ff9b:1::/48 (RFC 8215): the IPv4 address in the last 32 bits, as in 64:ff9b::/96
+  ['64:ff9b:1::a9fe:a9fe', true, true],
+  ['64:ff9b:1:ffff::a00:1', false, true],
+  ['64:ff9b:1::808:808', false, false],
+  // 6to4 2002::/16: the IPv4 address in bits 16-47, whatever follows
+  ['2002:a9fe:a9fe::', true, true],
+  ['2002:a9fe:a9fe:1::1', true, true],
+  ['2002:7f00:1::', false, true],
+  ['2002:a00:1::1', false, true],
+  ['2002:808:808::1', false, false],
+  // Teredo 2001::/32: the server (bits 32-63) and the client (last 32 bits, inverted) are both reached
+  ['2001:0:4136:e378:8000:63bf:5601:5601', true, true],
+  ['2001:0:4136:e378:8000:63bf:80ff:fffe', false, true],
+  ['2001:0:a00:1:8000:63bf:f7f7:f7f7', false, true],
+  ['2001:0:a9fe:a9fe:8000:63bf:f7f7:f7f7', true, true],
+  ['2001:0:4136:e378:8000:63bf:f7f7:f7f7', false, false],
+  // deprecated site-local fec0::/10: IPv6's old private networks
+  ['fec0::1', false, true],
+  ['feff:ffff::1', false, true],
+  // benchmarking 198.18.0.0/15 and 2001:2::/48: lab networks, not the internet
+  ['198.18.0.1', false, true],
+  ['198.19.255.255', false, true],
+  ['198.17.255.255', false, false],
+  ['198.20.0.1', false, false],
+  ['2001:2::1', false, true],
+  // IETF protocol assignments 192.0.0.0/24, discard-only 100::/64 and documentation: nothing to deliver to
+  ['192.0.0.1', true, true],
+  ['192.0.0.170', true, true],
+  ['192.0.0.255', true, true],
+  ['::ffff:192.0.0.8', true, true],
+  ['192.0.1.1', false, false],
+  ['191.255.255.255', false, false],
+  ['100::1', true, true],
+  ['192.0.2.1', true, true],
+  ['198.51.100.7', true, true],
+  ['203.0.113.9', true, true],
+  ['2001:db8::1', true, true],
+  ['3fff::1', true, true],
   // not an address at all
   ['example.com', true, true],
   ['', true, true]
@@ -92,6 +135,23 @@ t.test('checkAddress: the reason says what the address is and which setting woul
   t.match(checkAddress('100.100.100.200', DEV), /cloud metadata/)
   t.match(checkAddress('10.0.0.1', PROD), /private \(RFC 1918\).*HOOKPOST_ALLOW_PRIVATE_NETWORKS/)
   t.match(checkAddress('127.0.0.1', PROD), /loopback/)
+  t.match(checkAddress('2002:a9fe:a9fe::', DEV), /^2002:a9fe:a9fe:: \(169\.254\.169\.254\) is a link-local/)
+  t.match(checkAddress('::ffff:0:a9fe:a9fe', DEV), /^::ffff:0:a9fe:a9fe \(169\.254\.169\.254\) is a link-local/)
+  t.match(checkAddress('64:ff9b:1::a00:1', PROD), /^64:ff9b:1::a00:1 \(10\.0\.0\.1\) is a private \(RFC 1918\)/)
+  t.match(checkAddress('2001:0:4136:e378:8000:63bf:5601:5601', DEV), /\(169\.254\.169\.254\) is a link-local/, 'the Teredo client, de-obfuscated')
+  t.match(checkAddress('fec0::1', PROD), /site-local.*HOOKPOST_ALLOW_PRIVATE_NETWORKS/)
+  t.match(checkAddress('192.0.0.170', DEV), /IETF protocol assignments.*HOOKPOST_SSRF_ALLOW/)
+  t.match(checkAddress('198.18.0.1', PROD), /benchmarking.*HOOKPOST_ALLOW_PRIVATE_NETWORKS/)
+})
+
+t.test('checkAddress: the allow list applies to the embedded IPv4 address and to the IPv6 address itself', async (t) => {
+  t.equal(checkAddress('2002:a00:1::1', { allowPrivateNetworks: false, ssrfAllow: ['10.0.0.0/24'] }), null)
+  t.equal(checkAddress('2002:a00:1::1', { allowPrivateNetworks: false, ssrfAllow: ['2002:a00:1::/48'] }), null)
+  t.not(checkAddress('2002:a00:2::1', { allowPrivateNetworks: false, ssrfAllow: ['2002:a00:1::/48'] }), null)
+  // a Teredo address reaches two hosts (here server 10.0.0.1, client 10.0.0.2): allowing one is not enough
+  t.not(checkAddress('2001:0:a00:1:8000:63bf:f5ff:fffd', { allowPrivateNetworks: false, ssrfAllow: ['10.0.0.1'] }), null)
+  t.not(checkAddress('2001:0:a00:1:8000:63bf:f5ff:fffd', { allowPrivateNetworks: false, ssrfAllow: ['10.0.0.2'] }), null)
+  t.equal(checkAddress('2001:0:a00:1:8000:63bf:f5ff:fffd', { allowPrivateNetworks: false, ssrfAllow: ['10.0.0.1', '10.0.0.2'] }), null)
 })
 
 const URLS: Array<[string, boolean, boolean]> = [
@@ -121,6 +181,15 @@ const URLS: Array<[string, boolean, boolean]> = [
   ['ftp://example.com/', true, true],
   ['file:///etc/passwd', true, true],
   ['gopher://127.0.0.1/', true, true],
+  ['http://[::ffff:0:169.254.169.254]/', true, true],
+  ['http://[::ffff:0:a9fe:a9fe]/', true, true],
+  ['http://[64:ff9b:1::a9fe:a9fe]/', true, true],
+  ['http://[2002:a9fe:a9fe::1]/', true, true],
+  ['http://[2002:7f00:1::1]:4000/', false, true],
+  ['http://[2001:0:4136:e378:8000:63bf:5601:5601]/', true, true],
+  ['http://[fec0::1]/', false, true],
+  ['http://192.0.0.170/', true, true],
+  ['http://198.18.0.1/', false, true],
   ['not a url', true, true]
 ]
 
@@ -170,6 +239,31 @@ t.test('save time: a name is refused only when every address it resolves to is b
   await t.rejects(assertAllowedTarget('http://[::ffff:a9fe:a9fe]/', DEV, dns), { code: 'HOOKPOST_ERR_BLOCKED_TARGET' }, 'literals need no DNS')
 })
 
+t.test('save time: IPv4 embedded in IPv6, site-local and reserved ranges, as literals and as what a name resolves to', async (t) => {
+  // [address, the reason when refused with private networks refused]
+  const cases: Array<[string, RegExp]> = [
+    ['::ffff:0:a9fe:a9fe', /\(169\.254\.169\.254\) is a link-local/],
+    ['64:ff9b:1::a9fe:a9fe', /\(169\.254\.169\.254\) is a link-local/],
+    ['2002:a9fe:a9fe::1', /\(169\.254\.169\.254\) is a link-local/],
+    ['2001:0:4136:e378:8000:63bf:5601:5601', /\(169\.254\.169\.254\) is a link-local/],
+    ['2002:a00:1::1', /\(10\.0\.0\.1\) is a private \(RFC 1918\)/],
+    ['fec0::1', /site-local/],
+    ['192.0.0.170', /IETF protocol assignments/],
+    ['198.18.0.1', /benchmarking/]
+  ]
+  const names: Record<string, string[]> = {}
+  for (const [address] of cases) names[`h-${address.replace(/[:.]/g, '-')}.test`] = [address]
+  const dns = resolving(names)
+  for (const [address, reason] of cases) {
+    const literal = address.includes(':') ? `[${address}]` : address
+    await t.rejects(assertAllowedTarget(`http://${literal}/`, PROD, dns), { code: 'HOOKPOST_ERR_BLOCKED_TARGET', message: reason }, `${literal} refused`)
+    const name = `h-${address.replace(/[:.]/g, '-')}.test`
+    await t.rejects(assertAllowedTarget(`http://${name}/`, PROD, dns), { code: 'HOOKPOST_ERR_BLOCKED_TARGET', message: reason }, `${name}, which resolves to ${address}, refused`)
+  }
+  await t.resolves(assertAllowedTarget('http://[2002:808:808::1]/', PROD, dns), '6to4 of a public address')
+  await t.resolves(assertAllowedTarget('http://[64:ff9b:1::808:808]/', PROD, dns), 'local-use NAT64 of a public address')
+})
+
 t.test('connect time: one blocked address fails the lookup; net gets what it asked for otherwise', async (t) => {
   const dns = resolving({ 'ok.test': ['93.184.215.14', '2606:2800:21f:cb07:6820:80da:af6b:8b2c'], 'mixed.test': ['93.184.215.14', '169.254.169.254'] })
   const lookup = guardedLookup(PROD, dns)
@@ -180,6 +274,31 @@ t.test('connect time: one blocked address fails the lookup; net gets what it ask
   const mixed = await call('mixed.test', true)
   t.match(mixed.err, { code: 'HOOKPOST_ERR_BLOCKED_TARGET', message: /mixed\.test resolves to a blocked address: 169\.254\.169\.254/ })
   t.match((await call('nowhere.test', false)).err, { code: 'ENOTFOUND' })
+})
+
+t.test('connect time: a name resolving to IPv6 that embeds a blocked IPv4 address, or to a site-local or reserved one, fails', async (t) => {
+  const blocked = ['::ffff:0:a00:1', '64:ff9b:1::a00:1', '2002:a00:1::1', '2001:0:4136:e378:8000:63bf:f5ff:fffe', 'fec0::1', '192.0.0.1', '198.18.0.1']
+  const names: Record<string, string[]> = { 'ok.test': ['2002:808:808::1', '64:ff9b:1::808:808'] }
+  for (const address of blocked) names[`h-${address.replace(/[:.]/g, '-')}.test`] = ['93.184.215.14', address]
+  const lookup = guardedLookup(PROD, resolving(names))
+  const call = async (host: string): Promise<{ err: any, address: any }> =>
+    await new Promise((resolve) => lookup(host, { all: true }, (err, address) => resolve({ err, address })))
+  t.match(await call('ok.test'), { err: null, address: [{ address: '2002:808:808::1' }, { address: '64:ff9b:1::808:808' }] })
+  for (const address of blocked) {
+    const name = `h-${address.replace(/[:.]/g, '-')}.test`
+    t.match((await call(name)).err, { code: 'HOOKPOST_ERR_BLOCKED_TARGET', message: /resolves to a blocked address/ }, `${name} (${address})`)
+  }
+})
+
+t.test('connect time: an IP-literal origin that embeds a blocked IPv4 address is refused before dispatch', async (t) => {
+  const dispatched: string[] = []
+  const dispatch = refuseBlockedLiterals(PROD)((opts) => { dispatched.push(String(opts.origin)); return true })
+  const send = (origin: string): unknown => dispatch({ origin, path: '/', method: 'POST' }, {})
+  for (const origin of ['http://[2002:a9fe:a9fe::1]', 'http://[::ffff:0:a00:1]', 'http://[64:ff9b:1::7f00:1]', 'http://[2001:0:4136:e378:8000:63bf:5601:5601]', 'http://[fec0::1]', 'http://192.0.0.170', 'http://198.18.0.1']) {
+    t.throws(() => send(origin), { code: 'HOOKPOST_ERR_BLOCKED_TARGET' }, origin)
+  }
+  send('http://[2002:808:808::1]')
+  t.same(dispatched, ['http://[2002:808:808::1]'], 'only the public one reached the dispatcher')
 })
 
 t.test('config: the policy, its defaults and both sources', async (t) => {
@@ -261,6 +380,12 @@ t.test('with private networks refused, loopback is refused at save', async (t) =
   await refused(t, app, 'http://[::1]/', /loopback/)
   await refused(t, app, 'http://10.0.0.1/', /RFC 1918/)
   await refused(t, app, 'http://[fd12::1]/', /unique-local/)
+  await refused(t, app, 'http://[fec0::1]/', /site-local/)
+  await refused(t, app, `http://[2002:7f00:1::1]:${port}/`, /\(127\.0\.0\.1\) is a loopback/)
+  await refused(t, app, `http://[::ffff:0:7f00:1]:${port}/`, /\(127\.0\.0\.1\) is a loopback/)
+  await refused(t, app, 'http://[64:ff9b:1::a9fe:a9fe]/', /\(169\.254\.169\.254\) is a link-local/)
+  await refused(t, app, 'http://192.0.0.170/', /IETF protocol assignments/)
+  await refused(t, app, 'http://198.18.0.1/', /benchmarking/)
 })
 
 t.test('a name that resolves to a blocked address is refused at connect time (DNS rebinding)', async (t) => {
