@@ -31,11 +31,18 @@ export interface ClaimedRow {
   when: Date
   /** locked_at as text (microseconds intact): names this claim, so a late outcome of an older claim of the same message changes nothing */
   claimToken: string
+  /** what the row is taken to hold in memory, bytes: body and headers as stored, plus CLAIM_ROW_OVERHEAD_BYTES */
+  size: number
   queue: QueueTarget
 }
 
+/** A claimed row's fixed share of the worker's memory beyond its body and headers (its objects and strings), bytes */
+export const CLAIM_ROW_OVERHEAD_BYTES = 1024
+// body and headers as stored: octet_length and pg_column_size read a TOASTed value's size, never decompress it
+const CLAIM_SIZE_SQL = `(coalesce(octet_length(body), 0) + pg_column_size(headers) + ${CLAIM_ROW_OVERHEAD_BYTES})`
+
 /** A claim's rows as they come: the queue is on the first row of each queue only. */
-export type ClaimResultRow = Omit<ClaimedRow, 'queue' | 'when'> & { whenMs: number, queue: QueueTarget | null }
+export type ClaimResultRow = Omit<ClaimedRow, 'queue' | 'when'> & { whenMs: number, queue: QueueTarget | null, seen: number }
 
 /**
  * Claim due messages: SKIP LOCKED so concurrent claimers never block or share a row, and run_at
@@ -45,8 +52,14 @@ export type ClaimResultRow = Omit<ClaimedRow, 'queue' | 'when'> & { whenMs: numb
  * The queue's settings come once per queue, as JSON on its first row, not repeated on all 200 rows:
  * parsing them per row was a measurable share of the worker's CPU. "when" comes as epoch ms, which
  * is cheaper to read than a timestamp's text.
+ * Rows are taken in due order while their sizes (ClaimedRow.size) add up to at most maxBytes, and
+ * those of one queue to at most queueMaxBytes, so one queue's large bodies cannot take the whole
+ * budget. The first row (of the claim; of a queue) is taken whatever its size: a message larger than
+ * the budget is still delivered. Every row says how many due rows the claim locked (`seen`): more
+ * than it took when the budget left some out.
  */
-export function claim (limit: number, leaseMs: number, workerId: string, skipQueues: number[], recentMs?: number): Statement {
+export function claim (limit: number, leaseMs: number, workerId: string, skipQueues: number[], recentMs?: number,
+  maxBytes = Number.MAX_SAFE_INTEGER, queueMaxBytes = maxBytes): Statement {
   // recentMs: only rows due in the last recentMs, an index range rather than a walk over every due row
   // of the skipped queues (see SKIP_RECENT_MARGIN_MS in worker.ts); its own statement, so that the
   // bound is always an index condition
@@ -54,21 +67,37 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
   return {
     name: recent ? 'hookpost_claim_recent' : 'hookpost_claim',
     text: `WITH due AS (
-        SELECT id FROM hookpost.messages
+        SELECT id, queue_id, run_at, ${CLAIM_SIZE_SQL} AS size FROM hookpost.messages
         WHERE sent_at IS NULL AND NOT failed AND run_at <= now() AND queue_id <> ALL($4::bigint[])
-          ${recent ? "AND run_at > now() - $5::integer * interval '1 millisecond'" : ''}
+          ${recent ? "AND run_at > now() - $7::integer * interval '1 millisecond'" : ''}
         ORDER BY run_at
         LIMIT $1
         FOR UPDATE SKIP LOCKED
       ),
+      total AS (SELECT coalesce(sum(size), 0) AS bytes, count(*)::integer AS seen FROM due),
+      -- Nearly always all of it fits, and the running totals, whose sorts were a tenth of the claim's
+      -- time, are skipped (a one-time filter). Else running totals, per queue and then over what each
+      -- queue keeps, a level above FOR UPDATE (no window beside it); rows locked above and left out
+      -- here are unlocked when the statement ends. Every size is positive, so a running total equals
+      -- the row's size on the first row only
+      fits AS (
+        SELECT id, size FROM due WHERE (SELECT bytes FROM total) <= least($5::bigint, $6::bigint)
+        UNION ALL
+        SELECT id, size FROM (
+          SELECT id, size, sum(size) OVER (ORDER BY run_at, id ROWS UNBOUNDED PRECEDING) AS upto FROM (
+            SELECT id, run_at, size, sum(size) OVER (PARTITION BY queue_id ORDER BY run_at, id ROWS UNBOUNDED PRECEDING) AS qupto
+            FROM due
+          ) q WHERE qupto <= $6::bigint OR qupto = size
+        ) d WHERE (SELECT bytes FROM total) > least($5::bigint, $6::bigint) AND (upto <= $5::bigint OR upto = size)
+      ),
       claimed AS (
         UPDATE hookpost.messages m
         SET run_at = now() + greatest($2::integer, q.timeout_ms + 30000) * interval '1 millisecond', locked_by = $3, locked_at = now()
-        FROM due, hookpost.queues q
-        WHERE m.id = due.id AND q.id = m.queue_id
-        RETURNING m.id, m.locked_at, m.queue_id, m.body, m.headers, m.retries, m.attempts, m.idempotency_key, m."when"
+        FROM fits, hookpost.queues q
+        WHERE m.id = fits.id AND q.id = m.queue_id
+        RETURNING m.id, m.locked_at, m.queue_id, m.body, m.headers, m.retries, m.attempts, m.idempotency_key, m."when", fits.size
       )
-      SELECT c.id, c.locked_at::text AS "claimToken", c.queue_id AS "queueId", c.body, c.headers, c.retries, c.attempts,
+      SELECT c.id, c.locked_at::text AS "claimToken", c.queue_id AS "queueId", c.body, c.headers, c.retries, c.attempts, c.size, (SELECT seen FROM total),
         c.idempotency_key AS "idempotencyKey", (extract(epoch FROM c."when") * 1000)::float8 AS "whenMs",
         CASE WHEN row_number() OVER (PARTITION BY c.queue_id) = 1 THEN (
           SELECT json_build_object('callbackUrl', q.callback_url, 'method', q.method, 'headers', q.headers,
@@ -78,7 +107,9 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
               CASE WHEN q.previous_signing_secret_until > now() THEN q.previous_signing_secret END], NULL) END)
           FROM hookpost.queues q WHERE q.id = c.queue_id) END AS queue
       FROM claimed c`,
-    values: recent ? [limit, leaseMs, workerId, skipQueues, Math.ceil(recentMs)] : [limit, leaseMs, workerId, skipQueues]
+    values: recent
+      ? [limit, leaseMs, workerId, skipQueues, maxBytes, queueMaxBytes, Math.ceil(recentMs)]
+      : [limit, leaseMs, workerId, skipQueues, maxBytes, queueMaxBytes]
   }
 }
 
@@ -96,6 +127,7 @@ export function claimedRows (rows: ClaimResultRow[]): ClaimedRow[] {
     idempotencyKey: r.idempotencyKey,
     when: new Date(r.whenMs),
     claimToken: r.claimToken,
+    size: r.size,
     queue: r.queue ?? queues.get(r.queueId)!
   }))
 }

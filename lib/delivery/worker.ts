@@ -3,6 +3,7 @@
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { Dispatcher } from 'undici'
+import { DEFAULTS } from '../config.js'
 import { Loop } from '../loop.js'
 import { nextRetryDelay } from './backoff.js'
 import { cutShort, send, type Cut, type Result } from './sender.js'
@@ -14,6 +15,13 @@ export interface WorkerOptions {
   workerId: string
   concurrency: number
   batchSize: number
+  /**
+   * bytes of claimed messages (ClaimedRow.size) held at once, waiting for a slot or being sent: a claim
+   * asks for no more than the room left, and is made only while under CLAIM_BELOW of it. One message
+   * larger than the room is still claimed, so this may be exceeded by less than one message. Default:
+   * config's default (the engine passes the configured value; probes that build a worker may leave it out).
+   */
+  bufferBytes?: number
   leaseMs: number
   pollMs: number
   /** calls in flight at most per queue, so one slow endpoint cannot take every slot */
@@ -64,9 +72,17 @@ const MIN_IDLE_MS = 50
 const LEASE_MARGIN_MS = 5000
 // calls past their queue's deadline are aborted by one sweep per worker, not a timer per call
 const DEADLINE_SWEEP_MS = 100
+// claims wait until the bytes held are below this share of bufferBytes, so that with large bodies a
+// claim has room for a quarter of it, rather than one message per finished call
+const CLAIM_BELOW = 0.75
+// A queue holds at most this share of bufferBytes (and one message more), waiting or in flight, so a
+// slow endpoint's large bodies leave room for the other queues: one claim gives a queue at most
+// QUEUE_CLAIM of it, and a queue holding more than QUEUE_HOLD - QUEUE_CLAIM is skipped (saturated)
+const QUEUE_HOLD = 0.5
+const QUEUE_CLAIM = 0.125
 
-/** One queue's claimed messages waiting for a slot, and its calls in flight. */
-interface QueueSlot { waiting: Claimed[], inFlight: number }
+/** One queue's claimed messages waiting for a slot, its calls in flight, and the bytes of both (ClaimedRow.size). */
+interface QueueSlot { waiting: Claimed[], inFlight: number, bytes: number }
 
 interface Call extends Cut { row: sql.ClaimedRow, deadline: number }
 
@@ -74,6 +90,11 @@ export class Worker extends Loop {
   // claimed but not yet sent, per queue; a Map keeps queues in arrival order for round-robin dispatch
   private readonly queues = new Map<number, QueueSlot>()
   private buffered = 0
+  // the sizes (ClaimedRow.size) of the rows claimed here and not yet done with: waiting or in flight
+  private bytes = 0
+  // the bytes per row of the last claim: with large bodies, a claim asks for about as many rows as fit,
+  // rather than locking a batch of which the byte budget keeps a few
+  private rowBytes = sql.CLAIM_ROW_OVERHEAD_BYTES
   private inFlight = 0
   private pending: sql.Completion[] = []
   private flushing: Promise<void> | null = null
@@ -87,13 +108,24 @@ export class Worker extends Loop {
   private lastSkipClaimAt = 0
   private fullSkipClaim: { at: number, skipped: number[] } | undefined
   private readonly maxBuffered: number
+  private readonly bufferBytes: number
+  private readonly claimBelowBytes: number
+  private readonly queueClaimBytes: number
+  private readonly queueSaturatedBytes: number
 
   constructor (private readonly o: WorkerOptions) {
     super(o.log, 'claiming messages')
+    // bytes bound the memory; this, how many rows wait here out of other processes' reach
     this.maxBuffered = 10 * o.batchSize
+    this.bufferBytes = o.bufferBytes ?? DEFAULTS.bufferBytes
+    this.claimBelowBytes = CLAIM_BELOW * this.bufferBytes
+    this.queueClaimBytes = Math.floor(QUEUE_CLAIM * this.bufferBytes)
+    this.queueSaturatedBytes = (QUEUE_HOLD - QUEUE_CLAIM) * this.bufferBytes
   }
 
   get inFlightCount (): number { return this.inFlight }
+  /** bytes of the messages claimed here and not yet done with, waiting or in flight (ClaimedRow.size) */
+  get bufferedBytes (): number { return this.bytes }
 
   override start (): void {
     super.start()
@@ -114,20 +146,34 @@ export class Worker extends Loop {
     this.dropStale()
     if (!this.o.canClaim()) return this.o.pollMs // the LISTEN reconnect notifies us
     const ready = this.dispatchable()
-    // keep a batch ready beyond the calls in flight, so the next claim overlaps the sending;
-    // the cap bounds memory when many slow queues each hold a batch
-    if (ready >= this.o.batchSize || this.buffered >= this.maxBuffered) return this.o.pollMs
+    // keep a batch ready beyond the calls in flight, so the next claim overlaps the sending; the byte
+    // limit bounds memory when the bodies are large. A finished call nudges the loop once under the
+    // limits again (claimWanted)
+    if (ready >= this.o.batchSize || this.buffered >= this.maxBuffered || this.bytes >= this.claimBelowBytes) return this.o.pollMs
     const skipped = this.saturatedQueues()
     if (skipped.length > 0 && Date.now() - this.lastShortSkipClaim < SKIP_CLAIM_BACKOFF_MS) return SKIP_CLAIM_BACKOFF_MS
-    const room = this.o.batchSize
+    const budget = this.bufferBytes - this.bytes
+    const room = Math.min(this.o.batchSize, Math.max(1, Math.ceil(budget / this.rowBytes)))
     const started = Date.now()
     const recentMs = skipped.length > 0 ? this.skipClaimWindow(skipped, started) : undefined
-    const rows = sql.claimedRows((await this.o.pool.query<sql.ClaimResultRow>(sql.claim(room, this.o.leaseMs, this.o.workerId, skipped, recentMs))).rows)
+    const result = (await this.o.pool.query<sql.ClaimResultRow>(sql.claim(room, this.o.leaseMs, this.o.workerId, skipped, recentMs, budget, this.queueClaimBytes))).rows
+    const seen = result[0]?.seen ?? 0
+    const rows = sql.claimedRows(result)
     const now = Date.now()
-    for (const row of rows) this.slot(row.queueId).waiting.push({ row, claimedAt: now })
+    let bytes = 0
+    for (const row of rows) {
+      const s = this.slot(row.queueId)
+      s.waiting.push({ row, claimedAt: now })
+      s.bytes += row.size
+      bytes += row.size
+    }
     this.buffered += rows.length
+    this.bytes += bytes
+    if (rows.length > 0) this.rowBytes = bytes / rows.length
     this.dispatch()
-    if (rows.length === room) return 0 // there may be more: claim again once there is room
+    // there may be more, or the budget left due rows out: claim again, if there is room (the first
+    // check above). A claim cut short by bytes must not count as one that saw every due row (below)
+    if (seen === room || seen > rows.length) return 0
     if (skipped.length > 0) {
       this.lastShortSkipClaim = now
       this.lastSkipClaimAt = started
@@ -158,7 +204,7 @@ export class Worker extends Loop {
   private slot (queueId: number): QueueSlot {
     let s = this.queues.get(queueId)
     if (s === undefined) {
-      s = { waiting: [], inFlight: 0 }
+      s = { waiting: [], inFlight: 0, bytes: 0 }
       this.queues.set(queueId, s)
     }
     return s
@@ -169,13 +215,18 @@ export class Worker extends Loop {
   }
 
   /**
-   * Queues that already have their in-flight limit plus a batch claimed here: the next claim skips
-   * them, so a slow endpoint's backlog cannot fill every claim and starve the other queues.
+   * Queues that already have their in-flight limit plus a batch claimed here, or nearly their share of
+   * the bytes (QUEUE_HOLD): the next claim skips them, so a slow endpoint's backlog cannot fill every
+   * claim, or the byte budget, and starve the other queues.
    */
   private saturatedQueues (): number[] {
     const out: number[] = []
-    for (const [q, s] of this.queues) if (s.waiting.length + s.inFlight >= this.o.queueConcurrency + this.o.batchSize) out.push(q)
+    for (const [q, s] of this.queues) if (this.saturated(s)) out.push(q)
     return out
+  }
+
+  private saturated (s: QueueSlot): boolean {
+    return s.waiting.length + s.inFlight >= this.o.queueConcurrency + this.o.batchSize || s.bytes > this.queueSaturatedBytes
   }
 
   /**
@@ -184,12 +235,12 @@ export class Worker extends Loop {
    * do) was a tenth of the worker's allocations.
    */
   private claimWanted (): boolean {
-    if (this.buffered >= this.maxBuffered) return false
+    if (this.buffered >= this.maxBuffered || this.bytes >= this.claimBelowBytes) return false
     let ready = 0
     let saturated = false
     for (const s of this.queues.values()) {
       ready += Math.min(s.waiting.length, Math.max(0, this.o.queueConcurrency - s.inFlight))
-      if (s.waiting.length + s.inFlight >= this.o.queueConcurrency + this.o.batchSize) saturated = true
+      if (this.saturated(s)) saturated = true
     }
     if (ready >= this.o.batchSize) return false
     return !saturated || Date.now() - this.lastShortSkipClaim >= SKIP_CLAIM_BACKOFF_MS
@@ -220,6 +271,8 @@ export class Worker extends Loop {
         this.buffered--
         // the lease runs from the claim: a call that could outlive it would be handed out twice
         if (Date.now() - c.claimedAt + c.row.queue.timeoutMs > Math.max(this.o.leaseMs, c.row.queue.timeoutMs + 30_000) - LEASE_MARGIN_MS) {
+          this.bytes -= c.row.size
+          s.bytes -= c.row.size
           expired ??= []
           expired.push(c.row)
           continue
@@ -240,7 +293,12 @@ export class Worker extends Loop {
     const limit = Date.now() - this.o.leaseMs / 2
     const stale: sql.ClaimedRow[] = []
     for (const [q, s] of this.queues) {
-      while (s.waiting.length > 0 && s.waiting[0]!.claimedAt < limit) stale.push(s.waiting.shift()!.row)
+      while (s.waiting.length > 0 && s.waiting[0]!.claimedAt < limit) {
+        const row = s.waiting.shift()!.row
+        s.bytes -= row.size
+        this.bytes -= row.size
+        stale.push(row)
+      }
       this.forget(q, s)
     }
     if (stale.length === 0) return
@@ -294,6 +352,8 @@ export class Worker extends Loop {
     this.calls.delete(call)
     this.inFlight--
     s.inFlight--
+    this.bytes -= row.size
+    s.bytes -= row.size
     this.forget(queueId, s)
 
     if (!result.ok && call.reason !== undefined && call.reason.name !== 'TimeoutError') {
@@ -382,7 +442,13 @@ export class Worker extends Loop {
     if (!this.active || this.stopping) return
     await this.stopLoop()
     const unsent: sql.ClaimedRow[] = []
-    for (const s of this.queues.values()) unsent.push(...s.waiting.splice(0).map(c => c.row))
+    for (const s of this.queues.values()) {
+      for (const c of s.waiting.splice(0)) {
+        unsent.push(c.row)
+        s.bytes -= c.row.size
+        this.bytes -= c.row.size
+      }
+    }
     this.buffered = 0
     await this.release(unsent)
   }
