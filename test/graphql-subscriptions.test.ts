@@ -1,11 +1,13 @@
 // Subscriptions over WebSocket, driven by NOTIFY: a process that does not deliver still publishes
 // what the delivering process did.
+import { once } from 'node:events'
 import t from 'tap'
 import WebSocket from 'ws'
 import type { FastifyInstance } from 'fastify'
+import { SUBSCRIBERS_LOCK } from '../lib/db/listener.js'
 import { eventually, receiver, testApp, testDatabase } from './helpers.js'
 
-interface Client { messages: any[], closed: Promise<number>, send: (m: object) => void, next: (pred: (m: any) => boolean, ms?: number) => Promise<any> }
+interface Client { messages: any[], closed: Promise<number>, send: (m: object) => void, close: () => void, next: (pred: (m: any) => boolean, ms?: number) => Promise<any> }
 
 async function connect (t: Parameters<typeof testApp>[0], app: FastifyInstance, payload?: object): Promise<Client> {
   const address = app.server.address() as { port: number }
@@ -20,6 +22,7 @@ async function connect (t: Parameters<typeof testApp>[0], app: FastifyInstance, 
     messages,
     closed,
     send: (m) => ws.send(JSON.stringify(m)),
+    close: () => ws.close(),
     next: async (pred, ms = 10_000) => await eventually(async () => messages.find(pred), ms, 20)
   }
 }
@@ -45,7 +48,7 @@ t.test('messageDelivered and messageFailed reach subscribers of a process that d
   c.send({ id: 'd', type: 'subscribe', payload: { query: 'subscription ($q: ID) { messageDelivered(queueId: $q) { messageId queueId attempt statusCode willRetry } }', variables: { q: good.id } } })
   c.send({ id: 'f', type: 'subscribe', payload: { query: 'subscription { messageFailed { messageId queueId attempt statusCode willRetry } }' } })
   // the subscriptions are registered, and the deliverer (checking once a second) knows someone listens
-  await new Promise(resolve => setTimeout(resolve, 1500))
+  await eventually(async () => deliverer.delivery!.subscribersSeen())
 
   const m1 = (await apiOnly.inject({ method: 'POST', url: '/graphql', payload: { query: 'mutation ($q: ID) { saveMessage(input: { queueId: $q, body: "hi" }) { id } }', variables: { q: good.id } } })).json().data.saveMessage
   const delivered = await c.next(m => m.id === 'd' && m.type === 'next')
@@ -74,4 +77,65 @@ t.test('auth over WebSocket: the secret goes in the connection_init payload', as
   const allowed = await connect(t, app, { 'x-platformatic-admin-secret': secret })
   await allowed.next(m => m.type === 'connection_ack')
   t.pass('acknowledged with the secret')
+})
+
+/** Whether any session of this test's database holds the subscribers lock (lib/db/listener.ts). */
+async function subscribersLockHeld (app: FastifyInstance): Promise<boolean> {
+  const { rows } = await app.pool.query(`SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted
+    AND classid = $1 AND objid = $2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS held`, SUBSCRIBERS_LOCK)
+  return rows[0].held === true
+}
+
+t.test('subscriptions keep working after the leader loses its lock and is elected again (issue 10.5)', async (t) => {
+  const ok = await receiver(t)
+  const url = await testDatabase(t)
+  const deliverer = await listening(t, { url, hooks: { enabled: true, leaderPollMs: 100 } })
+  const apiOnly = await listening(t, { url, hooks: { enabled: false } })
+  const leader = deliverer.delivery!.leader
+  await eventually(async () => leader.isLeader)
+  const q = (await deliverer.inject({ method: 'POST', url: '/queues', payload: { name: 'q', callbackUrl: ok.url } })).json()
+
+  // the leader's lock connection dies: demoted, then elected again
+  const demoted = once(leader, 'demoted')
+  const elected = once(leader, 'elected')
+  await deliverer.pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'hookpost-leader'`)
+  await demoted
+  await elected
+  await eventually(async () => deliverer.delivery!.worker.active)
+
+  // subscribed on another process after the flip: the deliverer must still learn that someone listens
+  const c = await connect(t, apiOnly)
+  await c.next(m => m.type === 'connection_ack')
+  c.send({ id: 'd', type: 'subscribe', payload: { query: 'subscription { messageDelivered { messageId } }' } })
+  await eventually(async () => deliverer.delivery!.subscribersSeen())
+  const m = (await apiOnly.inject({ method: 'POST', url: '/messages', payload: { queueId: q.id, body: 'after the flip' } })).json()
+  const got = await c.next(x => x.id === 'd' && x.type === 'next')
+  t.equal(got.payload.data.messageDelivered.messageId, String(m.id), 'the event arrives after re-election')
+})
+
+t.test('connection_init twice on one socket counts once: the subscribers lock is let go (issue 10.7)', async (t) => {
+  const url = await testDatabase(t)
+  const app = await listening(t, { url })
+  const c = await connect(t, app)
+  await c.next(m => m.type === 'connection_ack')
+  c.send({ type: 'connection_init' })
+  c.send({ id: 's', type: 'subscribe', payload: { query: 'subscription { messageFailed { messageId } }' } })
+  await eventually(async () => await subscribersLockHeld(app))
+  t.pass('a subscription takes the lock')
+  c.send({ id: 's', type: 'complete' })
+  await eventually(async () => !(await subscribersLockHeld(app)))
+  t.pass('completing it lets the lock go')
+
+  // a second socket, inited three times, subscribed twice, then closed without a word
+  const d = await connect(t, app)
+  await d.next(m => m.type === 'connection_ack')
+  d.send({ type: 'connection_init' })
+  d.send({ type: 'connection_init' })
+  d.send({ id: 'a', type: 'subscribe', payload: { query: 'subscription { messageFailed { messageId } }' } })
+  d.send({ id: 'b', type: 'subscribe', payload: { query: 'subscription { messageDelivered { messageId } }' } })
+  await eventually(async () => await subscribersLockHeld(app))
+  d.close()
+  await d.closed
+  await eventually(async () => !app.listener.hasSubscribers && !(await subscribersLockHeld(app)))
+  t.pass('closing the socket lets the lock go')
 })

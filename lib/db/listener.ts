@@ -79,6 +79,9 @@ export class Listener extends EventEmitter {
 
   private subscribed = false
 
+  /** Whether this process holds the subscribers lock (has live GraphQL subscriptions). */
+  get hasSubscribers (): boolean { return this.subscribed }
+
   /**
    * Hold (or drop) the shared advisory lock that says "this process has GraphQL subscribers": the
    * delivering process publishes outcome events only while some process holds it.

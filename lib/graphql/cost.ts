@@ -1,51 +1,133 @@
-// A hostile query must not exhaust the server. Depth is capped by mercurius (queryDepth); this rule
-// caps the work: every field costs 1, and a list field multiplies what is under it by its size.
-import { GraphQLError, Kind, type FieldNode, type FragmentDefinitionNode, type SelectionSetNode, type ValidationContext } from 'graphql'
+// A hostile query must not exhaust the server. This rule bounds three things before anything runs:
+// - depth: data fields nest at most MAX_QUERY_DEPTH deep (introspection is bounded by cost instead,
+//   since GraphiQL's own introspection query is 15 deep, mostly `ofType` chains of one object each);
+// - cost: every field costs 1, and a list field multiplies what is under it by the most rows it can
+//   return, so the estimate bounds the rows read (each list's SQL has a LIMIT; see lib/store/*);
+// - root fields: each root field (alias included) runs its own SQL statement.
+// The walk is memoised per fragment, so it is linear in the document's size: fragments that spread
+// another fragment twice, n levels deep, are 2^n fields when expanded but n fragments to analyse.
+import {
+  GraphQLError, Kind, isInputObjectType, isInterfaceType, isObjectType, isUnionType, isEnumType,
+  type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type SelectionSetNode, type ValidationContext
+} from 'graphql'
+import { MAX_BULK_INPUTS, MAX_LIMIT } from '../store/list.js'
 
 // 100 queues, each with its messages, crons and attempts (~50,000) passes; lists three deep (~2,000,000) do not
 export const MAX_QUERY_COST = 200_000
-// list fields and the rows each may return; `limit` can lower it, never raise it past 100
+// real queries here rarely pass 5
+export const MAX_QUERY_DEPTH = 10
+// 3,000 aliases of one root field were 3,000 statements; a dashboard needs a handful
+export const MAX_ROOT_FIELDS = 25
+
+// list fields of the data schema and the most rows each may return (lib/graphql/resolvers.ts enforces
+// the same bounds at run time: `limit` is at most MAX_LIMIT, bulk inputs and deletes at most MAX_BULK_INPUTS)
 const LIST_FIELDS: Record<string, number> = {
-  queues: 100, messages: 100, crons: 100, attempts: 100,
-  insertQueues: 100, insertMessages: 100, insertCrons: 100, deleteQueues: 100, deleteMessages: 100, deleteCrons: 100
+  queues: MAX_LIMIT, messages: MAX_LIMIT, crons: MAX_LIMIT, attempts: MAX_LIMIT,
+  insertQueues: MAX_BULK_INPUTS, insertMessages: MAX_BULK_INPUTS, insertCrons: MAX_BULK_INPUTS,
+  deleteQueues: MAX_BULK_INPUTS, deleteMessages: MAX_BULK_INPUTS, deleteCrons: MAX_BULK_INPUTS
 }
 
-function size (field: FieldNode): number {
+/** The most rows a data field returns: its list maximum, or a literal `limit` below it. */
+function rowsOf (field: FieldNode): number {
   const max = LIST_FIELDS[field.name.value]
   if (max === undefined) return 1
   const limit = field.arguments?.find(a => a.name.value === 'limit')?.value
-  if (limit?.kind === Kind.INT) return Math.max(1, Math.min(max, Number(limit.value)))
-  return max
+  return limit?.kind === Kind.INT ? Math.max(1, Math.min(max, Number(limit.value))) : max
 }
 
-function cost (set: SelectionSetNode | undefined, fragments: Record<string, FragmentDefinitionNode>, seen: Set<string>): number {
-  if (set === undefined) return 0
-  let total = 0
-  for (const sel of set.selections) {
-    if (sel.kind === Kind.FIELD) {
-      total += 1 + size(sel) * cost(sel.selectionSet, fragments, seen)
-    } else if (sel.kind === Kind.INLINE_FRAGMENT) {
-      total += cost(sel.selectionSet, fragments, seen)
-    } else {
-      const name = sel.name.value
-      if (seen.has(name)) continue // cycles are the spec's NoFragmentCycles rule's business
-      const frag = fragments[name]
-      if (frag !== undefined) total += cost(frag.selectionSet, fragments, new Set([...seen, name]))
+const INTROSPECTION_ROOTS = new Set(['__schema', '__type'])
+
+/** The lists of the introspection types, sized by this schema: they are as long as the schema is wide. */
+function introspectionSizes (schema: GraphQLSchema): Record<string, number> {
+  const types = Object.values(schema.getTypeMap())
+  let fields = 1; let inputFields = 1; let args = 1; let enumValues = 1; let members = 1
+  for (const t of types) {
+    if (isObjectType(t) || isInterfaceType(t)) {
+      const fs = Object.values(t.getFields())
+      fields = Math.max(fields, fs.length)
+      for (const f of fs) args = Math.max(args, f.args.length)
+      members = Math.max(members, t.getInterfaces().length)
+    } else if (isInputObjectType(t)) {
+      inputFields = Math.max(inputFields, Object.keys(t.getFields()).length)
+    } else if (isEnumType(t)) {
+      enumValues = Math.max(enumValues, t.getValues().length)
+    } else if (isUnionType(t)) {
+      members = Math.max(members, t.getTypes().length)
     }
   }
-  return total
+  for (const d of schema.getDirectives()) args = Math.max(args, d.args.length)
+  for (const t of types) if (isInterfaceType(t)) members = Math.max(members, schema.getPossibleTypes(t).length)
+  return {
+    types: types.length, directives: schema.getDirectives().length,
+    fields, inputFields, args, enumValues, interfaces: members, possibleTypes: members
+  }
+}
+
+const sizesBySchema = new WeakMap<GraphQLSchema, Record<string, number>>()
+
+interface Measure { cost: number, depth: number, rootFields: number }
+
+/** Cost, depth and root-field count of each operation; each fragment is measured once. */
+export function measure (schema: GraphQLSchema, definitions: readonly any[]): Array<{ node: any, m: Measure }> {
+  let sizes = sizesBySchema.get(schema)
+  if (sizes === undefined) sizesBySchema.set(schema, sizes = introspectionSizes(schema))
+  const fragments = new Map<string, FragmentDefinitionNode>()
+  for (const d of definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d)
+  // keyed by fragment name and whether it is spread inside introspection, where list sizes differ
+  const memo = new Map<string, Measure>()
+  const visiting = new Set<string>()
+
+  const walk = (set: SelectionSetNode | undefined, inIntrospection: boolean): Measure => {
+    const out: Measure = { cost: 0, depth: 0, rootFields: 0 }
+    if (set === undefined) return out
+    for (const sel of set.selections) {
+      let m: Measure
+      if (sel.kind === Kind.FIELD) {
+        const name = sel.name.value
+        const introspection = inIntrospection || INTROSPECTION_ROOTS.has(name)
+        const under = walk(sel.selectionSet, introspection)
+        const rows = introspection ? (sizes[name] ?? 1) : rowsOf(sel)
+        m = { cost: 1 + rows * under.cost, depth: introspection ? 0 : 1 + under.depth, rootFields: 1 }
+      } else if (sel.kind === Kind.INLINE_FRAGMENT) {
+        m = walk(sel.selectionSet, inIntrospection)
+      } else {
+        const name = sel.name.value
+        const key = `${inIntrospection ? 'i' : 'd'}:${name}`
+        const known = memo.get(key)
+        const frag = fragments.get(name)
+        // an unknown or cyclic spread is the spec rules' business (KnownFragmentNames, NoFragmentCycles)
+        if (known !== undefined) m = known
+        else if (frag === undefined || visiting.has(key)) m = { cost: 0, depth: 0, rootFields: 0 }
+        else {
+          visiting.add(key)
+          m = walk(frag.selectionSet, inIntrospection)
+          visiting.delete(key)
+          memo.set(key, m)
+        }
+      }
+      out.cost += m.cost
+      out.depth = Math.max(out.depth, m.depth)
+      out.rootFields += m.rootFields
+    }
+    return out
+  }
+
+  return definitions.filter(d => d.kind === Kind.OPERATION_DEFINITION).map(d => ({ node: d, m: walk(d.selectionSet, false) }))
 }
 
 export function costRule (context: ValidationContext) {
   return {
     Document (node: { definitions: readonly any[] }) {
-      const fragments: Record<string, FragmentDefinitionNode> = {}
-      for (const d of node.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments[d.name.value] = d
-      for (const d of node.definitions) {
-        if (d.kind !== Kind.OPERATION_DEFINITION) continue
-        const c = cost(d.selectionSet, fragments, new Set())
-        if (c > MAX_QUERY_COST) {
-          context.reportError(new GraphQLError(`query is too expensive: cost ${c} exceeds ${MAX_QUERY_COST}; ask for fewer rows (limit) or fewer nested lists`, { nodes: [d] }))
+      for (const { node: op, m } of measure(context.getSchema(), node.definitions)) {
+        const name = op.name?.value ?? 'the operation'
+        if (m.depth > MAX_QUERY_DEPTH) {
+          context.reportError(new GraphQLError(`${name} is ${m.depth} fields deep; at most ${MAX_QUERY_DEPTH} are allowed`, { nodes: [op] }))
+        }
+        if (m.rootFields > MAX_ROOT_FIELDS) {
+          context.reportError(new GraphQLError(`${name} selects ${m.rootFields} root fields (aliases included); at most ${MAX_ROOT_FIELDS} are allowed, each runs its own query`, { nodes: [op] }))
+        }
+        if (m.cost > MAX_QUERY_COST) {
+          context.reportError(new GraphQLError(`query is too expensive: cost ${m.cost} exceeds ${MAX_QUERY_COST}; ask for fewer rows (limit) or fewer nested lists`, { nodes: [op] }))
         }
       }
     }

@@ -1,23 +1,35 @@
 // GraphQL at /graphql (mercurius), GraphiQL at /graphiql, subscriptions over WebSocket fed by
 // PostgreSQL NOTIFY so that every process publishes what the delivering process did.
 import type { FastifyInstance } from 'fastify'
+import { buildSchema } from 'graphql'
 import mercurius from 'mercurius'
 import { CHANNELS } from '../db/listener.js'
+import { translateDbError } from '../db/pool.js'
 import { errors } from '../errors.js'
 import { checkAdminSecret } from '../http/auth.js'
+import { upgradeAllowed } from '../http/upgrade-gate.js'
 import { costRule } from './cost.js'
 import { graphiqlRoutes } from './graphiql.js'
 import { loaders, resolvers, TOPICS } from './resolvers.js'
 import { schema } from './schema.js'
+import { SubscriberCount } from './subscribers.js'
 
-// GraphiQL's own introspection query is 7 deep; real queries here rarely pass 5
-const QUERY_DEPTH = 10
+/** the one path that answers GraphQL over HTTP and serves its subscriptions over WebSocket */
+export const GRAPHQL_PATH = '/graphql'
 
 interface GqlError { message: string, path?: unknown, locations?: unknown, extensions?: Record<string, unknown>, originalError?: any }
 
+// root fields that write: a broken connection under one of them may have committed
+const MUTATIONS = new Set(Object.keys(buildSchema(schema).getMutationType()?.getFields() ?? {}))
+
 /** The same codes and messages as REST: { message, extensions: { code, statusCode } }. */
 function formatError (err: GqlError, log: FastifyInstance['log']): GqlError {
-  const orig = err.originalError
+  let orig = err.originalError
+  if (orig !== undefined && orig !== null && orig.name !== 'GraphQLError') {
+    // a database error a resolver let through: said as REST says it (a timeout is a 503, never a 500)
+    const root = Array.isArray(err.path) ? err.path[0] : undefined
+    orig = translateDbError(orig, { write: typeof root === 'string' && MUTATIONS.has(root) })
+  }
   if (orig?.statusCode !== undefined && orig.statusCode < 500 && typeof orig.code === 'string') {
     return { message: orig.message, locations: err.locations, path: err.path, extensions: { code: orig.code, statusCode: orig.statusCode } }
   }
@@ -34,23 +46,23 @@ function formatError (err: GqlError, log: FastifyInstance['log']): GqlError {
 export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
   const secret = app.config.adminSecret
 
-  // the header rule of REST, for HTTP; the WebSocket upgrade is let through and checked at connection_init,
-  // since browsers cannot set headers on a WebSocket. GraphiQL's page is static and stays open.
+  // the header rule of REST, for HTTP; the WebSocket handshake is let through and checked at
+  // connection_init, since browsers cannot set headers on a WebSocket. GraphiQL's page stays open.
   app.addHook('onRequest', async (req) => {
     // the matched route, not the raw URL: /%67raphql is /graphql to the router
-    if (secret === null || req.routeOptions.url !== '/graphql') return
-    // only a real upgrade (Node saw Connection: upgrade) skips the header; a stray Upgrade header does not
-    if ((req.raw as { upgrade?: boolean }).upgrade === true) return
+    if (req.routeOptions.url !== GRAPHQL_PATH) return
+    // a HEAD would run the operation (mutations too: mercurius refuses those on GET only) and its
+    // content-length would tell the result
+    if (req.method === 'HEAD') throw new errors.MethodNotAllowed(`HEAD ${GRAPHQL_PATH} runs nothing: use GET for queries or POST`)
+    if (secret === null) return
+    // only the WebSocket handshake that the upgrade gate (app.ts) let through skips the header
+    if ((req.raw as { upgrade?: boolean }).upgrade === true && upgradeAllowed(req.raw, GRAPHQL_PATH)) return
     checkAdminSecret(secret, req.headers['x-platformatic-admin-secret'])
   })
 
-  // while this process has WebSocket clients it says so to the deliverer (a shared advisory lock),
+  // while this process has live subscriptions it says so to the deliverer (a shared advisory lock),
   // which publishes delivery events only then: they cost a NOTIFY per flush when nobody listens
-  let connections = 0
-  const connected = (): { hookpostCounted: true } => {
-    if (connections++ === 0) app.listener.setSubscribed(true)
-    return { hookpostCounted: true }
-  }
+  const subscribers = new SubscriberCount((any) => app.listener.setSubscribed(any))
 
   await app.register(mercurius, {
     schema,
@@ -58,8 +70,9 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
     loaders: loaders as any,
     // our own /graphiql (graphiql.ts) serves its assets locally instead of from a CDN
     graphiql: false,
-    path: '/graphql',
-    queryDepth: QUERY_DEPTH,
+    path: GRAPHQL_PATH,
+    // depth, cost and root fields are bounded by costRule, linear in the document (mercurius's
+    // queryDepth would also count introspection's `ofType` chains and refuse GraphiQL's schema query)
     validationRules: [costRule as any],
     context: () => ({ app }),
     errorFormatter: (result, ctx) => {
@@ -72,17 +85,15 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
       return { statusCode: status, response: { data: result.data ?? null, errors: formatted } as any }
     },
     subscription: {
-      context: () => ({ app }),
-      // counted on an accepted connection_init only, so a refused client cannot unbalance the count
-      onDisconnect: (ctx) => {
-        if ((ctx as { hookpostCounted?: boolean }).hookpostCounted === true && --connections === 0) app.listener.setSubscribed(false)
-      },
+      // subscriptions, not connections, are counted (lib/graphql/subscribers.ts): a subscription
+      // starts only after an accepted connection_init and always ends, however often a client inits
+      context: () => ({ app, subscribers }),
       onConnect: ({ payload }: { payload?: Record<string, any> }) => {
-        if (secret === null) return connected()
+        if (secret === null) return true
         const given = payload?.['x-platformatic-admin-secret'] ?? payload?.headers?.['x-platformatic-admin-secret'] ?? payload?.['X-PLATFORMATIC-ADMIN-SECRET']
         try {
           checkAdminSecret(secret, given)
-          return connected()
+          return true
         } catch {
           return false
         }

@@ -2,7 +2,6 @@
 // validation. Relation fields go through loaders, one query per field per request, never one per row.
 import type { FastifyInstance } from 'fastify'
 import { GraphQLScalarType, Kind, type ValueNode } from 'graphql'
-import mercurius from 'mercurius'
 import type { Pool } from 'pg'
 import { withTransaction } from '../db/pool.js'
 import { writeContext, type Resource } from '../http/crud.js'
@@ -10,15 +9,13 @@ import { errors } from '../errors.js'
 import { parseFilterValue } from '../http/list-query.js'
 import { cronResource, messageResource, queueResource } from '../resources.js'
 import { cronsOfQueues, getCronsByIds, updateCron, type Cron } from '../store/crons.js'
-import { FILTER_OPS, MAX_LIMIT, idsStatement, type Entity, type Filter, type ListQuery, type Order } from '../store/list.js'
+import { FILTER_OPS, MAX_BULK_INPUTS, MAX_LIMIT, idsStatement, type Entity, type Filter, type ListQuery, type Order } from '../store/list.js'
 import { createMessages, deleteMessage, messagesOfQueues, type Message } from '../store/messages.js'
 import { getQueuesByIds, type Queue } from '../store/queues.js'
 import { attemptsOf, redriveQueue, retryMessage } from '../store/redrive.js'
 import { rotateSigningSecret } from '../store/signing-secrets.js'
 import { validate } from '../validate.js'
-
-// mercurius is CommonJS: withFilter hangs off the default export
-const { withFilter } = mercurius
+import { countedSubscription, type SubscriberCount } from './subscribers.js'
 
 type Args = Record<string, any>
 interface Ctx { app: FastifyInstance }
@@ -75,8 +72,23 @@ function inputOf (raw: Args, schema: object): Args {
 async function idsMatching (pool: Pool, entity: Entity, where: Args | null | undefined): Promise<number[]> {
   const filters = filtersOf(entity, where)
   if (filters.length === 0) throw new errors.InvalidField('where', 'is required: a delete names what it deletes')
-  const { rows } = await pool.query(idsStatement(entity, filters))
+  // one row past the cap tells "too many" without reading them all
+  const { rows } = await pool.query(idsStatement(entity, filters, MAX_BULK_INPUTS + 1))
+  if (rows.length > MAX_BULK_INPUTS) throw new errors.InvalidField('where', `matches more than ${MAX_BULK_INPUTS} rows; delete in smaller steps`)
   return rows.map(r => r.id as number)
+}
+
+/** Bulk inputs, capped so that one call stays one bounded statement. */
+function bulk (inputs: Args[]): Args[] {
+  if (inputs.length > MAX_BULK_INPUTS) throw new errors.InvalidField('inputs', `at most ${MAX_BULK_INPUTS} per call, got ${inputs.length}`)
+  return inputs
+}
+
+/** A relation field's `limit`, with REST's bounds. */
+function relationLimit (qs: Query<{ limit?: number }>): number {
+  const limit = Math.max(...qs.map(q => q.params.limit ?? MAX_LIMIT))
+  if (!Number.isInteger(limit) || limit < 0 || limit > MAX_LIMIT) throw new errors.InvalidField('limit', `must be between 0 and ${MAX_LIMIT}`)
+  return limit
 }
 
 /** save = create, or update when input.id is given (Platformatic's rule) */
@@ -153,16 +165,16 @@ export const resolvers = {
     insertQueues: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
       await withTransaction(app.pool, async (c) => {
         const out = []
-        for (const i of inputs) out.push((await queueResource.insert(c as unknown as Pool, inputOf(i, queueResource.create), writeContext(app))).item)
+        for (const i of bulk(inputs)) out.push((await queueResource.insert(c as unknown as Pool, inputOf(i, queueResource.create), writeContext(app))).item)
         return out
       }),
     // one INSERT for the lot; each message keeps its own when
     insertMessages: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
-      await createMessages(app.pool, inputs.map((i: Args) => inputOf(i, messageResource.create)), app.metrics.enqueuedByApi),
+      await createMessages(app.pool, bulk(inputs).map((i: Args) => inputOf(i, messageResource.create)), app.metrics.enqueuedByApi),
     insertCrons: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
       await withTransaction(app.pool, async (c) => {
         const out = []
-        for (const i of inputs) out.push((await cronResource.insert(c as unknown as Pool, inputOf(i, cronResource.create), writeContext(app))).item)
+        for (const i of bulk(inputs)) out.push((await cronResource.insert(c as unknown as Pool, inputOf(i, cronResource.create), writeContext(app))).item)
         return out
       }),
     deleteQueues: async (_: unknown, { where, force }: Args, { app }: Ctx) => {
@@ -195,11 +207,14 @@ export const resolvers = {
   }
 }
 
+interface SubscriptionCtx { pubsub: { subscribe: (t: string) => Promise<AsyncIterable<Args>> }, subscribers: SubscriberCount }
+
 function subscription (topic: string, field: string) {
-  return withFilter(
-    async (_: unknown, _args: Args, { pubsub }: { pubsub: { subscribe: (t: string) => Promise<unknown> } }) => await pubsub.subscribe(topic),
-    (payload: Args, args: Args) => args.queueId === undefined || args.queueId === null || String(payload[field].queueId) === String(args.queueId)
-  )
+  return async (_: unknown, args: Args, { pubsub, subscribers }: SubscriptionCtx) => {
+    const source = (await pubsub.subscribe(topic))[Symbol.asyncIterator]()
+    const wanted = args.queueId === undefined || args.queueId === null ? null : String(args.queueId)
+    return countedSubscription(source, (payload) => wanted === null || String(payload[field].queueId) === wanted, subscribers)
+  }
 }
 
 type Query<P = Args> = Array<{ obj: any, params: P }>
@@ -212,14 +227,12 @@ export const loaders = {
       return qs.map(q => byId.get(q.obj.deadLetterQueueId) ?? null)
     },
     messages: async (qs: Query<{ limit?: number }>, { app }: Ctx) => {
-      const limit = Math.max(...qs.map(q => q.params.limit ?? MAX_LIMIT))
-      if (limit < 0 || limit > MAX_LIMIT) throw new errors.InvalidField('limit', `must be between 0 and ${MAX_LIMIT}`)
-      const rows = await messagesOfQueues(app.pool, qs.map(q => q.obj.id), limit)
+      const rows = await messagesOfQueues(app.pool, qs.map(q => q.obj.id), relationLimit(qs))
       return qs.map(q => rows.filter(m => m.queueId === q.obj.id).slice(0, q.params.limit ?? MAX_LIMIT))
     },
-    crons: async (qs: Query, { app }: Ctx) => {
-      const rows = await cronsOfQueues(app.pool, qs.map(q => q.obj.id))
-      return qs.map(q => rows.filter(c => c.queueId === q.obj.id))
+    crons: async (qs: Query<{ limit?: number }>, { app }: Ctx) => {
+      const rows = await cronsOfQueues(app.pool, qs.map(q => q.obj.id), relationLimit(qs))
+      return qs.map(q => rows.filter(c => c.queueId === q.obj.id).slice(0, q.params.limit ?? MAX_LIMIT))
     }
   },
   Message: {
@@ -231,9 +244,9 @@ export const loaders = {
       const byId = new Map((await getCronsByIds(app.pool, qs.map(q => q.obj.cronId).filter(x => x !== null))).map(c => [c.id, c]))
       return qs.map(q => byId.get(q.obj.cronId) ?? null)
     },
-    attempts: async (qs: Query, { app }: Ctx) => {
-      const byMessage = await attemptsOf(app.pool, qs.map(q => q.obj.id))
-      return qs.map(q => byMessage.get(q.obj.id) ?? [])
+    attempts: async (qs: Query<{ limit?: number }>, { app }: Ctx) => {
+      const byMessage = await attemptsOf(app.pool, qs.map(q => q.obj.id), relationLimit(qs))
+      return qs.map(q => (byMessage.get(q.obj.id) ?? []).slice(0, q.params.limit ?? MAX_LIMIT))
     }
   },
   Cron: {

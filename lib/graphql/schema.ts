@@ -60,7 +60,8 @@ type Queue {
   deadLetterQueue: Queue
   "the queue's messages, oldest first"
   messages(limit: Int = 100): [Message!]!
-  crons: [Cron!]!
+  "the queue's crons, oldest first"
+  crons(limit: Int = 100): [Cron!]!
 }
 
 type Message {
@@ -86,7 +87,7 @@ type Message {
   queue: Queue
   cron: Cron
   "the attempt log, first attempt first"
-  attempts: [Attempt!]!
+  attempts(limit: Int = 100): [Attempt!]!
 }
 
 type Cron {
@@ -182,6 +183,7 @@ type Query {
   countCrons(where: CronWhereArguments): cronsCount!
 }
 
+"insert* take at most 1,000 inputs; delete* refuse a where that matches more than 1,000 rows"
 type Mutation {
   "create, or update when input.id is given"
   saveQueue(input: QueueInput!): Queue!

@@ -69,8 +69,12 @@ function checkSchedule (schedule: string, timezone: string): void {
 // Tell the leader to look at the crons again; it sleeps until the next tick otherwise
 const NOTIFY = "SELECT pg_notify('hookpost_crons', '')"
 
-export async function cronsOfQueues (pool: Pool, queueIds: readonly number[]): Promise<Cron[]> {
-  const { rows } = await pool.query<Row>(`SELECT ${cronEntity.select} FROM hookpost.crons WHERE queue_id = ANY($1::bigint[]) ORDER BY id`, [queueIds])
+export async function cronsOfQueues (pool: Pool, queueIds: readonly number[], limit: number): Promise<Cron[]> {
+  // at most `limit` rows per queue
+  const { rows } = await pool.query<Row>(
+    `SELECT ${cronEntity.select} FROM unnest($1::bigint[]) AS q(qid)
+       CROSS JOIN LATERAL (SELECT * FROM hookpost.crons WHERE queue_id = q.qid ORDER BY id LIMIT $2) AS c
+     ORDER BY id`, [[...new Set(queueIds)], limit])
   return rows.map(toCron)
 }
 

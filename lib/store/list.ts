@@ -35,6 +35,8 @@ export interface ListQuery {
 }
 
 export const MAX_LIMIT = 100
+// rows one bulk call (GraphQL insert*/delete*) may write: a statement of this size stays well under a second
+export const MAX_BULK_INPUTS = 1000
 
 const SQL_OPS: Record<FilterOp, string> = {
   eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=', in: '= ANY', nin: '<> ALL'
@@ -88,10 +90,11 @@ export function countStatement (entity: Entity, filters: Filter[]): Statement {
   return { text: `SELECT count(*)::bigint AS n FROM ${entity.table} ${where}`, values }
 }
 
-export function idsStatement (entity: Entity, filters: Filter[]): Statement {
+export function idsStatement (entity: Entity, filters: Filter[], limit: number): Statement {
   const values: unknown[] = []
   const where = whereClause(entity, filters, values)
-  return { text: `SELECT id FROM ${entity.table} ${where} ORDER BY id`, values }
+  values.push(limit)
+  return { text: `SELECT id FROM ${entity.table} ${where} ORDER BY id LIMIT $${values.length}`, values }
 }
 
 export function filterableFields (entity: Entity): Array<[string, FieldDef]> {

@@ -2,6 +2,7 @@
 import type { Pool } from 'pg'
 import { withTransaction } from '../db/pool.js'
 import { errors } from '../errors.js'
+import { MAX_BULK_INPUTS } from './list.js'
 import { getQueue } from './queues.js'
 import { getMessage, messageEntity, toMessage, type Message } from './messages.js'
 
@@ -19,15 +20,17 @@ export interface Attempt {
 
 export async function listAttempts (pool: Pool, messageId: number): Promise<Attempt[]> {
   await getMessage(pool, messageId) // 404 when missing
-  return (await attemptsOf(pool, [messageId])).get(messageId) ?? []
+  return (await attemptsOf(pool, [messageId], MAX_BULK_INPUTS)).get(messageId) ?? []
 }
 
-/** Attempts of many messages in one query (GraphQL batches relation fields through this). */
-export async function attemptsOf (pool: Pool, messageIds: readonly number[]): Promise<Map<number, Attempt[]>> {
+/** The first `limit` attempts of each of many messages in one query (GraphQL batches relation fields through this). */
+export async function attemptsOf (pool: Pool, messageIds: readonly number[], limit: number): Promise<Map<number, Attempt[]>> {
   const { rows } = await pool.query<Attempt>(
     `SELECT id, message_id AS "messageId", attempt, started_at AS "startedAt", duration_ms AS "durationMs",
        status_code AS "statusCode", error_kind AS "errorKind", error, response_body AS "responseBody"
-     FROM hookpost.attempts WHERE message_id = ANY($1::bigint[]) ORDER BY message_id, attempt, id`, [messageIds])
+     FROM unnest($1::bigint[]) AS m(mid)
+       CROSS JOIN LATERAL (SELECT * FROM hookpost.attempts WHERE message_id = m.mid ORDER BY attempt, id LIMIT $2) AS a
+     ORDER BY message_id, attempt, id`, [[...new Set(messageIds)], limit])
   const out = new Map<number, Attempt[]>()
   for (const r of rows) {
     const list = out.get(r.messageId) ?? []

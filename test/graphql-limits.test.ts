@@ -1,0 +1,121 @@
+// GraphQL against a hostile client: analysis linear in the document, every list bounded, bulk inputs
+// and root fields capped, and the estimate an upper bound on the rows that come back.
+import t from 'tap'
+import { getIntrospectionQuery, parse, buildSchema } from 'graphql'
+import type { FastifyInstance } from 'fastify'
+import { MAX_QUERY_COST, MAX_ROOT_FIELDS, measure } from '../lib/graphql/cost.js'
+import { schema as sdl } from '../lib/graphql/schema.js'
+import { MAX_BULK_INPUTS } from '../lib/store/list.js'
+import { testApp, testPool } from './helpers.js'
+
+async function gql (app: FastifyInstance, query: string, variables?: object): Promise<{ status: number, data: any, errors?: any[] }> {
+  const res = await app.inject({ method: 'POST', url: '/graphql', payload: { query, variables } })
+  const body = res.json()
+  return { status: res.statusCode, data: body.data, errors: body.errors }
+}
+
+/** Fragments F0 { ...F1 ...F1 } ... F(n-1) { id }: 2^n fields when expanded, n fragments to analyse. */
+function doublingFragments (n: number): string {
+  const frags = []
+  for (let i = 0; i < n - 1; i++) frags.push(`fragment F${i} on Queue { id ...F${i + 1} ...F${i + 1} }`)
+  frags.push(`fragment F${n - 1} on Queue { id name }`)
+  return `{ queues(limit: 1) { ...F0 } }\n${frags.join('\n')}`
+}
+
+t.test('analysis is linear: doubling fragments 22 and 40 deep are answered at once (issue 10.3)', async (t) => {
+  const { app } = await testApp(t)
+  for (const n of [22, 40]) {
+    const started = Date.now()
+    const r = await gql(app, doublingFragments(n))
+    const ms = Date.now() - started
+    // 2^22 fields took the old rule 7 s; 2^40 would never end. Linear analysis is a few ms.
+    t.ok(ms < 1000, `${n} levels answered in ${ms} ms`)
+    t.equal(r.status, 400, 'refused')
+    t.match(r.errors?.[0]?.message, /too expensive/)
+  }
+  const schema = buildSchema(sdl)
+  const [op] = measure(schema, parse(doublingFragments(30)).definitions)
+  t.ok(op!.m.cost > 2 ** 30, `the estimate still counts what expansion would run (${op!.m.cost})`)
+})
+
+t.test('GraphiQL\'s own introspection query passes; deep data queries do not', async (t) => {
+  const { app } = await testApp(t)
+  const r = await gql(app, getIntrospectionQuery())
+  t.equal(r.errors, undefined, 'getIntrospectionQuery() validates')
+  t.ok(r.data.__schema.types.length > 10, 'and returns the schema')
+  let deep = 'id'
+  for (let i = 0; i < 6; i++) deep = `queue { crons(limit: 1) { ${deep} } }`
+  const d = await gql(app, `{ messages(limit: 1) { ${deep} } }`)
+  t.equal(d.status, 400)
+  t.match(d.errors?.[0]?.message, /deep/, 'a 13-deep data query is refused for depth')
+  // introspection is bounded by cost: lists nested inside lists grow with the schema's width
+  const wide = await gql(app, '{ __schema { types { fields { type { fields { type { fields { type { fields { name } } } } } } } } } }')
+  t.equal(wide.status, 400, 'nested introspection lists are refused for cost')
+})
+
+t.test('every list field has a limit, and the estimate bounds the rows returned (issue 10.4)', async (t) => {
+  const { app, url } = await testApp(t)
+  const pool = testPool(t, url)
+  await pool.query("INSERT INTO hookpost.queues (name, callback_url) SELECT 'q' || g, 'http://127.0.0.1:9/' || g FROM generate_series(1, 3) g")
+  await pool.query("INSERT INTO hookpost.crons (queue_id, schedule) SELECT 1 + g % 3, '0 * * * *' FROM generate_series(1, 450) g")
+  await pool.query("INSERT INTO hookpost.messages (queue_id, body) SELECT 1 + g % 3, 'x' FROM generate_series(1, 450) g")
+  await pool.query("INSERT INTO hookpost.attempts (message_id, attempt, started_at, duration_ms, status_code) SELECT 1, g, now(), 1, 500 FROM generate_series(1, 150) g")
+
+  const query = '{ queues(limit: 1) { crons { id queue { crons { id } } } } }'
+  const r = await gql(app, query)
+  t.equal(r.errors, undefined)
+  const rows = 1 + r.data.queues[0].crons.length * (1 + r.data.queues[0].crons[0].queue.crons.length)
+  t.equal(r.data.queues[0].crons.length, 100, 'Queue.crons returns at most 100 (was every cron)')
+  const [op] = measure(buildSchema(sdl), parse(query).definitions)
+  t.ok(op!.m.cost >= rows, `the estimate (${op!.m.cost}) bounds the rows returned (${rows})`)
+
+  const small = await gql(app, '{ queues(limit: 2) { crons(limit: 3) { id } messages(limit: 4) { id attempts(limit: 5) { id } } } }')
+  t.equal(small.errors, undefined)
+  t.same(small.data.queues.map((q: any) => q.crons.length), [3, 3], 'crons(limit) per queue')
+  t.same(small.data.queues.map((q: any) => q.messages.length), [4, 4], 'messages(limit) per queue')
+  const all = await gql(app, '{ getMessageById(id: 1) { attempts { id } } }')
+  t.equal(all.data.getMessageById.attempts.length, 100, 'Message.attempts returns at most 100 by default')
+  for (const field of ['crons(limit: 101) { id }', 'messages(limit: 101) { id }', 'messages(limit: 1) { attempts(limit: 101) { id } }']) {
+    const over = await gql(app, `{ queues(limit: 1) { ${field} } }`)
+    t.match(over.errors?.[0], { extensions: { code: 'HOOKPOST_ERR_INVALID_FIELD' }, message: /limit/ }, `${field}: over the maximum is refused`)
+  }
+})
+
+t.test('bulk inputs and deletes are capped at 1,000, naming the field, and nothing is written', async (t) => {
+  const { app, url } = await testApp(t)
+  const pool = testPool(t, url)
+  await pool.query("INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/')")
+  const over = MAX_BULK_INPUTS + 1
+  const cases = [
+    ['insertMessages', 'MessageInput', { queueId: 1, body: 'x' }],
+    ['insertCrons', 'CronInput', { queueId: 1, schedule: '0 * * * *' }],
+    ['insertQueues', 'QueueInput', { name: 'n', callbackUrl: 'http://127.0.0.1:9/' }]
+  ] as const
+  for (const [field, type, input] of cases) {
+    const r = await gql(app, `mutation ($i: [${type}!]!) { ${field}(inputs: $i) { id } }`, { i: Array.from({ length: over }, () => input) })
+    t.match(r.errors?.[0], { message: /"inputs".*at most 1000/, extensions: { code: 'HOOKPOST_ERR_INVALID_FIELD', statusCode: 400 } }, `${field} with ${over} inputs is refused`)
+  }
+  const counts = await pool.query('SELECT (SELECT count(*) FROM hookpost.messages)::int AS m, (SELECT count(*) FROM hookpost.crons)::int AS c, (SELECT count(*) FROM hookpost.queues)::int AS q')
+  t.same(counts.rows[0], { m: 0, c: 0, q: 1 }, 'nothing was written')
+
+  const ok = await gql(app, 'mutation ($i: [MessageInput!]!) { insertMessages(inputs: $i) { id } }', { i: Array.from({ length: MAX_BULK_INPUTS }, () => ({ queueId: 1, body: 'x' })) })
+  t.equal(ok.data?.insertMessages?.length, MAX_BULK_INPUTS, 'exactly the cap is accepted')
+  await pool.query("INSERT INTO hookpost.messages (queue_id, body) VALUES (1, 'y')")
+  const del = await gql(app, 'mutation { deleteMessages(where: { queueId: { eq: 1 } }) { id } }')
+  t.match(del.errors?.[0], { message: /"where".*more than 1000/, extensions: { code: 'HOOKPOST_ERR_INVALID_FIELD' } }, 'a delete matching 1,001 rows is refused')
+  t.equal((await pool.query('SELECT count(*)::int AS n FROM hookpost.messages')).rows[0].n, MAX_BULK_INPUTS + 1, 'and deletes nothing')
+})
+
+t.test('root fields, aliases included, are capped: each runs its own statement', async (t) => {
+  const { app } = await testApp(t)
+  const aliases = (n: number): string => '{ ' + Array.from({ length: n }, (_, i) => `c${i}: countMessages { total }`).join(' ') + ' }'
+  const ok = await gql(app, aliases(MAX_ROOT_FIELDS))
+  t.equal(ok.errors, undefined, `${MAX_ROOT_FIELDS} root fields pass`)
+  const r = await gql(app, aliases(3000))
+  t.equal(r.status, 400)
+  t.match(r.errors?.[0]?.message, /3000 root fields/, '3,000 aliases are refused before any runs')
+  // through a fragment at the root, the same count
+  const viaFragment = await gql(app, `query { ...R } fragment R on Query { ${Array.from({ length: MAX_ROOT_FIELDS + 1 }, (_, i) => `c${i}: countQueues { total }`).join(' ')} }`)
+  t.match(viaFragment.errors?.[0]?.message, /root fields/, 'fragments at the root count too')
+  t.ok(MAX_QUERY_COST > 0)
+})

@@ -1,0 +1,116 @@
+// Auth from outside, as an attacker without the secret tries it: every method on GraphQL, the
+// Upgrade header on every path, and what that does to sockets. Findings of an attack join this file.
+import { connect } from 'node:net'
+import t from 'tap'
+import WebSocket from 'ws'
+import type { FastifyInstance } from 'fastify'
+import { spawnServer, testApp, testDatabase } from './helpers.js'
+
+const SECRET = 'security-test-secret-1'
+
+interface RawReply { head: string, closedByServer: boolean }
+
+/** One raw HTTP request; resolves with what came back once the server closes the socket (or after ms). */
+async function raw (port: number, request: string, ms = 3000): Promise<RawReply> {
+  return await new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1')
+    let data = ''
+    const timer = setTimeout(() => { s.destroy(); resolve({ head: data, closedByServer: false }) }, ms)
+    s.on('data', (d) => { data += d.toString('latin1') })
+    s.on('error', reject)
+    s.on('close', () => { clearTimeout(timer); resolve({ head: data, closedByServer: true }) })
+    s.write(request)
+  })
+}
+
+function request (method: string, path: string, headers: Record<string, string> = {}): string {
+  const lines = [`${method} ${path} HTTP/1.1`, 'Host: 127.0.0.1', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)]
+  return lines.join('\r\n') + '\r\n\r\n'
+}
+
+async function listening (t: Parameters<typeof testApp>[0], adminSecret: string | null): Promise<{ app: FastifyInstance, port: number }> {
+  const { app } = await testApp(t, { adminSecret })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return { app, port: (app.server.address() as { port: number }).port }
+}
+
+const mutation = (name: string): string => '/graphql?query=' + encodeURIComponent(`mutation { saveQueue(input: { name: "${name}", callbackUrl: "http://127.0.0.1:9/x" }) { id } }`)
+
+async function queueNames (app: FastifyInstance): Promise<string[]> {
+  const res = await app.inject({ method: 'GET', url: '/queues', headers: { 'x-platformatic-admin-secret': SECRET } })
+  return res.json().map((q: { name: string }) => q.name)
+}
+
+t.test('HEAD with Connection: Upgrade runs nothing and leaks nothing (issue 10.1)', async (t) => {
+  const { app, port } = await listening(t, SECRET)
+  for (const upgrade of ['foo', 'websocket', 'h2c']) {
+    const r = await raw(port, request('HEAD', mutation(`head-${upgrade}`), { Connection: 'Upgrade', Upgrade: upgrade }))
+    t.ok(r.closedByServer, `Upgrade: ${upgrade}: the server closed the socket`)
+    t.notMatch(r.head, /^HTTP\/1\.1 (200|101)/, `Upgrade: ${upgrade}: not run (${r.head.split('\r\n')[0]})`)
+  }
+  // the read side channel: a HEAD of a query must not answer with the result's length
+  const q = await raw(port, request('HEAD', '/graphql?query=' + encodeURIComponent('{ queues { id } }'), { Connection: 'Upgrade', Upgrade: 'foo' }))
+  t.notMatch(q.head, /^HTTP\/1\.1 200/, 'a query over HEAD + Upgrade is not answered')
+  t.same(await queueNames(app), [], 'no queue was created')
+})
+
+t.test('no operation runs over HEAD, with or without the secret; mutations never over GET', async (t) => {
+  for (const secret of [SECRET, null]) {
+    const { app } = await testApp(t, { adminSecret: secret })
+    const headers = { 'x-platformatic-admin-secret': SECRET }
+    const head = await app.inject({ method: 'HEAD', url: mutation('via-head'), headers })
+    t.equal(head.statusCode, 405, `HEAD is 405 (secret ${secret === null ? 'unset' : 'set'})`)
+    const headQuery = await app.inject({ method: 'HEAD', url: '/graphql?query=' + encodeURIComponent('{ queues { id } }'), headers })
+    t.equal(headQuery.statusCode, 405, 'a query over HEAD is 405 too')
+    const get = await app.inject({ method: 'GET', url: mutation('via-get'), headers })
+    t.ok(get.statusCode >= 400 && get.statusCode < 500, `a mutation over GET is refused (${get.statusCode})`)
+    t.same(await queueNames(app), [], 'nothing was created')
+  }
+})
+
+t.test('GraphQL over HTTP needs the secret on every method; only the WebSocket handshake is deferred', async (t) => {
+  const { app, port } = await listening(t, SECRET)
+  for (const method of ['GET', 'POST'] as const) {
+    const res = await app.inject({ method, url: '/graphql?query=' + encodeURIComponent('{ queues { id } }'), ...(method === 'POST' ? { payload: { query: '{ queues { id } }' } } : {}) })
+    t.equal(res.statusCode, 401, `${method} without the secret is 401`)
+  }
+  // a GET that says Upgrade but is no WebSocket handshake (no Sec-WebSocket-Key): refused, not run
+  const r = await raw(port, request('GET', mutation('half-upgrade'), { Connection: 'Upgrade', Upgrade: 'websocket' }))
+  t.match(r.head, /^HTTP\/1\.1 400/, 'a handshake without its key is 400')
+  t.ok(r.closedByServer, 'and its socket is closed')
+  // a real handshake to GraphQL opens, and is checked at connection_init
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws')
+  t.teardown(() => ws.terminate())
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  t.pass('the WebSocket handshake to /graphql is let through')
+  t.same(await queueNames(app), [], 'nothing was created')
+})
+
+t.test('upgrades to any other path are refused and their sockets closed (issue 10.2)', async (t) => {
+  const { app, port } = await listening(t, SECRET)
+  const count = async (): Promise<number> => await new Promise((resolve, reject) => app.server.getConnections((err, n) => err !== null ? reject(err) : resolve(n)))
+  const baseline = await count()
+  const paths = ['/health', '/queues', '/documentation', '/graphiql', '/%67raphql', '/nope']
+  const replies = await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+    const path = paths[i % paths.length]!
+    const method = i % 2 === 0 ? 'HEAD' : 'GET'
+    const ws: Record<string, string> = i % 3 === 0 ? { 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '13' } : {}
+    return await raw(port, request(method, path, { Connection: 'Upgrade', Upgrade: i % 3 === 0 ? 'websocket' : 'foo', ...ws }))
+  }))
+  t.equal(replies.filter(r => r.closedByServer).length, 100, 'the server closed all 100 sockets')
+  t.equal(replies.filter(r => /^HTTP\/1\.1 (404|400)/.test(r.head)).length, 100, 'each was answered 404 or 400')
+  t.equal(await count(), baseline, 'open sockets are back at the baseline')
+})
+
+t.test('after 100 refused upgrades, SIGTERM still ends the server within the grace period', async (t) => {
+  const url = await testDatabase(t)
+  const server = await spawnServer(t, { DATABASE_URL: url, PLT_ADMIN_SECRET: SECRET, HOOKPOST_SHUTDOWN_GRACE_MS: '2000' })
+  const port = Number(new URL(server.url).port)
+  const replies = await Promise.all(Array.from({ length: 100 }, async (_, i) =>
+    await raw(port, request('HEAD', i % 2 === 0 ? '/health' : '/queues', { Connection: 'Upgrade', Upgrade: 'foo' }))))
+  t.equal(replies.filter(r => r.closedByServer).length, 100, 'every upgrade socket was closed by the server')
+  const started = Date.now()
+  // stop() sends SIGTERM and only SIGKILLs after 10 s: an exit code of 0 means SIGTERM did it
+  const code = await server.stop(10_000)
+  t.equal(code, 0, `exited by itself on SIGTERM in ${Date.now() - started} ms`)
+})
