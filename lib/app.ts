@@ -14,7 +14,8 @@ import { createPool } from './db/pool.js'
 import { holdWorkerLock } from './delivery/sql.js'
 import { deliveryPlugin } from './delivery/engine.js'
 import { EnqueueBatcher } from './store/enqueue-batcher.js'
-import { graphqlPlugin } from './graphql/plugin.js'
+import { GRAPHQL_PATH, graphqlPlugin } from './graphql/plugin.js'
+import { installUpgradeGate } from './http/upgrade-gate.js'
 import { makeAuthHook } from './http/auth.js'
 import { formatSchemaErrors, installErrorHandler } from './http/error-handler.js'
 import { loggerOptions } from './logger.js'
@@ -61,7 +62,7 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   }) as unknown as FastifyInstance
 
   const url = config.db.connectionString
-  const pool = createPool(url, { max: config.db.poolSize, log: app.log as unknown as Logger })
+  const pool = createPool(url, { max: config.db.poolSize, log: app.log as unknown as Logger, statementTimeoutMs: config.db.statementTimeoutMs })
   app.decorate('pool', pool)
   app.decorate('config', config)
   app.addHook('onClose', async () => { await pool.end() })
@@ -80,8 +81,15 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   app.addHook('onClose', async () => { await listener.stop() })
 
   if (config.db.autoMigrate) {
-    const applied = await migrate(pool)
-    if (applied.length > 0) app.log.info({ applied }, 'migrations applied')
+    // its own connection, without the statement timeout: an index on a big table, or waiting for
+    // another process's migration, may well take longer than any request should
+    const once = createPool(url, { max: 1, log: app.log as unknown as Logger, statementTimeoutMs: 0, name: 'hookpost-migrate' })
+    try {
+      const applied = await migrate(once)
+      if (applied.length > 0) app.log.info({ applied }, 'migrations applied')
+    } finally {
+      await once.end()
+    }
   }
 
   installErrorHandler(app)
@@ -116,6 +124,10 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   })
   // GraphQL has its own auth hook: the WebSocket handshake is checked at connection_init instead
   await app.register(graphqlPlugin)
+  // every upgrade passes the gate first: a WebSocket handshake to GRAPHQL_PATH, or a refusal and a closed socket
+  let gate: { close: () => void } | undefined
+  app.addHook('onReady', async () => { gate = installUpgradeGate(app.server, GRAPHQL_PATH) })
+  app.addHook('preClose', async () => { gate?.close() })
 
   await app.register(fp(deliveryPlugin))
 

@@ -17,6 +17,8 @@ export interface Config {
     readonly connectionString: string | null
     readonly dataDir: string
     readonly poolSize: number
+    /** PostgreSQL cancels (and rolls back) any statement of ours past this; 0: never (migrations use 0) */
+    readonly statementTimeoutMs: number
     readonly autoMigrate: boolean
   }
   readonly adminSecret: string | null
@@ -31,6 +33,11 @@ export interface Config {
     /** calls in flight at most for one queue; the rest of the slots stay for the other queues */
     readonly queueConcurrency: number
     readonly batchSize: number
+    /**
+     * bytes of claimed messages (bodies, headers and an estimate of each row's overhead) a process holds
+     * at once, waiting for a slot or being sent; one queue at most half of them
+     */
+    readonly bufferBytes: number
     /** a claimed message is invisible to other workers this long; must exceed the longest queue timeout */
     readonly leaseMs: number
     /** backstop poll when no NOTIFY arrives */
@@ -38,7 +45,7 @@ export interface Config {
     readonly shutdownGraceMs: number
     /** turn the delivery engine off in this process (API-only nodes) */
     readonly enabled: boolean
-    /** SSRF policy (lib/ssrf.ts): targets may be loopback, RFC 1918, unique-local or CGNAT addresses */
+    /** SSRF policy (lib/ssrf.ts): targets may be on private networks (loopback, RFC 1918, unique- and site-local, CGNAT, benchmarking) */
     readonly allowPrivateNetworks: boolean
     /** CIDRs or addresses always allowed as targets, over every SSRF block */
     readonly ssrfAllow: readonly string[]
@@ -62,6 +69,9 @@ type Env = Record<string, string | undefined>
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 // ten years: beyond that, 0 (keep forever) says it better
 const RETENTION_MAX_HOURS = 87_600
+// bounds of the worker's claim buffer, bytes: 64 KiB still holds dozens of ordinary messages
+const BUFFER_BYTES_MIN = 64 * 1024
+const BUFFER_BYTES_MAX = 64 * 1024 ** 3
 
 export const DEFAULTS = {
   port: 3042,
@@ -69,12 +79,17 @@ export const DEFAULTS = {
   logLevel: 'info',
   dataDir: './data',
   poolSize: 10,
+  // no statement of ours needs longer; past it the server cancels it, so a timed-out write is known not committed
+  statementTimeoutMs: 30_000,
   lock: 42,
   leaderPollMs: 1000,
   // 64 in flight: the undici ceiling on this class of machine is reached at c=64 (see PERFORMANCE.md)
   concurrency: 64,
   // claims of 100-500 amortise the commit; 200 keeps a claim well under a millisecond of lock time
   batchSize: 200,
+  // 64 MiB: ordinary (1 KB) payloads never reach it; of the API's largest (1 MiB) bodies, 64 at once,
+  // as many as the default concurrency, and a queue half of that
+  bufferBytes: 64 * 1024 * 1024,
   // 30 s default timeout + slack: a lease shorter than the timeout would hand a live call to another worker
   leaseMs: 60_000,
   pollMs: 2000,
@@ -214,6 +229,7 @@ export function loadConfig (opts: LoadOptions = {}): Config {
       connectionString: connectionString(pick(env.DATABASE_URL, db.connectionString)),
       dataDir: resolve(cwd, String(pick(env.HOOKPOST_DATA_DIR, db.dataDir) ?? DEFAULTS.dataDir)),
       poolSize: int('HOOKPOST_DB_POOL_SIZE', pick(env.HOOKPOST_DB_POOL_SIZE, db.poolSize), DEFAULTS.poolSize, 2, 200),
+      statementTimeoutMs: int('HOOKPOST_DB_STATEMENT_TIMEOUT_MS', pick(env.HOOKPOST_DB_STATEMENT_TIMEOUT_MS, db.statementTimeoutMs), DEFAULTS.statementTimeoutMs, 0, 3_600_000),
       autoMigrate: bool('HOOKPOST_AUTO_MIGRATE', pick(env.HOOKPOST_AUTO_MIGRATE, json.migrations?.autoApply), true)
     },
     adminSecret: adminSecret === undefined ? null : String(adminSecret),
@@ -224,6 +240,7 @@ export function loadConfig (opts: LoadOptions = {}): Config {
       concurrency,
       queueConcurrency,
       batchSize: int('HOOKPOST_BATCH_SIZE', pick(env.HOOKPOST_BATCH_SIZE, hooks.batchSize), DEFAULTS.batchSize, 1, 5000),
+      bufferBytes: int('HOOKPOST_DELIVERY_BUFFER_BYTES', pick(env.HOOKPOST_DELIVERY_BUFFER_BYTES, hooks.bufferBytes), DEFAULTS.bufferBytes, BUFFER_BYTES_MIN, BUFFER_BYTES_MAX),
       leaseMs: int('HOOKPOST_LEASE_MS', pick(env.HOOKPOST_LEASE_MS, hooks.leaseMs), DEFAULTS.leaseMs, 1000, 3_600_000),
       pollMs: int('HOOKPOST_POLL_MS', pick(env.HOOKPOST_POLL_MS, hooks.pollMs), DEFAULTS.pollMs, 10, 600_000),
       shutdownGraceMs: int('HOOKPOST_SHUTDOWN_GRACE_MS', pick(env.HOOKPOST_SHUTDOWN_GRACE_MS, hooks.shutdownGrace), DEFAULTS.shutdownGraceMs, 0, 600_000),

@@ -12,12 +12,17 @@ export const errors = {
   WrongSecret: createError('HOOKPOST_ERR_WRONG_ADMIN_SECRET', 'wrong value for header X-PLATFORMATIC-ADMIN-SECRET', 403),
   NotFound: createError('HOOKPOST_ERR_NOT_FOUND', '%s %s not found', 404),
   RouteNotFound: createError('HOOKPOST_ERR_ROUTE_NOT_FOUND', 'route %s %s not found', 404),
+  MethodNotAllowed: createError('HOOKPOST_ERR_METHOD_NOT_ALLOWED', '%s', 405),
   Conflict: createError('HOOKPOST_ERR_CONFLICT', '%s', 409),
   QueueHasPending: createError('HOOKPOST_ERR_QUEUE_HAS_PENDING', 'queue %s has %s undelivered messages; deliver or delete them first, or pass ?force=true', 409),
   QueueIsDeadLetterTarget: createError('HOOKPOST_ERR_QUEUE_IS_DEAD_LETTER_TARGET', 'queue %s is the dead-letter queue of another queue; unset deadLetterQueueId there first', 409),
   NotFailed: createError('HOOKPOST_ERR_MESSAGE_NOT_FAILED', 'message %s has not failed; only failed messages can be retried', 409),
   PayloadTooLarge: createError('HOOKPOST_ERR_PAYLOAD_TOO_LARGE', 'request body is larger than %s bytes', 413),
   Unavailable: createError('HOOKPOST_ERR_DATABASE_UNAVAILABLE', 'the database is unavailable: %s', 503),
+  // PostgreSQL canceled the statement (statement_timeout) and rolled it back
+  DbTimeout: createError('HOOKPOST_ERR_DB_TIMEOUT', 'the database did not finish in time and canceled the statement: nothing was written; try again', 503),
+  // the connection broke, or the client stopped waiting, during a write: the server may still commit it
+  OutcomeUnknown: createError('HOOKPOST_ERR_OUTCOME_UNKNOWN', 'the database did not answer (%s): the write may or may not have been committed; retrying with the same idempotencyKey is safe', 503),
   Internal: createError('HOOKPOST_ERR_INTERNAL', 'internal error', 500)
 } as const
 
@@ -61,6 +66,8 @@ const CONSTRAINT_FIELDS: Record<string, string> = {
   messages_cron_id_fkey: 'cronId',
   messages_headers_check: 'headers',
   messages_idempotency_key_uniq: 'idempotencyKey',
+  // raised by a trigger, not a CHECK (migrations/006.do.sql)
+  messages_idempotency_key_check: 'idempotencyKey',
   crons_queue_id_fkey: 'queueId',
   crons_headers_check: 'headers',
   crons_missed_ticks_check: 'missedTicks'

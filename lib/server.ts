@@ -27,7 +27,7 @@ async function main (): Promise<void> {
   }
 
   if (process.argv[2] === 'migrate') {
-    const pool = createPool(config.db.connectionString!, { max: 1, log })
+    const pool = createPool(config.db.connectionString!, { max: 1, log, statementTimeoutMs: 0 })
     try {
       const applied = await migrate(pool)
       log.info({ applied }, applied.length > 0 ? 'migrations applied' : 'schema is up to date')

@@ -6,7 +6,7 @@ import pg from 'pg'
 import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { build } from '../lib/app.js'
-import { makeConfig, type Config } from '../lib/config.js'
+import { DEFAULTS, makeConfig, type Config } from '../lib/config.js'
 import { loadMigrations, migrate } from '../lib/db/migrate.js'
 import { createPool } from '../lib/db/pool.js'
 
@@ -89,7 +89,7 @@ export async function testDatabase (t: T, opts: { migrated?: boolean } = {}): Pr
 }
 
 export function testPool (t: T, url: string, max = 4): pg.Pool {
-  const pool = createPool(url, { max, log: silentLog })
+  const pool = createPool(url, { max, log: silentLog, statementTimeoutMs: DEFAULTS.statementTimeoutMs })
   t.teardown(async () => { await pool.end() })
   return pool
 }

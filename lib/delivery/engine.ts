@@ -16,6 +16,8 @@ export interface Delivery {
   crons: CronScheduler
   retention: Retention
   leader: Leader
+  /** whether delivery events are being published: some process has GraphQL subscribers */
+  subscribersSeen: () => boolean
 }
 
 declare module 'fastify' {
@@ -41,7 +43,7 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
   const log = app.log.child({ component: 'delivery' }) as unknown as Logger
   // Delivery state is written with synchronous_commit off: a crash can only forget that a message
   // was sent or claimed, and then it is sent again (at-least-once). Enqueues keep full durability.
-  const pool = createPool(config.db.connectionString!, { max: WORKER_POOL_SIZE, log, name: 'hookpost-worker', options: '-c synchronous_commit=off' })
+  const pool = createPool(config.db.connectionString!, { max: WORKER_POOL_SIZE, log, statementTimeoutMs: config.db.statementTimeoutMs, name: 'hookpost-worker', options: '-c synchronous_commit=off' })
   // config.hooks carries the SSRF policy (allowPrivateNetworks, ssrfAllow)
   const dispatcher = createDispatcher(h)
   const worker = new Worker({
@@ -49,6 +51,7 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
     concurrency: h.concurrency,
     queueConcurrency: h.queueConcurrency,
     batchSize: h.batchSize,
+    bufferBytes: h.bufferBytes,
     leaseMs: h.leaseMs,
     pollMs: h.pollMs,
     canClaim: () => listener.connected
@@ -67,14 +70,16 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
   listener.on('reconnect', () => { worker.notify(); crons.notify() })
 
   // outcomes, once recorded, are announced to every process (GraphQL subscriptions)
-  // ...but only while some process has subscribers (it holds the shared lock), checked once a second
+  // ...but only while some process has subscribers (it holds the shared lock), checked once a second.
+  // The check runs for the life of the process, not of a leadership: whoever delivers needs it.
   let subscribers = false
   const checkSubscribers = setInterval(() => {
     pool.query(sql.subscribersExist()).then(r => { subscribers = r.rows[0]?.yes === true }, () => {})
   }, SUBSCRIBERS_CHECK_MS)
   checkSubscribers.unref()
   worker.on('recorded', (batch: sql.Completion[]) => {
-    if (!subscribers) return
+    // this process's own subscribers are known at once, others' within a check
+    if (!subscribers && !listener.hasSubscribers) return
     const events = batch.map(c => [c.id, c.queueId, c.attempt, c.result.ok ? 1 : 0, c.result.status, c.retryAt !== null ? 1 : 0])
     for (const chunk of chunks(events, EVENTS_PAYLOAD_MAX)) {
       pool.query('SELECT pg_notify($1, $2)', [CHANNELS.events, chunk]).catch((err) => log.warn({ err }, 'publishing delivery events failed'))
@@ -109,13 +114,12 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
   })
   leader.on('demoted', () => {
     clearInterval(reapTimer)
-    clearInterval(checkSubscribers)
     then(async () => await crons.stop())
     then(async () => await retention.stop())
     if (!h.allProcessesDeliver) then(async () => await worker.stop(h.shutdownGraceMs))
   })
 
-  app.decorate('delivery', { worker, crons, retention, leader })
+  app.decorate('delivery', { worker, crons, retention, leader, subscribersSeen: () => subscribers || listener.hasSubscribers })
 
   app.addHook('onReady', async () => {
     if (h.allProcessesDeliver) then(() => worker.start())
@@ -126,6 +130,7 @@ export async function deliveryPlugin (app: FastifyInstance): Promise<void> {
   // preClose: the engine drains before any onClose hook ends the pools it uses
   app.addHook('preClose', async () => {
     clearInterval(reapTimer)
+    clearInterval(checkSubscribers)
     then(async () => await crons.stop())
     then(async () => await retention.stop())
     // stop claiming, hand leadership over at once, then drain: a rolling deploy leaves no gap

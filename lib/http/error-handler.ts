@@ -1,10 +1,13 @@
 // One place where errors become replies: known codes keep their status, Postgres errors are translated
 // by SQLSTATE, and anything else is a 500 that is logged but never described to the client.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { errors, translatePgError } from '../errors.js'
+import { translateDbError } from '../db/pool.js'
+import { errors } from '../errors.js'
 
 const READ_ONLY = new Set(['id', 'sentAt', 'failed', 'retries', 'attempts', 'createdAt', 'updatedAt', 'nextAttemptAt',
   'lastStatus', 'lastError', 'cronId', 'deadLetterOf', 'nextTickAt', 'lastTickAt'])
+
+const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 interface AjvError { keyword: string, instancePath: string, message?: string, params: Record<string, any> }
 
@@ -30,7 +33,9 @@ export function formatSchemaErrors (errs: AjvError[], dataVar: string): Error {
 
 export function installErrorHandler (app: FastifyInstance): void {
   app.setErrorHandler(function handler (this: FastifyInstance, err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
-    const translated = translatePgError(err) as FastifyError
+    // a database failure the store did not translate: a timeout or lost connection during a write may
+    // still commit, which the answer must say; during a read it is only "unavailable"
+    const translated = translateDbError(err, { write: !READS.has(req.method) }) as FastifyError
     const status = translated.statusCode ?? 500
     if (status >= 500) {
       req.log.error({ err }, 'request failed')

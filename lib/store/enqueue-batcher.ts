@@ -4,12 +4,24 @@
 // one commit covers all of them, and each caller still gets its reply only after that commit, so an
 // accepted message is exactly as durable as before. A lone request goes at once: no timer, no delay.
 import type { Pool } from 'pg'
-import { createMessage, insertMessages, type Enqueued, type MessageInput, type OnEnqueued } from './messages.js'
+import { errors } from '../errors.js'
+import { createMessage, insertMessagesEach, type Enqueued, type MessageInput, type OnEnqueued } from './messages.js'
 
 // one statement's worth: beyond this the INSERT itself gets slower than the fsync it saves
 const MAX_BATCH = 500
 
 interface Waiting { input: MessageInput, resolve: (e: Enqueued) => void, reject: (err: unknown) => void }
+
+/**
+ * A 4xx is about the input: our own validation before any statement, or PostgreSQL refusing the
+ * statement for what a row holds (SQLSTATE classes 22 and 23, translated by the store). Either way
+ * nothing of the statement was written, so its inputs may be tried again one by one. Any other error
+ * (a timeout, a lost connection) may have left the statement committing: retrying would write twice.
+ */
+function isInputError (err: unknown): boolean {
+  const status = (err as { statusCode?: unknown } | null)?.statusCode
+  return typeof status === 'number' && status >= 400 && status < 500
+}
 
 export class EnqueueBatcher {
   private waiting: Waiting[] = []
@@ -30,22 +42,36 @@ export class EnqueueBatcher {
       const batch = this.waiting.splice(0, MAX_BATCH)
       if (batch.length > 1) {
         try {
-          const out = await insertMessages(this.pool, batch.map(w => w.input), this.onEnqueued)
-          batch.forEach((w, i) => w.resolve(out[i]!))
+          const out = await insertMessagesEach(this.pool, batch.map(w => w.input), this.onEnqueued)
+          out.forEach((o, i) => o.ok ? batch[i]!.resolve(o.value) : batch[i]!.reject(o.error))
           continue
-        } catch {
+        } catch (err) {
+          if (!isInputError(err)) {
+            for (const w of batch) w.reject(err)
+            continue
+          }
           // one bad message (an unknown queue, say) fails the whole statement: retry one by one so
           // that only it gets the error
         }
       }
-      for (const w of batch) {
-        try {
-          w.resolve(await createMessage(this.pool, w.input, this.onEnqueued))
-        } catch (err) {
-          w.reject(err)
-        }
-      }
+      await this.oneByOne(batch)
     }
     this.running = false
+  }
+
+  private async oneByOne (batch: Waiting[]): Promise<void> {
+    for (let i = 0; i < batch.length; i++) {
+      const w = batch[i]!
+      try {
+        w.resolve(await createMessage(this.pool, w.input, this.onEnqueued))
+      } catch (err) {
+        w.reject(err)
+        if (isInputError(err)) continue
+        // the database itself failed: the rest would each wait out the same timeout, one after
+        // another, while every other enqueue waits behind them. They were not sent: nothing written.
+        for (const rest of batch.slice(i + 1)) rest.reject(new errors.Unavailable('not attempted after the database failed on an earlier message'))
+        return
+      }
+    }
   }
 }

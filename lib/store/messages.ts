@@ -1,6 +1,6 @@
 // Messages: what to send, and where they stand. Domain functions shared by REST and GraphQL.
 import type { Pool } from 'pg'
-import type { Queryable } from '../db/pool.js'
+import { translateDbError, type Queryable } from '../db/pool.js'
 import { arrayLiteral } from '../db/arrays.js'
 import { fromStored, toStored } from '../body.js'
 import { errors, translatePgError } from '../errors.js'
@@ -68,12 +68,11 @@ export function toMessage (row: Row): Message {
 
 /** Up to `limit` messages of each queue, oldest first, in one query (GraphQL's Queue.messages). */
 export async function messagesOfQueues (pool: Pool, queueIds: readonly number[], limit: number): Promise<Message[]> {
+  // at most `limit` rows per queue are read, each queue an index range on (queue_id, id)
   const { rows } = await pool.query<Row>(
-    `SELECT ${messageEntity.select} FROM hookpost.messages WHERE id IN (
-       SELECT id FROM (
-         SELECT id, row_number() OVER (PARTITION BY queue_id ORDER BY id) AS n FROM hookpost.messages WHERE queue_id = ANY($1::bigint[])
-       ) ranked WHERE n <= $2
-     ) ORDER BY id`, [queueIds, limit])
+    `SELECT ${messageEntity.select} FROM unnest($1::bigint[]) AS q(qid)
+       CROSS JOIN LATERAL (SELECT * FROM hookpost.messages WHERE queue_id = q.qid ORDER BY id LIMIT $2) AS m
+     ORDER BY id`, [[...new Set(queueIds)], limit])
   return rows.map(toMessage)
 }
 
@@ -104,6 +103,7 @@ export async function createMessage (pool: Queryable, input: MessageInput, onEnq
   checkHeaders(input.headers)
   const { body, bodyJson } = toStored(input.body)
   const values = [input.queueId, body, bodyJson, JSON.stringify(input.headers ?? {}), input.when ?? null, input.idempotencyKey ?? null]
+  let inserted: Row | undefined
   try {
     const { rows } = await pool.query<Row>({
       name: 'hookpost_insert_message',
@@ -113,22 +113,29 @@ export async function createMessage (pool: Queryable, input: MessageInput, onEnq
         RETURNING ${messageEntity.select}`,
       values
     })
-    if (rows[0] !== undefined) {
-      onEnqueued?.(rows[0].queueId, 1)
-      return { message: toMessage(rows[0]), created: true }
-    }
-    const existing = await pool.query<Row>(
-      `SELECT ${messageEntity.select} FROM hookpost.messages WHERE queue_id = $1 AND idempotency_key = $2`,
-      [input.queueId, input.idempotencyKey])
-    // the original went (deleted, or retention) between the two statements: the key is free again
-    if (existing.rows[0] === undefined) {
-      if (retried) throw new errors.Conflict(`idempotencyKey ${input.idempotencyKey ?? ''} is being used concurrently; try again`)
-      return await createMessage(pool, input, onEnqueued, true)
-    }
-    return { message: toMessage(existing.rows[0]), created: false }
+    inserted = rows[0]
   } catch (err) {
-    throw translatePgError(err)
+    throw translateDbError(err, { write: true })
   }
+  if (inserted !== undefined) {
+    onEnqueued?.(inserted.queueId, 1)
+    return { message: toMessage(inserted), created: true }
+  }
+  let existing: Row | undefined
+  try {
+    existing = (await pool.query<Row>(
+      `SELECT ${messageEntity.select} FROM hookpost.messages WHERE queue_id = $1 AND idempotency_key = $2`,
+      [input.queueId, input.idempotencyKey])).rows[0]
+  } catch (err) {
+    // the insert wrote nothing: this is a read
+    throw translateDbError(err, { write: false })
+  }
+  // the original went (deleted, or retention) between the two statements: the key is free again
+  if (existing === undefined) {
+    if (retried) throw new errors.Conflict(`idempotencyKey ${input.idempotencyKey ?? ''} is being used concurrently; try again`)
+    return await createMessage(pool, input, onEnqueued, true)
+  }
+  return { message: toMessage(existing), created: false }
 }
 
 /**
@@ -140,13 +147,37 @@ export async function createMessages (pool: Queryable, inputs: MessageInput[], o
   return (await insertMessages(pool, inputs, onEnqueued)).map(e => e.message)
 }
 
-/** createMessages, telling for each input whether it created its message or found it by its key. */
+/**
+ * createMessages, telling for each input whether it created its message or found it by its key. Some
+ * messages may have been written even when this throws (see insertMessagesEach): then it throws
+ * HOOKPOST_ERR_OUTCOME_UNKNOWN, never an error that says nothing was written.
+ */
 export async function insertMessages (pool: Queryable, inputs: MessageInput[], onEnqueued?: OnEnqueued): Promise<Enqueued[]> {
+  const each = await insertMessagesEach(pool, inputs, onEnqueued)
+  const failed = each.find(o => !o.ok)
+  if (failed === undefined) return each.map(o => (o as { value: Enqueued }).value)
+  if (each.some(o => o.ok && o.value.created)) {
+    throw Object.assign(new errors.OutcomeUnknown('some of the messages were written before it failed'), { cause: failed.error })
+  }
+  throw failed.error
+}
+
+/** One input's answer from a grouped insert: its message, or the error that is its answer. */
+export type Outcome = { ok: true, value: Enqueued } | { ok: false, error: unknown }
+
+/**
+ * Insert many messages in one statement and answer each input on its own. When the INSERT fails this
+ * throws, and the error says what was written: nothing (a 4xx, HOOKPOST_ERR_DB_TIMEOUT) or maybe all
+ * (HOOKPOST_ERR_OUTCOME_UNKNOWN). Once it has committed, the inputs whose key was already used are
+ * looked up; if that fails, only they get the error: the others were created, and are told so.
+ */
+export async function insertMessagesEach (pool: Queryable, inputs: MessageInput[], onEnqueued?: OnEnqueued): Promise<Outcome[]> {
   if (inputs.length === 0) return []
   for (const i of inputs) checkHeaders(i.headers)
   const stored = inputs.map(i => toStored(i.body))
+  let rows: Row[]
   try {
-    const { rows } = await pool.query<Row>(
+    rows = (await pool.query<Row>(
       `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key)
        SELECT q, b, j, h, COALESCE(w, now()), k
        FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::jsonb[], $5::timestamptz[], $6::text[]) WITH ORDINALITY AS t(q, b, j, h, w, k, ord)
@@ -156,32 +187,42 @@ export async function insertMessages (pool: Queryable, inputs: MessageInput[], o
       [arrayLiteral(inputs.map(i => i.queueId)), arrayLiteral(stored.map(s => s.body)), arrayLiteral(stored.map(s => s.bodyJson)),
         arrayLiteral(inputs.map(i => JSON.stringify(i.headers ?? {}))),
         arrayLiteral(inputs.map(i => i.when instanceof Date ? i.when.toISOString() : i.when ?? null)),
-        arrayLiteral(inputs.map(i => i.idempotencyKey ?? null))])
-    // RETURNING gives only the rows inserted: exactly the messages created
-    if (onEnqueued !== undefined) countPerQueue(rows, onEnqueued)
-    const keyOf = (queueId: unknown, key: unknown): string => `${String(queueId)}\u0000${String(key)}`
-    const byKey = new Map(rows.filter(r => r.idempotencyKey !== null).map(r => [keyOf(r.queueId, r.idempotencyKey), r]))
-    const keyless = rows.filter(r => r.idempotencyKey === null)
-    const missing = inputs.filter(i => i.idempotencyKey != null && !byKey.has(keyOf(i.queueId, i.idempotencyKey)))
-    if (missing.length > 0) {
-      // keys already used: their first messages stand in for the duplicates
+        arrayLiteral(inputs.map(i => i.idempotencyKey ?? null))])).rows
+  } catch (err) {
+    throw translateDbError(err, { write: true })
+  }
+  // RETURNING gives only the rows inserted: exactly the messages created
+  if (onEnqueued !== undefined) countPerQueue(rows, onEnqueued)
+  const keyOf = (queueId: unknown, key: unknown): string => `${String(queueId)}\u0000${String(key)}`
+  const byKey = new Map(rows.filter(r => r.idempotencyKey !== null).map(r => [keyOf(r.queueId, r.idempotencyKey), r]))
+  const keyless = rows.filter(r => r.idempotencyKey === null)
+  const missing = inputs.filter(i => i.idempotencyKey != null && !byKey.has(keyOf(i.queueId, i.idempotencyKey)))
+  let lookupError: unknown
+  if (missing.length > 0) {
+    // keys already used: their first messages stand in for the duplicates
+    try {
       const existing = await pool.query<Row>(
         `SELECT ${messageEntity.select} FROM hookpost.messages
          WHERE (queue_id, idempotency_key) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))`,
         [missing.map(i => i.queueId), missing.map(i => i.idempotencyKey)])
       for (const r of existing.rows) byKey.set(keyOf(r.queueId, r.idempotencyKey), r)
+    } catch (err) {
+      // a read: the insert has committed, and wrote nothing for these inputs
+      lookupError = translateDbError(err, { write: false })
     }
-    const created = new Set(rows.map(r => r.id))
-    let next = 0
-    return inputs.map(i => {
-      const row = i.idempotencyKey != null ? byKey.get(keyOf(i.queueId, i.idempotencyKey))! : keyless[next++]!
-      // a key repeated inside the batch: only its first input created the message
-      const first = created.delete(row.id)
-      return { message: toMessage(row), created: first }
-    })
-  } catch (err) {
-    throw translatePgError(err)
   }
+  const created = new Set(rows.map(r => r.id))
+  let next = 0
+  return inputs.map((i): Outcome => {
+    const row = i.idempotencyKey != null ? byKey.get(keyOf(i.queueId, i.idempotencyKey)) : keyless[next++]
+    if (row === undefined) {
+      // the lookup failed, or the original went (deleted, or retention) between the two statements
+      return { ok: false, error: lookupError ?? new errors.Conflict(`idempotencyKey ${i.idempotencyKey ?? ''} is being used concurrently; try again`) }
+    }
+    // a key repeated inside the batch: only its first input created the message
+    const first = created.delete(row.id)
+    return { ok: true, value: { message: toMessage(row), created: first } }
+  })
 }
 
 /** Tell onEnqueued of inserted rows, once per queue. */
