@@ -5,7 +5,7 @@ export const errors = {
   BadRequest: createError('HOOKPOST_ERR_BAD_REQUEST', '%s', 400),
   InvalidField: createError('HOOKPOST_ERR_INVALID_FIELD', 'invalid value for "%s": %s', 400),
   InvalidCron: createError('HOOKPOST_ERR_INVALID_CRON', 'invalid value for "%s": %s', 400),
-  // a target the SSRF policy refuses (lib/ssrf.ts); also the error of a delivery refused at connect time
+  // a target the SSRF policy refuses (lib/domain/ssrf.ts); also the error of a delivery refused at connect time
   BlockedTarget: createError('HOOKPOST_ERR_BLOCKED_TARGET', 'invalid value for "%s": %s', 400),
   UnknownReference: createError('HOOKPOST_ERR_UNKNOWN_REFERENCE', '%s', 400),
   MissingSecret: createError('HOOKPOST_ERR_MISSING_ADMIN_SECRET', 'missing header X-PLATFORMATIC-ADMIN-SECRET', 401),

@@ -1,8 +1,8 @@
 // The three resources, as REST and GraphQL both see them: JSON schemas for what may be written and
 // what is returned, bound to the domain functions in lib/store. Routes and resolvers stay thin.
 import type { Pool } from 'pg'
-import { bodySchema } from './body.js'
-import { headersSchema } from './headers.js'
+import { bodySchema } from './domain/body.js'
+import { headersSchema } from './domain/headers.js'
 import type { Resource, WriteContext } from './http/crud.js'
 import { countCrons, createCron, cronEntity, deleteCron, getCron, listCrons, updateCron, type Cron } from './store/crons.js'
 import { countMessages, deleteMessage, getMessage, listMessages, messageEntity, updateMessage, type Message } from './store/messages.js'

@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Pool } from 'pg'
 import type { Entity, Filter, ListQuery } from '../store/list.js'
-import type { TargetPolicy } from '../ssrf.js'
+import type { TargetPolicy } from '../domain/ssrf.js'
 import type { Enqueued, MessageInput, OnEnqueued } from '../store/messages.js'
 import { listQuerySchema, parseListQuery } from './list-query.js'
 

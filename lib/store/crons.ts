@@ -1,10 +1,10 @@
 // Crons: schedules that create a message on a queue at every tick.
 import type { Pool } from 'pg'
 import type { Queryable } from '../db/pool.js'
-import { fromStored, toStored } from '../body.js'
+import { fromStored, toStored } from '../domain/body.js'
 import { errors, translatePgError } from '../errors.js'
-import { checkHeaders } from '../headers.js'
-import { nextTick, ScheduleError, validateSchedule } from '../schedule.js'
+import { checkHeaders } from '../domain/headers.js'
+import { nextTick, ScheduleError, validateSchedule } from '../domain/schedule.js'
 import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
 
 export interface Cron {

@@ -2,9 +2,9 @@
 import type { Pool } from 'pg'
 import { translateDbError, type Queryable } from '../db/pool.js'
 import { arrayLiteral } from '../db/arrays.js'
-import { fromStored, toStored } from '../body.js'
+import { fromStored, toStored } from '../domain/body.js'
 import { errors, translatePgError } from '../errors.js'
-import { checkHeaders } from '../headers.js'
+import { checkHeaders } from '../domain/headers.js'
 import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
 
 export interface Message {

@@ -3,9 +3,9 @@ import type { Pool } from 'pg'
 import type { Queryable } from '../db/pool.js'
 import { errors, SQLSTATE, translatePgError } from '../errors.js'
 import { withTransaction } from '../db/pool.js'
-import { checkHeaders } from '../headers.js'
-import { assertAllowedTarget } from '../ssrf-guard.js'
-import { type TargetPolicy } from '../ssrf.js'
+import { checkHeaders } from '../domain/headers.js'
+import { assertAllowedTarget } from '../domain/ssrf-guard.js'
+import { type TargetPolicy } from '../domain/ssrf.js'
 import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
 
 export interface Queue {

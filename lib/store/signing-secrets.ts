@@ -2,7 +2,7 @@
 // The secret is shown when it is set and never listed with the queue.
 import type { Pool } from 'pg'
 import { errors } from '../errors.js'
-import { generateSecret, secretBytes } from '../signing.js'
+import { generateSecret, secretBytes } from '../domain/signing.js'
 
 export interface SigningSecret {
   queueId: number

@@ -1,5 +1,5 @@
 // Header rules shared by the API (what may be stored) and the sender (what is sent).
-import { errors } from './errors.js'
+import { errors } from '../errors.js'
 
 // RFC 9110 token: what a header name may contain
 export const HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$"

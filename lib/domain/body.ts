@@ -1,7 +1,7 @@
 // A message body is given either as a string (pg-hooks' way: sent byte for byte) or as a JSON value
 // (sent as its JSON text). We store the text to send plus a flag, so reads give back what was written.
 
-import { errors } from './errors.js'
+import { errors } from '../errors.js'
 
 export interface StoredBody { body: string | null, bodyJson: boolean }
 

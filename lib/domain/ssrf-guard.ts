@@ -1,10 +1,10 @@
-// The SSRF policy of lib/ssrf.ts where DNS is involved: when a queue is saved (an early, friendly 400)
+// The SSRF policy of lib/domain/ssrf.ts where DNS is involved: when a queue is saved (an early, friendly 400)
 // and when a delivery connects (the check that counts: DNS may have changed since, by accident or by
 // a rebinding attack).
 import { promises as dns, type LookupAddress, type LookupOptions } from 'node:dns'
 import { isIP, type LookupFunction } from 'node:net'
 import type { Dispatcher } from 'undici'
-import { errors } from './errors.js'
+import { errors } from '../errors.js'
 import { checkAddress, checkUrl, hostToResolve, type TargetPolicy } from './ssrf.js'
 
 /** every address of a host name, as the system resolver (getaddrinfo, /etc/hosts included) sees it */
