@@ -15,9 +15,10 @@ import { holdWorkerLock } from './delivery/sql.js'
 import { deliveryPlugin } from './delivery/engine.js'
 import { EnqueueBatcher } from './store/enqueue-batcher.js'
 import { GRAPHQL_PATH, graphqlPlugin } from './graphql/plugin.js'
-import { installUpgradeGate } from './http/upgrade-gate.js'
+import { installUpgradeGate } from './graphql/upgrade-gate.js'
 import { makeAuthHook } from './http/auth.js'
-import { formatSchemaErrors, installErrorHandler } from './http/error-handler.js'
+import { handleError, installErrorHandler } from './http/error-handler.js'
+import { formatSchemaErrors } from './api/validate.js'
 import { loggerOptions } from './logger.js'
 import { metricsPlugin } from './metrics.js'
 import cronRoutes, { cronAliasRoutes } from '../routes/crons.js'
@@ -57,6 +58,8 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
     bodyLimit: 1024 * 1024,
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
     schemaErrorFormatter: formatSchemaErrors as any,
+    // a malformed URL never reaches a route: it is answered as every other error is
+    frameworkErrors: handleError,
     // per-request log lines only at debug: at thousands of enqueues a second they cost more than they tell
     logController: new LogController({ disableRequestLogging: !['debug', 'trace'].includes(config.server.logLevel) })
   }) as unknown as FastifyInstance

@@ -28,7 +28,7 @@ export function toStored (body: unknown): StoredBody {
   if (body === undefined || body === null) return { body: null, bodyJson: false }
   if (typeof body === 'string') return { body, bodyJson: false }
   if (typeof body === 'object' && deeperThan(body, MAX_BODY_DEPTH)) {
-    throw new errors.InvalidField('body', `JSON nested more than ${MAX_BODY_DEPTH} levels deep`)
+    throw new errors.HOOKPOST_ERR_INVALID_FIELD('body', `JSON nested more than ${MAX_BODY_DEPTH} levels deep`)
   }
   return { body: JSON.stringify(body), bodyJson: true }
 }
