@@ -20,6 +20,8 @@ import { makeAuthHook } from './http/auth.js'
 import { handleError, installErrorHandler } from './http/error-handler.js'
 import { formatSchemaErrors } from './api/validate.js'
 import { loggerOptions } from './logger.js'
+import { VERSION } from './version.js'
+import { ADMIN_SECRET_HEADER } from './api/auth.js'
 import { metricsPlugin } from './metrics.js'
 import cronRoutes, { cronAliasRoutes } from '../routes/crons.js'
 import healthRoutes from '../routes/health.js'
@@ -45,8 +47,6 @@ export interface BuildOptions {
   logger?: Logger
 }
 
-const VERSION = '0.1.0'
-
 export async function build (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   if (config.db.connectionString === null) {
     throw new Error('build() needs a connection string: start the embedded PostgreSQL first (see lib/server.ts)')
@@ -65,7 +65,7 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   }) as unknown as FastifyInstance
 
   const url = config.db.connectionString
-  const pool = createPool(url, { max: config.db.poolSize, log: app.log as unknown as Logger, statementTimeoutMs: config.db.statementTimeoutMs })
+  const pool = createPool(url, { max: config.db.poolSize, log: app.log, statementTimeoutMs: config.db.statementTimeoutMs })
   app.decorate('pool', pool)
   app.decorate('config', config)
   app.addHook('onClose', async () => { await pool.end() })
@@ -86,7 +86,7 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   if (config.db.autoMigrate) {
     // its own connection, without the statement timeout: an index on a big table, or waiting for
     // another process's migration, may well take longer than any request should
-    const once = createPool(url, { max: 1, log: app.log as unknown as Logger, statementTimeoutMs: 0, name: 'hookpost-migrate' })
+    const once = createPool(url, { max: 1, log: app.log, statementTimeoutMs: 0, name: 'hookpost-migrate' })
     try {
       const applied = await migrate(once)
       if (applied.length > 0) app.log.info({ applied }, 'migrations applied')
@@ -104,7 +104,7 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
     openapi: {
       info: { title: 'hookpost', description: 'Webhook delivery on PostgreSQL', version: VERSION },
       components: {
-        securitySchemes: { adminSecret: { type: 'apiKey', in: 'header', name: 'X-PLATFORMATIC-ADMIN-SECRET' } }
+        securitySchemes: { adminSecret: { type: 'apiKey', in: 'header', name: ADMIN_SECRET_HEADER.toUpperCase() } }
       },
       security: config.adminSecret !== null ? [{ adminSecret: [] }] : []
     }

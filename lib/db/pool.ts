@@ -1,5 +1,5 @@
 import pg from 'pg'
-import type { Logger } from 'pino'
+import type { BaseLogger } from 'pino'
 import { dbFailure } from './translate.js'
 import { parseTimestamptz } from './timestamptz.js'
 
@@ -39,7 +39,9 @@ function statementTimeoutOf (connectionString: string): number | undefined {
  * statement past it and rolls it back, so a timed-out write is known not to be committed. A connection
  * string's own ?statement_timeout= (ms) wins: pg reads it from the URL. 0 turns both timeouts off.
  */
-export function createPool (connectionString: string, opts: { max: number, log: Logger, statementTimeoutMs: number, name?: string, options?: string }): pg.Pool {
+export function createPool (connectionString: string, opts: {
+  max: number, log: Pick<BaseLogger, 'warn'>, statementTimeoutMs: number, name?: string, options?: string
+}): pg.Pool {
   // the backstop follows whichever timeout the server will apply
   const statementTimeoutMs = statementTimeoutOf(connectionString) ?? opts.statementTimeoutMs
   const pool = new pg.Pool({

@@ -4,8 +4,9 @@ import { mergeHeaders } from '../domain/headers.js'
 import { signatureHeaders } from '../domain/signing.js'
 import { guardedLookup, refuseBlockedLiterals } from '../domain/ssrf-guard.js'
 import type { TargetPolicy } from '../domain/ssrf.js'
+import { VERSION } from '../version.js'
 
-export const USER_AGENT = 'hookpost/0.1.0'
+export const USER_AGENT = `hookpost/${VERSION}`
 /** how much of a response body the attempt log keeps */
 export const RESPONSE_SNIPPET_BYTES = 4096
 
