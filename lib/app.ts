@@ -65,7 +65,9 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   }) as unknown as FastifyInstance
 
   const url = config.db.connectionString
-  const pool = createPool(url, { max: config.db.poolSize, log: app.log, statementTimeoutMs: config.db.statementTimeoutMs })
+  const pool = createPool(url, {
+    max: config.db.poolSize, log: app.log, statementTimeoutMs: config.db.statementTimeoutMs
+  })
   app.decorate('pool', pool)
   app.decorate('config', config)
   app.addHook('onClose', async () => { await pool.end() })

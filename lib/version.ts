@@ -5,7 +5,8 @@ function packageVersion (): string {
   // this file runs from lib/ (tsx) or from dist/lib/ (the build): package.json is one or two levels up
   for (const path of ['../package.json', '../../package.json']) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')) as { name?: unknown, version?: unknown }
+      const text = readFileSync(new URL(path, import.meta.url), 'utf8')
+      const pkg = JSON.parse(text) as { name?: unknown, version?: unknown }
       if (pkg.name === 'hookpost' && typeof pkg.version === 'string') return pkg.version
     } catch {}
   }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { InjectOptions } from 'fastify'
 import { testApp, testPool } from './helpers.js'
 
 t.test('400 names the field', async (t) => {
@@ -142,11 +143,14 @@ t.test('openapi document and UI', async (t) => {
 t.test("Fastify's own errors come out as HOOKPOST_ERR_* codes with their 4xx", async (t) => {
   const { app } = await testApp(t)
   const json = { 'content-type': 'application/json' }
-  const cases: Array<[string, Parameters<typeof app.inject>[0] & object, number, string]> = [
-    ['bad JSON', { method: 'POST', url: '/queues', headers: json, payload: '{"name": ' }, 400, 'HOOKPOST_ERR_BAD_REQUEST'],
-    ['an empty JSON body', { method: 'POST', url: '/queues', headers: json, payload: '' }, 400, 'HOOKPOST_ERR_BAD_REQUEST'],
-    ['a content type with no parser', { method: 'POST', url: '/queues', headers: { 'content-type': 'application/xml' }, payload: '<q/>' },
-      415, 'HOOKPOST_ERR_UNSUPPORTED_MEDIA_TYPE'],
+  const cases: Array<[string, InjectOptions, number, string]> = [
+    ['bad JSON', { method: 'POST', url: '/queues', headers: json, payload: '{"name": ' }, 400,
+      'HOOKPOST_ERR_BAD_REQUEST'],
+    ['an empty JSON body', { method: 'POST', url: '/queues', headers: json, payload: '' }, 400,
+      'HOOKPOST_ERR_BAD_REQUEST'],
+    ['a content type with no parser',
+      { method: 'POST', url: '/queues', headers: { 'content-type': 'application/xml' }, payload: '<q/>' }, 415,
+      'HOOKPOST_ERR_UNSUPPORTED_MEDIA_TYPE'],
     ['a body over 1 MiB', { method: 'POST', url: '/messages', payload: { queueId: 1, body: 'x'.repeat(1024 * 1024) } },
       413, 'HOOKPOST_ERR_PAYLOAD_TOO_LARGE'],
     ['a route that does not exist', { method: 'GET', url: '/nowhere' }, 404, 'HOOKPOST_ERR_ROUTE_NOT_FOUND'],

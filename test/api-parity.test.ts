@@ -14,10 +14,15 @@ const deep = (n: number): unknown => n === 0 ? 1 : [deep(n - 1)]
 
 function table (queueId: number): Row[] {
   const get = (url: string): InjectOptions => ({ method: 'GET', url })
+  const gql = (query: string): Gql => ({ query })
+  const raw = (url: string, type: string, payload: string): InjectOptions =>
+    ({ method: 'POST', url, headers: { 'content-type': type }, payload })
   const send = (method: 'POST' | 'PUT', url: string, payload: object): InjectOptions => ({ method, url, payload })
-  const saveQueue = (input: object): Gql => ({ query: 'mutation ($i: QueueInput!) { saveQueue(input: $i) { id } }', variables: { i: input } })
-  const saveMessage = (input: object): Gql => ({ query: 'mutation ($i: MessageInput!) { saveMessage(input: $i) { id } }', variables: { i: input } })
-  const saveCron = (input: object): Gql => ({ query: 'mutation ($i: CronInput!) { saveCron(input: $i) { id } }', variables: { i: input } })
+  const save = (type: string) => (input: object): Gql =>
+    ({ query: `mutation ($i: ${type}Input!) { save${type}(input: $i) { id } }`, variables: { i: input } })
+  const saveQueue = save('Queue')
+  const saveMessage = save('Message')
+  const saveCron = save('Cron')
   const url = 'http://127.0.0.1:9/x'
   return [
     {
@@ -39,10 +44,15 @@ function table (queueId: number): Row[] {
       rest: get('/messages?where.queueId.eq=abc'),
       graphql: { query: '{ messages(where: { queueId: { eq: "abc" } }) { id } }' }
     },
-    { name: 'an id that is not a number', code: 'HOOKPOST_ERR_BAD_REQUEST', rest: get('/queues/abc'), graphql: { query: '{ getQueueById(id: "abc") { id } }' } },
-    { name: 'id 0', code: 'HOOKPOST_ERR_BAD_REQUEST', rest: get('/queues/0'), graphql: { query: '{ getQueueById(id: 0) { id } }' } },
-    { name: 'limit over 100', code: 'HOOKPOST_ERR_BAD_REQUEST', rest: get('/queues?limit=101'), graphql: { query: '{ queues(limit: 101) { id } }' } },
-    { name: 'a negative offset', code: 'HOOKPOST_ERR_BAD_REQUEST', rest: get('/queues?offset=-1'), graphql: { query: '{ queues(offset: -1) { id } }' } },
+    {
+      name: 'an id that is not a number',
+      code: 'HOOKPOST_ERR_BAD_REQUEST',
+      rest: get('/queues/abc'),
+      graphql: { query: '{ getQueueById(id: "abc") { id } }' }
+    },
+    { name: 'id 0', code: 'HOOKPOST_ERR_BAD_REQUEST', rest: get('/queues/0'), graphql: gql('{ getQueueById(id: 0) { id } }') },
+    { name: 'limit over 100', code: 'HOOKPOST_ERR_BAD_REQUEST', rest: get('/queues?limit=101'), graphql: gql('{ queues(limit: 101) { id } }') },
+    { name: 'a negative offset', code: 'HOOKPOST_ERR_BAD_REQUEST', rest: get('/queues?offset=-1'), graphql: gql('{ queues(offset: -1) { id } }') },
     {
       name: 'an unknown sort direction',
       code: 'HOOKPOST_ERR_BAD_REQUEST',
@@ -154,14 +164,14 @@ function table (queueId: number): Row[] {
     {
       name: 'a body that is not JSON',
       code: 'HOOKPOST_ERR_BAD_REQUEST',
-      rest: { method: 'POST', url: '/queues', headers: { 'content-type': 'application/json' }, payload: '{"name":' },
-      graphql: { method: 'POST', url: '/graphql', headers: { 'content-type': 'application/json' }, payload: '{"query":' }
+      rest: raw('/queues', 'application/json', '{"name":'),
+      graphql: raw('/graphql', 'application/json', '{"query":')
     },
     {
       name: 'a content type the API does not read',
       code: 'HOOKPOST_ERR_UNSUPPORTED_MEDIA_TYPE',
-      rest: { method: 'POST', url: '/queues', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'name=x' },
-      graphql: { method: 'POST', url: '/graphql', headers: { 'content-type': 'application/xml' }, payload: '<q/>' }
+      rest: raw('/queues', 'application/x-www-form-urlencoded', 'a=b'),
+      graphql: raw('/graphql', 'application/xml', '<q/>')
     }
   ]
 }

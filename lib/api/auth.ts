@@ -21,5 +21,7 @@ export function checkAdminSecret (expected: string, given: unknown): void {
     throw new errors.HOOKPOST_ERR_MISSING_ADMIN_SECRET(ADMIN_SECRET_HEADER.toUpperCase())
   }
   const value = Array.isArray(given) ? String(given[0] ?? '') : String(given)
-  if (!secretMatches(expected, value)) throw new errors.HOOKPOST_ERR_WRONG_ADMIN_SECRET(ADMIN_SECRET_HEADER.toUpperCase())
+  if (!secretMatches(expected, value)) {
+    throw new errors.HOOKPOST_ERR_WRONG_ADMIN_SECRET(ADMIN_SECRET_HEADER.toUpperCase())
+  }
 }

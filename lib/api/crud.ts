@@ -60,11 +60,14 @@ export function bulk<I> (inputs: I[]): I[] {
 
 /** The ids a bulk delete names: a filter is required, and it may match at most MAX_BULK_INPUTS rows. */
 export async function idsToDelete (pool: Pool, entity: Entity, filters: Filter[]): Promise<number[]> {
-  if (filters.length === 0) throw new errors.HOOKPOST_ERR_INVALID_FIELD('where', 'is required: a delete names what it deletes')
+  if (filters.length === 0) {
+    throw new errors.HOOKPOST_ERR_INVALID_FIELD('where', 'is required: a delete names what it deletes')
+  }
   // one row past the cap tells "too many" without reading them all
   const ids = await matchingIds(pool, entity, filters, MAX_BULK_INPUTS + 1)
   if (ids.length > MAX_BULK_INPUTS) {
-    throw new errors.HOOKPOST_ERR_INVALID_FIELD('where', `matches more than ${MAX_BULK_INPUTS} rows; delete in smaller steps`)
+    const message = `matches more than ${MAX_BULK_INPUTS} rows; delete in smaller steps`
+    throw new errors.HOOKPOST_ERR_INVALID_FIELD('where', message)
   }
   return ids
 }

@@ -26,15 +26,18 @@ export interface ListQuerySchema { type: 'object', properties: Record<string, ob
 export function listQuerySchema (entity: Entity): ListQuerySchema {
   const properties: Record<string, object> = {
     ...pageProperties,
-    totalCount: { type: 'boolean', default: false, description: 'put the total number of matching rows in the X-Total-Count header' }
+    totalCount: {
+      type: 'boolean', default: false, description: 'put the total number of matching rows in the X-Total-Count header'
+    }
   }
   for (const [field, def] of filterableFields(entity)) {
     for (const op of FILTER_OPS) {
       const many = op === 'in' || op === 'nin'
+      const orNull = op === 'eq' || op === 'neq' ? ', or null' : ''
       properties[`where.${field}.${op}`] = {
         type: 'string',
         maxLength: 10_000,
-        description: many ? `comma-separated ${def.type} values` : `${def.type}${op === 'eq' || op === 'neq' ? ', or null' : ''}`
+        description: many ? `comma-separated ${def.type} values` : `${def.type}${orNull}`
       }
     }
   }
@@ -50,7 +53,9 @@ const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6}
 export function parseFilterValue (param: string, type: FieldType, raw: string): unknown {
   switch (type) {
     case 'integer': {
-      if (!/^-?\d{1,18}$/.test(raw)) throw new errors.HOOKPOST_ERR_INVALID_FIELD(param, `expected an integer, got ${JSON.stringify(raw)}`)
+      if (!/^-?\d{1,18}$/.test(raw)) {
+        throw new errors.HOOKPOST_ERR_INVALID_FIELD(param, `expected an integer, got ${JSON.stringify(raw)}`)
+      }
       return Number(raw)
     }
     case 'boolean':
@@ -72,7 +77,8 @@ export function parseFilterValue (param: string, type: FieldType, raw: string): 
 }
 
 /** REST: the querystring, already checked against listQuerySchema (types, bounds, known keys). */
-export function fromQuerystring (entity: Entity, query: Readonly<Record<string, unknown>>): ListQuery & { totalCount: boolean } {
+export function fromQuerystring (entity: Entity, query: Readonly<Record<string, unknown>>):
+ListQuery & { totalCount: boolean } {
   const where: Filter[] = []
   const orderBy: Order[] = []
   for (const [key, value] of Object.entries(query)) {
@@ -113,7 +119,8 @@ export function filtersOf (entity: Entity, where: Args | null | undefined): Filt
       if (value === undefined || !(FILTER_OPS as readonly string[]).includes(op)) continue
       const name = `where.${field}.${op}`
       const one = (v: unknown): unknown => typeof v === 'string' ? parseFilterValue(name, def.type, v) : v
-      out.push({ field, op: op as Filter['op'], value: value === null ? null : Array.isArray(value) ? value.map(one) : one(value) })
+      const parsed = value === null ? null : Array.isArray(value) ? value.map(one) : one(value)
+      out.push({ field, op: op as Filter['op'], value: parsed })
     }
   }
   return out
@@ -123,7 +130,8 @@ export function filtersOf (entity: Entity, where: Args | null | undefined): Filt
 export function fromArgs (entity: Entity, args: Args): ListQuery {
   const page = validate<{ limit?: number, offset?: number }>(pageSchema,
     { limit: args.limit ?? undefined, offset: args.offset ?? undefined }, 'args')
-  const orderBy: Order[] = (args.orderBy ?? []).map((o: Args) => ({ field: o.field, direction: o.direction === 'DESC' ? 'desc' : 'asc' }))
+  const orderBy: Order[] = (args.orderBy ?? [])
+    .map((o: Args) => ({ field: o.field, direction: o.direction === 'DESC' ? 'desc' : 'asc' }))
   return { limit: page.limit ?? MAX_LIMIT, offset: page.offset ?? 0, where: filtersOf(entity, args.where), orderBy }
 }
 

@@ -4,11 +4,15 @@ import type { Pool } from 'pg'
 import type { Queryable } from '../db/pool.js'
 import { bodySchema } from '../domain/body.js'
 import { headersSchema } from '../domain/headers.js'
-import { countCrons, createCron, cronEntity, deleteCron, getCron, listCrons, updateCron, type Cron } from '../store/crons.js'
+import {
+  countCrons, createCron, cronEntity, deleteCron, getCron, listCrons, updateCron, type Cron
+} from '../store/crons.js'
 import {
   countMessages, deleteMessage, getMessage, listMessages, messageEntity, updateMessage, type Message
 } from '../store/messages.js'
-import { countQueues, createQueue, deleteQueue, getQueue, listQueues, queueEntity, updateQueue, type Queue } from '../store/queues.js'
+import {
+  countQueues, createQueue, deleteQueue, getQueue, listQueues, queueEntity, updateQueue, type Queue
+} from '../store/queues.js'
 import type { Resource, WriteContext } from './crud.js'
 
 const nullableDate = { type: ['string', 'null'], format: 'date-time' }
@@ -51,9 +55,11 @@ export const queueResource: Resource<Queue> = {
   list: listQueues,
   count: countQueues,
   get: getQueue,
-  insert: async (db: Queryable, input: any, ctx: WriteContext) => ({ item: await createQueue(db, input, ctx.targets), created: true }),
+  insert: async (db: Queryable, input: any, ctx: WriteContext) =>
+    ({ item: await createQueue(db, input, ctx.targets), created: true }),
   modify: async (pool: Pool, id: number, input: any, ctx: WriteContext) => await updateQueue(pool, id, input, ctx.targets),
-  remove: async (pool: Pool, id: number, q: { force?: boolean }) => await deleteQueue(pool, id, { force: q.force === true }),
+  remove: async (pool: Pool, id: number, q: { force?: boolean }) =>
+    await deleteQueue(pool, id, { force: q.force === true }),
   forceDelete: true
 }
 

@@ -53,6 +53,8 @@ export function toId (value: unknown, field: string): number {
   if (!/^\d{1,16}$/.test(s)) throw new errors.HOOKPOST_ERR_BAD_REQUEST(`${field} must be integer`)
   const n = Number(s)
   if (n < 1) throw new errors.HOOKPOST_ERR_BAD_REQUEST(`${field} must be >= 1`)
-  if (n > Number.MAX_SAFE_INTEGER) throw new errors.HOOKPOST_ERR_BAD_REQUEST(`${field} must be <= ${Number.MAX_SAFE_INTEGER}`)
+  if (n > Number.MAX_SAFE_INTEGER) {
+    throw new errors.HOOKPOST_ERR_BAD_REQUEST(`${field} must be <= ${Number.MAX_SAFE_INTEGER}`)
+  }
   return n
 }

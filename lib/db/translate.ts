@@ -59,7 +59,10 @@ function translatePgError (err: unknown): unknown {
   const e = err as PgError
   if (!e || (e as any).statusCode) return err
   // a refused or dropped connection has no SQLSTATE: the database is away, not the request wrong
-  if (typeof e.code !== 'string') return isConnectionError(e) ? Object.assign(new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE('connection lost'), { cause: err }) : err
+  if (typeof e.code !== 'string') {
+    if (!isConnectionError(e)) return err
+    return Object.assign(new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE('connection lost'), { cause: err })
+  }
   const field = (e.constraint && CONSTRAINT_FIELDS[e.constraint]) ?? e.column ?? 'input'
   let out: Error | undefined
   switch (e.code) {
@@ -77,7 +80,9 @@ function translatePgError (err: unknown): unknown {
       break
     case SQLSTATE.CHECK_VIOLATION:
     case SQLSTATE.NOT_NULL_VIOLATION:
-      out = new errors.HOOKPOST_ERR_INVALID_FIELD(field, 'rejected by the database constraint ' + (e.constraint ?? e.code))
+      out = new errors.HOOKPOST_ERR_INVALID_FIELD(
+        field, 'rejected by the database constraint ' + (e.constraint ?? e.code)
+      )
       break
     case SQLSTATE.INVALID_TEXT_REPRESENTATION:
     case SQLSTATE.NUMERIC_OUT_OF_RANGE:
@@ -155,7 +160,9 @@ export function translateDbError (err: unknown, opts: { write: boolean }): unkno
       out = new errors.HOOKPOST_ERR_DB_TIMEOUT()
       break
     case 'unknown':
-      out = opts.write ? new errors.HOOKPOST_ERR_OUTCOME_UNKNOWN(reason) : new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE(reason)
+      out = opts.write ? new errors.HOOKPOST_ERR_OUTCOME_UNKNOWN(
+        reason) : new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE(reason
+      )
       break
     case 'not-sent':
       out = new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE(reason)

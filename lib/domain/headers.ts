@@ -26,7 +26,9 @@ export const headersSchema = {
 export function checkHeaders (h: Record<string, unknown> | null | undefined): void {
   if (!h) return
   const reserved = Object.keys(h).find(k => RESERVED_HEADERS.has(k.toLowerCase()))
-  if (reserved !== undefined) throw new errors.HOOKPOST_ERR_INVALID_FIELD('headers', `${reserved} is set by hookpost and cannot be stored`)
+  if (reserved !== undefined) {
+    throw new errors.HOOKPOST_ERR_INVALID_FIELD('headers', `${reserved} is set by hookpost and cannot be stored`)
+  }
 }
 
 /**

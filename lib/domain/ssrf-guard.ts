@@ -39,7 +39,9 @@ export async function assertAllowedTarget (url: string, policy: TargetPolicy, re
   const addresses = await within(SAVE_LOOKUP_TIMEOUT_MS, resolve(host, {}).catch(() => []), [])
   const reasons = addresses.map(a => checkAddress(a.address, policy))
   if (reasons.length > 0 && reasons.every(r => r !== null)) {
-    throw new errors.HOOKPOST_ERR_BLOCKED_TARGET('callbackUrl', `${host} resolves only to blocked addresses: ${reasons[0]}`)
+    throw new errors.HOOKPOST_ERR_BLOCKED_TARGET(
+      'callbackUrl', `${host} resolves only to blocked addresses: ${reasons[0]}`
+    )
   }
 }
 
@@ -56,7 +58,9 @@ export function guardedLookup (policy: TargetPolicy, resolve: ResolveAll = resol
       }
       for (const a of addresses) {
         const reason = checkAddress(a.address, policy)
-        if (reason !== null) return callback(new errors.HOOKPOST_ERR_BLOCKED_TARGET('callbackUrl', `${hostname} resolves to a blocked address: ${reason}`), '')
+        if (reason !== null) return callback(new errors.HOOKPOST_ERR_BLOCKED_TARGET(
+          'callbackUrl', `${hostname} resolves to a blocked address: ${reason}`), ''
+        )
       }
       // net asks for every address when it races IPv4 and IPv6 (autoSelectFamily), else for one
       if (options.all === true) callback(null, addresses)

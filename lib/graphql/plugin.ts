@@ -26,9 +26,11 @@ function formatError (err: GqlError, log: FastifyInstance['log'], req: FastifyRe
     const extensions = { code: 'HOOKPOST_ERR_BAD_REQUEST', statusCode: 400 }
     return { message: err.message, locations: err.locations, path: err.path, extensions }
   }
-  const { error, internal } = publicError(orig, { contentType: req?.headers['content-type'], bodyLimit: req?.routeOptions.bodyLimit })
+  const facts = { contentType: req?.headers['content-type'], bodyLimit: req?.routeOptions.bodyLimit }
+  const { error, internal } = publicError(orig, facts)
   if (internal) log.error({ err: orig }, 'graphql request failed')
-  return { message: error.message, locations: err.locations, path: err.path, extensions: { code: error.code, statusCode: error.statusCode } }
+  const extensions = { code: error.code, statusCode: error.statusCode }
+  return { message: error.message, locations: err.locations, path: err.path, extensions }
 }
 
 export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
@@ -41,7 +43,9 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
     if (req.routeOptions.url !== GRAPHQL_PATH) return
     // a HEAD would run the operation (mutations too: mercurius refuses those on GET only) and its
     // content-length would tell the result
-    if (req.method === 'HEAD') throw new errors.HOOKPOST_ERR_METHOD_NOT_ALLOWED(`HEAD ${GRAPHQL_PATH} runs nothing: use GET for queries or POST`)
+    if (req.method === 'HEAD') {
+      throw new errors.HOOKPOST_ERR_METHOD_NOT_ALLOWED(`HEAD ${GRAPHQL_PATH} runs nothing: use GET for queries or POST`)
+    }
     if (secret === null) return
     // only the WebSocket handshake that the upgrade gate (app.ts) let through skips the header
     if ((req.raw as { upgrade?: boolean }).upgrade === true && upgradeAllowed(req.raw, GRAPHQL_PATH)) return

@@ -48,9 +48,11 @@ async function save<T> (app: FastifyInstance, r: Resource<T>, raw: Args): Promis
   return (await r.insert(app.pool, inputOf(raw, r.create), writeContext(app))).item
 }
 
-async function removeWhere<T> (app: FastifyInstance, r: Resource<T>, where: Args, query: { force?: boolean }): Promise<T[]> {
+async function removeWhere<T> (app: FastifyInstance, r: Resource<T>, where: Args, query: { force?: boolean }):
+Promise<T[]> {
   const out: T[] = []
-  for (const id of await idsToDelete(app.pool, r.entity, filtersOf(r.entity, where))) out.push(await r.remove(app.pool, id, query))
+  const ids = await idsToDelete(app.pool, r.entity, filtersOf(r.entity, where))
+  for (const id of ids) out.push(await r.remove(app.pool, id, query))
   return out
 }
 
@@ -117,15 +119,19 @@ export const resolvers = {
     saveCron: async (_: unknown, { input }: Args, { app }: Ctx) => await save<Cron>(app, cronResource, input),
     // all or nothing, like a multi-row INSERT
     insertQueues: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
-      await insertAll(app.pool, queueResource, bulk<Args>(inputs).map(i => inputOf(i, queueResource.create)), writeContext(app)),
+      await insertAll(app.pool, queueResource, bulk<Args>(inputs).map(i => inputOf(i, queueResource.create)),
+        writeContext(app)),
     // one INSERT for the lot; each message keeps its own when
     insertMessages: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
-      await createMessages(app.pool, bulk<Args>(inputs).map(i => inputOf(i, messageResource.create)), app.metrics.enqueuedByApi),
+      await createMessages(app.pool, bulk<Args>(inputs).map(i => inputOf(i, messageResource.create)),
+        app.metrics.enqueuedByApi),
     insertCrons: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
-      await insertAll(app.pool, cronResource, bulk<Args>(inputs).map(i => inputOf(i, cronResource.create)), writeContext(app)),
+      await insertAll(app.pool, cronResource, bulk<Args>(inputs).map(i => inputOf(i, cronResource.create)),
+        writeContext(app)),
     deleteQueues: async (_: unknown, { where, force }: Args, { app }: Ctx) =>
       await removeWhere(app, queueResource, where, { force: force === true }),
-    deleteMessages: async (_: unknown, { where }: Args, { app }: Ctx) => await removeWhere(app, messageResource, where, {}),
+    deleteMessages: async (_: unknown, { where }: Args, { app }: Ctx) =>
+      await removeWhere(app, messageResource, where, {}),
     deleteCrons: async (_: unknown, { where }: Args, { app }: Ctx) => await removeWhere(app, cronResource, where, {}),
     retryMessage: async (_: unknown, { id }: Args, { app }: Ctx) => await retryMessage(app.pool, toId(id, 'id')),
     redriveQueue: async (_: unknown, { id }: Args, { app }: Ctx) => await redriveQueue(app.pool, toId(id, 'id')),

@@ -56,7 +56,8 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
     const tags = [r.tag]
     const hide = opts.hide === true
     const one = { ...errorReplies, 200: r.item }
-    const summary = (what: string): { tags: string[], hide: boolean, summary: string } => ({ tags, hide, summary: what })
+    const summary = (what: string): { tags: string[], hide: boolean, summary: string } =>
+      ({ tags, hide, summary: what })
 
     app.get('/', {
       schema: {
@@ -77,8 +78,9 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
       return item
     })
 
-    app.put('/:id', { schema: { ...summary(`update a ${r.entity.name}`), params: idParams, body: r.update, response: one } },
-      async (req) => await r.modify(pool, req.params.id, req.body, ctx))
+    app.put('/:id', {
+      schema: { ...summary(`update a ${r.entity.name}`), params: idParams, body: r.update, response: one }
+    }, async (req) => await r.modify(pool, req.params.id, req.body, ctx))
 
     if (r.forceDelete === true) {
       app.delete('/:id', {

@@ -9,11 +9,13 @@ import { errors } from '../errors.js'
 function send (reply: FastifyReply, e: { statusCode: number, code: string, message: string }): FastifyReply {
   // the database is away: a client may simply try again shortly
   if (e.statusCode === 503) reply.header('retry-after', '1')
-  return reply.code(e.statusCode).send({ statusCode: e.statusCode, code: e.code, error: STATUS_CODES[e.statusCode], message: e.message })
+  const body = { statusCode: e.statusCode, code: e.code, error: STATUS_CODES[e.statusCode], message: e.message }
+  return reply.code(e.statusCode).send(body)
 }
 
 export function handleError (err: FastifyError, req: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const { error, internal } = publicError(err, { contentType: req.headers['content-type'], bodyLimit: req.routeOptions.bodyLimit })
+  const facts = { contentType: req.headers['content-type'], bodyLimit: req.routeOptions.bodyLimit }
+  const { error, internal } = publicError(err, facts)
   if (internal) req.log.error({ err }, 'request failed')
   return send(reply, error)
 }

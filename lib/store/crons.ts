@@ -80,7 +80,8 @@ export async function cronsOfQueues (pool: Pool, queueIds: readonly number[], li
 }
 
 export async function getCronsByIds (pool: Pool, ids: readonly number[]): Promise<Cron[]> {
-  const { rows } = await read<Row>(pool, `SELECT ${cronEntity.select} FROM hookpost.crons WHERE id = ANY($1::bigint[])`, [ids])
+  const { rows } = await read<Row>(pool,
+    `SELECT ${cronEntity.select} FROM hookpost.crons WHERE id = ANY($1::bigint[])`, [ids])
   return rows.map(toCron)
 }
 
@@ -105,7 +106,8 @@ export async function createCron (pool: Queryable, input: CronInput): Promise<Cr
   checkSchedule(input.schedule, timezone)
   const { body, bodyJson } = toStored(input.body)
   const { rows } = await write<Row>(pool,
-    `INSERT INTO hookpost.crons (queue_id, schedule, timezone, body, body_json, headers, paused, missed_ticks, next_tick_at)
+    `INSERT INTO hookpost.crons
+       (queue_id, schedule, timezone, body, body_json, headers, paused, missed_ticks, next_tick_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${cronEntity.select}`,
     [input.queueId, input.schedule, timezone, body, bodyJson, JSON.stringify(input.headers ?? {}),
       input.paused ?? false, input.missedTicks ?? 'once', nextTick(input.schedule, timezone, new Date())])
@@ -142,7 +144,8 @@ export async function updateCron (pool: Pool, id: number, input: CronInput): Pro
 
 /** Deleting a cron stops it; its past messages stay, with cronId cleared (ON DELETE SET NULL). */
 export async function deleteCron (pool: Pool, id: number): Promise<Cron> {
-  const { rows } = await write<Row>(pool, `DELETE FROM hookpost.crons WHERE id = $1 RETURNING ${cronEntity.select}`, [id])
+  const { rows } = await write<Row>(pool,
+    `DELETE FROM hookpost.crons WHERE id = $1 RETURNING ${cronEntity.select}`, [id])
   if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('cron', id)
   return toCron(rows[0])
 }

@@ -122,7 +122,11 @@ export async function createMessage (pool: Queryable, input: MessageInput, onEnq
     [input.queueId, input.idempotencyKey])).rows[0]
   // the original went (deleted, or retention) between the two statements: the key is free again
   if (existing === undefined) {
-    if (retried) throw new errors.HOOKPOST_ERR_CONFLICT(`idempotencyKey ${input.idempotencyKey ?? ''} is being used concurrently; try again`)
+    if (retried) {
+      throw new errors.HOOKPOST_ERR_CONFLICT(
+        `idempotencyKey ${input.idempotencyKey ?? ''} is being used concurrently; try again`
+      )
+    }
     return await createMessage(pool, input, onEnqueued, true)
   }
   return { message: toMessage(existing), created: false }
@@ -147,7 +151,8 @@ export async function insertMessages (pool: Queryable, inputs: MessageInput[], o
   const failed = each.find(o => !o.ok)
   if (failed === undefined) return each.map(o => (o as { value: Enqueued }).value)
   if (each.some(o => o.ok && o.value.created)) {
-    throw Object.assign(new errors.HOOKPOST_ERR_OUTCOME_UNKNOWN('some of the messages were written before it failed'), { cause: failed.error })
+    const written = new errors.HOOKPOST_ERR_OUTCOME_UNKNOWN('some of the messages were written before it failed')
+    throw Object.assign(written, { cause: failed.error })
   }
   throw failed.error
 }
@@ -203,7 +208,8 @@ export async function insertMessagesEach (pool: Queryable, inputs: MessageInput[
     const row = i.idempotencyKey != null ? byKey.get(keyOf(i.queueId, i.idempotencyKey)) : keyless[next++]
     if (row === undefined) {
       // the lookup failed, or the original went (deleted, or retention) between the two statements
-      return { ok: false, error: lookupError ?? new errors.HOOKPOST_ERR_CONFLICT(`idempotencyKey ${i.idempotencyKey ?? ''} is being used concurrently; try again`) }
+      const busy = `idempotencyKey ${i.idempotencyKey ?? ''} is being used concurrently; try again`
+      return { ok: false, error: lookupError ?? new errors.HOOKPOST_ERR_CONFLICT(busy) }
     }
     // a key repeated inside the batch: only its first input created the message
     const first = created.delete(row.id)
@@ -246,11 +252,14 @@ export async function updateMessage (pool: Pool, id: number, input: MessageInput
     return toMessage(rows[0])
   }
   await getMessage(pool, id) // 404 when missing
-  throw new errors.HOOKPOST_ERR_CONFLICT(`message ${id} is being delivered, was delivered or has failed; it can no longer be changed`)
+  throw new errors.HOOKPOST_ERR_CONFLICT(
+    `message ${id} is being delivered, was delivered or has failed; it can no longer be changed`
+  )
 }
 
 export async function deleteMessage (pool: Pool, id: number): Promise<Message> {
-  const { rows } = await write<Row>(pool, `DELETE FROM hookpost.messages WHERE id = $1 RETURNING ${messageEntity.select}`, [id])
+  const { rows } = await write<Row>(pool,
+    `DELETE FROM hookpost.messages WHERE id = $1 RETURNING ${messageEntity.select}`, [id])
   if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('message', id)
   return toMessage(rows[0])
 }

@@ -94,7 +94,8 @@ export async function getQueue (pool: Pool, id: number): Promise<Queue> {
 }
 
 export async function getQueuesByIds (pool: Pool, ids: readonly number[]): Promise<Queue[]> {
-  const { rows } = await read<Queue>(pool, `SELECT ${queueEntity.select} FROM hookpost.queues WHERE id = ANY($1::bigint[])`, [ids])
+  const { rows } = await read<Queue>(pool,
+    `SELECT ${queueEntity.select} FROM hookpost.queues WHERE id = ANY($1::bigint[])`, [ids])
   return rows
 }
 
@@ -133,11 +134,12 @@ export async function deleteQueue (pool: Pool, id: number, opts: { force?: boole
       const locked = await write(c, 'SELECT id FROM hookpost.queues WHERE id = $1 FOR UPDATE', [id])
       if (locked.rowCount === 0) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
       if (opts.force !== true) {
-        const { rows } = await read(c,
-          'SELECT count(*)::bigint AS n FROM hookpost.messages WHERE queue_id = $1 AND sent_at IS NULL AND NOT failed', [id])
+        const { rows } = await read(c, `SELECT count(*)::bigint AS n FROM hookpost.messages
+          WHERE queue_id = $1 AND sent_at IS NULL AND NOT failed`, [id])
         if (rows[0].n > 0) throw new errors.HOOKPOST_ERR_QUEUE_HAS_PENDING(id, rows[0].n)
       }
-      const { rows } = await write<Queue>(c, `DELETE FROM hookpost.queues WHERE id = $1 RETURNING ${queueEntity.select}`, [id])
+      const { rows } = await write<Queue>(c,
+        `DELETE FROM hookpost.queues WHERE id = $1 RETURNING ${queueEntity.select}`, [id])
       return rows[0]!
     })
   } catch (err) {

@@ -50,7 +50,8 @@ export async function retryMessage (pool: Pool, id: number): Promise<Message> {
   const row = await transaction(pool, async (c) => {
     const { rows } = await write(c, REQUEUE.replace('%WHERE%', 'id = $1'), [id])
     if (rows[0] === undefined) return undefined
-    await write(c, 'UPDATE hookpost.dead_letters SET redriven_at = now() WHERE message_id = $1 AND redriven_at IS NULL', [id])
+    await write(c,
+      'UPDATE hookpost.dead_letters SET redriven_at = now() WHERE message_id = $1 AND redriven_at IS NULL', [id])
     await write(c, "SELECT pg_notify('hookpost_messages', '')")
     return rows[0]
   })
