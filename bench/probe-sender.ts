@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks'
 import { Pool } from 'undici'
 import { createDispatcher, send } from '../lib/delivery/sender.js'
-import { DEVELOPMENT_POLICY } from '../lib/ssrf.js'
+import { DEVELOPMENT_POLICY } from '../lib/domain/ssrf.js'
 import { drive, envInt, fmt, makeBody, onCleanup, runMain, table } from './harness.js'
 import { startReceiver } from './receiver.js'
 

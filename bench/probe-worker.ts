@@ -10,7 +10,7 @@
 // .heapprofile of every allocation, collected or not, in the delivery window), PROBE_PROFILE (write a
 // .cpuprofile of the delivery window only to this path), PROBE_LIB_DIR (load worker.ts and sender.ts
 // from <dir>/delivery instead of lib/delivery: to try a change without touching lib/).
-import { DEVELOPMENT_POLICY } from '../lib/ssrf.js'
+import { DEVELOPMENT_POLICY } from '../lib/domain/ssrf.js'
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'

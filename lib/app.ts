@@ -15,10 +15,13 @@ import { holdWorkerLock } from './delivery/sql.js'
 import { deliveryPlugin } from './delivery/engine.js'
 import { EnqueueBatcher } from './store/enqueue-batcher.js'
 import { GRAPHQL_PATH, graphqlPlugin } from './graphql/plugin.js'
-import { installUpgradeGate } from './http/upgrade-gate.js'
+import { installUpgradeGate } from './graphql/upgrade-gate.js'
 import { makeAuthHook } from './http/auth.js'
-import { formatSchemaErrors, installErrorHandler } from './http/error-handler.js'
+import { handleError, installErrorHandler } from './http/error-handler.js'
+import { formatSchemaErrors } from './api/validate.js'
 import { loggerOptions } from './logger.js'
+import { VERSION } from './version.js'
+import { ADMIN_SECRET_HEADER } from './api/auth.js'
 import { metricsPlugin } from './metrics.js'
 import cronRoutes, { cronAliasRoutes } from '../routes/crons.js'
 import healthRoutes from '../routes/health.js'
@@ -44,8 +47,6 @@ export interface BuildOptions {
   logger?: Logger
 }
 
-const VERSION = '0.1.0'
-
 export async function build (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   if (config.db.connectionString === null) {
     throw new Error('build() needs a connection string: start the embedded PostgreSQL first (see lib/server.ts)')
@@ -57,12 +58,16 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
     bodyLimit: 1024 * 1024,
     ajv: { customOptions: { removeAdditional: false, allErrors: false } },
     schemaErrorFormatter: formatSchemaErrors as any,
+    // a malformed URL never reaches a route: it is answered as every other error is
+    frameworkErrors: handleError,
     // per-request log lines only at debug: at thousands of enqueues a second they cost more than they tell
     logController: new LogController({ disableRequestLogging: !['debug', 'trace'].includes(config.server.logLevel) })
   }) as unknown as FastifyInstance
 
   const url = config.db.connectionString
-  const pool = createPool(url, { max: config.db.poolSize, log: app.log as unknown as Logger, statementTimeoutMs: config.db.statementTimeoutMs })
+  const pool = createPool(url, {
+    max: config.db.poolSize, log: app.log, statementTimeoutMs: config.db.statementTimeoutMs
+  })
   app.decorate('pool', pool)
   app.decorate('config', config)
   app.addHook('onClose', async () => { await pool.end() })
@@ -83,7 +88,7 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   if (config.db.autoMigrate) {
     // its own connection, without the statement timeout: an index on a big table, or waiting for
     // another process's migration, may well take longer than any request should
-    const once = createPool(url, { max: 1, log: app.log as unknown as Logger, statementTimeoutMs: 0, name: 'hookpost-migrate' })
+    const once = createPool(url, { max: 1, log: app.log, statementTimeoutMs: 0, name: 'hookpost-migrate' })
     try {
       const applied = await migrate(once)
       if (applied.length > 0) app.log.info({ applied }, 'migrations applied')
@@ -101,7 +106,7 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
     openapi: {
       info: { title: 'hookpost', description: 'Webhook delivery on PostgreSQL', version: VERSION },
       components: {
-        securitySchemes: { adminSecret: { type: 'apiKey', in: 'header', name: 'X-PLATFORMATIC-ADMIN-SECRET' } }
+        securitySchemes: { adminSecret: { type: 'apiKey', in: 'header', name: ADMIN_SECRET_HEADER.toUpperCase() } }
       },
       security: config.adminSecret !== null ? [{ adminSecret: [] }] : []
     }

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseEnv } from 'node:util'
-import { parseCidr } from './ssrf.js'
+import { parseCidr } from './domain/ssrf.js'
 
 export interface Config {
   readonly server: {
@@ -45,7 +45,7 @@ export interface Config {
     readonly shutdownGraceMs: number
     /** turn the delivery engine off in this process (API-only nodes) */
     readonly enabled: boolean
-    /** SSRF policy (lib/ssrf.ts): targets may be on private networks (loopback, RFC 1918, unique- and site-local, CGNAT, benchmarking) */
+    /** SSRF policy (lib/domain/ssrf.ts): targets may be on private networks (loopback, RFC 1918, unique- and site-local, CGNAT, benchmarking) */
     readonly allowPrivateNetworks: boolean
     /** CIDRs or addresses always allowed as targets, over every SSRF block */
     readonly ssrfAllow: readonly string[]

@@ -3,7 +3,7 @@
 // (cron_id, tick_at) refuses a second message for a tick whatever any leader does.
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
-import { ticksToFire, type DueCron } from './schedule.js'
+import { ticksToFire, type DueCron } from './domain/schedule.js'
 import { withTransaction } from './db/pool.js'
 import { Loop } from './loop.js'
 import { countPerQueue, type OnEnqueued } from './store/messages.js'

@@ -1,10 +1,11 @@
 import pino, { type Logger, type LoggerOptions } from 'pino'
+import { ADMIN_SECRET_HEADER } from './api/auth.js'
 import type { Config } from './config.js'
 
 // Secrets never reach a log line, wherever they appear
 export const REDACT_PATHS = [
-  'req.headers["x-platformatic-admin-secret"]',
-  'headers["x-platformatic-admin-secret"]',
+  `req.headers["${ADMIN_SECRET_HEADER}"]`,
+  `headers["${ADMIN_SECRET_HEADER}"]`,
   'adminSecret',
   '*.adminSecret',
   'config.adminSecret',

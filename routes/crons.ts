@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
+import { cronResource } from '../lib/api/resources.js'
 import { crudRoutes } from '../lib/http/crud.js'
-import { cronResource } from '../lib/resources.js'
 
 export default async function cronRoutes (app: FastifyInstance): Promise<void> {
   await app.register(crudRoutes(cronResource))

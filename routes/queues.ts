@@ -1,43 +1,48 @@
 import type { FastifyInstance } from 'fastify'
-import { crudRoutes, errorReplies, idParams, sendList } from '../lib/http/crud.js'
-import { listQuerySchema } from '../lib/http/list-query.js'
-import { cronResource, messageResource, queueResource } from '../lib/resources.js'
+import { listQuerySchema } from '../lib/api/list-query.js'
+import { cronResource, messageResource, queueResource, signingSecretInput } from '../lib/api/resources.js'
+import { crudRoutes, errorReplies, idParams, sendList, typed } from '../lib/http/crud.js'
 import { getQueue } from '../lib/store/queues.js'
 import { redriveQueue } from '../lib/store/redrive.js'
 import { removeSigningSecret, rotateSigningSecret } from '../lib/store/signing-secrets.js'
 
-export default async function queueRoutes (app: FastifyInstance): Promise<void> {
-  await app.register(crudRoutes(queueResource))
+// not `as const`: replies are typed by the store (a Date here), which Fastify serializes by this schema
+const signingSecretReply: Record<string, unknown> = {
+  type: 'object',
+  properties: {
+    queueId: { type: 'integer' },
+    signingSecret: { type: 'string' },
+    previousValidUntil: { type: ['string', 'null'], format: 'date-time' }
+  }
+}
+
+export default async function queueRoutes (instance: FastifyInstance): Promise<void> {
+  await instance.register(crudRoutes(queueResource))
+  const app = typed(instance)
 
   app.post('/:id/redrive', {
     schema: {
       tags: ['queues'],
-      summary: "re-queue every failed message of the queue (its dead letters)",
+      summary: 're-queue every failed message of the queue (its dead letters)',
       params: idParams,
       response: { ...errorReplies, 200: { type: 'object', properties: { queueId: { type: 'integer' }, requeued: { type: 'integer' } } } }
     }
-  }, async (req) => await redriveQueue(app.pool, (req.params as { id: number }).id))
+  }, async (req) => await redriveQueue(app.pool, req.params.id))
 
   app.post('/:id/signing-secret', {
     schema: {
       tags: ['queues'],
       summary: 'set or rotate the signing secret: deliveries then carry Standard Webhooks signatures',
-      description: 'Without a body, a secret is generated. The previous secret keeps signing (both signatures are sent) for graceSeconds.',
+      description: 'Without a body, a secret is generated. ' +
+        'The previous secret keeps signing (both signatures are sent) for graceSeconds.',
       params: idParams,
-      body: {
-        type: ['object', 'null'],
-        properties: {
-          secret: { type: 'string', maxLength: 200, description: 'whsec_ + base64 of 24 to 64 bytes; generated when absent' },
-          graceSeconds: { type: 'integer', minimum: 0, maximum: 2_592_000, description: 'default 86400' }
-        },
-        additionalProperties: false
-      },
+      body: signingSecretInput,
       response: {
         ...errorReplies,
-        200: { type: 'object', properties: { queueId: { type: 'integer' }, signingSecret: { type: 'string' }, previousValidUntil: { type: ['string', 'null'], format: 'date-time' } } }
+        200: signingSecretReply
       }
     }
-  }, async (req) => await rotateSigningSecret(app.pool, (req.params as { id: number }).id, (req.body ?? {}) as { secret?: string, graceSeconds?: number }))
+  }, async (req) => await rotateSigningSecret(app.pool, req.params.id, req.body ?? {}))
 
   app.delete('/:id/signing-secret', {
     schema: {
@@ -46,7 +51,7 @@ export default async function queueRoutes (app: FastifyInstance): Promise<void> 
       params: idParams,
       response: { ...errorReplies, 200: { type: 'object', properties: { queueId: { type: 'integer' }, signed: { type: 'boolean' } } } }
     }
-  }, async (req) => await removeSigningSecret(app.pool, (req.params as { id: number }).id))
+  }, async (req) => await removeSigningSecret(app.pool, req.params.id))
 
   // relation routes: a queue's messages and crons, with the same list parameters
   for (const [path, r] of [['messages', messageResource], ['crons', cronResource]] as const) {
@@ -59,9 +64,9 @@ export default async function queueRoutes (app: FastifyInstance): Promise<void> 
         response: { ...errorReplies, 200: { type: 'array', items: r.item } }
       }
     }, async (req, reply) => {
-      const { id } = req.params as { id: number }
+      const { id } = req.params
       await getQueue(app.pool, id) // 404 for a missing queue, not an empty list
-      return await sendList(reply, app.pool, r as any, req.query as Record<string, unknown>, [{ field: 'queueId', op: 'eq', value: id }])
+      return await sendList<unknown>(reply, app.pool, r, req.query, [{ field: 'queueId', op: 'eq', value: id }])
     })
   }
 }

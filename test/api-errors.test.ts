@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { InjectOptions } from 'fastify'
 import { testApp, testPool } from './helpers.js'
 
 t.test('400 names the field', async (t) => {
@@ -137,4 +138,31 @@ t.test('openapi document and UI', async (t) => {
   t.equal((await app.inject({ url: '/migrations' })).statusCode, 404)
   const ui = await app.inject({ url: '/documentation' })
   t.ok(ui.statusCode === 200 || ui.statusCode === 302, 'UI served')
+})
+
+t.test("Fastify's own errors come out as HOOKPOST_ERR_* codes with their 4xx", async (t) => {
+  const { app } = await testApp(t)
+  const json = { 'content-type': 'application/json' }
+  const cases: Array<[string, InjectOptions, number, string]> = [
+    ['bad JSON', { method: 'POST', url: '/queues', headers: json, payload: '{"name": ' }, 400,
+      'HOOKPOST_ERR_BAD_REQUEST'],
+    ['an empty JSON body', { method: 'POST', url: '/queues', headers: json, payload: '' }, 400,
+      'HOOKPOST_ERR_BAD_REQUEST'],
+    ['a content type with no parser',
+      { method: 'POST', url: '/queues', headers: { 'content-type': 'application/xml' }, payload: '<q/>' }, 415,
+      'HOOKPOST_ERR_UNSUPPORTED_MEDIA_TYPE'],
+    ['a body over 1 MiB', { method: 'POST', url: '/messages', payload: { queueId: 1, body: 'x'.repeat(1024 * 1024) } },
+      413, 'HOOKPOST_ERR_PAYLOAD_TOO_LARGE'],
+    ['a route that does not exist', { method: 'GET', url: '/nowhere' }, 404, 'HOOKPOST_ERR_ROUTE_NOT_FOUND'],
+    ['a method no route has', { method: 'PATCH', url: '/queues/1', payload: {} }, 404, 'HOOKPOST_ERR_ROUTE_NOT_FOUND'],
+    ['a bad id param', { method: 'GET', url: '/queues/1x' }, 400, 'HOOKPOST_ERR_BAD_REQUEST'],
+    ['an id past 2^53', { method: 'GET', url: '/queues/99999999999999999999' }, 400, 'HOOKPOST_ERR_BAD_REQUEST'],
+    ['a malformed URL', { method: 'GET', url: '/queues/%E0%A4%A' }, 400, 'HOOKPOST_ERR_BAD_REQUEST']
+  ]
+  for (const [name, req, status, code] of cases) {
+    const res = await app.inject(req)
+    t.equal(res.statusCode, status, `${name}: ${res.body.slice(0, 200)}`)
+    t.equal(res.json().code, code, name)
+    t.notMatch(res.body, /FST_/, `${name}: no Fastify code`)
+  }
 })

@@ -115,7 +115,9 @@ t.test('errors carry the same codes and messages as REST', async (t) => {
   const gRef = await gql(app, 'mutation { saveMessage(input: { queueId: 4242 }) { id } }')
   t.same({ code: gRef.errors?.[0].extensions.code, message: gRef.errors?.[0].message }, { code: restRef.code, message: restRef.message }, 'unknown reference')
   const badId = await gql(app, '{ getQueueById(id: "abc") { id } }')
-  t.equal(badId.errors?.[0].extensions.code, 'HOOKPOST_ERR_INVALID_FIELD')
+  const restBadId = (await app.inject({ url: '/queues/abc' })).json()
+  t.equal(badId.errors?.[0].extensions.code, restBadId.code, 'a bad id: REST\'s schema error')
+  t.equal(restBadId.code, 'HOOKPOST_ERR_BAD_REQUEST')
 })
 
 t.test('relation fields of 100 queues cost a bounded number of SQL statements', async (t) => {

@@ -92,7 +92,7 @@ t.test('the application role needs no right on hookpost tables; idempotency keys
 })
 
 t.test('hookpost.enqueue applies the API header rules', async (t) => {
-  const { RESERVED_HEADERS } = await import('../lib/headers.js')
+  const { RESERVED_HEADERS } = await import('../lib/domain/headers.js')
   const { app, url } = await testApp(t)
   const admin = testPool(t, url)
   const q = (await app.inject({ method: 'POST', url: '/queues', payload: { name: 'h', callbackUrl: 'http://127.0.0.1:9/x' } })).json()

@@ -1,6 +1,6 @@
 // Pure schedule logic: next ticks across DST (cron-parser's rules) and the missed-tick policy.
 import t from 'tap'
-import { nextTick, ticksToFire, validateSchedule } from '../lib/schedule.js'
+import { nextTick, ticksToFire, validateSchedule } from '../lib/domain/schedule.js'
 
 function seq (expr: string, tz: string, from: string, n: number): string[] {
   const out: string[] = []

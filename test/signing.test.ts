@@ -2,7 +2,7 @@
 // and a secret rotation.
 import t from 'tap'
 import { Webhook } from 'standardwebhooks'
-import { generateSecret, secretBytes, sign } from '../lib/signing.js'
+import { generateSecret, secretBytes, sign } from '../lib/domain/signing.js'
 import { receiver, sleep, testApp, type Received } from './helpers.js'
 
 function verify (secret: string, r: Received): unknown {

@@ -4,8 +4,8 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { ConfigError, loadConfig } from '../lib/config.js'
-import { assertAllowedTarget, guardedLookup, refuseBlockedLiterals, type ResolveAll } from '../lib/ssrf-guard.js'
-import { checkAddress, checkUrl, hostToResolve, parseCidr, type TargetPolicy } from '../lib/ssrf.js'
+import { assertAllowedTarget, guardedLookup, refuseBlockedLiterals, type ResolveAll } from '../lib/domain/ssrf-guard.js'
+import { checkAddress, checkUrl, hostToResolve, parseCidr, type TargetPolicy } from '../lib/domain/ssrf.js'
 import { eventually, receiver, sleep, testApp, testPool, type ConfigOverrides } from './helpers.js'
 
 const DEV: TargetPolicy = { allowPrivateNetworks: true, ssrfAllow: [] }

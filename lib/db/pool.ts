@@ -1,6 +1,6 @@
 import pg from 'pg'
-import type { Logger } from 'pino'
-import { errors, translatePgError } from '../errors.js'
+import type { BaseLogger } from 'pino'
+import { dbFailure } from './translate.js'
 import { parseTimestamptz } from './timestamptz.js'
 
 // bigint ids and counts come back as strings by default; ours stay far below 2^53.
@@ -39,7 +39,9 @@ function statementTimeoutOf (connectionString: string): number | undefined {
  * statement past it and rolls it back, so a timed-out write is known not to be committed. A connection
  * string's own ?statement_timeout= (ms) wins: pg reads it from the URL. 0 turns both timeouts off.
  */
-export function createPool (connectionString: string, opts: { max: number, log: Logger, statementTimeoutMs: number, name?: string, options?: string }): pg.Pool {
+export function createPool (connectionString: string, opts: {
+  max: number, log: Pick<BaseLogger, 'warn'>, statementTimeoutMs: number, name?: string, options?: string
+}): pg.Pool {
   // the backstop follows whichever timeout the server will apply
   const statementTimeoutMs = statementTimeoutOf(connectionString) ?? opts.statementTimeoutMs
   const pool = new pg.Pool({
@@ -99,55 +101,4 @@ export async function withTransaction<T> (pool: pg.Pool, fn: (c: pg.PoolClient) 
     client.removeListener('error', ignore)
     client.release(broken as Error | undefined)
   }
-}
-
-/**
- * What a failed statement tells about what it wrote:
- *  - 'canceled': PostgreSQL canceled it (its statement_timeout, or an operator) and rolled it back;
- *  - 'refused': any other error PostgreSQL answered while the session lived: rolled back too;
- *  - 'not-sent': no connection was made, so nothing reached the server;
- *  - 'unknown': the connection broke, or the client stopped waiting, while it ran: it may still commit;
- *  - null: not a database failure at all (a bug, or our own validation).
- */
-export type DbFailure = 'canceled' | 'refused' | 'not-sent' | 'unknown' | null
-
-// sent only while a session is being set up: too many connections, starting up, auth, no such database
-const REFUSED_AT_CONNECT = new Set(['08001', '08004', '28000', '28P01', '3D000', '53300', '57P03'])
-const QUERY_CANCELED = '57014'
-
-export function dbFailure (err: unknown): DbFailure {
-  const e = err as { code?: unknown, message?: unknown, severity?: unknown } | null
-  if (e === null || typeof e !== 'object') return null
-  const code = String(e.code ?? '')
-  // an ErrorResponse from the server: it alone carries a severity (localized, so only a hint here)
-  if (typeof e.severity === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
-    if (code === QUERY_CANCELED) return 'canceled'
-    if (REFUSED_AT_CONNECT.has(code)) return 'not-sent'
-    // the session ended (shutdown, crash, lost link) or failed inside: that may have come after the commit
-    if (['08', '57', 'XX'].includes(code.slice(0, 2)) || e.severity === 'FATAL' || e.severity === 'PANIC') return 'unknown'
-    return 'refused'
-  }
-  const message = String(e.message ?? '')
-  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'].includes(code) ||
-    /timeout exceeded when trying to connect|terminated due to connection timeout|is not queryable|after calling end on the pool/i.test(message)) return 'not-sent'
-  if (['ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code) || /^Query read timeout$|Connection terminated/i.test(message)) return 'unknown'
-  return null
-}
-
-/**
- * A database error as the API says it: translatePgError (SQLSTATE to a 4xx), plus what a failed
- * statement left behind. Canceled: 503 HOOKPOST_ERR_DB_TIMEOUT, nothing written. Broken mid-statement:
- * for a write, 503 HOOKPOST_ERR_OUTCOME_UNKNOWN (it may have committed); for a read, 503 unavailable.
- */
-export function translateDbError (err: unknown, opts: { write: boolean }): unknown {
-  if ((err as { statusCode?: unknown } | null)?.statusCode !== undefined) return err
-  const reason = String((err as { code?: unknown, message?: unknown } | null)?.message ?? '')
-  let out: Error
-  switch (dbFailure(err)) {
-    case 'canceled': out = new errors.DbTimeout(); break
-    case 'unknown': out = opts.write ? new errors.OutcomeUnknown(reason) : new errors.Unavailable(reason); break
-    case 'not-sent': out = new errors.Unavailable(reason); break
-    default: return translatePgError(err)
-  }
-  return Object.assign(out, { cause: err })
 }

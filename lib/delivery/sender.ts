@@ -1,11 +1,12 @@
 // The HTTP call: one shared undici Agent, explicit timeouts, the response always consumed.
 import { Agent, type Dispatcher } from 'undici'
-import { mergeHeaders } from '../headers.js'
-import { signatureHeaders } from '../signing.js'
-import { guardedLookup, refuseBlockedLiterals } from '../ssrf-guard.js'
-import type { TargetPolicy } from '../ssrf.js'
+import { mergeHeaders } from '../domain/headers.js'
+import { signatureHeaders } from '../domain/signing.js'
+import { guardedLookup, refuseBlockedLiterals } from '../domain/ssrf-guard.js'
+import type { TargetPolicy } from '../domain/ssrf.js'
+import { VERSION } from '../version.js'
 
-export const USER_AGENT = 'hookpost/0.1.0'
+export const USER_AGENT = `hookpost/${VERSION}`
 /** how much of a response body the attempt log keeps */
 export const RESPONSE_SNIPPET_BYTES = 4096
 
@@ -23,7 +24,7 @@ export interface Call {
   signingSecrets: string[] | null
 }
 
-/** blocked: the SSRF policy refused the target's address (lib/ssrf.ts); no connection was made */
+/** blocked: the SSRF policy refused the target's address (lib/domain/ssrf.ts); no connection was made */
 export type ErrorKind = 'http' | 'timeout' | 'connect' | 'network' | 'blocked'
 
 export interface Result {

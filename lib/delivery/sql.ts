@@ -1,9 +1,11 @@
 // The delivery engine's statements. Hot ones are named, so pg prepares them once per connection.
 import { arrayLiteral } from '../db/arrays.js'
 import { SUBSCRIBERS_LOCK } from '../db/listener.js'
+import type { Statement } from '../db/query.js'
 import type { Result } from './sender.js'
 
-export interface Statement { name?: string, text: string, values: unknown[] }
+// defined once, in lib/db/query.ts; retention and metrics still import it from here
+export type { Statement }
 
 /** What a claim needs of a message's queue: read once per queue per claim, shared by its rows. */
 export interface QueueTarget {

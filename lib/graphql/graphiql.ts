@@ -41,7 +41,7 @@ export async function graphiqlRoutes (app: FastifyInstance): Promise<void> {
   app.get('/graphiql/assets/:file', { schema: { hide: true } }, async (req, reply) => {
     const file = (req.params as { file: string }).file
     const asset = Object.hasOwn(ASSETS, file) ? ASSETS[file] : undefined
-    if (asset === undefined) throw new errors.NotFound('asset', (req.params as { file: string }).file)
+    if (asset === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('asset', (req.params as { file: string }).file)
     reply.header('cache-control', 'public, max-age=3600')
     return await reply.type(asset.type).send(await load(asset.path()))
   })

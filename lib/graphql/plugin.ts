@@ -1,46 +1,36 @@
 // GraphQL at /graphql (mercurius), GraphiQL at /graphiql, subscriptions over WebSocket fed by
 // PostgreSQL NOTIFY so that every process publishes what the delivering process did.
-import type { FastifyInstance } from 'fastify'
-import { buildSchema } from 'graphql'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import mercurius from 'mercurius'
+import { ADMIN_SECRET_HEADER, checkAdminSecret } from '../api/auth.js'
+import { publicError } from '../api/public-error.js'
 import { CHANNELS } from '../db/listener.js'
-import { translateDbError } from '../db/pool.js'
 import { errors } from '../errors.js'
-import { checkAdminSecret } from '../http/auth.js'
-import { upgradeAllowed } from '../http/upgrade-gate.js'
 import { costRule } from './cost.js'
 import { graphiqlRoutes } from './graphiql.js'
 import { loaders, resolvers, TOPICS } from './resolvers.js'
 import { schema } from './schema.js'
 import { SubscriberCount } from './subscribers.js'
+import { upgradeAllowed } from './upgrade-gate.js'
 
 /** the one path that answers GraphQL over HTTP and serves its subscriptions over WebSocket */
 export const GRAPHQL_PATH = '/graphql'
 
 interface GqlError { message: string, path?: unknown, locations?: unknown, extensions?: Record<string, unknown>, originalError?: any }
 
-// root fields that write: a broken connection under one of them may have committed
-const MUTATIONS = new Set(Object.keys(buildSchema(schema).getMutationType()?.getFields() ?? {}))
-
-/** The same codes and messages as REST: { message, extensions: { code, statusCode } }. */
-function formatError (err: GqlError, log: FastifyInstance['log']): GqlError {
-  let orig = err.originalError
-  if (orig !== undefined && orig !== null && orig.name !== 'GraphQLError') {
-    // a database error a resolver let through: said as REST says it (a timeout is a 503, never a 500)
-    const root = Array.isArray(err.path) ? err.path[0] : undefined
-    orig = translateDbError(orig, { write: typeof root === 'string' && MUTATIONS.has(root) })
-  }
-  if (orig?.statusCode !== undefined && orig.statusCode < 500 && typeof orig.code === 'string') {
-    return { message: orig.message, locations: err.locations, path: err.path, extensions: { code: orig.code, statusCode: orig.statusCode } }
-  }
+/** The same codes and messages as REST (lib/api/public-error.ts): { message, extensions: { code, statusCode } }. */
+function formatError (err: GqlError, log: FastifyInstance['log'], req: FastifyRequest | undefined): GqlError {
+  const orig = err.originalError
   if (orig === undefined || orig === null || orig.name === 'GraphQLError') {
     // a query that does not validate against the schema: the client's mistake, said as graphql-js says it
-    return { message: err.message, locations: err.locations, path: err.path, extensions: { code: 'HOOKPOST_ERR_BAD_REQUEST', statusCode: 400 } }
+    const extensions = { code: 'HOOKPOST_ERR_BAD_REQUEST', statusCode: 400 }
+    return { message: err.message, locations: err.locations, path: err.path, extensions }
   }
-  const status = orig.statusCode === 503 ? 503 : 500
-  if (status === 500) log.error({ err: orig }, 'graphql resolver failed')
-  const e = status === 503 ? orig : new errors.Internal()
-  return { message: e.message, path: err.path, extensions: { code: e.code, statusCode: status } }
+  const facts = { contentType: req?.headers['content-type'], bodyLimit: req?.routeOptions.bodyLimit }
+  const { error, internal } = publicError(orig, facts)
+  if (internal) log.error({ err: orig }, 'graphql request failed')
+  const extensions = { code: error.code, statusCode: error.statusCode }
+  return { message: error.message, locations: err.locations, path: err.path, extensions }
 }
 
 export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
@@ -53,11 +43,13 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
     if (req.routeOptions.url !== GRAPHQL_PATH) return
     // a HEAD would run the operation (mutations too: mercurius refuses those on GET only) and its
     // content-length would tell the result
-    if (req.method === 'HEAD') throw new errors.MethodNotAllowed(`HEAD ${GRAPHQL_PATH} runs nothing: use GET for queries or POST`)
+    if (req.method === 'HEAD') {
+      throw new errors.HOOKPOST_ERR_METHOD_NOT_ALLOWED(`HEAD ${GRAPHQL_PATH} runs nothing: use GET for queries or POST`)
+    }
     if (secret === null) return
     // only the WebSocket handshake that the upgrade gate (app.ts) let through skips the header
     if ((req.raw as { upgrade?: boolean }).upgrade === true && upgradeAllowed(req.raw, GRAPHQL_PATH)) return
-    checkAdminSecret(secret, req.headers['x-platformatic-admin-secret'])
+    checkAdminSecret(secret, req.headers[ADMIN_SECRET_HEADER])
   })
 
   // while this process has live subscriptions it says so to the deliverer (a shared advisory lock),
@@ -78,10 +70,10 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
     errorFormatter: (result, ctx) => {
       // mercurius wraps schema-validation failures in one error carrying the graphql-js errors: unwrap them
       const flat = (result.errors ?? []).flatMap((e: any) => Array.isArray(e.originalError?.errors) ? e.originalError.errors : [e])
-      const formatted = flat.map(e => formatError(e as GqlError, app.log))
+      const req = (ctx as { reply?: { request?: FastifyRequest } } | undefined)?.reply?.request
+      const formatted = flat.map(e => formatError(e as GqlError, app.log, req))
       // a whole-request failure (bad query, auth) gets its status; resolver errors ride a 200, as GraphQL does
       const status = result.data === undefined || result.data === null ? Math.max(...formatted.map(f => Number(f.extensions?.statusCode ?? 400))) : 200
-      void ctx
       return { statusCode: status, response: { data: result.data ?? null, errors: formatted } as any }
     },
     subscription: {
@@ -90,7 +82,8 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
       context: () => ({ app, subscribers }),
       onConnect: ({ payload }: { payload?: Record<string, any> }) => {
         if (secret === null) return true
-        const given = payload?.['x-platformatic-admin-secret'] ?? payload?.headers?.['x-platformatic-admin-secret'] ?? payload?.['X-PLATFORMATIC-ADMIN-SECRET']
+        const upper = ADMIN_SECRET_HEADER.toUpperCase()
+        const given = payload?.[ADMIN_SECRET_HEADER] ?? payload?.headers?.[ADMIN_SECRET_HEADER] ?? payload?.[upper]
         try {
           checkAdminSecret(secret, given)
           return true

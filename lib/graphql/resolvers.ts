@@ -2,19 +2,17 @@
 // validation. Relation fields go through loaders, one query per field per request, never one per row.
 import type { FastifyInstance } from 'fastify'
 import { GraphQLScalarType, Kind, type ValueNode } from 'graphql'
-import type { Pool } from 'pg'
-import { withTransaction } from '../db/pool.js'
-import { writeContext, type Resource } from '../http/crud.js'
+import { bulk, idsToDelete, insertAll, writeContext, type Resource } from '../api/crud.js'
+import { filtersOf, fromArgs, relationLimit } from '../api/list-query.js'
+import { cronResource, messageResource, queueResource, signingSecretInput } from '../api/resources.js'
+import { toId, validate } from '../api/validate.js'
 import { errors } from '../errors.js'
-import { parseFilterValue } from '../http/list-query.js'
-import { cronResource, messageResource, queueResource } from '../resources.js'
 import { cronsOfQueues, getCronsByIds, updateCron, type Cron } from '../store/crons.js'
-import { FILTER_OPS, MAX_BULK_INPUTS, MAX_LIMIT, idsStatement, type Entity, type Filter, type ListQuery, type Order } from '../store/list.js'
+import { MAX_LIMIT } from '../store/list.js'
 import { createMessages, deleteMessage, messagesOfQueues, type Message } from '../store/messages.js'
 import { getQueuesByIds, type Queue } from '../store/queues.js'
 import { attemptsOf, redriveQueue, retryMessage } from '../store/redrive.js'
 import { rotateSigningSecret } from '../store/signing-secrets.js'
-import { validate } from '../validate.js'
 import { countedSubscription, type SubscriberCount } from './subscribers.js'
 
 type Args = Record<string, any>
@@ -22,40 +20,7 @@ interface Ctx { app: FastifyInstance }
 
 export const TOPICS = { delivered: 'MESSAGE_DELIVERED', failed: 'MESSAGE_FAILED' } as const
 
-// ids travel as GraphQL IDs (strings); the store wants numbers
-function toId (value: unknown, field: string): number {
-  const s = String(value)
-  if (!/^\d{1,15}$/.test(s) || Number(s) < 1) throw new errors.InvalidField(field, `expected a positive integer id, got ${JSON.stringify(value)}`)
-  return Number(s)
-}
-
 const ID_FIELDS = ['id', 'queueId', 'deadLetterQueueId', 'cronId', 'deadLetterOf']
-
-function filtersOf (entity: Entity, where: Args | null | undefined): Filter[] {
-  const out: Filter[] = []
-  for (const [field, ops] of Object.entries(where ?? {})) {
-    const def = entity.fields[field]!
-    for (const [op, value] of Object.entries(ops as Args)) {
-      if (value === undefined || !(FILTER_OPS as readonly string[]).includes(op)) continue
-      const name = `where.${field}.${op}`
-      const one = (v: unknown): unknown => {
-        if (ID_FIELDS.includes(field)) return toId(v, name)
-        return typeof v === 'string' ? parseFilterValue(name, def.type, v) : v
-      }
-      out.push({ field, op: op as Filter['op'], value: value === null ? null : Array.isArray(value) ? value.map(one) : one(value) })
-    }
-  }
-  return out
-}
-
-function listQueryOf (entity: Entity, args: Args): ListQuery {
-  const limit = args.limit ?? MAX_LIMIT
-  if (!Number.isInteger(limit) || limit < 0 || limit > MAX_LIMIT) throw new errors.InvalidField('limit', `must be between 0 and ${MAX_LIMIT}`)
-  const offset = args.offset ?? 0
-  if (!Number.isInteger(offset) || offset < 0) throw new errors.InvalidField('offset', 'must be >= 0')
-  const orderBy: Order[] = (args.orderBy ?? []).map((o: Args) => ({ field: o.field, direction: o.direction === 'DESC' ? 'desc' : 'asc' }))
-  return { limit, offset, where: filtersOf(entity, args.where), orderBy }
-}
 
 /** GraphQL input -> the REST body shape: ids as numbers, absent fields dropped; then REST's schema. */
 function inputOf (raw: Args, schema: object): Args {
@@ -69,26 +34,9 @@ function inputOf (raw: Args, schema: object): Args {
   return out
 }
 
-async function idsMatching (pool: Pool, entity: Entity, where: Args | null | undefined): Promise<number[]> {
-  const filters = filtersOf(entity, where)
-  if (filters.length === 0) throw new errors.InvalidField('where', 'is required: a delete names what it deletes')
-  // one row past the cap tells "too many" without reading them all
-  const { rows } = await pool.query(idsStatement(entity, filters, MAX_BULK_INPUTS + 1))
-  if (rows.length > MAX_BULK_INPUTS) throw new errors.InvalidField('where', `matches more than ${MAX_BULK_INPUTS} rows; delete in smaller steps`)
-  return rows.map(r => r.id as number)
-}
-
-/** Bulk inputs, capped so that one call stays one bounded statement. */
-function bulk (inputs: Args[]): Args[] {
-  if (inputs.length > MAX_BULK_INPUTS) throw new errors.InvalidField('inputs', `at most ${MAX_BULK_INPUTS} per call, got ${inputs.length}`)
-  return inputs
-}
-
-/** A relation field's `limit`, with REST's bounds. */
-function relationLimit (qs: Query<{ limit?: number }>): number {
-  const limit = Math.max(...qs.map(q => q.params.limit ?? MAX_LIMIT))
-  if (!Number.isInteger(limit) || limit < 0 || limit > MAX_LIMIT) throw new errors.InvalidField('limit', `must be between 0 and ${MAX_LIMIT}`)
-  return limit
+/** A relation field's `limit`: the largest asked for by any parent, within a list's bound. */
+function limitOf (qs: Query<{ limit?: number }>): number {
+  return Math.max(...qs.map(q => relationLimit(q.params.limit)))
 }
 
 /** save = create, or update when input.id is given (Platformatic's rule) */
@@ -100,9 +48,17 @@ async function save<T> (app: FastifyInstance, r: Resource<T>, raw: Args): Promis
   return (await r.insert(app.pool, inputOf(raw, r.create), writeContext(app))).item
 }
 
+async function removeWhere<T> (app: FastifyInstance, r: Resource<T>, where: Args, query: { force?: boolean }):
+Promise<T[]> {
+  const out: T[] = []
+  const ids = await idsToDelete(app.pool, r.entity, filtersOf(r.entity, where))
+  for (const id of ids) out.push(await r.remove(app.pool, id, query))
+  return out
+}
+
 function list<T> (r: Resource<T>) {
   return {
-    list: async (_: unknown, args: Args, { app }: Ctx) => await r.list(app.pool, listQueryOf(r.entity, args)),
+    list: async (_: unknown, args: Args, { app }: Ctx) => await r.list(app.pool, fromArgs(r.entity, args)),
     get: async (_: unknown, args: Args, { app }: Ctx) => {
       try {
         return await r.get(app.pool, toId(args.id, 'id'))
@@ -126,7 +82,7 @@ const JSONScalar = new GraphQLScalarType({
       case Kind.OBJECT: return Object.fromEntries(ast.fields.map(f => [f.name.value, literal(f.value)]))
       case Kind.LIST: return ast.values.map(literal)
       case Kind.NULL: return null
-      default: throw new errors.BadRequest('variables are not supported inside a JSON literal')
+      default: throw new errors.HOOKPOST_ERR_BAD_REQUEST('variables are not supported inside a JSON literal')
     }
   }
 })
@@ -163,40 +119,26 @@ export const resolvers = {
     saveCron: async (_: unknown, { input }: Args, { app }: Ctx) => await save<Cron>(app, cronResource, input),
     // all or nothing, like a multi-row INSERT
     insertQueues: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
-      await withTransaction(app.pool, async (c) => {
-        const out = []
-        for (const i of bulk(inputs)) out.push((await queueResource.insert(c as unknown as Pool, inputOf(i, queueResource.create), writeContext(app))).item)
-        return out
-      }),
+      await insertAll(app.pool, queueResource, bulk<Args>(inputs).map(i => inputOf(i, queueResource.create)),
+        writeContext(app)),
     // one INSERT for the lot; each message keeps its own when
     insertMessages: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
-      await createMessages(app.pool, bulk(inputs).map((i: Args) => inputOf(i, messageResource.create)), app.metrics.enqueuedByApi),
+      await createMessages(app.pool, bulk<Args>(inputs).map(i => inputOf(i, messageResource.create)),
+        app.metrics.enqueuedByApi),
     insertCrons: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
-      await withTransaction(app.pool, async (c) => {
-        const out = []
-        for (const i of bulk(inputs)) out.push((await cronResource.insert(c as unknown as Pool, inputOf(i, cronResource.create), writeContext(app))).item)
-        return out
-      }),
-    deleteQueues: async (_: unknown, { where, force }: Args, { app }: Ctx) => {
-      const out = []
-      for (const id of await idsMatching(app.pool, queueResource.entity, where)) out.push(await queueResource.remove(app.pool, id, { force: force === true }))
-      return out
-    },
-    deleteMessages: async (_: unknown, { where }: Args, { app }: Ctx) => {
-      const out = []
-      for (const id of await idsMatching(app.pool, messageResource.entity, where)) out.push(await deleteMessage(app.pool, id))
-      return out
-    },
-    deleteCrons: async (_: unknown, { where }: Args, { app }: Ctx) => {
-      const out = []
-      for (const id of await idsMatching(app.pool, cronResource.entity, where)) out.push(await cronResource.remove(app.pool, id, {}))
-      return out
-    },
+      await insertAll(app.pool, cronResource, bulk<Args>(inputs).map(i => inputOf(i, cronResource.create)),
+        writeContext(app)),
+    deleteQueues: async (_: unknown, { where, force }: Args, { app }: Ctx) =>
+      await removeWhere(app, queueResource, where, { force: force === true }),
+    deleteMessages: async (_: unknown, { where }: Args, { app }: Ctx) =>
+      await removeWhere(app, messageResource, where, {}),
+    deleteCrons: async (_: unknown, { where }: Args, { app }: Ctx) => await removeWhere(app, cronResource, where, {}),
     retryMessage: async (_: unknown, { id }: Args, { app }: Ctx) => await retryMessage(app.pool, toId(id, 'id')),
     redriveQueue: async (_: unknown, { id }: Args, { app }: Ctx) => await redriveQueue(app.pool, toId(id, 'id')),
     rotateSigningSecret: async (_: unknown, { queueId, secret, graceSeconds }: Args, { app }: Ctx) => {
-      if (graceSeconds !== undefined && graceSeconds !== null && (graceSeconds < 0 || graceSeconds > 2_592_000)) throw new errors.InvalidField('graceSeconds', 'must be between 0 and 2592000')
-      return await rotateSigningSecret(app.pool, toId(queueId, 'queueId'), { secret: secret ?? undefined, graceSeconds: graceSeconds ?? undefined })
+      const opts = validate<{ secret?: string, graceSeconds?: number }>(signingSecretInput,
+        { secret: secret ?? undefined, graceSeconds: graceSeconds ?? undefined }, 'args')
+      return await rotateSigningSecret(app.pool, toId(queueId, 'queueId'), opts)
     },
     pauseCron: async (_: unknown, { id }: Args, { app }: Ctx) => await updateCron(app.pool, toId(id, 'id'), { paused: true }),
     resumeCron: async (_: unknown, { id }: Args, { app }: Ctx) => await updateCron(app.pool, toId(id, 'id'), { paused: false })
@@ -227,11 +169,11 @@ export const loaders = {
       return qs.map(q => byId.get(q.obj.deadLetterQueueId) ?? null)
     },
     messages: async (qs: Query<{ limit?: number }>, { app }: Ctx) => {
-      const rows = await messagesOfQueues(app.pool, qs.map(q => q.obj.id), relationLimit(qs))
+      const rows = await messagesOfQueues(app.pool, qs.map(q => q.obj.id), limitOf(qs))
       return qs.map(q => rows.filter(m => m.queueId === q.obj.id).slice(0, q.params.limit ?? MAX_LIMIT))
     },
     crons: async (qs: Query<{ limit?: number }>, { app }: Ctx) => {
-      const rows = await cronsOfQueues(app.pool, qs.map(q => q.obj.id), relationLimit(qs))
+      const rows = await cronsOfQueues(app.pool, qs.map(q => q.obj.id), limitOf(qs))
       return qs.map(q => rows.filter(c => c.queueId === q.obj.id).slice(0, q.params.limit ?? MAX_LIMIT))
     }
   },
@@ -245,7 +187,7 @@ export const loaders = {
       return qs.map(q => byId.get(q.obj.cronId) ?? null)
     },
     attempts: async (qs: Query<{ limit?: number }>, { app }: Ctx) => {
-      const byMessage = await attemptsOf(app.pool, qs.map(q => q.obj.id), relationLimit(qs))
+      const byMessage = await attemptsOf(app.pool, qs.map(q => q.obj.id), limitOf(qs))
       return qs.map(q => (byMessage.get(q.obj.id) ?? []).slice(0, q.params.limit ?? MAX_LIMIT))
     }
   },

@@ -1,10 +1,11 @@
 // Crons: schedules that create a message on a queue at every tick.
 import type { Pool } from 'pg'
 import type { Queryable } from '../db/pool.js'
-import { fromStored, toStored } from '../body.js'
-import { errors, translatePgError } from '../errors.js'
-import { checkHeaders } from '../headers.js'
-import { nextTick, ScheduleError, validateSchedule } from '../schedule.js'
+import { read, write } from '../db/query.js'
+import { fromStored, toStored } from '../domain/body.js'
+import { errors } from '../errors.js'
+import { checkHeaders } from '../domain/headers.js'
+import { nextTick, ScheduleError, validateSchedule } from '../domain/schedule.js'
 import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
 
 export interface Cron {
@@ -61,7 +62,7 @@ function checkSchedule (schedule: string, timezone: string): void {
   try {
     validateSchedule(schedule, timezone)
   } catch (err) {
-    if (err instanceof ScheduleError) throw new errors.InvalidCron(err.field, err.message)
+    if (err instanceof ScheduleError) throw new errors.HOOKPOST_ERR_INVALID_CRON(err.field, err.message)
     throw err
   }
 }
@@ -71,7 +72,7 @@ const NOTIFY = "SELECT pg_notify('hookpost_crons', '')"
 
 export async function cronsOfQueues (pool: Pool, queueIds: readonly number[], limit: number): Promise<Cron[]> {
   // at most `limit` rows per queue
-  const { rows } = await pool.query<Row>(
+  const { rows } = await read<Row>(pool,
     `SELECT ${cronEntity.select} FROM unnest($1::bigint[]) AS q(qid)
        CROSS JOIN LATERAL (SELECT * FROM hookpost.crons WHERE queue_id = q.qid ORDER BY id LIMIT $2) AS c
      ORDER BY id`, [[...new Set(queueIds)], limit])
@@ -79,41 +80,39 @@ export async function cronsOfQueues (pool: Pool, queueIds: readonly number[], li
 }
 
 export async function getCronsByIds (pool: Pool, ids: readonly number[]): Promise<Cron[]> {
-  const { rows } = await pool.query<Row>(`SELECT ${cronEntity.select} FROM hookpost.crons WHERE id = ANY($1::bigint[])`, [ids])
+  const { rows } = await read<Row>(pool,
+    `SELECT ${cronEntity.select} FROM hookpost.crons WHERE id = ANY($1::bigint[])`, [ids])
   return rows.map(toCron)
 }
 
 export async function listCrons (pool: Pool, q: ListQuery): Promise<Cron[]> {
-  return (await pool.query<Row>(listStatement(cronEntity, q))).rows.map(toCron)
+  return (await read<Row>(pool, listStatement(cronEntity, q))).rows.map(toCron)
 }
 
 export async function countCrons (pool: Pool, where: Filter[]): Promise<number> {
-  return (await pool.query(countStatement(cronEntity, where))).rows[0].n
+  return (await read(pool, countStatement(cronEntity, where))).rows[0].n
 }
 
 export async function getCron (pool: Pool, id: number): Promise<Cron> {
-  const { rows } = await pool.query<Row>(`SELECT ${cronEntity.select} FROM hookpost.crons WHERE id = $1`, [id])
-  if (rows[0] === undefined) throw new errors.NotFound('cron', id)
+  const { rows } = await read<Row>(pool, `SELECT ${cronEntity.select} FROM hookpost.crons WHERE id = $1`, [id])
+  if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('cron', id)
   return toCron(rows[0])
 }
 
 export async function createCron (pool: Queryable, input: CronInput): Promise<Cron> {
   checkHeaders(input.headers)
   const timezone = input.timezone ?? 'UTC'
-  if (input.schedule === undefined) throw new errors.InvalidField('schedule', 'is required')
+  if (input.schedule === undefined) throw new errors.HOOKPOST_ERR_INVALID_FIELD('schedule', 'is required')
   checkSchedule(input.schedule, timezone)
   const { body, bodyJson } = toStored(input.body)
-  try {
-    const { rows } = await pool.query<Row>(
-      `INSERT INTO hookpost.crons (queue_id, schedule, timezone, body, body_json, headers, paused, missed_ticks, next_tick_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${cronEntity.select}`,
-      [input.queueId, input.schedule, timezone, body, bodyJson, JSON.stringify(input.headers ?? {}),
-        input.paused ?? false, input.missedTicks ?? 'once', nextTick(input.schedule, timezone, new Date())])
-    await pool.query(NOTIFY)
-    return toCron(rows[0]!)
-  } catch (err) {
-    throw translatePgError(err)
-  }
+  const { rows } = await write<Row>(pool,
+    `INSERT INTO hookpost.crons
+       (queue_id, schedule, timezone, body, body_json, headers, paused, missed_ticks, next_tick_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${cronEntity.select}`,
+    [input.queueId, input.schedule, timezone, body, bodyJson, JSON.stringify(input.headers ?? {}),
+      input.paused ?? false, input.missedTicks ?? 'once', nextTick(input.schedule, timezone, new Date())])
+  await write(pool, NOTIFY)
+  return toCron(rows[0]!)
 }
 
 /**
@@ -128,28 +127,25 @@ export async function updateCron (pool: Pool, id: number, input: CronInput): Pro
   if (input.schedule !== undefined || input.timezone !== undefined) checkSchedule(schedule, timezone)
   const reschedule = input.schedule !== undefined || input.timezone !== undefined || (input.paused === false && current.paused)
   const s = input.body !== undefined ? toStored(input.body) : undefined
-  try {
-    const { rows } = await pool.query<Row>(
-      `UPDATE hookpost.crons SET
-         queue_id = COALESCE($2, queue_id), schedule = $3, timezone = $4,
-         body = CASE WHEN $5 THEN $6 ELSE body END, body_json = CASE WHEN $5 THEN $7 ELSE body_json END,
-         headers = COALESCE($8::jsonb, headers), paused = COALESCE($9, paused), missed_ticks = COALESCE($10, missed_ticks),
-         next_tick_at = CASE WHEN $11 THEN $12 ELSE next_tick_at END, updated_at = now()
-       WHERE id = $1 RETURNING ${cronEntity.select}`,
-      [id, input.queueId ?? null, schedule, timezone, s !== undefined, s?.body ?? null, s?.bodyJson ?? false,
-        input.headers !== undefined ? JSON.stringify(input.headers) : null, input.paused ?? null, input.missedTicks ?? null,
-        reschedule, nextTick(schedule, timezone, new Date())])
-    if (rows[0] === undefined) throw new errors.NotFound('cron', id)
-    await pool.query(NOTIFY)
-    return toCron(rows[0])
-  } catch (err) {
-    throw translatePgError(err)
-  }
+  const { rows } = await write<Row>(pool,
+    `UPDATE hookpost.crons SET
+       queue_id = COALESCE($2, queue_id), schedule = $3, timezone = $4,
+       body = CASE WHEN $5 THEN $6 ELSE body END, body_json = CASE WHEN $5 THEN $7 ELSE body_json END,
+       headers = COALESCE($8::jsonb, headers), paused = COALESCE($9, paused), missed_ticks = COALESCE($10, missed_ticks),
+       next_tick_at = CASE WHEN $11 THEN $12 ELSE next_tick_at END, updated_at = now()
+     WHERE id = $1 RETURNING ${cronEntity.select}`,
+    [id, input.queueId ?? null, schedule, timezone, s !== undefined, s?.body ?? null, s?.bodyJson ?? false,
+      input.headers !== undefined ? JSON.stringify(input.headers) : null, input.paused ?? null,
+      input.missedTicks ?? null, reschedule, nextTick(schedule, timezone, new Date())])
+  if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('cron', id)
+  await write(pool, NOTIFY)
+  return toCron(rows[0])
 }
 
 /** Deleting a cron stops it; its past messages stay, with cronId cleared (ON DELETE SET NULL). */
 export async function deleteCron (pool: Pool, id: number): Promise<Cron> {
-  const { rows } = await pool.query<Row>(`DELETE FROM hookpost.crons WHERE id = $1 RETURNING ${cronEntity.select}`, [id])
-  if (rows[0] === undefined) throw new errors.NotFound('cron', id)
+  const { rows } = await write<Row>(pool,
+    `DELETE FROM hookpost.crons WHERE id = $1 RETURNING ${cronEntity.select}`, [id])
+  if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('cron', id)
   return toCron(rows[0])
 }

@@ -69,7 +69,9 @@ export class EnqueueBatcher {
         if (isInputError(err)) continue
         // the database itself failed: the rest would each wait out the same timeout, one after
         // another, while every other enqueue waits behind them. They were not sent: nothing written.
-        for (const rest of batch.slice(i + 1)) rest.reject(new errors.Unavailable('not attempted after the database failed on an earlier message'))
+        for (const rest of batch.slice(i + 1)) rest.reject(new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE(
+          'not attempted after the database failed on an earlier message')
+        )
         return
       }
     }

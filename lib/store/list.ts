@@ -1,5 +1,7 @@
 // Filtered, ordered, paged SELECTs over one table, shared by every resource and by REST and GraphQL.
 // Field and column names only ever come from the entity's own whitelist; values are always $n.
+import type { Pool } from 'pg'
+import { read, type Statement } from '../db/query.js'
 
 export type FieldType = 'integer' | 'string' | 'boolean' | 'date-time'
 
@@ -46,7 +48,6 @@ const PG_ARRAY_TYPES: Record<FieldType, string> = {
   integer: 'bigint[]', string: 'text[]', boolean: 'boolean[]', 'date-time': 'timestamptz[]'
 }
 
-export interface Statement { text: string, values: unknown[] }
 
 function whereClause (entity: Entity, filters: Filter[], values: unknown[]): string {
   const parts: string[] = []
@@ -95,6 +96,11 @@ export function idsStatement (entity: Entity, filters: Filter[], limit: number):
   const where = whereClause(entity, filters, values)
   values.push(limit)
   return { text: `SELECT id FROM ${entity.table} ${where} ORDER BY id LIMIT $${values.length}`, values }
+}
+
+/** The ids of the rows a filter matches, at most `limit` of them, in id order. */
+export async function matchingIds (pool: Pool, entity: Entity, filters: Filter[], limit: number): Promise<number[]> {
+  return (await read<{ id: number }>(pool, idsStatement(entity, filters, limit))).rows.map(r => r.id)
 }
 
 export function filterableFields (entity: Entity): Array<[string, FieldDef]> {

@@ -1,10 +1,11 @@
 // Messages: what to send, and where they stand. Domain functions shared by REST and GraphQL.
 import type { Pool } from 'pg'
-import { translateDbError, type Queryable } from '../db/pool.js'
+import type { Queryable } from '../db/pool.js'
+import { read, write } from '../db/query.js'
 import { arrayLiteral } from '../db/arrays.js'
-import { fromStored, toStored } from '../body.js'
-import { errors, translatePgError } from '../errors.js'
-import { checkHeaders } from '../headers.js'
+import { fromStored, toStored } from '../domain/body.js'
+import { errors } from '../errors.js'
+import { checkHeaders } from '../domain/headers.js'
 import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
 
 export interface Message {
@@ -69,7 +70,7 @@ export function toMessage (row: Row): Message {
 /** Up to `limit` messages of each queue, oldest first, in one query (GraphQL's Queue.messages). */
 export async function messagesOfQueues (pool: Pool, queueIds: readonly number[], limit: number): Promise<Message[]> {
   // at most `limit` rows per queue are read, each queue an index range on (queue_id, id)
-  const { rows } = await pool.query<Row>(
+  const { rows } = await read<Row>(pool,
     `SELECT ${messageEntity.select} FROM unnest($1::bigint[]) AS q(qid)
        CROSS JOIN LATERAL (SELECT * FROM hookpost.messages WHERE queue_id = q.qid ORDER BY id LIMIT $2) AS m
      ORDER BY id`, [[...new Set(queueIds)], limit])
@@ -77,16 +78,16 @@ export async function messagesOfQueues (pool: Pool, queueIds: readonly number[],
 }
 
 export async function listMessages (pool: Pool, q: ListQuery): Promise<Message[]> {
-  return (await pool.query<Row>(listStatement(messageEntity, q))).rows.map(toMessage)
+  return (await read<Row>(pool, listStatement(messageEntity, q))).rows.map(toMessage)
 }
 
 export async function countMessages (pool: Pool, where: Filter[]): Promise<number> {
-  return (await pool.query(countStatement(messageEntity, where))).rows[0].n
+  return (await read(pool, countStatement(messageEntity, where))).rows[0].n
 }
 
 export async function getMessage (pool: Pool, id: number): Promise<Message> {
-  const { rows } = await pool.query<Row>(`SELECT ${messageEntity.select} FROM hookpost.messages WHERE id = $1`, [id])
-  if (rows[0] === undefined) throw new errors.NotFound('message', id)
+  const { rows } = await read<Row>(pool, `SELECT ${messageEntity.select} FROM hookpost.messages WHERE id = $1`, [id])
+  if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('message', id)
   return toMessage(rows[0])
 }
 
@@ -103,36 +104,29 @@ export async function createMessage (pool: Queryable, input: MessageInput, onEnq
   checkHeaders(input.headers)
   const { body, bodyJson } = toStored(input.body)
   const values = [input.queueId, body, bodyJson, JSON.stringify(input.headers ?? {}), input.when ?? null, input.idempotencyKey ?? null]
-  let inserted: Row | undefined
-  try {
-    const { rows } = await pool.query<Row>({
-      name: 'hookpost_insert_message',
-      text: `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key)
-        VALUES ($1, $2, $3, $4, COALESCE($5::timestamptz, now()), $6)
-        ON CONFLICT (queue_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-        RETURNING ${messageEntity.select}`,
-      values
-    })
-    inserted = rows[0]
-  } catch (err) {
-    throw translateDbError(err, { write: true })
-  }
+  const inserted = (await write<Row>(pool, {
+    name: 'hookpost_insert_message',
+    text: `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key)
+      VALUES ($1, $2, $3, $4, COALESCE($5::timestamptz, now()), $6)
+      ON CONFLICT (queue_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+      RETURNING ${messageEntity.select}`,
+    values
+  })).rows[0]
   if (inserted !== undefined) {
     onEnqueued?.(inserted.queueId, 1)
     return { message: toMessage(inserted), created: true }
   }
-  let existing: Row | undefined
-  try {
-    existing = (await pool.query<Row>(
-      `SELECT ${messageEntity.select} FROM hookpost.messages WHERE queue_id = $1 AND idempotency_key = $2`,
-      [input.queueId, input.idempotencyKey])).rows[0]
-  } catch (err) {
-    // the insert wrote nothing: this is a read
-    throw translateDbError(err, { write: false })
-  }
+  // the insert wrote nothing: this is a read
+  const existing = (await read<Row>(pool,
+    `SELECT ${messageEntity.select} FROM hookpost.messages WHERE queue_id = $1 AND idempotency_key = $2`,
+    [input.queueId, input.idempotencyKey])).rows[0]
   // the original went (deleted, or retention) between the two statements: the key is free again
   if (existing === undefined) {
-    if (retried) throw new errors.Conflict(`idempotencyKey ${input.idempotencyKey ?? ''} is being used concurrently; try again`)
+    if (retried) {
+      throw new errors.HOOKPOST_ERR_CONFLICT(
+        `idempotencyKey ${input.idempotencyKey ?? ''} is being used concurrently; try again`
+      )
+    }
     return await createMessage(pool, input, onEnqueued, true)
   }
   return { message: toMessage(existing), created: false }
@@ -157,7 +151,8 @@ export async function insertMessages (pool: Queryable, inputs: MessageInput[], o
   const failed = each.find(o => !o.ok)
   if (failed === undefined) return each.map(o => (o as { value: Enqueued }).value)
   if (each.some(o => o.ok && o.value.created)) {
-    throw Object.assign(new errors.OutcomeUnknown('some of the messages were written before it failed'), { cause: failed.error })
+    const written = new errors.HOOKPOST_ERR_OUTCOME_UNKNOWN('some of the messages were written before it failed')
+    throw Object.assign(written, { cause: failed.error })
   }
   throw failed.error
 }
@@ -175,22 +170,18 @@ export async function insertMessagesEach (pool: Queryable, inputs: MessageInput[
   if (inputs.length === 0) return []
   for (const i of inputs) checkHeaders(i.headers)
   const stored = inputs.map(i => toStored(i.body))
-  let rows: Row[]
-  try {
-    rows = (await pool.query<Row>(
-      `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key)
-       SELECT q, b, j, h, COALESCE(w, now()), k
-       FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::jsonb[], $5::timestamptz[], $6::text[]) WITH ORDINALITY AS t(q, b, j, h, w, k, ord)
-       ORDER BY ord
-       ON CONFLICT (queue_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-       RETURNING ${messageEntity.select}`,
-      [arrayLiteral(inputs.map(i => i.queueId)), arrayLiteral(stored.map(s => s.body)), arrayLiteral(stored.map(s => s.bodyJson)),
-        arrayLiteral(inputs.map(i => JSON.stringify(i.headers ?? {}))),
-        arrayLiteral(inputs.map(i => i.when instanceof Date ? i.when.toISOString() : i.when ?? null)),
-        arrayLiteral(inputs.map(i => i.idempotencyKey ?? null))])).rows
-  } catch (err) {
-    throw translateDbError(err, { write: true })
-  }
+  const rows = (await write<Row>(pool,
+    `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key)
+     SELECT q, b, j, h, COALESCE(w, now()), k
+     FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::jsonb[], $5::timestamptz[], $6::text[])
+       WITH ORDINALITY AS t(q, b, j, h, w, k, ord)
+     ORDER BY ord
+     ON CONFLICT (queue_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+     RETURNING ${messageEntity.select}`,
+    [arrayLiteral(inputs.map(i => i.queueId)), arrayLiteral(stored.map(s => s.body)),
+      arrayLiteral(stored.map(s => s.bodyJson)), arrayLiteral(inputs.map(i => JSON.stringify(i.headers ?? {}))),
+      arrayLiteral(inputs.map(i => i.when instanceof Date ? i.when.toISOString() : i.when ?? null)),
+      arrayLiteral(inputs.map(i => i.idempotencyKey ?? null))])).rows
   // RETURNING gives only the rows inserted: exactly the messages created
   if (onEnqueued !== undefined) countPerQueue(rows, onEnqueued)
   const keyOf = (queueId: unknown, key: unknown): string => `${String(queueId)}\u0000${String(key)}`
@@ -201,14 +192,14 @@ export async function insertMessagesEach (pool: Queryable, inputs: MessageInput[
   if (missing.length > 0) {
     // keys already used: their first messages stand in for the duplicates
     try {
-      const existing = await pool.query<Row>(
+      const existing = await read<Row>(pool,
         `SELECT ${messageEntity.select} FROM hookpost.messages
          WHERE (queue_id, idempotency_key) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))`,
         [missing.map(i => i.queueId), missing.map(i => i.idempotencyKey)])
       for (const r of existing.rows) byKey.set(keyOf(r.queueId, r.idempotencyKey), r)
     } catch (err) {
-      // a read: the insert has committed, and wrote nothing for these inputs
-      lookupError = translateDbError(err, { write: false })
+      // a read (translated as one): the insert has committed, and wrote nothing for these inputs
+      lookupError = err
     }
   }
   const created = new Set(rows.map(r => r.id))
@@ -217,7 +208,8 @@ export async function insertMessagesEach (pool: Queryable, inputs: MessageInput[
     const row = i.idempotencyKey != null ? byKey.get(keyOf(i.queueId, i.idempotencyKey)) : keyless[next++]
     if (row === undefined) {
       // the lookup failed, or the original went (deleted, or retention) between the two statements
-      return { ok: false, error: lookupError ?? new errors.Conflict(`idempotencyKey ${i.idempotencyKey ?? ''} is being used concurrently; try again`) }
+      const busy = `idempotencyKey ${i.idempotencyKey ?? ''} is being used concurrently; try again`
+      return { ok: false, error: lookupError ?? new errors.HOOKPOST_ERR_CONFLICT(busy) }
     }
     // a key repeated inside the batch: only its first input created the message
     const first = created.delete(row.id)
@@ -250,25 +242,24 @@ export async function updateMessage (pool: Pool, id: number, input: MessageInput
     // the right-hand "when" would be the old value: reuse the parameter
     sets.push(`run_at = $${values.length}`)
   }
-  try {
-    const { rows } = await pool.query<Row>(
-      // a message claimed for delivery (its lease running) is not changed under the call
-      `UPDATE hookpost.messages SET ${sets.join(', ')}
-       WHERE id = $1 AND sent_at IS NULL AND NOT failed AND (locked_by IS NULL OR run_at <= now())
-       RETURNING ${messageEntity.select}`, values)
-    if (rows[0] !== undefined) {
-      if (input.when !== undefined) await pool.query("SELECT pg_notify('hookpost_messages', '')")
-      return toMessage(rows[0])
-    }
-  } catch (err) {
-    throw translatePgError(err)
+  // a message claimed for delivery (its lease running) is not changed under the call
+  const { rows } = await write<Row>(pool,
+    `UPDATE hookpost.messages SET ${sets.join(', ')}
+     WHERE id = $1 AND sent_at IS NULL AND NOT failed AND (locked_by IS NULL OR run_at <= now())
+     RETURNING ${messageEntity.select}`, values)
+  if (rows[0] !== undefined) {
+    if (input.when !== undefined) await write(pool, "SELECT pg_notify('hookpost_messages', '')")
+    return toMessage(rows[0])
   }
   await getMessage(pool, id) // 404 when missing
-  throw new errors.Conflict(`message ${id} is being delivered, was delivered or has failed; it can no longer be changed`)
+  throw new errors.HOOKPOST_ERR_CONFLICT(
+    `message ${id} is being delivered, was delivered or has failed; it can no longer be changed`
+  )
 }
 
 export async function deleteMessage (pool: Pool, id: number): Promise<Message> {
-  const { rows } = await pool.query<Row>(`DELETE FROM hookpost.messages WHERE id = $1 RETURNING ${messageEntity.select}`, [id])
-  if (rows[0] === undefined) throw new errors.NotFound('message', id)
+  const { rows } = await write<Row>(pool,
+    `DELETE FROM hookpost.messages WHERE id = $1 RETURNING ${messageEntity.select}`, [id])
+  if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('message', id)
   return toMessage(rows[0])
 }

@@ -1,11 +1,12 @@
 // Queues: the delivery targets. Domain functions shared by REST and GraphQL.
 import type { Pool } from 'pg'
 import type { Queryable } from '../db/pool.js'
-import { errors, SQLSTATE, translatePgError } from '../errors.js'
-import { withTransaction } from '../db/pool.js'
-import { checkHeaders } from '../headers.js'
-import { assertAllowedTarget } from '../ssrf-guard.js'
-import { type TargetPolicy } from '../ssrf.js'
+import { read, transaction, write } from '../db/query.js'
+import { SQLSTATE } from '../db/translate.js'
+import { errors } from '../errors.js'
+import { checkHeaders } from '../domain/headers.js'
+import { assertAllowedTarget } from '../domain/ssrf-guard.js'
+import { type TargetPolicy } from '../domain/ssrf.js'
 import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
 
 export interface Queue {
@@ -79,21 +80,22 @@ function columnsOf (input: QueueInput): { cols: string[], values: unknown[] } {
 }
 
 export async function listQueues (pool: Pool, q: ListQuery): Promise<Queue[]> {
-  return (await pool.query<Queue>(listStatement(queueEntity, q))).rows
+  return (await read<Queue>(pool, listStatement(queueEntity, q))).rows
 }
 
 export async function countQueues (pool: Pool, where: Filter[]): Promise<number> {
-  return (await pool.query(countStatement(queueEntity, where))).rows[0].n
+  return (await read(pool, countStatement(queueEntity, where))).rows[0].n
 }
 
 export async function getQueue (pool: Pool, id: number): Promise<Queue> {
-  const { rows } = await pool.query<Queue>(`SELECT ${queueEntity.select} FROM hookpost.queues WHERE id = $1`, [id])
-  if (rows[0] === undefined) throw new errors.NotFound('queue', id)
+  const { rows } = await read<Queue>(pool, `SELECT ${queueEntity.select} FROM hookpost.queues WHERE id = $1`, [id])
+  if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
   return rows[0]
 }
 
 export async function getQueuesByIds (pool: Pool, ids: readonly number[]): Promise<Queue[]> {
-  const { rows } = await pool.query<Queue>(`SELECT ${queueEntity.select} FROM hookpost.queues WHERE id = ANY($1::bigint[])`, [ids])
+  const { rows } = await read<Queue>(pool,
+    `SELECT ${queueEntity.select} FROM hookpost.queues WHERE id = ANY($1::bigint[])`, [ids])
   return rows
 }
 
@@ -102,14 +104,10 @@ export async function createQueue (pool: Queryable, input: QueueInput, targets: 
   checkHeaders(input.headers)
   if (input.callbackUrl !== undefined) await assertAllowedTarget(input.callbackUrl, targets)
   const { cols, values } = columnsOf(input)
-  try {
-    const { rows } = await pool.query<Queue>(
-      `INSERT INTO hookpost.queues (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})
-       RETURNING ${queueEntity.select}`, values)
-    return rows[0]!
-  } catch (err) {
-    throw translatePgError(err)
-  }
+  const { rows } = await write<Queue>(pool,
+    `INSERT INTO hookpost.queues (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})
+     RETURNING ${queueEntity.select}`, values)
+  return rows[0]!
 }
 
 export async function updateQueue (pool: Pool, id: number, input: QueueInput, targets: TargetPolicy): Promise<Queue> {
@@ -118,14 +116,10 @@ export async function updateQueue (pool: Pool, id: number, input: QueueInput, ta
   const { cols, values } = columnsOf(input)
   const sets = cols.map((c, i) => `${c} = $${i + 2}`)
   sets.push('updated_at = now()')
-  try {
-    const { rows } = await pool.query<Queue>(
-      `UPDATE hookpost.queues SET ${sets.join(', ')} WHERE id = $1 RETURNING ${queueEntity.select}`, [id, ...values])
-    if (rows[0] === undefined) throw new errors.NotFound('queue', id)
-    return rows[0]
-  } catch (err) {
-    throw translatePgError(err)
-  }
+  const { rows } = await write<Queue>(pool,
+    `UPDATE hookpost.queues SET ${sets.join(', ')} WHERE id = $1 RETURNING ${queueEntity.select}`, [id, ...values])
+  if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
+  return rows[0]
 }
 
 /**
@@ -134,24 +128,26 @@ export async function updateQueue (pool: Pool, id: number, input: QueueInput, ta
  */
 export async function deleteQueue (pool: Pool, id: number, opts: { force?: boolean } = {}): Promise<Queue> {
   try {
-    return await withTransaction(pool, async (c) => {
+    return await transaction(pool, async (c) => {
       // FOR UPDATE conflicts with the KEY SHARE lock that inserting a message takes on its queue,
       // so no message can slip in between the count and the delete
-      const locked = await c.query('SELECT id FROM hookpost.queues WHERE id = $1 FOR UPDATE', [id])
-      if (locked.rowCount === 0) throw new errors.NotFound('queue', id)
+      const locked = await write(c, 'SELECT id FROM hookpost.queues WHERE id = $1 FOR UPDATE', [id])
+      if (locked.rowCount === 0) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
       if (opts.force !== true) {
-        const { rows } = await c.query(
-          'SELECT count(*)::bigint AS n FROM hookpost.messages WHERE queue_id = $1 AND sent_at IS NULL AND NOT failed', [id])
-        if (rows[0].n > 0) throw new errors.QueueHasPending(id, rows[0].n)
+        const { rows } = await read(c, `SELECT count(*)::bigint AS n FROM hookpost.messages
+          WHERE queue_id = $1 AND sent_at IS NULL AND NOT failed`, [id])
+        if (rows[0].n > 0) throw new errors.HOOKPOST_ERR_QUEUE_HAS_PENDING(id, rows[0].n)
       }
-      const { rows } = await c.query<Queue>(`DELETE FROM hookpost.queues WHERE id = $1 RETURNING ${queueEntity.select}`, [id])
+      const { rows } = await write<Queue>(c,
+        `DELETE FROM hookpost.queues WHERE id = $1 RETURNING ${queueEntity.select}`, [id])
       return rows[0]!
     })
   } catch (err) {
-    const code = (err as { code?: string }).code
-    if (code === SQLSTATE.FOREIGN_KEY_VIOLATION || code === SQLSTATE.RESTRICT_VIOLATION) {
-      throw new errors.QueueIsDeadLetterTarget(id, { cause: err })
+    // the one reference that refuses the delete: another queue's deadLetterQueueId (ON DELETE RESTRICT)
+    const cause = (err as { cause?: { code?: unknown } }).cause
+    if (cause?.code === SQLSTATE.FOREIGN_KEY_VIOLATION || cause?.code === SQLSTATE.RESTRICT_VIOLATION) {
+      throw new errors.HOOKPOST_ERR_QUEUE_IS_DEAD_LETTER_TARGET(id, { cause })
     }
-    throw translatePgError(err)
+    throw err
   }
 }

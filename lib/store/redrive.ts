@@ -1,6 +1,6 @@
 // The attempt log, and giving failed messages another go.
 import type { Pool } from 'pg'
-import { withTransaction } from '../db/pool.js'
+import { read, transaction, write } from '../db/query.js'
 import { errors } from '../errors.js'
 import { MAX_BULK_INPUTS } from './list.js'
 import { getQueue } from './queues.js'
@@ -25,7 +25,7 @@ export async function listAttempts (pool: Pool, messageId: number): Promise<Atte
 
 /** The first `limit` attempts of each of many messages in one query (GraphQL batches relation fields through this). */
 export async function attemptsOf (pool: Pool, messageIds: readonly number[], limit: number): Promise<Map<number, Attempt[]>> {
-  const { rows } = await pool.query<Attempt>(
+  const { rows } = await read<Attempt>(pool,
     `SELECT id, message_id AS "messageId", attempt, started_at AS "startedAt", duration_ms AS "durationMs",
        status_code AS "statusCode", error_kind AS "errorKind", error, response_body AS "responseBody"
      FROM unnest($1::bigint[]) AS m(mid)
@@ -47,26 +47,28 @@ const REQUEUE = `UPDATE hookpost.messages
   RETURNING ${messageEntity.select}`
 
 export async function retryMessage (pool: Pool, id: number): Promise<Message> {
-  const row = await withTransaction(pool, async (c) => {
-    const { rows } = await c.query(REQUEUE.replace('%WHERE%', 'id = $1'), [id])
+  const row = await transaction(pool, async (c) => {
+    const { rows } = await write(c, REQUEUE.replace('%WHERE%', 'id = $1'), [id])
     if (rows[0] === undefined) return undefined
-    await c.query('UPDATE hookpost.dead_letters SET redriven_at = now() WHERE message_id = $1 AND redriven_at IS NULL', [id])
-    await c.query("SELECT pg_notify('hookpost_messages', '')")
+    await write(c,
+      'UPDATE hookpost.dead_letters SET redriven_at = now() WHERE message_id = $1 AND redriven_at IS NULL', [id])
+    await write(c, "SELECT pg_notify('hookpost_messages', '')")
     return rows[0]
   })
   if (row !== undefined) return toMessage(row)
   await getMessage(pool, id) // 404 when missing
-  throw new errors.NotFailed(id)
+  throw new errors.HOOKPOST_ERR_MESSAGE_NOT_FAILED(id)
 }
 
 /** Re-queue every failed message of a queue (its dead letters). */
 export async function redriveQueue (pool: Pool, queueId: number): Promise<{ queueId: number, requeued: number }> {
   await getQueue(pool, queueId)
-  return await withTransaction(pool, async (c) => {
-    const { rows } = await c.query(REQUEUE.replace('%WHERE%', 'queue_id = $1'), [queueId])
+  return await transaction(pool, async (c) => {
+    const { rows } = await write(c, REQUEUE.replace('%WHERE%', 'queue_id = $1'), [queueId])
     const ids = rows.map(r => r.id)
-    await c.query('UPDATE hookpost.dead_letters SET redriven_at = now() WHERE message_id = ANY($1::bigint[]) AND redriven_at IS NULL', [ids])
-    if (ids.length > 0) await c.query("SELECT pg_notify('hookpost_messages', '')")
+    await write(c, `UPDATE hookpost.dead_letters SET redriven_at = now()
+      WHERE message_id = ANY($1::bigint[]) AND redriven_at IS NULL`, [ids])
+    if (ids.length > 0) await write(c, "SELECT pg_notify('hookpost_messages', '')")
     return { queueId, requeued: ids.length }
   })
 }

@@ -1,12 +1,19 @@
 // The three resources, as REST and GraphQL both see them: JSON schemas for what may be written and
 // what is returned, bound to the domain functions in lib/store. Routes and resolvers stay thin.
 import type { Pool } from 'pg'
-import { bodySchema } from './body.js'
-import { headersSchema } from './headers.js'
-import type { Resource, WriteContext } from './http/crud.js'
-import { countCrons, createCron, cronEntity, deleteCron, getCron, listCrons, updateCron, type Cron } from './store/crons.js'
-import { countMessages, deleteMessage, getMessage, listMessages, messageEntity, updateMessage, type Message } from './store/messages.js'
-import { countQueues, createQueue, deleteQueue, getQueue, listQueues, queueEntity, updateQueue, type Queue } from './store/queues.js'
+import type { Queryable } from '../db/pool.js'
+import { bodySchema } from '../domain/body.js'
+import { headersSchema } from '../domain/headers.js'
+import {
+  countCrons, createCron, cronEntity, deleteCron, getCron, listCrons, updateCron, type Cron
+} from '../store/crons.js'
+import {
+  countMessages, deleteMessage, getMessage, listMessages, messageEntity, updateMessage, type Message
+} from '../store/messages.js'
+import {
+  countQueues, createQueue, deleteQueue, getQueue, listQueues, queueEntity, updateQueue, type Queue
+} from '../store/queues.js'
+import type { Resource, WriteContext } from './crud.js'
 
 const nullableDate = { type: ['string', 'null'], format: 'date-time' }
 
@@ -48,10 +55,12 @@ export const queueResource: Resource<Queue> = {
   list: listQueues,
   count: countQueues,
   get: getQueue,
-  insert: async (pool: Pool, input: any, ctx: WriteContext) => ({ item: await createQueue(pool, input, ctx.targets), created: true }),
+  insert: async (db: Queryable, input: any, ctx: WriteContext) =>
+    ({ item: await createQueue(db, input, ctx.targets), created: true }),
   modify: async (pool: Pool, id: number, input: any, ctx: WriteContext) => await updateQueue(pool, id, input, ctx.targets),
-  remove: async (pool: Pool, id: number, q: Record<string, unknown>) => await deleteQueue(pool, id, { force: q.force === true }),
-  removeQuery: { force: { type: 'boolean', description: 'also delete the undelivered messages' } }
+  remove: async (pool: Pool, id: number, q: { force?: boolean }) =>
+    await deleteQueue(pool, id, { force: q.force === true }),
+  forceDelete: true
 }
 
 
@@ -104,7 +113,7 @@ export const messageResource: Resource<Message> = {
   count: countMessages,
   get: getMessage,
   // through the app's group-commit enqueuer (its own pool), never inside a caller's transaction
-  insert: async (_pool: Pool, input: any, ctx: WriteContext) => {
+  insert: async (_db: Queryable, input: any, ctx: WriteContext) => {
     const { message, created } = await ctx.enqueue(input)
     return { item: message, created }
   },
@@ -161,7 +170,17 @@ export const cronResource: Resource<Cron> = {
   list: listCrons,
   count: countCrons,
   get: getCron,
-  insert: async (pool: Pool, input: any) => ({ item: await createCron(pool, input), created: true }),
+  insert: async (db: Queryable, input: any) => ({ item: await createCron(db, input), created: true }),
   modify: updateCron,
   remove: async (pool: Pool, id: number) => await deleteCron(pool, id)
 }
+
+/** POST /queues/{id}/signing-secret's body, and rotateSigningSecret's arguments */
+export const signingSecretInput = {
+  type: ['object', 'null'],
+  properties: {
+    secret: { type: 'string', maxLength: 200, description: 'whsec_ + base64 of 24 to 64 bytes; generated when absent' },
+    graceSeconds: { type: 'integer', minimum: 0, maximum: 2_592_000, description: 'default 86400' }
+  },
+  additionalProperties: false
+} as const

@@ -1,10 +1,10 @@
-// The SSRF policy of lib/ssrf.ts where DNS is involved: when a queue is saved (an early, friendly 400)
+// The SSRF policy of lib/domain/ssrf.ts where DNS is involved: when a queue is saved (an early, friendly 400)
 // and when a delivery connects (the check that counts: DNS may have changed since, by accident or by
 // a rebinding attack).
 import { promises as dns, type LookupAddress, type LookupOptions } from 'node:dns'
 import { isIP, type LookupFunction } from 'node:net'
 import type { Dispatcher } from 'undici'
-import { errors } from './errors.js'
+import { errors } from '../errors.js'
 import { checkAddress, checkUrl, hostToResolve, type TargetPolicy } from './ssrf.js'
 
 /** every address of a host name, as the system resolver (getaddrinfo, /etc/hosts included) sees it */
@@ -33,13 +33,15 @@ async function within<R> (ms: number, p: Promise<R>, fallback: R): Promise<R> {
  */
 export async function assertAllowedTarget (url: string, policy: TargetPolicy, resolve: ResolveAll = resolveAll): Promise<void> {
   const reason = checkUrl(url, policy)
-  if (reason !== null) throw new errors.BlockedTarget('callbackUrl', reason)
+  if (reason !== null) throw new errors.HOOKPOST_ERR_BLOCKED_TARGET('callbackUrl', reason)
   const host = hostToResolve(url)
   if (host === null) return
   const addresses = await within(SAVE_LOOKUP_TIMEOUT_MS, resolve(host, {}).catch(() => []), [])
   const reasons = addresses.map(a => checkAddress(a.address, policy))
   if (reasons.length > 0 && reasons.every(r => r !== null)) {
-    throw new errors.BlockedTarget('callbackUrl', `${host} resolves only to blocked addresses: ${reasons[0]}`)
+    throw new errors.HOOKPOST_ERR_BLOCKED_TARGET(
+      'callbackUrl', `${host} resolves only to blocked addresses: ${reasons[0]}`
+    )
   }
 }
 
@@ -56,7 +58,9 @@ export function guardedLookup (policy: TargetPolicy, resolve: ResolveAll = resol
       }
       for (const a of addresses) {
         const reason = checkAddress(a.address, policy)
-        if (reason !== null) return callback(new errors.BlockedTarget('callbackUrl', `${hostname} resolves to a blocked address: ${reason}`), '')
+        if (reason !== null) return callback(new errors.HOOKPOST_ERR_BLOCKED_TARGET(
+          'callbackUrl', `${hostname} resolves to a blocked address: ${reason}`), ''
+        )
       }
       // net asks for every address when it races IPv4 and IPv6 (autoSelectFamily), else for one
       if (options.all === true) callback(null, addresses)
@@ -84,7 +88,7 @@ export function refuseBlockedLiterals (policy: TargetPolicy): Dispatcher.Dispatc
       verdicts.set(origin, reason)
     }
     // thrown, undici's request() rejects with it: no socket is opened
-    if (reason !== null) throw new errors.BlockedTarget('callbackUrl', reason)
+    if (reason !== null) throw new errors.HOOKPOST_ERR_BLOCKED_TARGET('callbackUrl', reason)
     return dispatch(opts, handler)
   }
 }

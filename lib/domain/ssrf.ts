@@ -1,6 +1,6 @@
 // Which addresses a webhook may be sent to: pure checks, no DNS. A queue's callbackUrl is chosen by
 // whoever can call the API, so without this hookpost would fetch cloud metadata or internal services
-// for them (SSRF). lib/ssrf-guard.ts applies these checks at save time and at connect time.
+// for them (SSRF). lib/domain/ssrf-guard.ts applies these checks at save time and at connect time.
 import { BlockList, isIP } from 'node:net'
 
 export interface TargetPolicy {
@@ -170,7 +170,7 @@ function hostOf (url: URL): string {
 /**
  * null when url may be a target as far as can be told without DNS: http or https, and an IP-literal
  * or localhost host that the policy allows. A host name passes here; its addresses are checked once
- * resolved (lib/ssrf-guard.ts).
+ * resolved (lib/domain/ssrf-guard.ts).
  */
 export function checkUrl (url: string, policy: TargetPolicy): string | null {
   let u: URL

@@ -1,5 +1,5 @@
 // Header rules shared by the API (what may be stored) and the sender (what is sent).
-import { errors } from './errors.js'
+import { errors } from '../errors.js'
 
 // RFC 9110 token: what a header name may contain
 export const HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$"
@@ -26,7 +26,9 @@ export const headersSchema = {
 export function checkHeaders (h: Record<string, unknown> | null | undefined): void {
   if (!h) return
   const reserved = Object.keys(h).find(k => RESERVED_HEADERS.has(k.toLowerCase()))
-  if (reserved !== undefined) throw new errors.InvalidField('headers', `${reserved} is set by hookpost and cannot be stored`)
+  if (reserved !== undefined) {
+    throw new errors.HOOKPOST_ERR_INVALID_FIELD('headers', `${reserved} is set by hookpost and cannot be stored`)
+  }
 }
 
 /**

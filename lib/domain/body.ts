@@ -1,7 +1,7 @@
 // A message body is given either as a string (pg-hooks' way: sent byte for byte) or as a JSON value
 // (sent as its JSON text). We store the text to send plus a flag, so reads give back what was written.
 
-import { errors } from './errors.js'
+import { errors } from '../errors.js'
 
 export interface StoredBody { body: string | null, bodyJson: boolean }
 
@@ -28,7 +28,7 @@ export function toStored (body: unknown): StoredBody {
   if (body === undefined || body === null) return { body: null, bodyJson: false }
   if (typeof body === 'string') return { body, bodyJson: false }
   if (typeof body === 'object' && deeperThan(body, MAX_BODY_DEPTH)) {
-    throw new errors.InvalidField('body', `JSON nested more than ${MAX_BODY_DEPTH} levels deep`)
+    throw new errors.HOOKPOST_ERR_INVALID_FIELD('body', `JSON nested more than ${MAX_BODY_DEPTH} levels deep`)
   }
   return { body: JSON.stringify(body), bodyJson: true }
 }

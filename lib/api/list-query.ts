@@ -1,0 +1,141 @@
+// List parameters, from either transport into the ListQuery the store runs: REST's querystring
+// (Platformatic's: limit, offset, totalCount, where.<field>.<op>, orderby.<field>) and GraphQL's
+// arguments (limit, offset, where: { field: { op } }, orderBy). One set of rules and errors for both.
+import { errors } from '../errors.js'
+import {
+  FILTER_OPS, MAX_LIMIT, filterableFields, sortableFields,
+  type Entity, type FieldType, type Filter, type ListQuery, type Order
+} from '../store/list.js'
+import { validate } from './validate.js'
+
+// the largest offset PostgreSQL takes as an int4 parameter
+const MAX_OFFSET = 2_147_483_647
+
+/** limit and offset: REST's querystring and GraphQL's arguments are checked against the same bounds. */
+const pageProperties = {
+  limit: { type: 'integer', minimum: 0, maximum: MAX_LIMIT, default: MAX_LIMIT, description: `at most ${MAX_LIMIT}` },
+  offset: { type: 'integer', minimum: 0, maximum: MAX_OFFSET, default: 0 }
+} as const
+
+const pageSchema = { type: 'object', properties: pageProperties } as const
+const relationSchema = { type: 'object', properties: { limit: pageProperties.limit } } as const
+
+/** REST's querystring schema: its keys come from the entity, so its type is a record. */
+export interface ListQuerySchema { type: 'object', properties: Record<string, object>, additionalProperties: false }
+
+export function listQuerySchema (entity: Entity): ListQuerySchema {
+  const properties: Record<string, object> = {
+    ...pageProperties,
+    totalCount: {
+      type: 'boolean', default: false, description: 'put the total number of matching rows in the X-Total-Count header'
+    }
+  }
+  for (const [field, def] of filterableFields(entity)) {
+    for (const op of FILTER_OPS) {
+      const many = op === 'in' || op === 'nin'
+      const orNull = op === 'eq' || op === 'neq' ? ', or null' : ''
+      properties[`where.${field}.${op}`] = {
+        type: 'string',
+        maxLength: 10_000,
+        description: many ? `comma-separated ${def.type} values` : `${def.type}${orNull}`
+      }
+    }
+  }
+  for (const field of sortableFields(entity)) {
+    properties[`orderby.${field}`] = { type: 'string', enum: ['asc', 'desc'] }
+  }
+  return { type: 'object', properties, additionalProperties: false }
+}
+
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/
+
+/** One filter value, given as text (REST's querystring, GraphQL's String and ID filters). */
+export function parseFilterValue (param: string, type: FieldType, raw: string): unknown {
+  switch (type) {
+    case 'integer': {
+      if (!/^-?\d{1,18}$/.test(raw)) {
+        throw new errors.HOOKPOST_ERR_INVALID_FIELD(param, `expected an integer, got ${JSON.stringify(raw)}`)
+      }
+      return Number(raw)
+    }
+    case 'boolean':
+      if (raw !== 'true' && raw !== 'false') {
+        throw new errors.HOOKPOST_ERR_INVALID_FIELD(param, `expected true or false, got ${JSON.stringify(raw)}`)
+      }
+      return raw === 'true'
+    case 'date-time': {
+      // ISO 8601 only: Date() alone accepts trailing junk such as "2024-01-01 (x)"; PostgreSQL has no year 0
+      const d = new Date(raw)
+      if (Number.isNaN(d.getTime()) || !ISO_DATE_TIME.test(raw) || d.getUTCFullYear() < 1) {
+        throw new errors.HOOKPOST_ERR_INVALID_FIELD(param, `expected an ISO 8601 date-time, got ${JSON.stringify(raw)}`)
+      }
+      return d.toISOString()
+    }
+    default:
+      return raw
+  }
+}
+
+/** REST: the querystring, already checked against listQuerySchema (types, bounds, known keys). */
+export function fromQuerystring (entity: Entity, query: Readonly<Record<string, unknown>>):
+ListQuery & { totalCount: boolean } {
+  const where: Filter[] = []
+  const orderBy: Order[] = []
+  for (const [key, value] of Object.entries(query)) {
+    const parts = key.split('.')
+    if (parts[0] === 'where' && parts.length === 3) {
+      const field = parts[1]!
+      const op = parts[2] as Filter['op']
+      const def = entity.fields[field]!
+      const raw = String(value)
+      if (op === 'in' || op === 'nin') {
+        where.push({ field, op, value: raw === '' ? [] : raw.split(',').map(v => parseFilterValue(key, def.type, v)) })
+      } else if (raw === 'null' && (op === 'eq' || op === 'neq')) {
+        where.push({ field, op, value: null })
+      } else {
+        where.push({ field, op, value: parseFilterValue(key, def.type, raw) })
+      }
+    } else if (parts[0] === 'orderby' && parts.length === 2) {
+      orderBy.push({ field: parts[1]!, direction: value === 'desc' ? 'desc' : 'asc' })
+    }
+  }
+  return {
+    limit: (query.limit as number | undefined) ?? MAX_LIMIT,
+    offset: (query.offset as number | undefined) ?? 0,
+    totalCount: query.totalCount === true,
+    where,
+    orderBy
+  }
+}
+
+type Args = Record<string, any>
+
+/** GraphQL: `where: { field: { op: value } }`; values arrive typed, ids and date-times as strings. */
+export function filtersOf (entity: Entity, where: Args | null | undefined): Filter[] {
+  const out: Filter[] = []
+  for (const [field, ops] of Object.entries(where ?? {})) {
+    const def = entity.fields[field]!
+    for (const [op, value] of Object.entries(ops as Args)) {
+      if (value === undefined || !(FILTER_OPS as readonly string[]).includes(op)) continue
+      const name = `where.${field}.${op}`
+      const one = (v: unknown): unknown => typeof v === 'string' ? parseFilterValue(name, def.type, v) : v
+      const parsed = value === null ? null : Array.isArray(value) ? value.map(one) : one(value)
+      out.push({ field, op: op as Filter['op'], value: parsed })
+    }
+  }
+  return out
+}
+
+/** GraphQL: a list field's arguments, with REST's bounds and errors. */
+export function fromArgs (entity: Entity, args: Args): ListQuery {
+  const page = validate<{ limit?: number, offset?: number }>(pageSchema,
+    { limit: args.limit ?? undefined, offset: args.offset ?? undefined }, 'args')
+  const orderBy: Order[] = (args.orderBy ?? [])
+    .map((o: Args) => ({ field: o.field, direction: o.direction === 'DESC' ? 'desc' : 'asc' }))
+  return { limit: page.limit ?? MAX_LIMIT, offset: page.offset ?? 0, where: filtersOf(entity, args.where), orderBy }
+}
+
+/** GraphQL: a relation field's `limit` (per parent), with the same bound as a list's. */
+export function relationLimit (limit: unknown): number {
+  return validate<{ limit?: number }>(relationSchema, { limit: limit ?? undefined }, 'args').limit ?? MAX_LIMIT
+}
