@@ -38,7 +38,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { Pool } from 'undici'
-import { DEFAULTS } from '../lib/config.js'
+import { DEFAULTS, defaultQueueConcurrency } from '../lib/config.js'
 import {
   createBenchDatabase, drive, envInt, fmt, freePort, gitRevision, machineCpuMs, makeBody, nproc, onCleanup, percentile,
   postgresCpuMs, processCpuMs, round, runMain, serverAlive, serverPid, startServer, table, waitForHealth, adminQuery
@@ -73,7 +73,7 @@ function serverSettings (): Record<string, number> {
   return {
     batchSize: int('HOOKPOST_BATCH_SIZE', DEFAULTS.batchSize),
     concurrency,
-    queueConcurrency: int('HOOKPOST_QUEUE_CONCURRENCY', Math.max(1, concurrency - Math.max(1, Math.floor(concurrency / 8)))),
+    queueConcurrency: int('HOOKPOST_QUEUE_CONCURRENCY', defaultQueueConcurrency(concurrency)),
     dbPoolSize: int('HOOKPOST_DB_POOL_SIZE', DEFAULTS.poolSize),
     pollMs: int('HOOKPOST_POLL_MS', DEFAULTS.pollMs)
   }

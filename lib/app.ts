@@ -9,10 +9,12 @@ import type { Config } from './config.js'
 import { migrate } from './db/migrate.js'
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import { CHANNELS, Listener } from './db/listener.js'
+import { CHANNELS } from './db/channels.js'
+import { Listener } from './db/listener.js'
 import { createPool } from './db/pool.js'
+import type { Clock } from './delivery/clock.js'
 import { holdWorkerLock } from './delivery/sql.js'
-import { deliveryPlugin } from './delivery/engine.js'
+import { enginePlugin } from './engine.js'
 import { EnqueueBatcher } from './store/enqueue-batcher.js'
 import { GRAPHQL_PATH, graphqlPlugin } from './graphql/plugin.js'
 import { installUpgradeGate } from './http/upgrade-gate.js'
@@ -42,6 +44,8 @@ declare module 'fastify' {
 export interface BuildOptions {
   /** a logger instance instead of one made from config */
   logger?: Logger
+  /** the cron scheduler's time (tests: a fake clock makes a tick due without waiting for it) */
+  cronClock?: Clock
 }
 
 const VERSION = '0.1.0'
@@ -129,7 +133,7 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   app.addHook('onReady', async () => { gate = installUpgradeGate(app.server, GRAPHQL_PATH) })
   app.addHook('preClose', async () => { gate?.close() })
 
-  await app.register(fp(deliveryPlugin))
+  await app.register(fp(enginePlugin), { cronClock: opts.cronClock })
 
   return app
 }

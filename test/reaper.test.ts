@@ -1,6 +1,7 @@
-// The leader hands back the claims of processes that died (lib/delivery/sql.ts reapDeadClaims).
+// The leader hands back the claims of processes that died (lib/delivery/sql.ts reapDeadClaims, run by lib/services/reaper.ts).
 import t from 'tap'
-import { reapDeadClaims, WORKER_LOCK_CLASS } from '../lib/delivery/sql.js'
+import { WORKER_LOCK_CLASS } from '../lib/db/locks.js'
+import { reapDeadClaims } from '../lib/delivery/sql.js'
 import { testDatabase, testPool } from './helpers.js'
 
 t.test('only claims older than 10 s whose process holds no worker lock come back; nothing else is touched', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type pg from 'pg'
-import { Retention } from '../lib/retention.js'
+import { Retention } from '../lib/services/retention.js'
 import { eventually, silentLog, testApp, testPool } from './helpers.js'
 
 interface Fixture { [name: string]: number }

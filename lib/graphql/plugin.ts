@@ -3,8 +3,9 @@
 import type { FastifyInstance } from 'fastify'
 import { buildSchema } from 'graphql'
 import mercurius from 'mercurius'
-import { CHANNELS } from '../db/listener.js'
+import { CHANNELS } from '../db/channels.js'
 import { translateDbError } from '../db/pool.js'
+import { decodeOutcomes } from '../delivery/events.js'
 import { errors } from '../errors.js'
 import { checkAdminSecret } from '../http/auth.js'
 import { upgradeAllowed } from '../http/upgrade-gate.js'
@@ -106,15 +107,9 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
   // NOTIFY hookpost_events -> mercurius pubsub, in every process
   app.listener.on('notification', (channel: string, payload: string | undefined) => {
     if (channel !== CHANNELS.events || payload === undefined) return
-    let events: unknown[][]
-    try {
-      events = JSON.parse(payload)
-    } catch {
-      return
-    }
-    for (const [messageId, queueId, attempt, ok, statusCode, willRetry] of events) {
-      const event = { messageId, queueId, attempt, statusCode, willRetry: willRetry === 1 }
-      const [topic, field] = ok === 1 ? [TOPICS.delivered, 'messageDelivered'] : [TOPICS.failed, 'messageFailed']
+    for (const { messageId, queueId, attempt, ok, statusCode, willRetry } of decodeOutcomes(payload)) {
+      const event = { messageId, queueId, attempt, statusCode, willRetry }
+      const [topic, field] = ok ? [TOPICS.delivered, 'messageDelivered'] : [TOPICS.failed, 'messageFailed']
       void app.graphql.pubsub.publish({ topic, payload: { [field]: event } })
     }
   })

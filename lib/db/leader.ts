@@ -4,7 +4,8 @@
 import { EventEmitter } from 'node:events'
 import pg from 'pg'
 import type { Logger } from 'pino'
-import { SERVER_KEEPALIVES } from './db/pool.js'
+import { lockKeyParts } from './locks.js'
+import { SERVER_KEEPALIVES } from './pool.js'
 
 export class Leader extends EventEmitter {
   isLeader = false
@@ -119,8 +120,3 @@ export class Leader extends EventEmitter {
   }
 }
 
-/** A bigint advisory key as pg_locks shows it: high 32 bits in classid, low in objid. */
-export function lockKeyParts (key: number): [number, number] {
-  const k = BigInt.asUintN(64, BigInt(key))
-  return [Number(k >> 32n), Number(k & 0xffffffffn)]
-}
