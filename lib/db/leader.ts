@@ -7,7 +7,14 @@ import type { Logger } from 'pino'
 import { lockKeyParts } from './locks.js'
 import { SERVER_KEEPALIVES } from './pool.js'
 
-export class Leader extends EventEmitter {
+export interface LeaderEvents {
+  elected: []
+  demoted: []
+  /** after each attempt or check, whatever its outcome: tests wait on it, not on the poll interval */
+  checked: [{ leader: boolean }]
+}
+
+export class Leader extends EventEmitter<LeaderEvents> {
   isLeader = false
   private client: pg.Client | null = null
   private stopped = false
@@ -46,6 +53,7 @@ export class Leader extends EventEmitter {
         this.failures++
         this.drop(err as Error)
       }
+      this.emit('checked', { leader: this.isLeader })
       // after a failure retry sooner, but not in a tight loop
       await this.sleep(this.failures > 0 ? Math.min(this.pollMs, 200 * this.failures) : this.pollMs)
     }
