@@ -236,7 +236,7 @@ async function makeDue (db: pg.Pool, updateSql: string, values: unknown[], notif
 }
 
 async function phaseRaw (ctx: Ctx, roundNo: number): Promise<Throughput & { loop: RawLoopStats }> {
-  // the same durability for delivery state as hookpost's worker pool (lib/delivery/engine.ts)
+  // the same durability for delivery state as hookpost's worker pool (lib/engine.ts)
   const db = new pg.Pool({ connectionString: ctx.databaseUrl, max: RAW_PIPELINE + 2, application_name: 'hookpost-bench-raw', options: '-c synchronous_commit=off' })
   db.on('error', () => {})
   const http = new Pool(ctx.receiverOrigin, { connections: RAW_C, pipelining: 1, keepAliveTimeout: 60_000 })

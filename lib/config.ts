@@ -279,7 +279,9 @@ export function makeConfig (over: {
     adminSecret: over.adminSecret ?? null,
     hooks: {
       ...base.hooks,
-      ...(over.hooks?.concurrency !== undefined ? { queueConcurrency: defaultQueueConcurrency(over.hooks.concurrency) } : {}),
+      ...(over.hooks?.concurrency !== undefined
+        ? { queueConcurrency: defaultQueueConcurrency(over.hooks.concurrency) }
+        : {}),
       ...over.hooks
     }
   })

@@ -37,7 +37,7 @@ declare module 'fastify' {
   }
 }
 
-// claims and outcomes on 3 connections: one claiming, one flushing, one spare for releases and events
+// 3 connections: one claiming, one flushing, one spare for releases, events, the reaper and the subscriber check
 const WORKER_POOL_SIZE = 3
 
 export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): Promise<void> {
@@ -51,7 +51,11 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
   // Delivery state is written with synchronous_commit off: a crash can only forget that a message
   // was sent or claimed, and then it is sent again (at-least-once). Enqueues keep full durability.
   const pool = createPool(config.db.connectionString!, {
-    max: WORKER_POOL_SIZE, log, statementTimeoutMs: config.db.statementTimeoutMs, name: 'hookpost-worker', options: '-c synchronous_commit=off'
+    max: WORKER_POOL_SIZE,
+    log,
+    statementTimeoutMs: config.db.statementTimeoutMs,
+    name: 'hookpost-worker',
+    options: '-c synchronous_commit=off'
   })
   // config.hooks carries the SSRF policy (allowPrivateNetworks, ssrfAllow)
   const dispatcher = createDispatcher(h)
@@ -81,7 +85,8 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
   })
   // cron ticks are materialised by the leader only, on the main (fully durable) pool
   const crons = new CronScheduler(app.pool, log, app.metrics.enqueuedByCron, opts.cronClock)
-  const retention = new Retention(app.pool, { ...h.retention, onDeleted: (kind, n) => app.metrics.retentionDeleted(kind, n) }, log)
+  const onDeleted = (kind: 'delivered' | 'dead', n: number): void => app.metrics.retentionDeleted(kind, n)
+  const retention = new Retention(app.pool, { ...h.retention, onDeleted }, log)
   const reaper = new Reaper(pool, h.leaseMs, log)
   const subscribers = new SubscriberCheck(pool, log)
   const leader = new Leader(config.db.connectionString!, h.lock, h.leaderPollMs, log)
@@ -118,7 +123,8 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
     subscribers.start()
     if (h.allProcessesDeliver) then(() => worker.start())
     leader.start()
-    log.info({ workerId, concurrency: h.concurrency, allProcessesDeliver: h.allProcessesDeliver }, 'delivery engine started')
+    log.info({ workerId, concurrency: h.concurrency, allProcessesDeliver: h.allProcessesDeliver },
+      'delivery engine started')
   })
 
   // preClose: the engine drains before any onClose hook ends the pools it uses

@@ -11,7 +11,8 @@ function setup (random = () => 0.5) {
   const clock = new FakeClock(1_000_000)
   const db = new FakeClaims()
   const flushed: Completion[][] = []
-  const completer = new Completer({ complete: db.complete, clock, log: pino({ level: 'silent' }), random, onFlushed: (b) => flushed.push(b) })
+  const log = pino({ level: 'silent' })
+  const completer = new Completer({ complete: db.complete, clock, log, random, onFlushed: (b) => flushed.push(b) })
   return { clock, db, flushed, completer }
 }
 

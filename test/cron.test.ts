@@ -13,7 +13,8 @@ import { signal } from './signals.js'
 t.jobs = 4
 
 async function ticksOf (pool: pg.Pool, cronId: number): Promise<number[]> {
-  const { rows } = await pool.query('SELECT tick_at FROM hookpost.messages WHERE cron_id = $1 ORDER BY tick_at', [cronId])
+  const { rows } = await pool.query(
+    'SELECT tick_at FROM hookpost.messages WHERE cron_id = $1 ORDER BY tick_at', [cronId])
   return rows.map(r => (r.tick_at as Date).getTime())
 }
 
@@ -63,7 +64,9 @@ t.test('an endpoint that always fails: as many messages as ticks, not a growing 
   const failing = await receiver(t, (_r, res) => { res.statusCode = 500; res.end() })
   const { app, pool } = await deliveringApp(t, { cronClock: clock })
   const crons = app.delivery!.crons
-  const q = await post(app, '/queues', { name: 'f', callbackUrl: failing.url, maxRetries: 10, backoffBaseMs: 100, backoffMaxMs: 200, backoffJitter: 'none' })
+  const q = await post(app, '/queues', {
+    name: 'f', callbackUrl: failing.url, maxRetries: 10, backoffBaseMs: 100, backoffMaxMs: 200, backoffJitter: 'none'
+  })
   const c = await post(app, '/crons', { queueId: q.id, schedule: '* * * * * *' })
   await cronAt(pool, c.id, T0)
   t.equal((await fireAt(crons, clock, T0 + 3500)).ticks, 4)
@@ -71,10 +74,12 @@ t.test('an endpoint that always fails: as many messages as ticks, not a growing 
   await failing.waitFor(3 * 4, 10_000)
   t.equal((await fireAt(crons, clock, T0 + 3500)).ticks, 0, 'another look at the same time fires nothing')
   await post(app, `/crons/${c.id}`, { paused: true }, 'PUT')
-  const { rows } = await pool.query('SELECT count(*)::int AS n, count(DISTINCT tick_at)::int AS d FROM hookpost.messages')
+  const { rows } = await pool.query(
+    'SELECT count(*)::int AS n, count(DISTINCT tick_at)::int AS d FROM hookpost.messages')
   t.equal(rows[0].n, rows[0].d, 'one message per tick')
   t.equal(rows[0].n, 4, `${rows[0].n} messages for 4 ticks`)
-  t.ok(failing.requests.length > rows[0].n * 2, `retries happened (${failing.requests.length} calls) without creating messages`)
+  const calls = failing.requests.length
+  t.ok(calls > rows[0].n * 2, `retries happened (${calls} calls) without creating messages`)
 })
 
 t.test('updating the schedule replaces the future ticks; pause and resume; delete keeps history', async (t) => {
@@ -133,7 +138,9 @@ t.test('missed ticks: one catch-up by default, none with skip', async (t) => {
   await pool.query("UPDATE hookpost.crons SET next_tick_at = date_trunc('year', now()) - interval '5 years'")
   // a look from the creating NOTIFY may be the one that fires them: the database says what happened
   await fireAt(app.delivery!.crons, clock, clock.now())
-  t.ok((await pool.query('SELECT bool_and(next_tick_at > $1) AS ok FROM hookpost.crons', [new Date(clock.now())])).rows[0].ok, 'both moved on to their next tick')
+  const moved = await pool.query('SELECT bool_and(next_tick_at > $1) AS ok FROM hookpost.crons',
+    [new Date(clock.now())])
+  t.ok(moved.rows[0].ok, 'both moved on to their next tick')
   const caught = await ticksOf(pool, once.id)
   t.equal(caught.length, 1, 'once: a single catch-up message')
   t.equal(new Date(caught[0]!).toISOString().slice(5, 19), '01-01T00:00:00', 'labelled with the latest missed tick')

@@ -4,7 +4,7 @@
 import type { Complete, DeadLetter } from '../lib/delivery/completer.js'
 import type { Claims } from '../lib/delivery/database.js'
 import type { ClaimRequest } from '../lib/delivery/producer.js'
-import type { Result } from '../lib/delivery/sender.js'
+import type { Cut, Result } from '../lib/delivery/sender.js'
 import type { ClaimedRow, Completion, QueueTarget } from '../lib/delivery/sql.js'
 
 let nextId = 1
@@ -25,11 +25,18 @@ export function row (queueId: number, over: Partial<ClaimedRow> = {}): ClaimedRo
 }
 
 export function ok (status = 200): Result {
-  return { ok: true, status, errorKind: null, error: null, responseBody: '', retryAfter: undefined, startedAt: new Date(0), durationMs: 1 }
+  return {
+    ok: true, status, errorKind: null, error: null, responseBody: '', retryAfter: undefined,
+    startedAt: new Date(0), durationMs: 1
+  }
 }
 
 export function fail (status: number | null = 500): Result {
-  return { ok: false, status, errorKind: status === null ? 'network' : 'http', error: 'x', responseBody: null, retryAfter: undefined, startedAt: new Date(0), durationMs: 1 }
+  return {
+    ok: false, status, errorKind: status === null ? 'network' : 'http', error: 'x', responseBody: null,
+    retryAfter: undefined,
+    startedAt: new Date(0), durationMs: 1
+  }
 }
 
 /** Due rows in memory, claimed in order; every call recorded. */
@@ -59,7 +66,8 @@ export class FakeClaims implements Claims {
       throw new Error('database away')
     }
     this.completed.push(batch)
-    return batch.filter(c => this.dead(c)).map((c): DeadLetter => ({ messageId: c.id, queueId: c.queueId, dlqMessageId: null }))
+    return batch.filter(c => this.dead(c))
+      .map((c): DeadLetter => ({ messageId: c.id, queueId: c.queueId, dlqMessageId: null }))
   }
 }
 
@@ -67,10 +75,11 @@ export class FakeClaims implements Claims {
 export class FakeSend {
   readonly calls: Array<{ row: ClaimedRow, attempt: number, answer: (r: Result) => void }> = []
 
-  readonly send = async (row: ClaimedRow, attempt: number, cut: { reason: Error | undefined, abort: ((e: Error) => void) | undefined }): Promise<Result> =>
+  readonly send = async (row: ClaimedRow, attempt: number, cut: Cut): Promise<Result> =>
     await new Promise<Result>((resolve) => {
       this.calls.push({ row, attempt, answer: resolve })
-      cut.abort = (reason) => resolve({ ...fail(null), errorKind: reason.name === 'TimeoutError' ? 'timeout' : 'network', error: reason.message })
+      const errorKind = (reason: Error) => reason.name === 'TimeoutError' ? 'timeout' : 'network'
+      cut.abort = (reason) => resolve({ ...fail(null), errorKind: errorKind(reason), error: reason.message })
     })
 
   /** answer every open call of this queue (all queues: undefined) */

@@ -28,7 +28,10 @@ export class FakeClock implements Clock {
   advanceTo (at: number): void {
     for (;;) {
       let first: Timer | undefined
-      for (const x of this.timers) if (x.at <= at && (first === undefined || x.at < first.at || (x.at === first.at && x.seq < first.seq))) first = x
+      for (const x of this.timers) {
+        if (x.at > at) continue
+        if (first === undefined || x.at < first.at || (x.at === first.at && x.seq < first.seq)) first = x
+      }
       if (first === undefined) break
       this.t = Math.max(this.t, first.at)
       if (first.every !== undefined) first.at += Math.max(1, first.every)

@@ -99,7 +99,8 @@ export type ConfigOverrides = Parameters<typeof makeConfig>[0]
 /** url: an existing database; cronClock: the cron scheduler's time (BuildOptions) */
 export type AppOverrides = ConfigOverrides & { url?: string, cronClock?: BuildOptions['cronClock'] }
 
-export async function testApp (t: T, over: AppOverrides = {}): Promise<{ app: FastifyInstance, url: string, config: Config }> {
+export async function testApp (t: T, over: AppOverrides = {}):
+Promise<{ app: FastifyInstance, url: string, config: Config }> {
   const url = over.url ?? await testDatabase(t)
   // the engine is off unless a test asks for it, so API tests see rows exactly as they wrote them
   const config = makeConfig({ ...over, db: { connectionString: url, ...over.db }, hooks: { enabled: false, ...over.hooks } })
@@ -109,7 +110,8 @@ export async function testApp (t: T, over: AppOverrides = {}): Promise<{ app: Fa
 }
 
 /** An app whose engine runs and leads: leader elected, worker started. */
-export async function deliveringApp (t: T, over: AppOverrides = {}): Promise<{ app: FastifyInstance, url: string, config: Config, pool: pg.Pool }> {
+export async function deliveringApp (t: T, over: AppOverrides = {}):
+Promise<{ app: FastifyInstance, url: string, config: Config, pool: pg.Pool }> {
   const ctx = await testApp(t, { ...over, hooks: { enabled: true, leaderPollMs: 100, pollMs: 60_000, ...over.hooks } })
   await ctx.app.ready()
   await eventually(async () => ctx.app.delivery!.leader.isLeader && ctx.app.delivery!.worker.active)

@@ -14,7 +14,9 @@ function take (p: Producer, req = p.plan(0), rows: ClaimedRow[] = [], at = 0): b
 t.test('an empty buffer claims at once, a full batch', async (t) => {
   const p = new Producer(opts())
   t.equal(p.claimWait(0), 0)
-  t.match(p.plan(0), { limit: 10, skipQueues: [], recentMs: undefined, maxBytes: 1024 * 1024, queueMaxBytes: 128 * 1024 })
+  t.match(p.plan(0), {
+    limit: 10, skipQueues: [], recentMs: undefined, maxBytes: 1024 * 1024, queueMaxBytes: 128 * 1024
+  })
 })
 
 t.test('a batch ready beyond the free slots: no claim until calls finish', async (t) => {

@@ -1,4 +1,5 @@
-// The leader hands back the claims of processes that died (lib/delivery/sql.ts reapDeadClaims, run by lib/services/reaper.ts).
+// The leader hands back the claims of processes that died: lib/delivery/sql.ts reapDeadClaims, run by
+// lib/services/reaper.ts.
 import t from 'tap'
 import { WORKER_LOCK_CLASS } from '../lib/db/locks.js'
 import { reapDeadClaims } from '../lib/delivery/sql.js'
@@ -44,8 +45,10 @@ t.test('the Reaper service reaps at start and says so (the engine wakes the work
   const { signal } = await import('./signals.js')
   const url = await testDatabase(t)
   const pool = testPool(t, url)
-  const q = (await pool.query("INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/x') RETURNING id")).rows[0].id
-  const id = (await pool.query("INSERT INTO hookpost.messages (queue_id, body) VALUES ($1, 'a') RETURNING id", [q])).rows[0].id
+  const q = (await pool.query(
+    "INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/x') RETURNING id")).rows[0].id
+  const id = (await pool.query("INSERT INTO hookpost.messages (queue_id, body) VALUES ($1, 'a') RETURNING id",
+    [q])).rows[0].id
   await pool.query(`UPDATE hookpost.messages SET locked_by = 'gone', locked_at = now() - interval '20 seconds',
     run_at = now() + interval '40 seconds' WHERE id = $1`, [id])
   const reaper = new Reaper(pool, 60_000, silentLog)
@@ -53,5 +56,7 @@ t.test('the Reaper service reaps at start and says so (the engine wakes the work
   const reaped = signal<[{ count: number }]>(reaper, 'reaped')
   reaper.start()
   t.same(await reaped, [{ count: 1 }])
-  t.equal((await pool.query('SELECT count(*)::int AS n FROM hookpost.messages WHERE run_at <= now() AND locked_by IS NULL')).rows[0].n, 1)
+  const due = await pool.query(
+    'SELECT count(*)::int AS n FROM hookpost.messages WHERE run_at <= now() AND locked_by IS NULL')
+  t.equal(due.rows[0].n, 1)
 })

@@ -2,7 +2,9 @@
 // answer, and how each failure is classified.
 import t from 'tap'
 import { createServer } from 'node:net'
-import { createDispatcher, cutShort, RESPONSE_SNIPPET_BYTES, send, type Call, type Cut } from '../lib/delivery/sender.js'
+import {
+  createDispatcher, cutShort, RESPONSE_SNIPPET_BYTES, send, type Call, type Cut
+} from '../lib/delivery/sender.js'
 import { DEVELOPMENT_POLICY } from '../lib/ssrf.js'
 import { receiver } from './helpers.js'
 
@@ -23,7 +25,10 @@ t.test('a 2xx: method, path, body and headers as given; ours on top', async (t) 
   const [req] = target.requests
   t.equal(req!.url, '/hook?x=1')
   t.equal(req!.body, '{"a":1}')
-  t.match(req!.headers, { 'x-q': 'q', 'x-m': 'm', 'x-hookpost-message-id': '7', 'x-hookpost-attempt': '2', 'x-hookpost-queue-id': '3', 'idempotency-key': 'k-1' })
+  t.match(req!.headers, {
+    'x-q': 'q', 'x-m': 'm', 'x-hookpost-message-id': '7', 'x-hookpost-attempt': '2', 'x-hookpost-queue-id': '3',
+    'idempotency-key': 'k-1'
+  })
   t.match(req!.headers['user-agent'], /^hookpost\//)
 })
 
@@ -31,7 +36,8 @@ t.test('signed when the queue has secrets; GET sends no body', async (t) => {
   const target = await receiver(t)
   const d = createDispatcher(DEVELOPMENT_POLICY)
   t.teardown(async () => await d.close())
-  await send(d, call(target.url, { signingSecrets: ['whsec_' + Buffer.from('0123456789abcdef0123456789abcdef').toString('base64')] }))
+  const secret = 'whsec_' + Buffer.from('0123456789abcdef0123456789abcdef').toString('base64')
+  await send(d, call(target.url, { signingSecrets: [secret] }))
   await send(d, call(target.url, { method: 'GET' }))
   t.equal(target.requests[0]!.headers['webhook-id'], '7')
   t.match(target.requests[0]!.headers['webhook-signature'], /^v1,/)
@@ -40,7 +46,11 @@ t.test('signed when the queue has secrets; GET sends no body', async (t) => {
 })
 
 t.test('an error status: not ok, the first 4 KB of the body and Retry-After kept', async (t) => {
-  const target = await receiver(t, (_r, res) => { res.statusCode = 429; res.setHeader('retry-after', '3'); res.end('x'.repeat(10_000)) })
+  const target = await receiver(t, (_r, res) => {
+    res.statusCode = 429
+    res.setHeader('retry-after', '3')
+    res.end('x'.repeat(10_000))
+  })
   const d = createDispatcher(DEVELOPMENT_POLICY)
   t.teardown(async () => await d.close())
   const r = await send(d, call(target.url))
@@ -51,7 +61,11 @@ t.test('an error status: not ok, the first 4 KB of the body and Retry-After kept
 })
 
 t.test('a redirect is a failure, never followed', async (t) => {
-  const target = await receiver(t, (_r, res) => { res.statusCode = 302; res.setHeader('location', '/elsewhere'); res.end() })
+  const target = await receiver(t, (_r, res) => {
+    res.statusCode = 302
+    res.setHeader('location', '/elsewhere')
+    res.end()
+  })
   const d = createDispatcher(DEVELOPMENT_POLICY)
   t.teardown(async () => await d.close())
   t.match(await send(d, call(target.url)), { ok: false, status: 302, errorKind: 'http' })
@@ -69,7 +83,8 @@ t.test('cut short by the deadline sweep: a timeout; by shutdown: a network error
   t.match(await pending, { ok: false, status: null, errorKind: 'timeout', error: /deadline/ })
   const cut2: Cut = { reason: undefined, abort: undefined }
   cutShort(cut2, new Error('shutting down'))
-  t.match(await send(d, call(hang.url), cut2), { ok: false, errorKind: 'network', error: /shutting down/ }, 'cut before it started: never sent')
+  t.match(await send(d, call(hang.url), cut2), { ok: false, errorKind: 'network', error: /shutting down/ },
+    'cut before it started: never sent')
   t.equal(hang.requests.length, 1)
 })
 
@@ -84,7 +99,8 @@ t.test('refused connection: connect; a reset mid-answer: network', async (t) => 
   const d = createDispatcher(DEVELOPMENT_POLICY)
   t.teardown(async () => await d.close())
   t.match(await send(d, call(`http://127.0.0.1:${port}/`)), { ok: false, errorKind: 'connect', error: /ECONNREFUSED/ })
-  t.match(await send(d, call(`http://127.0.0.1:${(reset.address() as { port: number }).port}/`)), { ok: false, status: null, errorKind: 'network' })
+  const resetPort = (reset.address() as { port: number }).port
+  t.match(await send(d, call(`http://127.0.0.1:${resetPort}/`)), { ok: false, status: null, errorKind: 'network' })
 })
 
 t.test('a target the SSRF policy refuses is blocked before any connection', async (t) => {

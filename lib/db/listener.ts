@@ -78,7 +78,8 @@ export class Listener extends EventEmitter {
   setSubscribed (on: boolean): void {
     if (this.subscribed === on) return
     this.subscribed = on
-    this.client?.query(`SELECT ${on ? 'pg_advisory_lock_shared' : 'pg_advisory_unlock_shared'}($1, $2)`, [...SUBSCRIBERS_LOCK])
+    const fn = on ? 'pg_advisory_lock_shared' : 'pg_advisory_unlock_shared'
+    this.client?.query(`SELECT ${fn}($1, $2)`, [...SUBSCRIBERS_LOCK])
       .catch((err: Error) => this.log.warn({ err: { message: err.message } }, 'subscribers lock'))
   }
 

@@ -50,7 +50,9 @@ export class Completer {
         row.queue, this.o.random)
       retryAt = delay === null ? null : new Date(this.o.clock.now() + delay)
     }
-    const c: Completion = { id: row.id, claimToken: row.claimToken, queueId: row.queueId, attempt, when: row.when, result, retryAt }
+    const c: Completion = {
+      id: row.id, claimToken: row.claimToken, queueId: row.queueId, attempt, when: row.when, result, retryAt
+    }
     this.pending.push(c)
     this.schedule()
     return c
@@ -97,7 +99,8 @@ export class Completer {
         this.pending.unshift(...batch)
         this.errors++
         const wait = Math.min(FLUSH_BACKOFF_MAX_MS, 50 * 2 ** Math.min(this.errors, 10))
-        this.o.log.error({ err, count: batch.length, retryInMs: wait }, 'recording delivery outcomes failed; will retry')
+        this.o.log.error({ err, count: batch.length, retryInMs: wait },
+          'recording delivery outcomes failed; will retry')
         if (this.stopping && this.errors > STOPPING_FLUSH_TRIES) return
         await new Promise<void>(resolve => this.o.clock.after(wait, resolve))
       }

@@ -23,7 +23,8 @@ export function pgClaims (pool: Pool, leaseMs: number, workerId: string): Claims
       return { rows: sql.claimedRows(rows), seen: rows[0]?.seen ?? 0 }
     },
     nextDue: async (skipQueues) => {
-      const { rows } = await pool.query<{ at: Date | null }>(skipQueues.length > 0 ? sql.nextDueBeyond(skipQueues) : sql.nextDue())
+      const statement = skipQueues.length > 0 ? sql.nextDueBeyond(skipQueues) : sql.nextDue()
+      const { rows } = await pool.query<{ at: Date | null }>(statement)
       return rows[0]?.at ?? null
     },
     release: async (rows) => { await pool.query(sql.release(rows, workerId)) },

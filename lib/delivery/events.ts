@@ -20,7 +20,14 @@ type Wire = [number, number, number, 0 | 1, number | null, 0 | 1]
 export const EVENTS_PAYLOAD_MAX = 7000
 
 export function outcomeOf (c: Completion): OutcomeEvent {
-  return { messageId: c.id, queueId: c.queueId, attempt: c.attempt, ok: c.result.ok, statusCode: c.result.status, willRetry: c.retryAt !== null }
+  return {
+    messageId: c.id,
+    queueId: c.queueId,
+    attempt: c.attempt,
+    ok: c.result.ok,
+    statusCode: c.result.status,
+    willRetry: c.retryAt !== null
+  }
 }
 
 /** JSON payloads, each under max bytes, that carry these outcomes in order. */

@@ -11,6 +11,8 @@ export type Send = (row: ClaimedRow, attempt: number, cut: Cut) => Promise<Resul
 // how often the deadlines are checked: a call overruns its queue's timeout by at most this
 const DEADLINE_SWEEP_MS = 100
 
+const TIMED_OUT = 'the queue timeout ran out before the response was complete'
+
 interface Call extends Cut { deadline: number }
 
 export class Executor {
@@ -57,7 +59,7 @@ export class Executor {
     const now = this.o.clock.now()
     for (const c of this.calls) {
       if (now >= c.deadline) {
-        cutShort(c, Object.assign(new Error('the queue timeout ran out before the response was complete'), { name: 'TimeoutError' }))
+        cutShort(c, Object.assign(new Error(TIMED_OUT), { name: 'TimeoutError' }))
       }
     }
   }

@@ -23,7 +23,8 @@ export abstract class Loop<E = {}> extends EventEmitter<Events<E>> {
   private wakeUp: (() => void) | undefined
   private woken = false
 
-  constructor (protected readonly log: Logger, private readonly what: string, protected readonly clock: Clock = systemClock) {
+  constructor (protected readonly log: Logger, private readonly what: string,
+    protected readonly clock: Clock = systemClock) {
     super()
   }
 

@@ -227,7 +227,8 @@ export class Producer {
 
   /** The fairness rule: a queue holding its limit plus a batch, or nearly its share of the bytes. */
   private saturated (s: QueueSlot): boolean {
-    return s.waiting.length + s.inFlight >= this.o.queueConcurrency + this.o.batchSize || s.bytes > this.queueSaturatedBytes
+    return s.waiting.length + s.inFlight >= this.o.queueConcurrency + this.o.batchSize ||
+      s.bytes > this.queueSaturatedBytes
   }
 
   /** How far back a skipping claim must look: undefined for all of it (SKIP_RECENT_MARGIN_MS). */

@@ -93,7 +93,8 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
       ),
       claimed AS (
         UPDATE hookpost.messages m
-        SET run_at = now() + greatest($2::integer, q.timeout_ms + ${LEASE_SLACK_MS}) * interval '1 millisecond', locked_by = $3, locked_at = now()
+        SET run_at = now() + greatest($2::integer, q.timeout_ms + ${LEASE_SLACK_MS}) * interval '1 millisecond',
+          locked_by = $3, locked_at = now()
         FROM fits, hookpost.queues q
         WHERE m.id = fits.id AND q.id = m.queue_id
         RETURNING m.id, m.locked_at, m.queue_id, m.body, m.headers, m.retries, m.attempts, m.idempotency_key, m."when", fits.size

@@ -70,7 +70,9 @@ export class Worker extends Loop<WorkerEvents> {
     super(o.log, 'claiming messages', clock)
     this.producer = new Producer(o)
     this.executor = new Executor({ concurrency: o.concurrency, send: o.send, clock, onDone: (...a) => this.sent(...a) })
-    this.completer = new Completer({ complete: o.claims.complete, clock, log: o.log, random: o.random, onFlushed: (b, d) => this.flushed(b, d) })
+    this.completer = new Completer({
+      complete: o.claims.complete, clock, log: o.log, random: o.random, onFlushed: (b, d) => this.flushed(b, d)
+    })
   }
 
   get inFlightCount (): number { return this.executor.inFlight }
@@ -139,7 +141,8 @@ export class Worker extends Loop<WorkerEvents> {
 
   private flushed (batch: Completion[], dead: DeadLetter[]): void {
     for (const d of dead) {
-      this.o.log.warn({ messageId: d.messageId, queueId: d.queueId, dlqMessageId: d.dlqMessageId }, 'message dead-lettered')
+      this.log.warn({ messageId: d.messageId, queueId: d.queueId, dlqMessageId: d.dlqMessageId },
+        'message dead-lettered')
       this.emit('dead', d)
     }
     let retries = false
@@ -157,7 +160,8 @@ export class Worker extends Loop<WorkerEvents> {
     const log = this.log
     if (result.ok) {
       if (log.isLevelEnabled('debug')) {
-        log.debug({ messageId: row.id, queueId: row.queueId, attempt, status: result.status, durationMs: result.durationMs }, 'delivered')
+        const { status, durationMs } = result
+        log.debug({ messageId: row.id, queueId: row.queueId, attempt, status, durationMs }, 'delivered')
       }
       return
     }
@@ -172,7 +176,8 @@ export class Worker extends Loop<WorkerEvents> {
     const p = this.o.claims.release(rows).then(
       () => { this.emit('released', { count: rows.length }) },
       // the lease runs out by itself: nothing is lost
-      (err) => this.o.log.warn({ err, count: rows.length }, 'releasing claims failed; they fall due when their lease ends'))
+      (err) => this.log.warn({ err, count: rows.length },
+        'releasing claims failed; they fall due when their lease ends'))
     this.releases.add(p)
     void p.finally(() => this.releases.delete(p))
   }

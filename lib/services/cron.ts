@@ -23,7 +23,8 @@ export interface CronEvents {
 }
 
 export class CronScheduler extends Loop<CronEvents> {
-  constructor (private readonly pool: Pool, log: Logger, private readonly onEnqueued?: OnEnqueued, clock: Clock = systemClock) {
+  constructor (private readonly pool: Pool, log: Logger, private readonly onEnqueued?: OnEnqueued,
+    clock: Clock = systemClock) {
     super(log, 'cron pass', clock)
   }
 
@@ -85,7 +86,8 @@ export class CronScheduler extends Loop<CronEvents> {
   }
 
   private async untilNextTick (): Promise<number> {
-    const { rows } = await this.pool.query<{ at: Date | null }>('SELECT min(next_tick_at) AS at FROM hookpost.crons WHERE NOT paused')
+    const { rows } = await this.pool.query<{ at: Date | null }>(
+      'SELECT min(next_tick_at) AS at FROM hookpost.crons WHERE NOT paused')
     const at = rows[0]?.at
     if (at === null || at === undefined) return MAX_SLEEP_MS
     // a due cron another transaction holds is skipped but still due: never spin on it
