@@ -18,10 +18,3 @@ export async function signal<A extends unknown[]> (emitter: EventEmitter<any>, e
   })
 }
 
-/** Resolves when `n` events have come (counting from now), with their arguments. */
-export async function signals<A extends unknown[]> (emitter: EventEmitter<any>, event: string, n: number,
-  ms = 10_000): Promise<A[]> {
-  const got: A[] = []
-  await signal<A>(emitter, event, (...args) => { got.push(args); return got.length >= n }, ms)
-  return got
-}
