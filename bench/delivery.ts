@@ -38,7 +38,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { Pool } from 'undici'
-import { DEFAULTS } from '../lib/config.js'
+import { DEFAULTS, defaultQueueConcurrency } from '../lib/config.js'
 import {
   createBenchDatabase, drive, envInt, fmt, freePort, gitRevision, machineCpuMs, makeBody, nproc, onCleanup, percentile,
   postgresCpuMs, processCpuMs, round, runMain, serverAlive, serverPid, startServer, table, waitForHealth, adminQuery
@@ -73,7 +73,7 @@ function serverSettings (): Record<string, number> {
   return {
     batchSize: int('HOOKPOST_BATCH_SIZE', DEFAULTS.batchSize),
     concurrency,
-    queueConcurrency: int('HOOKPOST_QUEUE_CONCURRENCY', Math.max(1, concurrency - Math.max(1, Math.floor(concurrency / 8)))),
+    queueConcurrency: int('HOOKPOST_QUEUE_CONCURRENCY', defaultQueueConcurrency(concurrency)),
     dbPoolSize: int('HOOKPOST_DB_POOL_SIZE', DEFAULTS.poolSize),
     pollMs: int('HOOKPOST_POLL_MS', DEFAULTS.pollMs)
   }
@@ -236,7 +236,7 @@ async function makeDue (db: pg.Pool, updateSql: string, values: unknown[], notif
 }
 
 async function phaseRaw (ctx: Ctx, roundNo: number): Promise<Throughput & { loop: RawLoopStats }> {
-  // the same durability for delivery state as hookpost's worker pool (lib/delivery/engine.ts)
+  // the same durability for delivery state as hookpost's worker pool (lib/engine.ts)
   const db = new pg.Pool({ connectionString: ctx.databaseUrl, max: RAW_PIPELINE + 2, application_name: 'hookpost-bench-raw', options: '-c synchronous_commit=off' })
   db.on('error', () => {})
   const http = new Pool(ctx.receiverOrigin, { connections: RAW_C, pipelining: 1, keepAliveTimeout: 60_000 })

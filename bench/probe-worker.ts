@@ -8,8 +8,8 @@
 // PROBE_CONCURRENCY (64), PROBE_QUEUE_CONCURRENCY (the server's default: c - c/8), PROBE_BATCH (200),
 // BENCH_TIMEOUT_MS (120000), PROBE_TRACE (print the first n statements), PROBE_HEAP_PROFILE (write a
 // .heapprofile of every allocation, collected or not, in the delivery window), PROBE_PROFILE (write a
-// .cpuprofile of the delivery window only to this path), PROBE_LIB_DIR (load worker.ts and sender.ts
-// from <dir>/delivery instead of lib/delivery: to try a change without touching lib/).
+// .cpuprofile of the delivery window only to this path), PROBE_LIB_DIR (load worker.ts, database.ts and
+// sender.ts from <dir>/delivery instead of lib/delivery: to try a change without touching lib/).
 import { DEVELOPMENT_POLICY } from '../lib/domain/ssrf.js'
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
@@ -17,6 +17,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import pino from 'pino'
+import { DEFAULTS } from '../lib/config.js'
 import { migrate } from '../lib/db/migrate.js'
 import { pathToFileURL } from 'node:url'
 import { createBenchDatabase, envInt, fmt, machineCpuMs, onCleanup, percentile, postgresCpuMs, round, table, runMain } from './harness.js'
@@ -33,7 +34,8 @@ const LIB_DIR = process.env.PROBE_LIB_DIR !== undefined && process.env.PROBE_LIB
   ? pathToFileURL(process.env.PROBE_LIB_DIR.replace(/\/?$/, '/')).href
   : new URL('../lib/', import.meta.url).href
 const { Worker } = await import(new URL('delivery/worker.ts', LIB_DIR).href) as typeof import('../lib/delivery/worker.js')
-const { createDispatcher } = await import(new URL('delivery/sender.ts', LIB_DIR).href) as typeof import('../lib/delivery/sender.js')
+const { createDispatcher, send } = await import(new URL('delivery/sender.ts', LIB_DIR).href) as typeof import('../lib/delivery/sender.js')
+const { pgClaims } = await import(new URL('delivery/database.ts', LIB_DIR).href) as typeof import('../lib/delivery/database.js')
 
 interface Stat { count: number, ms: number[], rows: number[] }
 
@@ -58,7 +60,7 @@ async function main (): Promise<void> {
   await admin.query('CHECKPOINT')
   await recv.expect('probe', { n: N, bodyBytes: Buffer.byteLength(body) })
 
-  // the worker's pool as engine.ts builds it, with query() timed per statement
+  // the worker's pool as lib/engine.ts builds it, with query() timed per statement
   const pool = new pg.Pool({ connectionString: url, max: 3, options: '-c synchronous_commit=off',
     types: { getTypeParser: (oid: number, format?: any) => oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format) } as any })
   onCleanup(async () => await pool.end())
@@ -93,16 +95,20 @@ async function main (): Promise<void> {
   const dispatcher = createDispatcher(DEVELOPMENT_POLICY)
   onCleanup(async () => await dispatcher.close())
   const worker = new Worker({
-    pool, dispatcher, workerId: 'probe', log: pino({ level: 'warn' }),
-    concurrency: C, queueConcurrency: QC, batchSize: BATCH, leaseMs: 60_000, pollMs: 2000, canClaim: () => true
+    claims: pgClaims(pool, 60_000, 'probe'),
+    send: async (row, attempt, cut) => await send(dispatcher, {
+      messageId: row.id, queueId: row.queueId, attempt, url: row.queue.callbackUrl, method: row.queue.method,
+      queueHeaders: row.queue.headers, headers: row.headers, body: row.body, timeoutMs: row.queue.timeoutMs,
+      idempotencyKey: row.idempotencyKey, signingSecrets: row.queue.signingSecrets
+    }, cut),
+    log: pino({ level: 'warn' }),
+    concurrency: C, queueConcurrency: QC, batchSize: BATCH, bufferBytes: DEFAULTS.bufferBytes, leaseMs: 60_000, pollMs: 2000,
+    canClaim: () => true
   })
   let flushed = 0
   let flushes = 0
-  // 'recorded' (a batch) in newer worker.ts, 'flushed' (a count) in older ones
-  const onFlush = (b: number | unknown[]): number => typeof b === 'number' ? b : b.length
-  const countFlush = (b: number | unknown[]): void => { flushed += onFlush(b); flushes++ }
+  const countFlush = (b: unknown[]): void => { flushed += b.length; flushes++ }
   worker.on('flushed', countFlush)
-  worker.on('recorded', countFlush)
 
   // per-second timeline: what the loop did, and the longest stretch with no statement running
   interface Sec { claims: number, emptyClaims: number, claimedRows: number, flushes: number, flushedRows: number, inFlight: number[] }
@@ -112,15 +118,14 @@ async function main (): Promise<void> {
     while (secs.length <= i) secs.push({ claims: 0, emptyClaims: 0, claimedRows: 0, flushes: 0, flushedRows: 0, inFlight: [] })
     return secs[i]!
   }
-  const secFlush = (b: number | unknown[]): void => { const x = sec(); x.flushes++; x.flushedRows += onFlush(b) }
+  const secFlush = (b: unknown[]): void => { const x = sec(); x.flushes++; x.flushedRows += b.length }
   worker.on('flushed', secFlush)
-  worker.on('recorded', secFlush)
   const inFlight: number[] = []
   const buffered: number[] = []
   const sampler = setInterval(() => {
     inFlight.push(worker.inFlightCount)
     if (tStart > 0) sec().inFlight.push(worker.inFlightCount)
-    buffered.push((worker as unknown as { buffered: number }).buffered)
+    buffered.push((worker as unknown as { producer: { waiting: number } }).producer.waiting)
   }, 5)
   const delay = monitorEventLoopDelay({ resolution: 1 })
   delay.enable()

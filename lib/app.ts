@@ -9,10 +9,12 @@ import type { Config } from './config.js'
 import { migrate } from './db/migrate.js'
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import { CHANNELS, Listener } from './db/listener.js'
+import { CHANNELS } from './db/channels.js'
+import { Listener } from './db/listener.js'
 import { createPool } from './db/pool.js'
+import type { Clock } from './delivery/clock.js'
 import { holdWorkerLock } from './delivery/sql.js'
-import { deliveryPlugin } from './delivery/engine.js'
+import { enginePlugin } from './engine.js'
 import { EnqueueBatcher } from './store/enqueue-batcher.js'
 import { GRAPHQL_PATH, graphqlPlugin } from './graphql/plugin.js'
 import { installUpgradeGate } from './graphql/upgrade-gate.js'
@@ -45,6 +47,8 @@ declare module 'fastify' {
 export interface BuildOptions {
   /** a logger instance instead of one made from config */
   logger?: Logger
+  /** the cron scheduler's time (tests: a fake clock makes a tick due without waiting for it) */
+  cronClock?: Clock
 }
 
 export async function build (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
@@ -134,7 +138,7 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   app.addHook('onReady', async () => { gate = installUpgradeGate(app.server, GRAPHQL_PATH) })
   app.addHook('preClose', async () => { gate?.close() })
 
-  await app.register(fp(deliveryPlugin))
+  await app.register(fp(enginePlugin), { cronClock: opts.cronClock })
 
   return app
 }

@@ -83,7 +83,8 @@ export const DEFAULTS = {
   statementTimeoutMs: 30_000,
   lock: 42,
   leaderPollMs: 1000,
-  // 64 in flight: the undici ceiling on this class of machine is reached at c=64 (see PERFORMANCE.md)
+  // 64 in flight: undici reaches its ceiling on a 2-vCPU machine there (about 31,000 req/s to a loopback
+  // receiver, against 19,000 at 16), and more calls in flight only add latency
   concurrency: 64,
   // claims of 100-500 amortise the commit; 200 keeps a claim well under a millisecond of lock time
   batchSize: 200,
@@ -98,6 +99,14 @@ export const DEFAULTS = {
   retentionDeliveredHours: 168,
   retentionDeadHours: 720
 } as const
+
+/**
+ * hooks.queueConcurrency when not set: one queue may take all but an eighth of the slots, so a hot
+ * queue runs nearly flat out and a slow one still leaves room for the others.
+ */
+export function defaultQueueConcurrency (concurrency: number): number {
+  return Math.max(1, concurrency - Math.max(1, Math.floor(concurrency / 8)))
+}
 
 /** Replace {NAME} placeholders as Platformatic does; unknown names become ''. */
 export function substitutePlaceholders (text: string, env: Env): string {
@@ -213,10 +222,8 @@ export function loadConfig (opts: LoadOptions = {}): Config {
   }
 
   const concurrency = int('HOOKPOST_DELIVERY_CONCURRENCY', pick(env.HOOKPOST_DELIVERY_CONCURRENCY, hooks.concurrency), DEFAULTS.concurrency, 1, 10_000)
-  // by default one queue may take all but an eighth of the slots: a hot queue runs nearly flat out,
-  // and a slow one still leaves room for the others
   const queueConcurrency = int('HOOKPOST_QUEUE_CONCURRENCY', pick(env.HOOKPOST_QUEUE_CONCURRENCY, hooks.queueConcurrency),
-    Math.max(1, concurrency - Math.max(1, Math.floor(concurrency / 8))), 1, 10_000)
+    defaultQueueConcurrency(concurrency), 1, 10_000)
   const leaderPollMs = int('HOOKPOST_LEADER_POLL_MS', pick(env.HOOKPOST_LEADER_POLL_MS, hooks.leaderPoll), DEFAULTS.leaderPollMs, 50, 600_000)
   const config: Config = {
     server: {
@@ -272,7 +279,9 @@ export function makeConfig (over: {
     adminSecret: over.adminSecret ?? null,
     hooks: {
       ...base.hooks,
-      ...(over.hooks?.concurrency !== undefined ? { queueConcurrency: Math.max(1, over.hooks.concurrency - Math.max(1, Math.floor(over.hooks.concurrency / 8))) } : {}),
+      ...(over.hooks?.concurrency !== undefined
+        ? { queueConcurrency: defaultQueueConcurrency(over.hooks.concurrency) }
+        : {}),
       ...over.hooks
     }
   })

@@ -5,8 +5,8 @@ import type { FastifyInstance } from 'fastify'
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { DeliveryEvent, Worker } from './delivery/worker.js'
 import type { Statement } from './delivery/sql.js'
+import type { DeliveryEvent, Worker } from './delivery/worker.js'
 import type { OnEnqueued } from './store/messages.js'
 
 declare module 'fastify' {
@@ -125,8 +125,8 @@ export class Metrics {
       this.deadLettered.inc({ queue: String(d.queueId) })
       if (d.dlqMessageId !== null) copies.push(d.dlqMessageId)
     })
-    // 'recorded' follows the 'dead' events of its batch: one query for the copies' queues
-    worker.on('recorded', () => {
+    // 'flushed' follows the 'dead' events of its batch: one query for the copies' queues
+    worker.on('flushed', () => {
       if (copies.length === 0) return
       const ids = copies
       copies = []

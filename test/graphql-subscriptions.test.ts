@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import t from 'tap'
 import WebSocket from 'ws'
 import type { FastifyInstance } from 'fastify'
-import { SUBSCRIBERS_LOCK } from '../lib/db/listener.js'
+import { SUBSCRIBERS_LOCK } from '../lib/db/locks.js'
 import { eventually, receiver, testApp, testDatabase } from './helpers.js'
 
 interface Client { messages: any[], closed: Promise<number>, send: (m: object) => void, close: () => void, next: (pred: (m: any) => boolean, ms?: number) => Promise<any> }
@@ -82,7 +82,7 @@ t.test('auth over WebSocket: the secret goes in the connection_init payload', as
 /** Whether any session of this test's database holds the subscribers lock (lib/db/listener.ts). */
 async function subscribersLockHeld (app: FastifyInstance): Promise<boolean> {
   const { rows } = await app.pool.query(`SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted
-    AND classid = $1 AND objid = $2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS held`, SUBSCRIBERS_LOCK)
+    AND classid = $1 AND objid = $2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS held`, [...SUBSCRIBERS_LOCK])
   return rows[0].held === true
 }
 

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import pg from 'pg'
 import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
-import { build } from '../lib/app.js'
+import { build, type BuildOptions } from '../lib/app.js'
 import { DEFAULTS, makeConfig, type Config } from '../lib/config.js'
 import { loadMigrations, migrate } from '../lib/db/migrate.js'
 import { createPool } from '../lib/db/pool.js'
@@ -96,17 +96,22 @@ export function testPool (t: T, url: string, max = 4): pg.Pool {
 
 export type ConfigOverrides = Parameters<typeof makeConfig>[0]
 
-export async function testApp (t: T, over: ConfigOverrides & { url?: string } = {}): Promise<{ app: FastifyInstance, url: string, config: Config }> {
+/** url: an existing database; cronClock: the cron scheduler's time (BuildOptions) */
+export type AppOverrides = ConfigOverrides & { url?: string, cronClock?: BuildOptions['cronClock'] }
+
+export async function testApp (t: T, over: AppOverrides = {}):
+Promise<{ app: FastifyInstance, url: string, config: Config }> {
   const url = over.url ?? await testDatabase(t)
   // the engine is off unless a test asks for it, so API tests see rows exactly as they wrote them
   const config = makeConfig({ ...over, db: { connectionString: url, ...over.db }, hooks: { enabled: false, ...over.hooks } })
-  const app = await build(config, { logger: silentLog })
+  const app = await build(config, { logger: silentLog, cronClock: over.cronClock })
   t.teardown(async () => { await app.close() })
   return { app, url, config }
 }
 
 /** An app whose engine runs and leads: leader elected, worker started. */
-export async function deliveringApp (t: T, over: ConfigOverrides & { url?: string } = {}): Promise<{ app: FastifyInstance, url: string, config: Config, pool: pg.Pool }> {
+export async function deliveringApp (t: T, over: AppOverrides = {}):
+Promise<{ app: FastifyInstance, url: string, config: Config, pool: pg.Pool }> {
   const ctx = await testApp(t, { ...over, hooks: { enabled: true, leaderPollMs: 100, pollMs: 60_000, ...over.hooks } })
   await ctx.app.ready()
   await eventually(async () => ctx.app.delivery!.leader.isLeader && ctx.app.delivery!.worker.active)

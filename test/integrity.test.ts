@@ -201,7 +201,7 @@ t.test('db.statementTimeoutMs (HOOKPOST_DB_STATEMENT_TIMEOUT_MS) is what Postgre
   t.equal((await app.pool.query('SELECT count(*)::int AS n FROM hookpost.messages')).rows[0].n, 0, 'nothing was written')
 })
 
-// REST's rule (lib/resources.ts): 1 to 255 printable ASCII characters
+// REST's rule (lib/api/resources.ts): 1 to 255 printable ASCII characters
 const KEYS: Array<[string, boolean]> = [
   ['order-42', true], [' ', true], ['~', true], ['a b!"#', true], ['x'.repeat(255), true],
   ['', false], ['x'.repeat(256), false], ['bad\nkey', false], ['tab\there', false], ['ключ', false],

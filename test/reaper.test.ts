@@ -1,6 +1,8 @@
-// The leader hands back the claims of processes that died (lib/delivery/sql.ts reapDeadClaims).
+// The leader hands back the claims of processes that died: lib/delivery/sql.ts reapDeadClaims, run by
+// lib/services/reaper.ts.
 import t from 'tap'
-import { reapDeadClaims, WORKER_LOCK_CLASS } from '../lib/delivery/sql.js'
+import { WORKER_LOCK_CLASS } from '../lib/db/locks.js'
+import { reapDeadClaims } from '../lib/delivery/sql.js'
 import { testDatabase, testPool } from './helpers.js'
 
 t.test('only claims older than 10 s whose process holds no worker lock come back; nothing else is touched', async (t) => {
@@ -35,4 +37,26 @@ t.test('only claims older than 10 s whose process holds no worker lock come back
   t.same(await state(scheduled), { lockedBy: null, due: false }, 'a scheduled message is not touched')
   t.same(await state(sent), { lockedBy: 'dead-worker', due: false }, 'nor a sent one')
   t.same((await pool.query(reapDeadClaims(60_000))).rows, [], 'a second pass finds nothing')
+})
+
+t.test('the Reaper service reaps at start and says so (the engine wakes the worker on it)', async (t) => {
+  const { Reaper } = await import('../lib/services/reaper.js')
+  const { silentLog } = await import('./helpers.js')
+  const { signal } = await import('./signals.js')
+  const url = await testDatabase(t)
+  const pool = testPool(t, url)
+  const q = (await pool.query(
+    "INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/x') RETURNING id")).rows[0].id
+  const id = (await pool.query("INSERT INTO hookpost.messages (queue_id, body) VALUES ($1, 'a') RETURNING id",
+    [q])).rows[0].id
+  await pool.query(`UPDATE hookpost.messages SET locked_by = 'gone', locked_at = now() - interval '20 seconds',
+    run_at = now() + interval '40 seconds' WHERE id = $1`, [id])
+  const reaper = new Reaper(pool, 60_000, silentLog)
+  t.teardown(async () => await reaper.stop())
+  const reaped = signal<[{ count: number }]>(reaper, 'reaped')
+  reaper.start()
+  t.same(await reaped, [{ count: 1 }])
+  const due = await pool.query(
+    'SELECT count(*)::int AS n FROM hookpost.messages WHERE run_at <= now() AND locked_by IS NULL')
+  t.equal(due.rows[0].n, 1)
 })

@@ -1,7 +1,8 @@
 import t from 'tap'
 import type pg from 'pg'
-import { Retention } from '../lib/retention.js'
-import { eventually, silentLog, testApp, testPool } from './helpers.js'
+import { Retention } from '../lib/services/retention.js'
+import { silentLog, testApp, testPool } from './helpers.js'
+import { signal } from './signals.js'
 
 interface Fixture { [name: string]: number }
 
@@ -106,10 +107,11 @@ t.test('the leader runs retention at election; configured from hooks.retention',
   const pool = testPool(t, url)
   const { rows: [q] } = await pool.query("INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/') RETURNING id")
   await pool.query(`INSERT INTO hookpost.messages (queue_id, body, sent_at) VALUES ($1, 'old', now() - interval '2 days'), ($1, 'new', now() - interval '1 hour')`, [q.id])
+  const purged = signal<[{ delivered: number, dead: number }]>(app.delivery!.retention, 'purged')
   await app.ready()
-  await eventually(async () => app.delivery!.leader.isLeader)
-  t.ok(app.delivery!.retention.active, 'started on election')
-  await eventually(async () => (await pool.query('SELECT body FROM hookpost.messages')).rows.map(r => r.body).join() === 'new')
+  t.same(await purged, [{ delivered: 1, dead: 0 }], 'purged at election')
+  t.ok(app.delivery!.leader.isLeader && app.delivery!.retention.active, 'started on election')
+  t.same((await pool.query('SELECT body FROM hookpost.messages')).rows.map(r => r.body), ['new'])
   const metrics = (await app.inject({ url: '/metrics' })).body
   t.match(metrics, /hookpost_retention_deleted_total\{kind="delivered"\} 1/)
 })

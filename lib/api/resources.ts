@@ -2,6 +2,7 @@
 // what is returned, bound to the domain functions in lib/store. Routes and resolvers stay thin.
 import type { Pool } from 'pg'
 import type { Queryable } from '../db/pool.js'
+import { MAX_QUEUE_TIMEOUT_MS } from '../delivery/lease.js'
 import { bodySchema } from '../domain/body.js'
 import { headersSchema } from '../domain/headers.js'
 import {
@@ -25,7 +26,7 @@ const queueWritable = {
   method: { type: 'string', enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'], description: 'Default POST' },
   headers: { ...headersSchema, description: 'sent with every message; message headers override them' },
   maxRetries: { type: 'integer', minimum: 0, maximum: 100, description: 'retries after the first attempt; 0 = one attempt only. Default 10' },
-  timeoutMs: { type: 'integer', minimum: 100, maximum: 300000, description: 'connect + headers + body timeout. Default 30000' },
+  timeoutMs: { type: 'integer', minimum: 100, maximum: MAX_QUEUE_TIMEOUT_MS, description: 'connect + headers + body timeout. Default 30000' },
   backoffBaseMs: { type: 'integer', minimum: 0, maximum: 86400000, description: 'first retry delay before jitter. Default 30000' },
   backoffMaxMs: { type: 'integer', minimum: 0, maximum: 604800000, description: 'cap on a retry delay. Default 21600000 (6 h)' },
   backoffJitter: { type: 'string', enum: ['full', 'equal', 'none'], description: 'Default full' },

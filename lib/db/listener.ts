@@ -3,23 +3,12 @@
 import { EventEmitter } from 'node:events'
 import pg from 'pg'
 import type { Logger } from 'pino'
+import { SUBSCRIBERS_LOCK } from './locks.js'
 import { SERVER_KEEPALIVES } from './pool.js'
-
-export const CHANNELS = {
-  /** a message was inserted or rescheduled: the worker looks for due work */
-  messages: 'hookpost_messages',
-  /** a cron was created or changed: the scheduler looks again */
-  crons: 'hookpost_crons',
-  /** delivery outcomes, published by whichever process delivered, for every process's subscribers */
-  events: 'hookpost_events'
-} as const
 
 // a silently dropped connection (NAT, failover) is found by this heartbeat, not hours later
 const HEARTBEAT_MS = 10_000
 const RECONNECT_MIN_MS = 100
-
-/** two-int advisory key held (shared) by every process with GraphQL subscribers */
-export const SUBSCRIBERS_LOCK = [0x686f6f6d, 1]
 const RECONNECT_MAX_MS = 5000
 
 export class Listener extends EventEmitter {
@@ -55,7 +44,7 @@ export class Listener extends EventEmitter {
     try {
       await client.connect()
       if (this.onConnect !== undefined) await this.onConnect(client)
-      if (this.subscribed) await client.query('SELECT pg_advisory_lock_shared($1, $2)', SUBSCRIBERS_LOCK)
+      if (this.subscribed) await client.query('SELECT pg_advisory_lock_shared($1, $2)', [...SUBSCRIBERS_LOCK])
       for (const c of this.channels) await client.query(`LISTEN "${c}"`)
     } catch (err) {
       this.lost(client, err as Error)
@@ -89,7 +78,8 @@ export class Listener extends EventEmitter {
   setSubscribed (on: boolean): void {
     if (this.subscribed === on) return
     this.subscribed = on
-    this.client?.query(`SELECT ${on ? 'pg_advisory_lock_shared' : 'pg_advisory_unlock_shared'}($1, $2)`, SUBSCRIBERS_LOCK)
+    const fn = on ? 'pg_advisory_lock_shared' : 'pg_advisory_unlock_shared'
+    this.client?.query(`SELECT ${fn}($1, $2)`, [...SUBSCRIBERS_LOCK])
       .catch((err: Error) => this.log.warn({ err: { message: err.message } }, 'subscribers lock'))
   }
 

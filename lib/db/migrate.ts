@@ -3,9 +3,7 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import type { Pool } from 'pg'
-
-// two-int advisory key space: cannot collide with the leader's single bigint key
-const MIGRATE_LOCK = [0x686f6f6b, 1] as const
+import { MIGRATE_LOCK } from './locks.js'
 
 interface Migration { version: number, name: string, sql: string }
 

@@ -1,4 +1,4 @@
-// When to try again. Pure: the random source is a parameter so tests can pin it.
+// When to try again. Pure: the random source is a parameter, so tests pin it (test/backoff.test.ts).
 
 export interface RetryPolicy {
   maxRetries: number

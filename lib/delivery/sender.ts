@@ -104,7 +104,7 @@ function target (url: string): { origin: string, path: string } {
 interface Answer { statusCode: number, retryAfter: string | string[] | undefined, body: string }
 
 /**
- * How the caller cuts a call short (the worker's deadline sweep, shutdown): it sets `reason` and calls
+ * How the caller cuts a call short (the executor's deadline sweep, shutdown): it sets `reason` and calls
  * `abort` if the request has started. A plain object, not an AbortController: a controller, its
  * signal and a listener per call were about 4% of the worker's profile.
  */
@@ -161,7 +161,7 @@ async function call (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, c
 
 /**
  * One attempt. undici's own timeouts bound the connect, the wait for headers and each pause in the
- * body; the overall deadline (the queue's timeout for the whole call) is the caller's: the worker
+ * body; the overall deadline (the queue's timeout for the whole call) is the caller's: the executor
  * cuts the call short (`cut`) with a TimeoutError when it passes. A timer per call costs more than the call.
  */
 export async function send (dispatcher: Dispatcher, c: Call, cut?: Cut): Promise<Result> {

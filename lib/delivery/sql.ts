@@ -1,7 +1,8 @@
 // The delivery engine's statements. Hot ones are named, so pg prepares them once per connection.
 import { arrayLiteral } from '../db/arrays.js'
-import { SUBSCRIBERS_LOCK } from '../db/listener.js'
 import type { Statement } from '../db/query.js'
+import { SUBSCRIBERS_LOCK, WORKER_LOCK_CLASS } from '../db/locks.js'
+import { LEASE_SLACK_MS, leaseFor, MAX_QUEUE_TIMEOUT_MS } from './lease.js'
 import type { Result } from './sender.js'
 
 // defined once, in lib/db/query.ts; retention and metrics still import it from here
@@ -48,8 +49,8 @@ export type ClaimResultRow = Omit<ClaimedRow, 'queue' | 'when'> & { whenMs: numb
 
 /**
  * Claim due messages: SKIP LOCKED so concurrent claimers never block or share a row, and run_at
- * pushed past the lease so a crashed claimer's messages fall due again by themselves. The lease
- * outlives the queue's timeout, so a live call is never handed to a second worker.
+ * pushed past the lease so a crashed claimer's messages fall due again by themselves. The lease is
+ * lease.ts's leaseFor(), in SQL: it outlives the queue's timeout, so a live call is never handed on.
  * Queues already at their in-flight limit here are skipped, so a slow endpoint cannot fill the claim.
  * The queue's settings come once per queue, as JSON on its first row, not repeated on all 200 rows:
  * parsing them per row was a measurable share of the worker's CPU. "when" comes as epoch ms, which
@@ -63,7 +64,7 @@ export type ClaimResultRow = Omit<ClaimedRow, 'queue' | 'when'> & { whenMs: numb
 export function claim (limit: number, leaseMs: number, workerId: string, skipQueues: number[], recentMs?: number,
   maxBytes = Number.MAX_SAFE_INTEGER, queueMaxBytes = maxBytes): Statement {
   // recentMs: only rows due in the last recentMs, an index range rather than a walk over every due row
-  // of the skipped queues (see SKIP_RECENT_MARGIN_MS in worker.ts); its own statement, so that the
+  // of the skipped queues (see SKIP_RECENT_MARGIN_MS in producer.ts); its own statement, so that the
   // bound is always an index condition
   const recent = recentMs !== undefined
   return {
@@ -94,7 +95,8 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
       ),
       claimed AS (
         UPDATE hookpost.messages m
-        SET run_at = now() + greatest($2::integer, q.timeout_ms + 30000) * interval '1 millisecond', locked_by = $3, locked_at = now()
+        SET run_at = now() + greatest($2::integer, q.timeout_ms + ${LEASE_SLACK_MS}) * interval '1 millisecond',
+          locked_by = $3, locked_at = now()
         FROM fits, hookpost.queues q
         WHERE m.id = fits.id AND q.id = m.queue_id
         RETURNING m.id, m.locked_at, m.queue_id, m.body, m.headers, m.retries, m.attempts, m.idempotency_key, m."when", fits.size
@@ -157,13 +159,10 @@ export function nextDueBeyond (skipQueues: number[]): Statement {
   }
 }
 
-// Every delivering process holds pg_advisory_lock(WORKER_LOCK_CLASS, hashtext(workerId)) on its LISTEN
-// connection for as long as it lives: its claims are live exactly while that lock is held.
-export const WORKER_LOCK_CLASS = 0x686f6f6c
-
-/** queues.timeout_ms's upper bound (migrations/001.do.sql): the claim leases at least this plus 30 s */
-const MAX_QUEUE_TIMEOUT_MS = 300_000
-
+/**
+ * Every delivering process holds this lock on its LISTEN connection for as long as it lives: its
+ * claims are live exactly while the lock is held (reapDeadClaims).
+ */
 export function holdWorkerLock (workerId: string): Statement {
   return { text: 'SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', values: [WORKER_LOCK_CLASS, workerId] }
 }
@@ -177,7 +176,7 @@ export function reapDeadClaims (leaseMs: number): Statement {
   // a claim's run_at is its lease end, at most the longest lease from now: bounding the range keeps
   // the scan off the messages scheduled further ahead, which can be millions. (A process configured
   // with a longer lease than ours gets its dead claims back when its lease ends, as without reaping.)
-  const maxLeaseMs = Math.max(leaseMs, MAX_QUEUE_TIMEOUT_MS + 30_000)
+  const maxLeaseMs = leaseFor(leaseMs, MAX_QUEUE_TIMEOUT_MS)
   return {
     text: `UPDATE hookpost.messages m SET run_at = now(), locked_by = NULL, locked_at = NULL
       WHERE m.sent_at IS NULL AND NOT m.failed AND m.locked_by IS NOT NULL
@@ -193,7 +192,7 @@ export function reapDeadClaims (leaseMs: number): Statement {
   }
 }
 
-/** Whether any process holds the shared subscribers lock (lib/db/listener.ts SUBSCRIBERS_LOCK). */
+/** Whether any process holds the shared subscribers lock (SUBSCRIBERS_LOCK, lib/db/locks.ts). */
 export function subscribersExist (): Statement {
   return {
     name: 'hookpost_subscribers',

@@ -4,7 +4,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import mercurius from 'mercurius'
 import { ADMIN_SECRET_HEADER, checkAdminSecret } from '../api/auth.js'
 import { publicError } from '../api/public-error.js'
-import { CHANNELS } from '../db/listener.js'
+import { CHANNELS } from '../db/channels.js'
+import { decodeOutcomes } from '../delivery/events.js'
 import { errors } from '../errors.js'
 import { costRule } from './cost.js'
 import { graphiqlRoutes } from './graphiql.js'
@@ -99,15 +100,9 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
   // NOTIFY hookpost_events -> mercurius pubsub, in every process
   app.listener.on('notification', (channel: string, payload: string | undefined) => {
     if (channel !== CHANNELS.events || payload === undefined) return
-    let events: unknown[][]
-    try {
-      events = JSON.parse(payload)
-    } catch {
-      return
-    }
-    for (const [messageId, queueId, attempt, ok, statusCode, willRetry] of events) {
-      const event = { messageId, queueId, attempt, statusCode, willRetry: willRetry === 1 }
-      const [topic, field] = ok === 1 ? [TOPICS.delivered, 'messageDelivered'] : [TOPICS.failed, 'messageFailed']
+    for (const { messageId, queueId, attempt, ok, statusCode, willRetry } of decodeOutcomes(payload)) {
+      const event = { messageId, queueId, attempt, statusCode, willRetry }
+      const [topic, field] = ok ? [TOPICS.delivered, 'messageDelivered'] : [TOPICS.failed, 'messageFailed']
       void app.graphql.pubsub.publish({ topic, payload: { [field]: event } })
     }
   })

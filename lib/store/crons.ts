@@ -1,5 +1,6 @@
 // Crons: schedules that create a message on a queue at every tick.
 import type { Pool } from 'pg'
+import { CHANNELS, notify } from '../db/channels.js'
 import type { Queryable } from '../db/pool.js'
 import { read, write } from '../db/query.js'
 import { fromStored, toStored } from '../domain/body.js'
@@ -68,7 +69,7 @@ function checkSchedule (schedule: string, timezone: string): void {
 }
 
 // Tell the leader to look at the crons again; it sleeps until the next tick otherwise
-const NOTIFY = "SELECT pg_notify('hookpost_crons', '')"
+const NOTIFY = notify(CHANNELS.crons)
 
 export async function cronsOfQueues (pool: Pool, queueIds: readonly number[], limit: number): Promise<Cron[]> {
   // at most `limit` rows per queue

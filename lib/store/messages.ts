@@ -1,5 +1,6 @@
 // Messages: what to send, and where they stand. Domain functions shared by REST and GraphQL.
 import type { Pool } from 'pg'
+import { CHANNELS, notify } from '../db/channels.js'
 import type { Queryable } from '../db/pool.js'
 import { read, write } from '../db/query.js'
 import { arrayLiteral } from '../db/arrays.js'
@@ -248,7 +249,7 @@ export async function updateMessage (pool: Pool, id: number, input: MessageInput
      WHERE id = $1 AND sent_at IS NULL AND NOT failed AND (locked_by IS NULL OR run_at <= now())
      RETURNING ${messageEntity.select}`, values)
   if (rows[0] !== undefined) {
-    if (input.when !== undefined) await write(pool, "SELECT pg_notify('hookpost_messages', '')")
+    if (input.when !== undefined) await write(pool, notify(CHANNELS.messages))
     return toMessage(rows[0])
   }
   await getMessage(pool, id) // 404 when missing

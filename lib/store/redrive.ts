@@ -1,5 +1,6 @@
 // The attempt log, and giving failed messages another go.
 import type { Pool } from 'pg'
+import { CHANNELS, notify } from '../db/channels.js'
 import { read, transaction, write } from '../db/query.js'
 import { errors } from '../errors.js'
 import { MAX_BULK_INPUTS } from './list.js'
@@ -52,7 +53,7 @@ export async function retryMessage (pool: Pool, id: number): Promise<Message> {
     if (rows[0] === undefined) return undefined
     await write(c,
       'UPDATE hookpost.dead_letters SET redriven_at = now() WHERE message_id = $1 AND redriven_at IS NULL', [id])
-    await write(c, "SELECT pg_notify('hookpost_messages', '')")
+    await write(c, notify(CHANNELS.messages))
     return rows[0]
   })
   if (row !== undefined) return toMessage(row)
@@ -68,7 +69,7 @@ export async function redriveQueue (pool: Pool, queueId: number): Promise<{ queu
     const ids = rows.map(r => r.id)
     await write(c, `UPDATE hookpost.dead_letters SET redriven_at = now()
       WHERE message_id = ANY($1::bigint[]) AND redriven_at IS NULL`, [ids])
-    if (ids.length > 0) await write(c, "SELECT pg_notify('hookpost_messages', '')")
+    if (ids.length > 0) await write(c, notify(CHANNELS.messages))
     return { queueId, requeued: ids.length }
   })
 }

@@ -4,9 +4,17 @@
 import { EventEmitter } from 'node:events'
 import pg from 'pg'
 import type { Logger } from 'pino'
-import { SERVER_KEEPALIVES } from './db/pool.js'
+import { lockKeyParts } from './locks.js'
+import { SERVER_KEEPALIVES } from './pool.js'
 
-export class Leader extends EventEmitter {
+export interface LeaderEvents {
+  elected: []
+  demoted: []
+  /** after each attempt or check, whatever its outcome: tests wait on it, not on the poll interval */
+  checked: [{ leader: boolean }]
+}
+
+export class Leader extends EventEmitter<LeaderEvents> {
   isLeader = false
   private client: pg.Client | null = null
   private stopped = false
@@ -45,6 +53,7 @@ export class Leader extends EventEmitter {
         this.failures++
         this.drop(err as Error)
       }
+      this.emit('checked', { leader: this.isLeader })
       // after a failure retry sooner, but not in a tight loop
       await this.sleep(this.failures > 0 ? Math.min(this.pollMs, 200 * this.failures) : this.pollMs)
     }
@@ -119,8 +128,3 @@ export class Leader extends EventEmitter {
   }
 }
 
-/** A bigint advisory key as pg_locks shows it: high 32 bits in classid, low in objid. */
-export function lockKeyParts (key: number): [number, number] {
-  const k = BigInt.asUintN(64, BigInt(key))
-  return [Number(k >> 32n), Number(k & 0xffffffffn)]
-}

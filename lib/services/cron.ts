@@ -1,12 +1,14 @@
 // Cron ticks become messages, on the leader only. Exactly once per tick: the cron row is locked while
 // its ticks are inserted and its next tick moved on, in one transaction, and a unique index on
 // (cron_id, tick_at) refuses a second message for a tick whatever any leader does.
+// Its time is the injected clock's: a test moves that clock to make a tick due without waiting for it.
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
-import { ticksToFire, type DueCron } from './domain/schedule.js'
-import { withTransaction } from './db/pool.js'
-import { Loop } from './loop.js'
-import { countPerQueue, type OnEnqueued } from './store/messages.js'
+import { withTransaction } from '../db/pool.js'
+import { systemClock, type Clock } from '../delivery/clock.js'
+import { Loop } from '../delivery/loop.js'
+import { ticksToFire, type DueCron } from '../domain/schedule.js'
+import { countPerQueue, type OnEnqueued } from '../store/messages.js'
 
 // the longest the scheduler sleeps: crons created on another server wake it by NOTIFY anyway
 const MAX_SLEEP_MS = 60_000
@@ -15,18 +17,24 @@ const MIN_IDLE_MS = 50
 
 interface Row extends DueCron { id: number }
 
-export class CronScheduler extends Loop {
-  constructor (private readonly pool: Pool, log: Logger, private readonly onEnqueued?: OnEnqueued) {
-    super(log, 'cron pass')
+export interface CronEvents {
+  /** after every look at the due crons, with the time it used and what it fired (0 ticks included) */
+  fired: [{ at: Date, crons: number, ticks: number }]
+}
+
+export class CronScheduler extends Loop<CronEvents> {
+  constructor (private readonly pool: Pool, log: Logger, private readonly onEnqueued?: OnEnqueued,
+    clock: Clock = systemClock) {
+    super(log, 'cron pass', clock)
   }
 
   protected async pass (): Promise<number> {
-    const fired = await this.fire()
+    const fired = await this.fire(new Date(this.clock.now()))
     return fired === DUE_BATCH ? 0 : await this.untilNextTick()
   }
 
   /** One transaction: lock the due crons, insert their tick messages, move their next tick. */
-  async fire (now = new Date()): Promise<number> {
+  async fire (now = new Date(this.clock.now())): Promise<number> {
     const inserted: Array<{ queueId: number }> = []
     const n = await withTransaction(this.pool, async (c) => {
       const { rows } = await c.query<Row>(
@@ -73,14 +81,16 @@ export class CronScheduler extends Loop {
       return rows.length
     })
     if (this.onEnqueued !== undefined) countPerQueue(inserted, this.onEnqueued)
+    this.emit('fired', { at: now, crons: n, ticks: inserted.length })
     return n
   }
 
   private async untilNextTick (): Promise<number> {
-    const { rows } = await this.pool.query<{ at: Date | null }>('SELECT min(next_tick_at) AS at FROM hookpost.crons WHERE NOT paused')
+    const { rows } = await this.pool.query<{ at: Date | null }>(
+      'SELECT min(next_tick_at) AS at FROM hookpost.crons WHERE NOT paused')
     const at = rows[0]?.at
     if (at === null || at === undefined) return MAX_SLEEP_MS
     // a due cron another transaction holds is skipped but still due: never spin on it
-    return Math.max(MIN_IDLE_MS, Math.min(MAX_SLEEP_MS, at.getTime() - Date.now()))
+    return Math.max(MIN_IDLE_MS, Math.min(MAX_SLEEP_MS, at.getTime() - this.clock.now()))
   }
 }

@@ -4,8 +4,8 @@
 // locks for long and the delivery path always gets in between.
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
-import type { Statement } from './delivery/sql.js'
-import { Loop } from './loop.js'
+import { Loop } from '../delivery/loop.js'
+import type { Statement } from '../delivery/sql.js'
 
 // 500 rows (and their attempts, about 10 each at worst) keep one DELETE in the tens of milliseconds
 const BATCH_ROWS = 500
@@ -56,7 +56,12 @@ export function deleteDead (hours: number, limit: number): Statement {
   }
 }
 
-export class Retention extends Loop {
+export interface RetentionEvents {
+  /** a purge ended: how many messages of each kind it deleted */
+  purged: [{ delivered: number, dead: number }]
+}
+
+export class Retention extends Loop<RetentionEvents> {
   constructor (private readonly pool: Pool, private readonly o: RetentionOptions, log: Logger) {
     super(log, 'retention pass')
   }
@@ -78,6 +83,7 @@ export class Retention extends Loop {
     const delivered = this.o.deliveredHours > 0 ? await this.drain('delivered', deleteDelivered(this.o.deliveredHours, BATCH_ROWS)) : 0
     const dead = this.o.deadHours > 0 ? await this.drain('dead', deleteDead(this.o.deadHours, BATCH_ROWS)) : 0
     if (delivered > 0 || dead > 0) this.log.info({ delivered, dead }, 'retention: old messages deleted')
+    this.emit('purged', { delivered, dead })
     return { delivered, dead }
   }
 

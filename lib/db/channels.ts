@@ -1,0 +1,16 @@
+// The NOTIFY channels hookpost uses, and the statement that wakes their listeners. The trigger in migrations/001.do.sql notifies CHANNELS.messages
+// by name too: SQL cannot import this.
+export const CHANNELS = {
+  /** a message was inserted or rescheduled: the worker looks for due work */
+  messages: 'hookpost_messages',
+  /** a cron was created or changed: the scheduler looks again */
+  crons: 'hookpost_crons',
+  /** delivery outcomes, published by whichever process delivered, for every process's subscribers */
+  events: 'hookpost_events'
+} as const
+
+export type Channel = typeof CHANNELS[keyof typeof CHANNELS]
+
+/** Wake every process LISTENing on the channel (sent at commit, once per transaction and channel). */
+export const notify = (channel: Channel): { text: string, values: unknown[] } =>
+  ({ text: "SELECT pg_notify($1, '')", values: [channel] })

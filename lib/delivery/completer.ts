@@ -1,0 +1,123 @@
+// The completer: outcomes wait here until they are written, many to a statement, and a failure gets
+// its retry time here (backoff.ts). Outcomes are written as soon as FLUSH_EAGER are waiting, else
+// FLUSH_DELAY_MS after the first: flushes of ~60 rows cost PostgreSQL a third more per message than
+// flushes of 200 (bench/probe-sql.ts); recording later costs nothing but a short wait before a
+// delivered message shows as sent (a crash meanwhile means a resend, as for any unrecorded call).
+import type { Logger } from 'pino'
+import { nextRetryDelay } from './backoff.js'
+import type { Clock } from './clock.js'
+import type { Result } from './sender.js'
+import type { ClaimedRow, Completion } from './sql.js'
+
+/** A message whose retries ran out, as the completing statement reports it. */
+export interface DeadLetter { messageId: number, queueId: number, dlqMessageId: number | null }
+
+/** Write a batch of outcomes in one statement; resolves to the messages that died. */
+export type Complete = (batch: Completion[]) => Promise<DeadLetter[]>
+
+const FLUSH_EAGER = 200
+const FLUSH_MAX = 500
+const FLUSH_DELAY_MS = 50
+const FLUSH_BACKOFF_MAX_MS = 5000
+// a flush that keeps failing while stopping gives up after this many tries: the leases hand the
+// messages out again
+const STOPPING_FLUSH_TRIES = 5
+
+export class Completer {
+  private pending: Completion[] = []
+  private flushing: Promise<void> | null = null
+  private cancelTimer: (() => void) | undefined
+  private errors = 0
+  private stopping = false
+
+  constructor (private readonly o: {
+    complete: Complete
+    clock: Clock
+    log: Logger
+    /** the backoff's random source; tests pin it */
+    random?: () => number
+    /** a batch was written, with the messages of it that died */
+    onFlushed: (batch: Completion[], dead: DeadLetter[]) => void
+  }) {}
+
+  get waiting (): number { return this.pending.length }
+
+  /** Queue one attempt's outcome; a failure gets its retry time, or null when its retries ran out. */
+  record (row: ClaimedRow, attempt: number, result: Result): Completion {
+    let retryAt: Date | null = null
+    if (!result.ok) {
+      const delay = nextRetryDelay({ retries: row.retries, status: result.status, retryAfter: result.retryAfter },
+        row.queue, this.o.random)
+      retryAt = delay === null ? null : new Date(this.o.clock.now() + delay)
+    }
+    const c: Completion = {
+      id: row.id, claimToken: row.claimToken, queueId: row.queueId, attempt, when: row.when, result, retryAt
+    }
+    this.pending.push(c)
+    this.schedule()
+    return c
+  }
+
+  private schedule (): void {
+    if (this.flushing !== null || this.pending.length === 0) return // a running flush looks again when it ends
+    if (this.pending.length >= FLUSH_EAGER) {
+      this.cancelTimer?.()
+      this.cancelTimer = undefined
+      void this.flush(false)
+    } else if (this.cancelTimer === undefined) {
+      this.cancelTimer = this.o.clock.after(FLUSH_DELAY_MS, () => { this.cancelTimer = undefined; void this.flush() })
+    }
+  }
+
+  /**
+   * Write the waiting outcomes, one statement at a time: all of them, or (eager) only while a full
+   * batch waits, leaving the rest to the timer. One flush runs at a time, and a failed statement keeps
+   * its batch for the next.
+   */
+  async flush (all = true): Promise<void> {
+    while (this.flushing !== null) {
+      await this.flushing
+      if (!all) return
+    }
+    if (this.pending.length === 0) return
+    this.flushing = this.writeAll(all).finally(() => {
+      this.flushing = null
+      // what came in meanwhile, or what an eager flush left, waits for the timer; not after giving up
+      if (this.errors === 0) this.schedule()
+    })
+    await this.flushing
+  }
+
+  private async writeAll (all: boolean): Promise<void> {
+    while (this.pending.length >= (all ? 1 : FLUSH_EAGER)) {
+      const batch = this.pending.splice(0, FLUSH_MAX)
+      try {
+        const dead = await this.o.complete(batch)
+        this.errors = 0
+        this.o.onFlushed(batch, dead)
+      } catch (err) {
+        this.pending.unshift(...batch)
+        this.errors++
+        const wait = Math.min(FLUSH_BACKOFF_MAX_MS, 50 * 2 ** Math.min(this.errors, 10))
+        this.o.log.error({ err, count: batch.length, retryInMs: wait },
+          'recording delivery outcomes failed; will retry')
+        if (this.stopping && this.errors > STOPPING_FLUSH_TRIES) return
+        await new Promise<void>(resolve => this.o.clock.after(wait, resolve))
+      }
+    }
+  }
+
+  /** Write what is left, giving up after a few failures (the leases hand those messages out again). */
+  async stop (): Promise<void> {
+    this.stopping = true
+    this.cancelTimer?.()
+    this.cancelTimer = undefined
+    await this.flush()
+  }
+
+  /** Ready to run again after stop(). */
+  restart (): void {
+    this.stopping = false
+    this.errors = 0
+  }
+}

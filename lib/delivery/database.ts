@@ -1,0 +1,33 @@
+// The worker's database side, on a pg Pool: the claim, the sleep until the next row falls due, the
+// release of unsent claims and the recording of outcomes. The worker receives these as functions, so
+// its policy runs in tests against fakes (test/worker.test.ts) and here against PostgreSQL.
+import type { Pool } from 'pg'
+import type { Complete, DeadLetter } from './completer.js'
+import type { ClaimRequest } from './producer.js'
+import * as sql from './sql.js'
+
+export interface Claims {
+  claim: (req: ClaimRequest) => Promise<{ rows: sql.ClaimedRow[], seen: number }>
+  /** when the next row falls due: of any queue, or of a queue not in skipQueues (rows not due yet) */
+  nextDue: (skipQueues: number[]) => Promise<Date | null>
+  /** give claims back untouched, due now for anyone */
+  release: (rows: sql.ClaimedRow[]) => Promise<void>
+  complete: Complete
+}
+
+export function pgClaims (pool: Pool, leaseMs: number, workerId: string): Claims {
+  return {
+    claim: async (r) => {
+      const { rows } = await pool.query<sql.ClaimResultRow>(
+        sql.claim(r.limit, leaseMs, workerId, r.skipQueues, r.recentMs, r.maxBytes, r.queueMaxBytes))
+      return { rows: sql.claimedRows(rows), seen: rows[0]?.seen ?? 0 }
+    },
+    nextDue: async (skipQueues) => {
+      const statement = skipQueues.length > 0 ? sql.nextDueBeyond(skipQueues) : sql.nextDue()
+      const { rows } = await pool.query<{ at: Date | null }>(statement)
+      return rows[0]?.at ?? null
+    },
+    release: async (rows) => { await pool.query(sql.release(rows, workerId)) },
+    complete: async (batch) => (await pool.query<DeadLetter>(sql.complete(batch, workerId))).rows
+  }
+}

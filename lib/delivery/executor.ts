@@ -1,0 +1,71 @@
+// The executor: runs the calls, at most `concurrency` at once, each cut short at its queue's deadline.
+// One sweep per executor enforces the deadlines, not a timer per call: a timer per call costs more
+// than the call (sender.ts).
+import type { Clock } from './clock.js'
+import { cutShort, type Cut, type Result } from './sender.js'
+import type { ClaimedRow } from './sql.js'
+
+/** One attempt of one claimed row; `cut` is how the executor aborts it. */
+export type Send = (row: ClaimedRow, attempt: number, cut: Cut) => Promise<Result>
+
+// how often the deadlines are checked: a call overruns its queue's timeout by at most this
+const DEADLINE_SWEEP_MS = 100
+
+const TIMED_OUT = 'the queue timeout ran out before the response was complete'
+
+interface Call extends Cut { deadline: number }
+
+export class Executor {
+  private readonly calls = new Set<Call>()
+  private stopSweep: (() => void) | undefined
+
+  constructor (private readonly o: {
+    concurrency: number
+    send: Send
+    clock: Clock
+    /** a call ended; `cut` says whether it was cut short, and why */
+    onDone: (row: ClaimedRow, attempt: number, result: Result, cut: Cut) => void
+  }) {}
+
+  get inFlight (): number { return this.calls.size }
+  get full (): boolean { return this.calls.size >= this.o.concurrency }
+
+  start (): void {
+    this.stopSweep ??= this.o.clock.every(DEADLINE_SWEEP_MS, () => this.sweep())
+  }
+
+  stop (): void {
+    this.stopSweep?.()
+    this.stopSweep = undefined
+  }
+
+  run (row: ClaimedRow): void {
+    const call: Call = { deadline: this.o.clock.now() + row.queue.timeoutMs, reason: undefined, abort: undefined }
+    this.calls.add(call)
+    const attempt = row.attempts + 1
+    const started = new Date()
+    // send() resolves with a failed Result rather than throwing; a throw is recorded as one all the same
+    void this.o.send(row, attempt, call).catch((err: Error): Result => ({
+      ok: false, status: null, errorKind: 'network', error: String(err?.message ?? err), responseBody: null,
+      retryAfter: undefined, startedAt: started, durationMs: this.o.clock.now() - started.getTime()
+    })).then((result) => {
+      this.calls.delete(call)
+      this.o.onDone(row, attempt, result, call)
+    })
+  }
+
+  /** Cut short every call past its deadline, with the TimeoutError the attempt log records. */
+  sweep (): void {
+    const now = this.o.clock.now()
+    for (const c of this.calls) {
+      if (now >= c.deadline) {
+        cutShort(c, Object.assign(new Error(TIMED_OUT), { name: 'TimeoutError' }))
+      }
+    }
+  }
+
+  /** Abort every call in flight (shutdown past its grace). */
+  cutAll (reason: Error): void {
+    for (const c of this.calls) cutShort(c, reason)
+  }
+}

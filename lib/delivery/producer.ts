@@ -1,0 +1,259 @@
+// The producer: what to claim, when, and which claimed message goes out next. It holds the buffer
+// (claimed rows waiting for a slot, per queue) and applies one fairness rule, saturated(): a queue
+// that holds its in-flight limit plus a batch, or nearly its share of the bytes, is skipped by the
+// next claim. Pure: no database, no timers; the worker passes `now` in and runs the claims.
+import { leaseFor } from './lease.js'
+import { CLAIM_ROW_OVERHEAD_BYTES, type ClaimedRow } from './sql.js'
+
+export interface ProducerOptions {
+  batchSize: number
+  /** calls in flight at most per queue, so one slow endpoint cannot take every slot */
+  queueConcurrency: number
+  /**
+   * bytes of claimed rows (ClaimedRow.size) held at once, waiting or in flight: a claim asks for no
+   * more than the room left, and is made only while under CLAIM_BELOW of it. One message larger than
+   * the room is still claimed, so this may be exceeded by less than one message.
+   */
+  bufferBytes: number
+  leaseMs: number
+  pollMs: number
+}
+
+/** One claim's parameters (sql.claim). */
+export interface ClaimRequest {
+  limit: number
+  /** saturated queues: the claim takes none of their rows */
+  skipQueues: number[]
+  /** only rows due in the last recentMs (see SKIP_RECENT_MARGIN_MS); undefined: every due row */
+  recentMs: number | undefined
+  maxBytes: number
+  queueMaxBytes: number
+  /** when the claim was planned */
+  at: number
+}
+
+// After a claim that skipped saturated queues came back short, the next skipping claim waits this long
+// (a NOTIFY lifts the wait)
+export const SKIP_CLAIM_BACKOFF_MS = 200
+// A skipping claim that finds nothing has walked past every due row of the skipped queues: a backlog
+// of 100,000 is tens of ms of PostgreSQL, and of a loop that claims nothing else meanwhile. So after
+// one such full claim, the skipping claims that follow look only at rows due since the previous one
+// (plus this margin, for rows committed a little after they fell due), an index range of a few rows.
+// A full one runs again after a NOTIFY (new rows may be due from any time), after pollMs, or as soon as
+// a queue leaves the skipped set (its older rows are wanted again). What a bounded claim cannot see (a
+// row another transaction held at the last claim) waits at most pollMs, as under plain polling.
+const SKIP_RECENT_MARGIN_MS = 1000
+// a claim is sent only while its lease outlasts the call by this much; else it goes back
+const LEASE_MARGIN_MS = 5000
+// claims wait until the bytes held are below this share of bufferBytes, so that with large bodies a
+// claim has room for a quarter of it, rather than one message per finished call
+const CLAIM_BELOW = 0.75
+// A queue holds at most this share of bufferBytes (and one message more), waiting or in flight, so a
+// slow endpoint's large bodies leave room for the other queues: one claim gives a queue at most
+// QUEUE_CLAIM of it, and a queue holding more than QUEUE_HOLD - QUEUE_CLAIM is skipped (saturated)
+const QUEUE_HOLD = 0.5
+const QUEUE_CLAIM = 0.125
+
+interface Claimed { row: ClaimedRow, claimedAt: number }
+
+/** One queue's claimed rows waiting for a slot, its calls in flight, and the bytes of both. */
+interface QueueSlot { waiting: Claimed[], inFlight: number, bytes: number }
+
+export class Producer {
+  // a Map keeps queues in arrival order for round-robin dispatch
+  private readonly queues = new Map<number, QueueSlot>()
+  private buffered = 0
+  private bytes = 0
+  // the bytes per row of the last claim: with large bodies, a claim asks for about as many rows as fit,
+  // rather than locking a batch of which the byte budget keeps a few
+  private rowBytes = CLAIM_ROW_OVERHEAD_BYTES
+  private lastShortSkipClaim = Number.NEGATIVE_INFINITY
+  // when the last skipping claim started, and the last full (unbounded) one with what it skipped
+  private lastSkipClaimAt = 0
+  private fullSkipClaim: { at: number, skipped: number[] } | undefined
+  // bytes bound the memory; this, how many rows wait here out of other processes' reach
+  private readonly maxBuffered: number
+  private readonly claimBelowBytes: number
+  private readonly queueClaimBytes: number
+  private readonly queueSaturatedBytes: number
+
+  constructor (private readonly o: ProducerOptions) {
+    this.maxBuffered = 10 * o.batchSize
+    this.claimBelowBytes = CLAIM_BELOW * o.bufferBytes
+    this.queueClaimBytes = Math.floor(QUEUE_CLAIM * o.bufferBytes)
+    this.queueSaturatedBytes = (QUEUE_HOLD - QUEUE_CLAIM) * o.bufferBytes
+  }
+
+  /** rows claimed here and not yet done with, waiting or in flight */
+  get bufferedBytes (): number { return this.bytes }
+  /** rows claimed here waiting for a slot */
+  get waiting (): number { return this.buffered }
+
+  /** New rows may be due from any time (a NOTIFY): the next skipping claim runs at once and looks at all. */
+  notified (): void {
+    this.lastShortSkipClaim = Number.NEGATIVE_INFINITY
+    this.fullSkipClaim = undefined
+  }
+
+  /**
+   * 0 when a claim should run now; else how long to wait (a finished call, a NOTIFY or the wait's end
+   * asks again). A batch is kept ready beyond the calls in flight, so the next claim overlaps the
+   * sending; the buffer's row and byte limits bound memory. The one rule for both the loop's pass and
+   * the wake-up after a finished call; it allocates nothing, as it runs once per delivery.
+   */
+  claimWait (now: number): number {
+    if (this.buffered >= this.maxBuffered || this.bytes >= this.claimBelowBytes) return this.o.pollMs
+    let ready = 0
+    let saturated = false
+    for (const s of this.queues.values()) {
+      ready += this.sendable(s)
+      if (!saturated && this.saturated(s)) saturated = true
+    }
+    if (ready >= this.o.batchSize) return this.o.pollMs
+    if (!saturated) return 0
+    return Math.max(0, SKIP_CLAIM_BACKOFF_MS - (now - this.lastShortSkipClaim))
+  }
+
+  /** The next claim, when claimWait() said 0. */
+  plan (now: number): ClaimRequest {
+    const skipQueues: number[] = []
+    for (const [q, s] of this.queues) if (this.saturated(s)) skipQueues.push(q)
+    const budget = this.o.bufferBytes - this.bytes
+    return {
+      limit: Math.min(this.o.batchSize, Math.max(1, Math.ceil(budget / this.rowBytes))),
+      skipQueues,
+      recentMs: skipQueues.length > 0 ? this.skipClaimWindow(skipQueues, now) : undefined,
+      maxBytes: budget,
+      queueMaxBytes: this.queueClaimBytes,
+      at: now
+    }
+  }
+
+  /**
+   * Take a claim's rows into the buffer. Returns whether to claim again at once: a full claim, or one
+   * the byte budget cut short, may have left due rows behind. After a short one, the worker sleeps until
+   * the next row falls due (of the queues not skipped).
+   */
+  claimed (req: ClaimRequest, rows: ClaimedRow[], seen: number, now: number): boolean {
+    let bytes = 0
+    for (const row of rows) {
+      const s = this.slot(row.queueId)
+      s.waiting.push({ row, claimedAt: now })
+      s.bytes += row.size
+      bytes += row.size
+    }
+    this.buffered += rows.length
+    this.bytes += bytes
+    if (rows.length > 0) this.rowBytes = bytes / rows.length
+    // a claim cut short by bytes must not count as one that saw every due row
+    if (seen === req.limit || seen > rows.length) return true
+    if (req.skipQueues.length > 0) {
+      this.lastShortSkipClaim = now
+      this.lastSkipClaimAt = req.at
+      if (req.recentMs === undefined) this.fullSkipClaim = { at: req.at, skipped: req.skipQueues }
+    }
+    return false
+  }
+
+  /**
+   * The next row to send, round-robin over queues, each within its own limit: a queue that got a slot
+   * moves to the back, so a busy queue cannot keep the front place and starve others. Rows whose lease
+   * would run out before their call could end go to `expired`, to be given back.
+   */
+  next (now: number, expired: ClaimedRow[]): ClaimedRow | undefined {
+    if (this.buffered === 0) return undefined
+    for (const [q, s] of this.queues) {
+      while (s.waiting.length > 0 && s.inFlight < this.o.queueConcurrency) {
+        const c = s.waiting.shift()!
+        this.buffered--
+        // the lease runs from the claim: a call that could outlive it would be handed out twice
+        const timeoutMs = c.row.queue.timeoutMs
+        if (now - c.claimedAt + timeoutMs > leaseFor(this.o.leaseMs, timeoutMs) - LEASE_MARGIN_MS) {
+          this.drop(s, c.row)
+          expired.push(c.row)
+          continue
+        }
+        s.inFlight++
+        this.queues.delete(q)
+        this.queues.set(q, s)
+        return c.row
+      }
+    }
+    return undefined
+  }
+
+  /** A call ended (or never started): its row leaves the buffer. */
+  done (row: ClaimedRow): void {
+    const s = this.queues.get(row.queueId)
+    if (s === undefined) return
+    s.inFlight--
+    this.drop(s, row)
+    this.forget(row.queueId, s)
+  }
+
+  /** Rows that waited here half their lease (their queue is saturated): to give back before it ends. */
+  stale (now: number): ClaimedRow[] {
+    const limit = now - this.o.leaseMs / 2
+    const out: ClaimedRow[] = []
+    for (const [q, s] of this.queues) {
+      while (s.waiting.length > 0 && s.waiting[0]!.claimedAt < limit) {
+        const row = s.waiting.shift()!.row
+        this.drop(s, row)
+        this.buffered--
+        out.push(row)
+      }
+      this.forget(q, s)
+    }
+    return out
+  }
+
+  /** Every row still waiting (stopping): to give back. Calls in flight stay counted until done(). */
+  drain (): ClaimedRow[] {
+    const out: ClaimedRow[] = []
+    for (const [q, s] of this.queues) {
+      for (const c of s.waiting.splice(0)) {
+        this.drop(s, c.row)
+        out.push(c.row)
+      }
+      this.forget(q, s)
+    }
+    this.buffered = 0
+    return out
+  }
+
+  private sendable (s: QueueSlot): number {
+    return Math.min(s.waiting.length, Math.max(0, this.o.queueConcurrency - s.inFlight))
+  }
+
+  /** The fairness rule: a queue holding its limit plus a batch, or nearly its share of the bytes. */
+  private saturated (s: QueueSlot): boolean {
+    return s.waiting.length + s.inFlight >= this.o.queueConcurrency + this.o.batchSize ||
+      s.bytes > this.queueSaturatedBytes
+  }
+
+  /** How far back a skipping claim must look: undefined for all of it (SKIP_RECENT_MARGIN_MS). */
+  private skipClaimWindow (skipped: number[], now: number): number | undefined {
+    const full = this.fullSkipClaim
+    if (full === undefined || now - full.at >= this.o.pollMs) return undefined
+    if (!full.skipped.every(q => skipped.includes(q))) return undefined
+    return now - this.lastSkipClaimAt + SKIP_RECENT_MARGIN_MS
+  }
+
+  private slot (queueId: number): QueueSlot {
+    let s = this.queues.get(queueId)
+    if (s === undefined) {
+      s = { waiting: [], inFlight: 0, bytes: 0 }
+      this.queues.set(queueId, s)
+    }
+    return s
+  }
+
+  private drop (s: QueueSlot, row: ClaimedRow): void {
+    s.bytes -= row.size
+    this.bytes -= row.size
+  }
+
+  private forget (queueId: number, s: QueueSlot): void {
+    if (s.waiting.length === 0 && s.inFlight === 0) this.queues.delete(queueId)
+  }
+}

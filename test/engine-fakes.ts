@@ -1,0 +1,97 @@
+// Fakes for the worker's ports (lib/delivery/database.ts Claims, executor.ts Send): a queue table in
+// memory with the claim rules the policy relies on (due order, skipped queues, limit). For unit tests
+// of the policy only; the real claim is tested against PostgreSQL in delivery.test.ts.
+import type { Complete, DeadLetter } from '../lib/delivery/completer.js'
+import type { Claims } from '../lib/delivery/database.js'
+import type { ClaimRequest } from '../lib/delivery/producer.js'
+import type { Cut, Result } from '../lib/delivery/sender.js'
+import type { ClaimedRow, Completion, QueueTarget } from '../lib/delivery/sql.js'
+
+let nextId = 1
+
+export function queue (over: Partial<QueueTarget> = {}): QueueTarget {
+  return {
+    callbackUrl: 'http://127.0.0.1:9/hook', method: 'POST', headers: {}, timeoutMs: 30_000, maxRetries: 3,
+    backoffBaseMs: 1000, backoffMaxMs: 60_000, backoffJitter: 'none', signingSecrets: null, ...over
+  }
+}
+
+export function row (queueId: number, over: Partial<ClaimedRow> = {}): ClaimedRow {
+  const id = nextId++
+  return {
+    id, queueId, body: 'x', headers: {}, retries: 0, attempts: 0, idempotencyKey: null, when: new Date(0),
+    claimToken: `t${id}`, size: 1024, queue: queue(), ...over
+  }
+}
+
+export function ok (status = 200): Result {
+  return {
+    ok: true, status, errorKind: null, error: null, responseBody: '', retryAfter: undefined,
+    startedAt: new Date(0), durationMs: 1
+  }
+}
+
+export function fail (status: number | null = 500): Result {
+  return {
+    ok: false, status, errorKind: status === null ? 'network' : 'http', error: 'x', responseBody: null,
+    retryAfter: undefined,
+    startedAt: new Date(0), durationMs: 1
+  }
+}
+
+/** Due rows in memory, claimed in order; every call recorded. */
+export class FakeClaims implements Claims {
+  due: ClaimedRow[] = []
+  requests: ClaimRequest[] = []
+  released: ClaimedRow[] = []
+  completed: Completion[][] = []
+  nextDueAt: Date | null = null
+  dead: (c: Completion) => boolean = () => false
+  failComplete = 0
+
+  readonly claim = async (req: ClaimRequest): Promise<{ rows: ClaimedRow[], seen: number }> => {
+    this.requests.push(req)
+    const eligible = this.due.filter(r => !req.skipQueues.includes(r.queueId)).slice(0, req.limit)
+    this.due = this.due.filter(r => !eligible.includes(r))
+    return { rows: eligible, seen: eligible.length }
+  }
+
+  readonly nextDue = async (): Promise<Date | null> => this.nextDueAt
+
+  readonly release = async (rows: ClaimedRow[]): Promise<void> => { this.released.push(...rows) }
+
+  readonly complete: Complete = async (batch) => {
+    if (this.failComplete > 0) {
+      this.failComplete--
+      throw new Error('database away')
+    }
+    this.completed.push(batch)
+    return batch.filter(c => this.dead(c))
+      .map((c): DeadLetter => ({ messageId: c.id, queueId: c.queueId, dlqMessageId: null }))
+  }
+}
+
+/** A send whose calls stay open until the test answers them. */
+export class FakeSend {
+  readonly calls: Array<{ row: ClaimedRow, attempt: number, answer: (r: Result) => void }> = []
+
+  readonly send = async (row: ClaimedRow, attempt: number, cut: Cut): Promise<Result> =>
+    await new Promise<Result>((resolve) => {
+      this.calls.push({ row, attempt, answer: resolve })
+      const errorKind = (reason: Error) => reason.name === 'TimeoutError' ? 'timeout' : 'network'
+      cut.abort = (reason) => resolve({ ...fail(null), errorKind: errorKind(reason), error: reason.message })
+    })
+
+  /** answer every open call of this queue (all queues: undefined) */
+  answerAll (result: Result, queueId?: number): number {
+    const open = this.calls.filter(c => queueId === undefined || c.row.queueId === queueId)
+    for (const c of open) this.calls.splice(this.calls.indexOf(c), 1)
+    for (const c of open) c.answer(result)
+    return open.length
+  }
+}
+
+/** Let promise callbacks (the fakes' answers, the loop's next pass) run. */
+export async function settle (): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise(resolve => setImmediate(resolve))
+}

@@ -1,0 +1,99 @@
+// The claim policy and fairness of lib/delivery/producer.ts, pure: no database, no clock.
+import t from 'tap'
+import { Producer, SKIP_CLAIM_BACKOFF_MS, type ProducerOptions } from '../lib/delivery/producer.js'
+import type { ClaimedRow } from '../lib/delivery/sql.js'
+import { queue, row } from './engine-fakes.js'
+
+const opts = (over: Partial<ProducerOptions> = {}): ProducerOptions =>
+  ({ batchSize: 10, queueConcurrency: 2, bufferBytes: 1024 * 1024, leaseMs: 60_000, pollMs: 2000, ...over })
+
+function take (p: Producer, req = p.plan(0), rows: ClaimedRow[] = [], at = 0): boolean {
+  return p.claimed(req, rows, rows.length, at)
+}
+
+t.test('an empty buffer claims at once, a full batch', async (t) => {
+  const p = new Producer(opts())
+  t.equal(p.claimWait(0), 0)
+  t.match(p.plan(0), {
+    limit: 10, skipQueues: [], recentMs: undefined, maxBytes: 1024 * 1024, queueMaxBytes: 128 * 1024
+  })
+})
+
+t.test('a batch ready beyond the free slots: no claim until calls finish', async (t) => {
+  const p = new Producer(opts({ queueConcurrency: 100 }))
+  take(p, p.plan(0), Array.from({ length: 10 }, () => row(1)))
+  t.equal(p.claimWait(0), 2000, 'ten ready to send: wait (a finished call asks again)')
+  const sent = p.next(0, [])!
+  t.equal(p.claimWait(0), 0, 'nine ready: claim, so the next batch overlaps the sending')
+  p.done(sent)
+  t.equal(p.bufferedBytes, 9 * 1024)
+})
+
+t.test('a queue at its limit plus a batch is skipped; after a short skipping claim, the next waits', async (t) => {
+  const p = new Producer(opts())
+  const rows = Array.from({ length: 12 }, () => row(7))
+  t.ok(take(p, p.plan(0), rows.slice(0, 10)), 'a full claim asks for more at once')
+  take(p, p.plan(0), rows.slice(10))
+  t.ok(p.next(0, []) !== undefined && p.next(0, []) !== undefined, 'two in flight, the queue limit')
+  t.equal(p.next(0, []), undefined, 'the third waits for a slot')
+  t.equal(p.claimWait(0), 0, 'nothing else is ready: claim')
+  const req = p.plan(100)
+  t.same(req.skipQueues, [7], 'queue 7 holds 2 + 10: skipped')
+  t.equal(req.recentMs, undefined, 'the first skipping claim looks at every due row')
+  t.notOk(p.claimed(req, [], 0, 100), 'short: sleep')
+  t.equal(p.claimWait(150), SKIP_CLAIM_BACKOFF_MS - 50, 'the next skipping claim waits out the backoff')
+  t.equal(p.claimWait(300), 0)
+  const bounded = p.plan(300)
+  t.equal(bounded.recentMs, 300 - 100 + 1000, 'then only rows due since the last one, plus the margin')
+  p.notified()
+  t.equal(p.claimWait(301), 0, 'a NOTIFY lifts the backoff')
+  t.equal(p.plan(301).recentMs, undefined, 'and the next skipping claim looks at everything again')
+})
+
+t.test('the same rule for the pass and for the wake-up after a call: the byte budget', async (t) => {
+  const p = new Producer(opts({ bufferBytes: 100_000, queueConcurrency: 100 }))
+  take(p, p.plan(0), [row(1, { size: 80_000 })])
+  t.equal(p.claimWait(0), 2000, 'over 3/4 of the bytes held: no claim')
+  const r = p.next(0, [])!
+  p.done(r)
+  t.equal(p.claimWait(0), 0)
+  t.equal(p.plan(0).limit, 2, 'rows of 80 KB: a claim asks for as many as fit in 100 KB, not a batch')
+})
+
+t.test('a queue near half the bytes is skipped, and one claim gives a queue at most an eighth', async (t) => {
+  const p = new Producer(opts({ bufferBytes: 100_000, queueConcurrency: 100, batchSize: 100 }))
+  take(p, p.plan(0), [row(1, { size: 20_000 }), row(1, { size: 20_000 })])
+  t.same(p.plan(0).skipQueues, [1], '40 KB held > (1/2 - 1/8) of 100 KB')
+  t.equal(p.plan(0).queueMaxBytes, 12_500)
+})
+
+t.test('round-robin: a queue that got a slot goes to the back', async (t) => {
+  const p = new Producer(opts({ queueConcurrency: 10 }))
+  take(p, p.plan(0), [row(1), row(1), row(1), row(2), row(3)])
+  const order = [p.next(0, []), p.next(0, []), p.next(0, []), p.next(0, []), p.next(0, [])].map(r => r?.queueId)
+  t.same(order, [1, 2, 3, 1, 1])
+})
+
+t.test('a row whose lease would end before its call could goes back instead of out', async (t) => {
+  const p = new Producer(opts({ leaseMs: 60_000 }))
+  const slow = row(1, { queue: queue({ timeoutMs: 40_000 }) })
+  take(p, p.plan(0), [slow], 0)
+  const expired: ClaimedRow[] = []
+  // lease: max(60 s, 40 s + 30 s) = 70 s, less a 5 s margin; a call of 40 s must start by 25 s
+  t.equal(p.next(25_001, expired), undefined)
+  t.same(expired, [slow])
+  t.equal(p.bufferedBytes, 0)
+})
+
+t.test('rows that waited half their lease are stale; drain gives back all that wait', async (t) => {
+  const p = new Producer(opts({ queueConcurrency: 1 }))
+  const [a, b, c] = [row(1), row(1), row(2)]
+  take(p, p.plan(0), [a!, b!], 0)
+  take(p, p.plan(10_000), [c!], 10_000)
+  t.equal(p.next(10_000, []), a, 'a goes out')
+  t.same(p.stale(30_001), [b], 'b waited more than 30 s')
+  t.same(p.drain(), [c])
+  t.equal(p.waiting, 0)
+  p.done(a!)
+  t.equal(p.bufferedBytes, 0)
+})

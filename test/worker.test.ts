@@ -1,0 +1,129 @@
+// The delivery loop (lib/delivery/worker.ts) with its ports faked and a fake clock: claims, sends,
+// fairness, recording and stopping, without PostgreSQL and without sleeps.
+import t from 'tap'
+import pino from 'pino'
+import { Worker, type WorkerOptions } from '../lib/delivery/worker.js'
+import { FakeClock } from './fake-clock.js'
+import { FakeClaims, FakeSend, fail, ok, queue, row, settle } from './engine-fakes.js'
+import { signal } from './signals.js'
+
+function setup (t: { teardown: (fn: () => unknown) => void }, over: Partial<WorkerOptions> = {}) {
+  const clock = new FakeClock()
+  const db = new FakeClaims()
+  const http = new FakeSend()
+  let canClaim = true
+  const worker = new Worker({
+    claims: db, send: http.send, clock, random: () => 0.5, log: pino({ level: 'silent' }), canClaim: () => canClaim,
+    concurrency: 4, queueConcurrency: 2, batchSize: 5, bufferBytes: 1024 * 1024, leaseMs: 60_000, pollMs: 2000, ...over
+  })
+  t.teardown(async () => {
+    http.answerAll(ok())
+    await worker.stop()
+  })
+  return { clock, db, http, worker, block: (v: boolean) => { canClaim = !v } }
+}
+
+t.test('claims, sends within the limits, records the outcomes in one statement', async (t) => {
+  const { clock, db, http, worker } = setup(t)
+  db.due = [row(1), row(1), row(1), row(2), row(2)]
+  const claimed = signal<[{ count: number }]>(worker, 'claimed')
+  worker.start()
+  t.equal((await claimed)[0].count, 5)
+  await settle()
+  t.same(http.calls.map(c => c.row.queueId).sort(), [1, 1, 2, 2], '4 slots, at most 2 per queue')
+  t.same(http.calls.map(c => c.attempt), [1, 1, 1, 1])
+  const delivered = signal(worker, 'delivered')
+  http.answerAll(ok(), 1)
+  await delivered
+  await settle()
+  t.equal(http.calls.length, 3, 'the third message of queue 1 took a freed slot')
+  const flushed = signal<[unknown[]]>(worker, 'flushed')
+  clock.advance(50)
+  t.equal((await flushed)[0].length, 2, 'the two outcomes in one batch')
+})
+
+t.test('a short claim sleeps until the next row is due, and a NOTIFY wakes it', async (t) => {
+  const { clock, db, worker } = setup(t)
+  db.nextDueAt = new Date(clock.now() + 700)
+  const idle = signal<[number]>(worker, 'idle')
+  worker.start()
+  t.same(await idle, [700], 'asleep until the next row falls due')
+  db.due = [row(1)]
+  db.nextDueAt = null
+  const claimed = signal<[{ count: number }]>(worker, 'claimed')
+  const idle2 = signal<[number]>(worker, 'idle')
+  worker.notify()
+  t.equal((await claimed)[0].count, 1, 'woken without the clock moving')
+  t.same(await idle2, [2000], 'nothing more due: pollMs')
+})
+
+t.test('a saturated queue is skipped by the next claim; other queues are still served', async (t) => {
+  const { db, http, worker } = setup(t, { concurrency: 8, queueConcurrency: 2, batchSize: 5 })
+  db.due = Array.from({ length: 20 }, () => row(1))
+  worker.start()
+  await signal(worker, 'idle')
+  t.equal(http.calls.length, 2, 'queue 1 at its limit')
+  const skipping = db.requests.at(-1)!
+  t.same(skipping.skipQueues, [1], 'holding 2 + 5: the next claim skips it')
+  db.due.push(row(2))
+  const claimed = signal(worker, 'claimed')
+  worker.notify()
+  await claimed
+  await settle()
+  t.same(http.calls.map(c => c.row.queueId).sort(), [1, 1, 2], 'queue 2 gets a slot at once')
+})
+
+t.test('a failure is recorded with its retry time and announced as retried; dead as dead', async (t) => {
+  const { clock, db, http, worker } = setup(t)
+  const q = queue({ maxRetries: 1, backoffBaseMs: 1000, backoffJitter: 'none' })
+  db.due = [row(1, { queue: q }), row(2, { queue: q, retries: 1 })]
+  db.dead = (c) => c.queueId === 2
+  worker.start()
+  await signal(worker, 'claimed')
+  await settle()
+  const failed = signal<[{ retryAt: Date | null }]>(worker, 'failed', (e) => e.retryAt !== null)
+  const retried = signal<[{ retryAt: Date | null, attempt: number }]>(worker, 'retried')
+  const dead = signal<[{ messageId: number }]>(worker, 'dead')
+  const now = clock.now()
+  http.answerAll(fail(500))
+  t.equal((await failed)[0].retryAt!.getTime(), now + 1000)
+  clock.advance(50)
+  t.equal((await retried)[0].attempt, 1)
+  t.ok((await dead)[0].messageId > 0)
+})
+
+t.test('a call past its queue timeout is cut short and recorded as a timeout', async (t) => {
+  const { clock, db, worker } = setup(t)
+  db.due = [row(1, { queue: queue({ timeoutMs: 1000 }) })]
+  worker.start()
+  await signal(worker, 'claimed')
+  const failed = signal<[{ result: { errorKind: string } }]>(worker, 'failed')
+  clock.advance(1000)
+  t.equal((await failed)[0].result.errorKind, 'timeout')
+})
+
+t.test('no claim while the worker lock is not held', async (t) => {
+  const { db, worker, block } = setup(t)
+  block(true)
+  db.due = [row(1)]
+  worker.start()
+  t.same(await signal(worker, 'idle'), [2000])
+  t.equal(db.requests.length, 0)
+})
+
+t.test('stop: waiting claims go back; calls in flight get the grace, then are cut and released', async (t) => {
+  const { clock, db, http, worker } = setup(t, { concurrency: 1 })
+  db.due = [row(1), row(1), row(1)]
+  worker.start()
+  await signal(worker, 'claimed')
+  await settle()
+  t.equal(http.calls.length, 1)
+  const stopping = worker.stop(5000)
+  await settle()
+  t.equal(db.released.length, 2, 'the two waiting went back at once')
+  clock.advance(5000)
+  await stopping
+  t.equal(db.released.length, 3, 'the call cut off by shutdown went back too, not recorded as an attempt')
+  t.equal(db.completed.length, 0)
+  t.notOk(worker.active)
+})
