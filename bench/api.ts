@@ -21,8 +21,8 @@ import pg from 'pg'
 import { Pool } from 'undici'
 import { messageEntity } from '../lib/store/messages.js'
 import {
-  adminQuery, createBenchDatabase, drive, envInt, fmt, freePort, makeBody, nproc, percentile, round, runMain, serverAlive,
-  startServer, table, waitForHealth
+  adminQuery, createBenchDatabase, drive, envInt, fmt, freePort, makeBody, nproc, percentile, round, runMain,
+  serverAlive, startServer, table, waitForHealth
 } from './harness.js'
 
 const N1 = envInt('BENCH_N1', 2000, 1, 10_000_000)
@@ -218,14 +218,15 @@ async function main (): Promise<void> {
 
   const out: string[] = []
   out.push('')
-  out.push(`hookpost enqueue benchmark (bench/api.ts)`)
+  out.push('hookpost enqueue benchmark (bench/api.ts)')
   out.push(`nproc ${nCpu}, node ${process.version}, PostgreSQL ${pgInfo.version} (synchronous_commit=${pgInfo.sync}, fsync=${pgInfo.fsync})`)
   out.push(`body ${BODY_TEXT.length} bytes of JSON; server DB pool ${SERVER_DB_POOL ?? 'default (10)'}; raw c=32 uses 32 connections; rows in table at end ${fmt(expected)}`)
   out.push('')
   const head = ['path', 'c', 'n', 'seconds', 'rows/s', 'p50 ms', 'p99 ms', 'max ms']
   const tableRows = results.map(r => [
     r.name === 'http' ? 'POST /messages' : 'raw pg INSERT',
-    String(r.concurrency), fmt(r.n), fmt(r.seconds, 2), fmt(r.rowsPerSec), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), fmt(r.maxMs, 2)
+    String(r.concurrency), fmt(r.n), fmt(r.seconds, 2), fmt(r.rowsPerSec),
+    fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), fmt(r.maxMs, 2)
   ])
   out.push(...table(head, tableRows))
   out.push('')
@@ -235,8 +236,13 @@ async function main (): Promise<void> {
   process.stdout.write(out.join('\n') + '\n')
 
   const fig = (r: Result): Record<string, number> => ({
-    concurrency: r.concurrency, n: r.n, seconds: round(r.seconds, 3), rowsPerSec: round(r.rowsPerSec, 1),
-    p50Ms: round(r.p50Ms, 3), p99Ms: round(r.p99Ms, 3), maxMs: round(r.maxMs, 3)
+    concurrency: r.concurrency,
+    n: r.n,
+    seconds: round(r.seconds, 3),
+    rowsPerSec: round(r.rowsPerSec, 1),
+    p50Ms: round(r.p50Ms, 3),
+    p99Ms: round(r.p99Ms, 3),
+    maxMs: round(r.maxMs, 3)
   })
   const json = {
     bench: 'api',

@@ -93,9 +93,13 @@ function apiHeaders (): Record<string, string> {
 // ---------------------------------------------------------------------------------------------
 // measurement helpers
 
-interface CpuSnap { at: number, bench: number, receiver: number, server: number, pg: number, busy: number, irq: number, total: number }
+interface CpuSnap {
+  at: number, bench: number, receiver: number, server: number, pg: number, busy: number, irq: number, total: number
+}
 /** CPU used during a phase, in % of one core (200 = two cores flat out) */
-export interface CpuShare { bench: number, receiver: number, server: number, postgres: number, irq: number, other: number, machineBusyPct: number }
+export interface CpuShare {
+  bench: number, receiver: number, server: number, postgres: number, irq: number, other: number, machineBusyPct: number
+}
 
 let receiver: Receiver
 const CORES = nproc()
@@ -164,7 +168,9 @@ async function untilReceived (tag: string): Promise<TagStats> {
 }
 
 /** Until hookpost.messages shows every message of the queue sent; returns when (nowMs), and the checks. */
-async function untilDbSent (db: pg.Pool, queueId: number, n: number): Promise<{ at: number, attempts: number, failed: number }> {
+async function untilDbSent (
+  db: pg.Pool, queueId: number, n: number
+): Promise<{ at: number, attempts: number, failed: number }> {
   const until = Date.now() + 30_000
   for (;;) {
     const { rows } = await db.query<{ sent: number, failed: number }>(
@@ -217,7 +223,9 @@ interface Ctx {
   queues: Record<string, number>
 }
 
-async function makeDue (db: pg.Pool, updateSql: string, values: unknown[], notify: boolean): Promise<{ snap: CpuSnap, t0: number }> {
+async function makeDue (
+  db: pg.Pool, updateSql: string, values: unknown[], notify: boolean
+): Promise<{ snap: CpuSnap, t0: number }> {
   const c = await db.connect()
   try {
     await c.query('BEGIN')
@@ -265,9 +273,22 @@ async function phaseRaw (ctx: Ctx, roundNo: number): Promise<Throughput & { loop
     if (rows[0]!.n !== N) throw new Error(`${tag}: ${rows[0]!.n}/${N} rows marked sent`)
     const seconds = (s.doneAt! - t0) / 1000
     return {
-      phase: 'raw', n: N, seconds, deliveredPerSec: N / seconds, dbSeconds: (dbAt - t0) / 1000, cpu: cpuShare(snap, end),
-      notes: checkReceived(s), loop,
-      extra: { firstArrivalMs: round(s.firstAt! - t0, 1), ...gap(s), claims: loop.claims, meanClaimRows: round(loop.claimedRows / loop.claims, 1), claimMsMean: round(loop.claimMsMean, 2), completeMsMean: round(loop.completeMsMean, 2) }
+      phase: 'raw',
+      n: N,
+      seconds,
+      deliveredPerSec: N / seconds,
+      dbSeconds: (dbAt - t0) / 1000,
+      cpu: cpuShare(snap, end),
+      notes: checkReceived(s),
+      loop,
+      extra: {
+        firstArrivalMs: round(s.firstAt! - t0, 1),
+        ...gap(s),
+        claims: loop.claims,
+        meanClaimRows: round(loop.claimedRows / loop.claims, 1),
+        claimMsMean: round(loop.claimMsMean, 2),
+        completeMsMean: round(loop.completeMsMean, 2)
+      }
     }
   } finally {
     await http.close()
@@ -317,7 +338,13 @@ async function phasePre (ctx: Ctx, roundNo: number): Promise<Throughput> {
   const notes = checkReceived(s)
   if (dbDone.attempts !== N) notes.push(`${dbDone.attempts} attempt rows for ${N} messages`)
   return {
-    phase: 'pre', n: N, seconds, deliveredPerSec: N / seconds, dbSeconds: (dbDone.at - t0) / 1000, cpu: cpuShare(snap, end), notes,
+    phase: 'pre',
+    n: N,
+    seconds,
+    deliveredPerSec: N / seconds,
+    dbSeconds: (dbDone.at - t0) / 1000,
+    cpu: cpuShare(snap, end),
+    notes,
     extra: { firstArrivalMs: round(s.firstAt! - t0, 1), ...gap(s) }
   }
 }
@@ -338,8 +365,19 @@ async function phaseRest (ctx: Ctx): Promise<Throughput> {
   if (dbDone.attempts !== N) notes.push(`${dbDone.attempts} attempt rows for ${N} messages`)
   const postSeconds = (postedAt - t0) / 1000
   return {
-    phase: 'rest', n: N, seconds, deliveredPerSec: N / seconds, dbSeconds: (dbDone.at - t0) / 1000, cpu: cpuShare(snap, end), notes,
-    extra: { ...gap(s), postsPerSec: round(N / postSeconds, 1), postSeconds: round(postSeconds, 3), deliveredAfterLastPostMs: round(s.doneAt! - postedAt, 1) }
+    phase: 'rest',
+    n: N,
+    seconds,
+    deliveredPerSec: N / seconds,
+    dbSeconds: (dbDone.at - t0) / 1000,
+    cpu: cpuShare(snap, end),
+    notes,
+    extra: {
+      ...gap(s),
+      postsPerSec: round(N / postSeconds, 1),
+      postSeconds: round(postSeconds, 3),
+      deliveredAfterLastPostMs: round(s.doneAt! - postedAt, 1)
+    }
   }
 }
 
@@ -412,11 +450,20 @@ async function phaseLatency (ctx: Ctx): Promise<Latency> {
     const early = fromCommit.filter(x => x < 0).length
     if (early > 0) notes.push(`${early} arrived before the INSERT's reply was read (negative commit-to-receipt)`)
     return {
-      n: LAT_N, rate: LAT_RATE, achievedRate: LAT_N / ((lastInsert - start) / 1000),
-      p50Ms: percentile(fromCommit, 0.5), p99Ms: percentile(fromCommit, 0.99), maxMs: fromCommit[fromCommit.length - 1]!, minMs: fromCommit[0]!,
-      fromSendP50Ms: percentile(fromSend, 0.5), fromSendP99Ms: percentile(fromSend, 0.99),
-      insertP50Ms: percentile(insertMs, 0.5), insertP99Ms: percentile(insertMs, 0.99),
-      scheduleLagMaxMs: lagMax, cpu: cpuShare(snap, end), notes
+      n: LAT_N,
+      rate: LAT_RATE,
+      achievedRate: LAT_N / ((lastInsert - start) / 1000),
+      p50Ms: percentile(fromCommit, 0.5),
+      p99Ms: percentile(fromCommit, 0.99),
+      maxMs: fromCommit[fromCommit.length - 1]!,
+      minMs: fromCommit[0]!,
+      fromSendP50Ms: percentile(fromSend, 0.5),
+      fromSendP99Ms: percentile(fromSend, 0.99),
+      insertP50Ms: percentile(insertMs, 0.5),
+      insertP99Ms: percentile(insertMs, 0.99),
+      scheduleLagMaxMs: lagMax,
+      cpu: cpuShare(snap, end),
+      notes
     }
   } finally {
     await db.end()
@@ -559,7 +606,15 @@ async function main (): Promise<void> {
 
   const fig = (r: Throughput | undefined): Record<string, unknown> | null => r === undefined
     ? null
-    : { n: r.n, seconds: round(r.seconds, 3), deliveredPerSec: round(r.deliveredPerSec, 1), dbDoneSeconds: round(r.dbSeconds, 3), cpuPctOfOneCore: r.cpu, ...r.extra, warnings: r.notes }
+    : {
+        n: r.n,
+        seconds: round(r.seconds, 3),
+        deliveredPerSec: round(r.deliveredPerSec, 1),
+        dbDoneSeconds: round(r.dbSeconds, 3),
+        cpuPctOfOneCore: r.cpu,
+        ...r.extra,
+        warnings: r.notes
+      }
   const json = {
     bench: 'delivery',
     revision,
@@ -582,13 +637,27 @@ async function main (): Promise<void> {
         ? null
         : {
             source: 'plain SQL INSERT, one per message, autocommit; t0 = its reply',
-            n: lat.n, rate: lat.rate, achievedRate: round(lat.achievedRate, 1),
-            p50Ms: round(lat.p50Ms, 3), p99Ms: round(lat.p99Ms, 3), maxMs: round(lat.maxMs, 3), minMs: round(lat.minMs, 3),
-            fromInsertSentP50Ms: round(lat.fromSendP50Ms, 3), fromInsertSentP99Ms: round(lat.fromSendP99Ms, 3),
-            insertP50Ms: round(lat.insertP50Ms, 3), insertP99Ms: round(lat.insertP99Ms, 3), cpuPctOfOneCore: lat.cpu, warnings: lat.notes
+            n: lat.n,
+            rate: lat.rate,
+            achievedRate: round(lat.achievedRate, 1),
+            p50Ms: round(lat.p50Ms, 3),
+            p99Ms: round(lat.p99Ms, 3),
+            maxMs: round(lat.maxMs, 3),
+            minMs: round(lat.minMs, 3),
+            fromInsertSentP50Ms: round(lat.fromSendP50Ms, 3),
+            fromInsertSentP99Ms: round(lat.fromSendP99Ms, 3),
+            insertP50Ms: round(lat.insertP50Ms, 3),
+            insertP99Ms: round(lat.insertP99Ms, 3),
+            cpuPctOfOneCore: lat.cpu,
+            warnings: lat.notes
           }
     },
-    ratios: { preOverRaw: round(ratioPre, 4), preOverRawRounds: allRatios.map(x => round(x, 4)), restOverRaw: round(ratioRest, 4), rawMedianPerSec: round(rawMedian, 1) },
+    ratios: {
+      preOverRaw: round(ratioPre, 4),
+      preOverRawRounds: allRatios.map(x => round(x, 4)),
+      restOverRaw: round(ratioRest, 4),
+      rawMedianPerSec: round(rawMedian, 1)
+    },
     targets
   }
   process.stdout.write(JSON.stringify(json, null, 2) + '\n')

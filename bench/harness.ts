@@ -198,7 +198,9 @@ function serverCommand (): string[] {
  * The built server (serverCommand) with delivery on; HOOKPOST_* tuning in our env passes through.
  * `envOverride` is applied last (e.g. HOOKPOST_DELIVERY: 'false'); an undefined value removes the variable.
  */
-export function startServer (databaseUrl: string, port: number, nodeArgs: string[] = [], envOverride: NodeJS.ProcessEnv = {}): ChildProcess {
+export function startServer (
+  databaseUrl: string, port: number, nodeArgs: string[] = [], envOverride: NodeJS.ProcessEnv = {}
+): ChildProcess {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DATABASE_URL: databaseUrl,
@@ -304,15 +306,28 @@ export async function bail (reason: string, code: number): Promise<never> {
 }
 
 /**
+ * bail() from a timer or a signal handler, where nobody awaits it. bail() ends the process itself; should
+ * it fail instead, the process dies as on any unhandled rejection: the error on stderr, exit code 1.
+ */
+function bailUnawaited (reason: string, code: number): void {
+  bail(reason, code).catch((err: unknown) => {
+    process.stderr.write(`bench: bail failed: ${(err as Error).stack ?? String(err)}\n`)
+    process.exit(1)
+  })
+}
+
+/**
  * Run a benchmark's main(): a global deadline, bail-out on Ctrl-C and SIGTERM, cleanup() and exit 0
  * on success, 1 on failure (with the server's last output when it died).
  */
 export function runMain (main: () => Promise<void>, timeoutMs: number): void {
-  const deadline = setTimeout(() => { if (!bailing) void bail(`global timeout of ${timeoutMs} ms reached: killing the server`, 1) }, timeoutMs)
+  const deadline = setTimeout(() => {
+    if (!bailing) bailUnawaited(`global timeout of ${timeoutMs} ms reached: killing the server`, 1)
+  }, timeoutMs)
   // on, not once: a Ctrl-C reaches npx, tsx and us, so the signal can come twice; the repeat must not
   // kill us with the default action before the database is dropped
-  process.on('SIGINT', () => { if (!bailing) void bail('interrupted', 130) })
-  process.on('SIGTERM', () => { if (!bailing) void bail('terminated', 143) })
+  process.on('SIGINT', () => { if (!bailing) bailUnawaited('interrupted', 130) })
+  process.on('SIGTERM', () => { if (!bailing) bailUnawaited('terminated', 143) })
 
   main().then(async () => {
     clearTimeout(deadline)

@@ -32,7 +32,8 @@ import pg from 'pg'
 import { Pool } from 'undici'
 import { DEFAULTS } from '../lib/config.js'
 import {
-  createBenchDatabase, envInt, fmt, freePort, gitRevision, onCleanup, round, runMain, serverAlive, serverPid, startServer, table, waitForHealth
+  createBenchDatabase, envInt, fmt, freePort, gitRevision, onCleanup, round, runMain, serverAlive, serverPid,
+  startServer, table, waitForHealth
 } from './harness.js'
 
 const N = envInt('BENCH_MEMORY_N', 2000, 1, 1_000_000)
@@ -55,7 +56,9 @@ function memory (pid: number): { rss: number, hwm: number } | null {
 }
 
 /** The slow endpoint: reads each body to the end (counting, not keeping it), answers HOLD_MS later. */
-async function startEndpoint (): Promise<{ url: string, seen: Set<string>, badBodies: () => number, lastAt: () => number, close: () => Promise<void> }> {
+async function startEndpoint (): Promise<{
+  url: string, seen: Set<string>, badBodies: () => number, lastAt: () => number, close: () => Promise<void>
+}> {
   const seen = new Set<string>()
   let bad = 0
   let last = Date.now()
@@ -168,9 +171,21 @@ async function main (): Promise<void> {
   out.push(`peak RSS ${fmt(end.hwm / MB, 1)} MB (limit ${MAX_MB} MB)  ${ok ? 'PASS' : 'FAIL'}`)
   out.push('')
   out.push(JSON.stringify({
-    bench: 'memory', revision, node: process.version, n: N, bodyBytes: BODY_BYTES, holdMs: HOLD_MS, bufferBytes: Number(bufferBytes), maxMb: MAX_MB,
-    rssIdleMb: round(idle.rss / MB, 1), rssPeakMb: round(end.hwm / MB, 1), rssPeakSampledMb: round(peakSampled / MB, 1), rssEndMb: round(end.rss / MB, 1),
-    deliveredSeconds: round(deliveredMs / 1000, 2), badBodies: endpoint.badBodies(), pass: ok
+    bench: 'memory',
+    revision,
+    node: process.version,
+    n: N,
+    bodyBytes: BODY_BYTES,
+    holdMs: HOLD_MS,
+    bufferBytes: Number(bufferBytes),
+    maxMb: MAX_MB,
+    rssIdleMb: round(idle.rss / MB, 1),
+    rssPeakMb: round(end.hwm / MB, 1),
+    rssPeakSampledMb: round(peakSampled / MB, 1),
+    rssEndMb: round(end.rss / MB, 1),
+    deliveredSeconds: round(deliveredMs / 1000, 2),
+    badBodies: endpoint.badBodies(),
+    pass: ok
   }))
   process.stdout.write(out.join('\n') + '\n')
   if (!ok) throw new Error(`peak RSS ${fmt(end.hwm / MB, 1)} MB; limit ${MAX_MB} MB${endpoint.badBodies() > 0 ? `; ${endpoint.badBodies()} bodies of the wrong size` : ''}`)

@@ -35,8 +35,17 @@ async function main (): Promise<void> {
     },
     'hookpost send()': async (tag, i) => {
       const r = await send(dispatcher, {
-        messageId: i, queueId: 1, attempt: 1, url: `${origin}/r/${tag}`, method: 'POST', queueHeaders: {}, headers: {},
-        body, timeoutMs: 30_000, idempotencyKey: null, signingSecrets: null
+        messageId: i,
+        queueId: 1,
+        attempt: 1,
+        url: `${origin}/r/${tag}`,
+        method: 'POST',
+        queueHeaders: {},
+        headers: {},
+        body,
+        timeoutMs: 30_000,
+        idempotencyKey: null,
+        signingSecrets: null
       })
       if (!r.ok) throw new Error(`send failed: ${r.error ?? ''}`)
     }

@@ -25,11 +25,24 @@ function backendCpuMs (pid: number): number {
   return (Number(f[11]) + Number(f[12])) * 10 // CLK_TCK 100
 }
 
-interface Variant { name: string, claimRows: number, flushRows: number, rows: number, claims: number, completes: number, pgUsPerMsg: number, wallUsPerMsg: number, walBytesPerMsg: number }
+interface Variant {
+  name: string
+  claimRows: number
+  flushRows: number
+  rows: number
+  claims: number
+  completes: number
+  pgUsPerMsg: number
+  wallUsPerMsg: number
+  walBytesPerMsg: number
+}
 
 async function main (): Promise<void> {
   const { url } = await createBenchDatabase()
-  const types = { getTypeParser: (oid: number, format?: any) => oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format) }
+  const types = {
+    getTypeParser: (oid: number, format?: any) =>
+      oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)
+  }
   const client = new pg.Client({ connectionString: url, options: '-c synchronous_commit=off', types: types as any })
   await client.connect()
   onCleanup(async () => await client.end())
@@ -44,7 +57,9 @@ async function main (): Promise<void> {
   await client.query(rawTableSql('raw_messages'))
 
   const results: Variant[] = []
-  const measure = async (name: string, claimRows: number, flushRows: number, step: () => Promise<{ claimed: number, completes: number }>): Promise<void> => {
+  const measure = async (
+    name: string, claimRows: number, flushRows: number, step: () => Promise<{ claimed: number, completes: number }>
+  ): Promise<void> => {
     await client.query('CHECKPOINT')
     const lsn = async (): Promise<bigint> => BigInt((await client.query<{ b: string }>("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS b")).rows[0]!.b)
     const wal0 = await lsn()
@@ -63,7 +78,17 @@ async function main (): Promise<void> {
     const wall = performance.now() - t0
     const cpu = backendCpuMs(pid) - cpu0
     const wal = Number(await lsn() - wal0)
-    results.push({ name, claimRows, flushRows, rows, claims, completes, pgUsPerMsg: 1000 * cpu / rows, wallUsPerMsg: 1000 * wall / rows, walBytesPerMsg: wal / rows })
+    results.push({
+      name,
+      claimRows,
+      flushRows,
+      rows,
+      claims,
+      completes,
+      pgUsPerMsg: 1000 * cpu / rows,
+      wallUsPerMsg: 1000 * wall / rows,
+      walBytesPerMsg: wal / rows
+    })
     process.stderr.write(`probe: ${name} done\n`)
   }
 
@@ -71,13 +96,15 @@ async function main (): Promise<void> {
   const noAttemptLog = (text: string): string => text.replace(/logged AS \([\s\S]*?\n {6}\),\n/, '')
 
   const hookpostVariant = async (name: string, claimRows: number, flushRows: number, noLog = false): Promise<void> => {
-    await client.query(`INSERT INTO hookpost.messages (queue_id, body, body_json) SELECT $1, $2, true FROM generate_series(1, $3)`, [queueId, BODY, N])
+    await client.query('INSERT INTO hookpost.messages (queue_id, body, body_json) SELECT $1, $2, true FROM generate_series(1, $3)', [queueId, BODY, N])
     await client.query('VACUUM ANALYZE hookpost.messages')
     await measure(name, claimRows, flushRows, async () => {
       const { rows } = await client.query<sql.ClaimedRow>(sql.claim(claimRows, 60_000, 'probe', []))
       let completes = 0
       for (let i = 0; i < rows.length; i += flushRows) {
-        const batch = rows.slice(i, i + flushRows).map(r => ({ id: r.id, queueId: r.queueId, attempt: r.attempts + 1, result: { ...fakeResult }, retryAt: null }))
+        const batch = rows.slice(i, i + flushRows).map(r => ({
+          id: r.id, queueId: r.queueId, attempt: r.attempts + 1, result: { ...fakeResult }, retryAt: null
+        }))
         const st = sql.complete(batch as sql.Completion[], 'probe')
         await client.query(noLog ? { text: noAttemptLog(st.text), values: st.values } : st)
         completes++
@@ -86,7 +113,7 @@ async function main (): Promise<void> {
     })
   }
 
-  await client.query(`INSERT INTO raw_messages (body, run_at) SELECT $1, now() FROM generate_series(1, $2)`, [BODY, N])
+  await client.query('INSERT INTO raw_messages (body, run_at) SELECT $1, now() FROM generate_series(1, $2)', [BODY, N])
   await client.query('VACUUM ANALYZE raw_messages')
   await measure('raw loop statements', 200, 200, async () => {
     const { rows } = await client.query<{ id: string }>({
@@ -107,7 +134,10 @@ async function main (): Promise<void> {
 
   const out = ['', `PostgreSQL backend CPU per message, claim + complete only (no HTTP), ${fmt(N)} messages per variant, synchronous_commit=off`, '']
   out.push(...table(['statements', 'claim rows', 'flush rows', 'claims', 'completes', 'pg cpu us/msg', 'wall us/msg', 'WAL bytes/msg'],
-    results.map(r => [r.name, String(r.claimRows), String(r.flushRows), fmt(r.claims), fmt(r.completes), fmt(r.pgUsPerMsg, 1), fmt(r.wallUsPerMsg, 1), fmt(r.walBytesPerMsg)])))
+    results.map(r => [
+      r.name, String(r.claimRows), String(r.flushRows), fmt(r.claims), fmt(r.completes),
+      fmt(r.pgUsPerMsg, 1), fmt(r.wallUsPerMsg, 1), fmt(r.walBytesPerMsg)
+    ])))
   process.stdout.write(out.join('\n') + '\n')
   process.stdout.write(JSON.stringify(results.map(r => ({ ...r, pgUsPerMsg: round(r.pgUsPerMsg, 1), wallUsPerMsg: round(r.wallUsPerMsg, 1) }))) + '\n')
 }

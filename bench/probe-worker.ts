@@ -61,8 +61,15 @@ async function main (): Promise<void> {
   await recv.expect('probe', { n: N, bodyBytes: Buffer.byteLength(body) })
 
   // the worker's pool as lib/engine.ts builds it, with query() timed per statement
-  const pool = new pg.Pool({ connectionString: url, max: 3, options: '-c synchronous_commit=off',
-    types: { getTypeParser: (oid: number, format?: any) => oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format) } as any })
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 3,
+    options: '-c synchronous_commit=off',
+    types: {
+      getTypeParser: (oid: number, format?: any) =>
+        oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format)
+    } as any
+  })
   onCleanup(async () => await pool.end())
   const stats = new Map<string, Stat>()
   // PROBE_TRACE=n prints the first n statements with their timing: what the loop asked for and got
@@ -97,12 +104,25 @@ async function main (): Promise<void> {
   const worker = new Worker({
     claims: pgClaims(pool, 60_000, 'probe'),
     send: async (row, attempt, cut) => await send(dispatcher, {
-      messageId: row.id, queueId: row.queueId, attempt, url: row.queue.callbackUrl, method: row.queue.method,
-      queueHeaders: row.queue.headers, headers: row.headers, body: row.body, timeoutMs: row.queue.timeoutMs,
-      idempotencyKey: row.idempotencyKey, signingSecrets: row.queue.signingSecrets
+      messageId: row.id,
+      queueId: row.queueId,
+      attempt,
+      url: row.queue.callbackUrl,
+      method: row.queue.method,
+      queueHeaders: row.queue.headers,
+      headers: row.headers,
+      body: row.body,
+      timeoutMs: row.queue.timeoutMs,
+      idempotencyKey: row.idempotencyKey,
+      signingSecrets: row.queue.signingSecrets
     }, cut),
     log: pino({ level: 'warn' }),
-    concurrency: C, queueConcurrency: QC, batchSize: BATCH, bufferBytes: DEFAULTS.bufferBytes, leaseMs: 60_000, pollMs: 2000,
+    concurrency: C,
+    queueConcurrency: QC,
+    batchSize: BATCH,
+    bufferBytes: DEFAULTS.bufferBytes,
+    leaseMs: 60_000,
+    pollMs: 2000,
     canClaim: () => true
   })
   let flushed = 0
@@ -111,11 +131,15 @@ async function main (): Promise<void> {
   worker.on('flushed', countFlush)
 
   // per-second timeline: what the loop did, and the longest stretch with no statement running
-  interface Sec { claims: number, emptyClaims: number, claimedRows: number, flushes: number, flushedRows: number, inFlight: number[] }
+  interface Sec {
+    claims: number, emptyClaims: number, claimedRows: number, flushes: number, flushedRows: number, inFlight: number[]
+  }
   const secs: Sec[] = []
   const sec = (): Sec => {
     const i = Math.floor((performance.now() - tStart) / 1000)
-    while (secs.length <= i) secs.push({ claims: 0, emptyClaims: 0, claimedRows: 0, flushes: 0, flushedRows: 0, inFlight: [] })
+    while (secs.length <= i) {
+      secs.push({ claims: 0, emptyClaims: 0, claimedRows: 0, flushes: 0, flushedRows: 0, inFlight: [] })
+    }
     return secs[i]!
   }
   const secFlush = (b: unknown[]): void => { const x = sec(); x.flushes++; x.flushedRows += b.length }
@@ -180,11 +204,17 @@ async function main (): Promise<void> {
   const rows = [...stats.entries()].map(([name, st]) => {
     const ms = [...st.ms].sort((a, b) => a - b)
     const empty = st.rows.filter(r => r === 0).length
-    return [name, fmt(st.count), fmt(avg(st.rows), 1), fmt(empty), fmt(avg(st.ms), 2), fmt(percentile(ms, 0.99), 2), fmt(st.ms.reduce((a, b) => a + b, 0) / 1000, 2)]
+    return [
+      name, fmt(st.count), fmt(avg(st.rows), 1), fmt(empty),
+      fmt(avg(st.ms), 2), fmt(percentile(ms, 0.99), 2), fmt(st.ms.reduce((a, b) => a + b, 0) / 1000, 2)
+    ]
   })
   out.push(...table(['statement', 'count', 'rows mean', 'empty', 'ms mean', 'ms p99', 'total s'], rows))
   out.push('', ...table(['second', 'claims', 'empty', 'rows claimed', 'flushes', 'rows flushed', 'in flight mean'],
-    secs.map((x, i) => [String(i), String(x.claims), String(x.emptyClaims), String(x.claimedRows), String(x.flushes), String(x.flushedRows), fmt(avg(x.inFlight), 1)])))
+    secs.map((x, i) => [
+      String(i), String(x.claims), String(x.emptyClaims), String(x.claimedRows),
+      String(x.flushes), String(x.flushedRows), fmt(avg(x.inFlight), 1)
+    ])))
   if (trace.length > 0) out.push('', ...trace)
   process.stdout.write(out.join('\n') + '\n')
   process.stdout.write(JSON.stringify({ deliveredPerSec: round(N / seconds, 1), meanInFlight: round(avg(inFlight), 1), meanBuffered: round(avg(buffered), 1), flushes, statements: Object.fromEntries([...stats].map(([k, v]) => [k, { count: v.count, rowsMean: round(avg(v.rows), 1), msMean: round(avg(v.ms), 3) }])) }) + '\n')

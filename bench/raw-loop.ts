@@ -86,7 +86,9 @@ export async function runRawLoop (o: RawLoopOptions): Promise<RawLoopStats> {
   }
 
   const pump = (): void => {
-    while (failure === undefined && inFlight < o.concurrency && ready.length > 0) {
+    // failure is only set by a callback, never during this synchronous loop: checked once, up front
+    if (failure !== undefined) return
+    while (inFlight < o.concurrency && ready.length > 0) {
       const item = ready.shift()!
       inFlight++
       post(item).then(() => { inFlight--; pump(); claimMore(); check() }, fail)
@@ -108,8 +110,10 @@ export async function runRawLoop (o: RawLoopOptions): Promise<RawLoopStats> {
   }
 
   function claimMore (): void {
-    // keep about one batch waiting beyond the calls in flight, with at most `pipeline` claims running
-    while (failure === undefined && !drained && claiming < o.pipeline && ready.length + claiming * o.batch < o.batch + o.concurrency) {
+    // keep about one batch waiting beyond the calls in flight, with at most `pipeline` claims running.
+    // failure and drained are only set by callbacks, never during this synchronous loop: checked once, up front
+    if (failure !== undefined || drained) return
+    while (claiming < o.pipeline && ready.length + claiming * o.batch < o.batch + o.concurrency) {
       claiming++
       claim().then(() => { claiming--; pump(); claimMore(); check() }, fail)
     }

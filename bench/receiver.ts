@@ -65,8 +65,20 @@ class ReceiverCore {
 
   expect (tag: string, o: ExpectOptions): void {
     this.tags.set(tag, {
-      tag, expected: o.n, requests: 0, distinct: 0, badBodies: 0, retried: 0, firstAt: null, doneAt: null, maxGapMs: 0, maxGapAfterMs: 0, lastAt: 0,
-      seen: new Set(), times: o.keepTimes === true ? new Map() : null, bodyBytes: o.bodyBytes
+      tag,
+      expected: o.n,
+      requests: 0,
+      distinct: 0,
+      badBodies: 0,
+      retried: 0,
+      firstAt: null,
+      doneAt: null,
+      maxGapMs: 0,
+      maxGapAfterMs: 0,
+      lastAt: 0,
+      seen: new Set(),
+      times: o.keepTimes === true ? new Map() : null,
+      bodyBytes: o.bodyBytes
     })
   }
 
@@ -142,12 +154,17 @@ export async function startReceiver (mode: 'inproc' | 'child'): Promise<Receiver
     const core = new ReceiverCore()
     const port = await core.listen()
     return {
-      mode, port, pid: process.pid,
+      mode,
+      port,
+      pid: process.pid,
       expect: async (tag, o) => { core.expect(tag, o) },
       stats: async (tag) => core.stats(tag),
       times: async (tag) => core.times(tag),
       cpuMs: async () => cpuMsOfThisProcess(),
-      close: async () => { core.server.closeAllConnections(); await new Promise<void>((resolve) => core.server.close(() => resolve())) }
+      close: async () => {
+        core.server.closeAllConnections()
+        await new Promise<void>((resolve) => core.server.close(() => resolve()))
+      }
     }
   }
   const child = fork(fileURLToPath(import.meta.url), [], {
@@ -178,7 +195,9 @@ export async function startReceiver (mode: 'inproc' | 'child'): Promise<Receiver
     once(child, 'exit').then(() => { throw exited })
   ])
   return {
-    mode, port: ready.port, pid: child.pid!,
+    mode,
+    port: ready.port,
+    pid: child.pid!,
     expect: async (tag, o) => { await call('expect', tag, o) },
     stats: async (tag) => await call<TagStats>('stats', tag),
     times: async (tag) => await call<Array<[number, number]>>('times', tag),

@@ -19,13 +19,21 @@ if (url === undefined) {
 const client = new pg.Client({ connectionString: url })
 await client.connect()
 try {
-  await client.query('CREATE TABLE IF NOT EXISTS orders (id serial PRIMARY KEY, item text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())')
+  await client.query(
+    'CREATE TABLE IF NOT EXISTS orders ' +
+    '(id serial PRIMARY KEY, item text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())'
+  )
   await client.query('BEGIN')
   const { rows: [order] } = await client.query('INSERT INTO orders (item) VALUES ($1) RETURNING id, item', [item])
   // same transaction, same connection: the webhook exists exactly when the order does
   const { rows: [message] } = await client.query(
     'SELECT hookpost.enqueue($1, $2::jsonb, $3::jsonb, now(), $4) AS id',
-    [queueId, JSON.stringify({ event: 'order.created', order }), JSON.stringify({ 'x-event': 'order.created' }), `order-${order.id}`]
+    [
+      queueId,
+      JSON.stringify({ event: 'order.created', order }),
+      JSON.stringify({ 'x-event': 'order.created' }),
+      `order-${order.id}`
+    ]
   )
   await client.query('COMMIT')
   console.log(`order ${order.id} saved; webhook message ${message.id} enqueued on queue ${queueId}`)

@@ -20,7 +20,7 @@ import { GRAPHQL_PATH, graphqlPlugin } from './graphql/plugin.js'
 import { installUpgradeGate } from './graphql/upgrade-gate.js'
 import { makeAuthHook } from './http/auth.js'
 import { handleError, installErrorHandler } from './http/error-handler.js'
-import { formatSchemaErrors } from './api/validate.js'
+import { formatSchemaErrors, validatorCompiler } from './api/validate.js'
 import { loggerOptions } from './logger.js'
 import { VERSION } from './version.js'
 import { ADMIN_SECRET_HEADER } from './api/auth.js'
@@ -60,13 +60,22 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     // bodies larger than 1 MiB are refused with 413 before they are read
     bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, allErrors: false } },
+    // a socket that trickles its headers or body is answered 408 and closed: without this (Fastify's
+    // default is none) anyone could hold sockets, and SIGTERM, open for as long as they like
+    requestTimeout: config.server.requestTimeoutMs,
+    http: {
+      headersTimeout: config.server.requestTimeoutMs,
+      // how often Node looks for such sockets (its default, 30 s, would double the timeout)
+      connectionsCheckingInterval: Math.min(1000, config.server.requestTimeoutMs / 2)
+    },
     schemaErrorFormatter: formatSchemaErrors as any,
     // a malformed URL never reaches a route: it is answered as every other error is
     frameworkErrors: handleError,
     // per-request log lines only at debug: at thousands of enqueues a second they cost more than they tell
     logController: new LogController({ disableRequestLogging: !['debug', 'trace'].includes(config.server.logLevel) })
   }) as unknown as FastifyInstance
+  // JSON bodies are validated as sent (no type coercion); querystrings and params as text (lib/api/validate.ts)
+  app.setValidatorCompiler(validatorCompiler)
 
   const url = config.db.connectionString
   const pool = createPool(url, {
@@ -137,6 +146,13 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   let gate: { close: () => void } | undefined
   app.addHook('onReady', async () => { gate = installUpgradeGate(app.server, GRAPHQL_PATH) })
   app.addHook('preClose', async () => { gate?.close() })
+  // close() waits for every open request; past the shutdown grace, the ones still open (a stalled
+  // client, a slow upload) are cut so that SIGTERM always ends the process
+  let cut: NodeJS.Timeout | undefined
+  app.addHook('preClose', async () => {
+    cut = setTimeout(() => app.server.closeAllConnections(), config.hooks.shutdownGraceMs).unref()
+  })
+  app.addHook('onClose', async () => { clearTimeout(cut) })
 
   await app.register(fp(enginePlugin), { cronClock: opts.cronClock })
 

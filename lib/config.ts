@@ -11,6 +11,10 @@ export interface Config {
     readonly port: number
     readonly logLevel: string
     readonly prettyLogs: boolean
+    /** a request's headers and body must arrive within this; slower sockets are closed (408) */
+    readonly requestTimeoutMs: number
+    /** a GraphQL WebSocket without connection_init by then is closed (4408) */
+    readonly wsInitTimeoutMs: number
   }
   readonly db: {
     /** null: start the embedded PostgreSQL under dataDir */
@@ -45,7 +49,10 @@ export interface Config {
     readonly shutdownGraceMs: number
     /** turn the delivery engine off in this process (API-only nodes) */
     readonly enabled: boolean
-    /** SSRF policy (lib/domain/ssrf.ts): targets may be on private networks (loopback, RFC 1918, unique- and site-local, CGNAT, benchmarking) */
+    /**
+     * SSRF policy (lib/domain/ssrf.ts): targets may be on private networks (loopback, RFC 1918, unique-
+     * and site-local, CGNAT, benchmarking)
+     */
     readonly allowPrivateNetworks: boolean
     /** CIDRs or addresses always allowed as targets, over every SSRF block */
     readonly ssrfAllow: readonly string[]
@@ -75,6 +82,9 @@ const BUFFER_BYTES_MAX = 64 * 1024 ** 3
 
 export const DEFAULTS = {
   port: 3042,
+  // a 1 MiB body at 35 KB/s still arrives; a client that trickles bytes to hold a socket does not
+  requestTimeoutMs: 30_000,
+  wsInitTimeoutMs: 10_000,
   hostname: '127.0.0.1',
   logLevel: 'info',
   dataDir: './data',
@@ -168,7 +178,9 @@ function cidrList (setting: string, value: unknown): string[] {
   const items = Array.isArray(value) ? value.map(String) : String(value).split(',')
   const out = items.map(s => s.trim()).filter(s => s !== '')
   for (const s of out) {
-    if (parseCidr(s) === null) throw new ConfigError(setting, `expected IP addresses or CIDRs (10.0.0.0/8, fd00::/8), got ${JSON.stringify(s)}`)
+    if (parseCidr(s) === null) {
+      throw new ConfigError(setting, `expected IP addresses or CIDRs (10.0.0.0/8, fd00::/8), got ${JSON.stringify(s)}`)
+    }
   }
   return out
 }
@@ -209,7 +221,8 @@ export function loadConfig (opts: LoadOptions = {}): Config {
 
   const logLevel = String(pick(env.PLT_SERVER_LOGGER_LEVEL, env.LOG_LEVEL, server.logger?.level) ?? DEFAULTS.logLevel)
   if (!LOG_LEVELS.includes(logLevel)) {
-    throw new ConfigError('PLT_SERVER_LOGGER_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`)
+    throw new ConfigError('PLT_SERVER_LOGGER_LEVEL',
+      `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`)
   }
 
   // PLT_SERVER_HOSTNAME is pg-hooks' name; HOSTNAME is accepted too, but Docker sets it to the
@@ -221,44 +234,62 @@ export function loadConfig (opts: LoadOptions = {}): Config {
     throw new ConfigError('PLT_ADMIN_SECRET', 'must be at least 8 characters')
   }
 
-  const concurrency = int('HOOKPOST_DELIVERY_CONCURRENCY', pick(env.HOOKPOST_DELIVERY_CONCURRENCY, hooks.concurrency), DEFAULTS.concurrency, 1, 10_000)
-  const queueConcurrency = int('HOOKPOST_QUEUE_CONCURRENCY', pick(env.HOOKPOST_QUEUE_CONCURRENCY, hooks.queueConcurrency),
-    defaultQueueConcurrency(concurrency), 1, 10_000)
-  const leaderPollMs = int('HOOKPOST_LEADER_POLL_MS', pick(env.HOOKPOST_LEADER_POLL_MS, hooks.leaderPoll), DEFAULTS.leaderPollMs, 50, 600_000)
+  const concurrency = int('HOOKPOST_DELIVERY_CONCURRENCY',
+    pick(env.HOOKPOST_DELIVERY_CONCURRENCY, hooks.concurrency), DEFAULTS.concurrency, 1, 10_000)
+  const queueConcurrency = int('HOOKPOST_QUEUE_CONCURRENCY',
+    pick(env.HOOKPOST_QUEUE_CONCURRENCY, hooks.queueConcurrency), defaultQueueConcurrency(concurrency), 1, 10_000)
+  const leaderPollMs = int('HOOKPOST_LEADER_POLL_MS', pick(env.HOOKPOST_LEADER_POLL_MS, hooks.leaderPoll),
+    DEFAULTS.leaderPollMs, 50, 600_000)
   const config: Config = {
     server: {
       hostname,
       port: int('PORT', pick(env.PORT, server.port), DEFAULTS.port, 0, 65535),
       logLevel,
-      prettyLogs: bool('HOOKPOST_PRETTY_LOGS', pick(env.HOOKPOST_PRETTY_LOGS), env.NODE_ENV !== 'production' && process.stdout.isTTY === true)
+      prettyLogs: bool('HOOKPOST_PRETTY_LOGS', pick(env.HOOKPOST_PRETTY_LOGS),
+        env.NODE_ENV !== 'production' && process.stdout.isTTY === true),
+      requestTimeoutMs: int('HOOKPOST_REQUEST_TIMEOUT_MS', pick(env.HOOKPOST_REQUEST_TIMEOUT_MS, server.requestTimeout),
+        DEFAULTS.requestTimeoutMs, 1000, 600_000),
+      wsInitTimeoutMs: int('HOOKPOST_WS_INIT_TIMEOUT_MS', pick(env.HOOKPOST_WS_INIT_TIMEOUT_MS),
+        DEFAULTS.wsInitTimeoutMs, 100, 600_000)
     },
     db: {
       connectionString: connectionString(pick(env.DATABASE_URL, db.connectionString)),
       dataDir: resolve(cwd, String(pick(env.HOOKPOST_DATA_DIR, db.dataDir) ?? DEFAULTS.dataDir)),
       poolSize: int('HOOKPOST_DB_POOL_SIZE', pick(env.HOOKPOST_DB_POOL_SIZE, db.poolSize), DEFAULTS.poolSize, 2, 200),
-      statementTimeoutMs: int('HOOKPOST_DB_STATEMENT_TIMEOUT_MS', pick(env.HOOKPOST_DB_STATEMENT_TIMEOUT_MS, db.statementTimeoutMs), DEFAULTS.statementTimeoutMs, 0, 3_600_000),
+      statementTimeoutMs: int('HOOKPOST_DB_STATEMENT_TIMEOUT_MS',
+        pick(env.HOOKPOST_DB_STATEMENT_TIMEOUT_MS, db.statementTimeoutMs), DEFAULTS.statementTimeoutMs, 0, 3_600_000),
       autoMigrate: bool('HOOKPOST_AUTO_MIGRATE', pick(env.HOOKPOST_AUTO_MIGRATE, json.migrations?.autoApply), true)
     },
     adminSecret: adminSecret === undefined ? null : String(adminSecret),
     hooks: {
-      lock: int('HOOKPOST_LEADER_LOCK', pick(env.HOOKPOST_LEADER_LOCK, hooks.lock), DEFAULTS.lock, -(2 ** 31), 2 ** 31 - 1),
+      lock: int('HOOKPOST_LEADER_LOCK', pick(env.HOOKPOST_LEADER_LOCK, hooks.lock),
+        DEFAULTS.lock, -(2 ** 31), 2 ** 31 - 1),
       leaderPollMs,
-      allProcessesDeliver: bool('HOOKPOST_ALL_PROCESSES_DELIVER', pick(env.HOOKPOST_ALL_PROCESSES_DELIVER, hooks.allProcessesDeliver), false),
+      allProcessesDeliver: bool('HOOKPOST_ALL_PROCESSES_DELIVER',
+        pick(env.HOOKPOST_ALL_PROCESSES_DELIVER, hooks.allProcessesDeliver), false),
       concurrency,
       queueConcurrency,
-      batchSize: int('HOOKPOST_BATCH_SIZE', pick(env.HOOKPOST_BATCH_SIZE, hooks.batchSize), DEFAULTS.batchSize, 1, 5000),
-      bufferBytes: int('HOOKPOST_DELIVERY_BUFFER_BYTES', pick(env.HOOKPOST_DELIVERY_BUFFER_BYTES, hooks.bufferBytes), DEFAULTS.bufferBytes, BUFFER_BYTES_MIN, BUFFER_BYTES_MAX),
+      batchSize: int('HOOKPOST_BATCH_SIZE', pick(env.HOOKPOST_BATCH_SIZE, hooks.batchSize),
+        DEFAULTS.batchSize, 1, 5000),
+      bufferBytes: int('HOOKPOST_DELIVERY_BUFFER_BYTES', pick(env.HOOKPOST_DELIVERY_BUFFER_BYTES, hooks.bufferBytes),
+        DEFAULTS.bufferBytes, BUFFER_BYTES_MIN, BUFFER_BYTES_MAX),
       leaseMs: int('HOOKPOST_LEASE_MS', pick(env.HOOKPOST_LEASE_MS, hooks.leaseMs), DEFAULTS.leaseMs, 1000, 3_600_000),
       pollMs: int('HOOKPOST_POLL_MS', pick(env.HOOKPOST_POLL_MS, hooks.pollMs), DEFAULTS.pollMs, 10, 600_000),
-      shutdownGraceMs: int('HOOKPOST_SHUTDOWN_GRACE_MS', pick(env.HOOKPOST_SHUTDOWN_GRACE_MS, hooks.shutdownGrace), DEFAULTS.shutdownGraceMs, 0, 600_000),
+      shutdownGraceMs: int('HOOKPOST_SHUTDOWN_GRACE_MS', pick(env.HOOKPOST_SHUTDOWN_GRACE_MS, hooks.shutdownGrace),
+        DEFAULTS.shutdownGraceMs, 0, 600_000),
       enabled: bool('HOOKPOST_DELIVERY', pick(env.HOOKPOST_DELIVERY, hooks.enabled), true),
       // on outside production so the tutorial's receiver on 127.0.0.1 works; off in production, where a
       // target inside the network is an SSRF hole unless listed in HOOKPOST_SSRF_ALLOW
-      allowPrivateNetworks: bool('HOOKPOST_ALLOW_PRIVATE_NETWORKS', pick(env.HOOKPOST_ALLOW_PRIVATE_NETWORKS, hooks.allowPrivateNetworks), env.NODE_ENV !== 'production'),
+      allowPrivateNetworks: bool('HOOKPOST_ALLOW_PRIVATE_NETWORKS',
+        pick(env.HOOKPOST_ALLOW_PRIVATE_NETWORKS, hooks.allowPrivateNetworks), env.NODE_ENV !== 'production'),
       ssrfAllow: cidrList('HOOKPOST_SSRF_ALLOW', pick(env.HOOKPOST_SSRF_ALLOW, hooks.ssrfAllow)),
       retention: {
-        deliveredHours: int('HOOKPOST_RETENTION_DELIVERED_HOURS', pick(env.HOOKPOST_RETENTION_DELIVERED_HOURS, hooks.retention?.deliveredHours), DEFAULTS.retentionDeliveredHours, 0, RETENTION_MAX_HOURS),
-        deadHours: int('HOOKPOST_RETENTION_DEAD_HOURS', pick(env.HOOKPOST_RETENTION_DEAD_HOURS, hooks.retention?.deadHours), DEFAULTS.retentionDeadHours, 0, RETENTION_MAX_HOURS)
+        deliveredHours: int('HOOKPOST_RETENTION_DELIVERED_HOURS',
+          pick(env.HOOKPOST_RETENTION_DELIVERED_HOURS, hooks.retention?.deliveredHours),
+          DEFAULTS.retentionDeliveredHours, 0, RETENTION_MAX_HOURS),
+        deadHours: int('HOOKPOST_RETENTION_DEAD_HOURS',
+          pick(env.HOOKPOST_RETENTION_DEAD_HOURS, hooks.retention?.deadHours),
+          DEFAULTS.retentionDeadHours, 0, RETENTION_MAX_HOURS)
       }
     }
   }

@@ -43,7 +43,8 @@ export function backlogStatement (): Statement {
 /** The queues of dead-letter copies, counted as enqueued there. */
 export function copiesByQueueStatement (ids: number[]): Statement {
   return {
-    text: 'SELECT queue_id AS "queueId", count(*) AS n FROM hookpost.messages WHERE id = ANY($1::bigint[]) GROUP BY queue_id',
+    text: 'SELECT queue_id AS "queueId", count(*) AS n FROM hookpost.messages WHERE id = ANY($1::bigint[]) ' +
+      'GROUP BY queue_id',
     values: [ids]
   }
 }
@@ -71,19 +72,79 @@ export class Metrics {
 
   constructor () {
     const registers = [this.registry]
-    this.enqueued = new Counter({ name: 'hookpost_messages_enqueued_total', help: 'Messages hookpost created (API, cron ticks, dead-letter copies), by queue and source', labelNames: ['queue', 'source'], registers })
-    this.delivered = new Counter({ name: 'hookpost_messages_delivered_total', help: 'Messages delivered (a 2xx answer), by queue', labelNames: ['queue'], registers })
-    this.failures = new Counter({ name: 'hookpost_delivery_failures_total', help: 'Failed delivery attempts, retried or not, by queue', labelNames: ['queue'], registers })
-    this.deadLettered = new Counter({ name: 'hookpost_messages_dead_lettered_total', help: 'Messages whose retries ran out, by queue', labelNames: ['queue'], registers })
-    this.latency = new Histogram({ name: 'hookpost_delivery_latency_seconds', help: 'From a message\'s "when" to its successful delivery, retries included', labelNames: ['queue'], buckets: LATENCY_BUCKETS_S, registers })
-    this.attemptDuration = new Histogram({ name: 'hookpost_attempt_duration_seconds', help: 'Duration of one delivery attempt (the HTTP call), by queue', labelNames: ['queue'], buckets: ATTEMPT_BUCKETS_S, registers })
-    this.backlog = new Gauge({ name: 'hookpost_backlog_due_messages', help: 'Pending messages that are due and not claimed (NaN: the database did not answer)', registers })
-    this.oldestDue = new Gauge({ name: 'hookpost_backlog_oldest_due_age_seconds', help: 'How long the longest-waiting due message has been due (0: none)', registers })
+    this.enqueued = new Counter({
+      name: 'hookpost_messages_enqueued_total',
+      help: 'Messages hookpost created (API, cron ticks, dead-letter copies), by queue and source',
+      labelNames: ['queue', 'source'],
+      registers
+    })
+    this.delivered = new Counter({
+      name: 'hookpost_messages_delivered_total',
+      help: 'Messages delivered (a 2xx answer), by queue',
+      labelNames: ['queue'],
+      registers
+    })
+    this.failures = new Counter({
+      name: 'hookpost_delivery_failures_total',
+      help: 'Failed delivery attempts, retried or not, by queue',
+      labelNames: ['queue'],
+      registers
+    })
+    this.deadLettered = new Counter({
+      name: 'hookpost_messages_dead_lettered_total',
+      help: 'Messages whose retries ran out, by queue',
+      labelNames: ['queue'],
+      registers
+    })
+    this.latency = new Histogram({
+      name: 'hookpost_delivery_latency_seconds',
+      help: 'From a message\'s "when" to its successful delivery, retries included',
+      labelNames: ['queue'],
+      buckets: LATENCY_BUCKETS_S,
+      registers
+    })
+    this.attemptDuration = new Histogram({
+      name: 'hookpost_attempt_duration_seconds',
+      help: 'Duration of one delivery attempt (the HTTP call), by queue',
+      labelNames: ['queue'],
+      buckets: ATTEMPT_BUCKETS_S,
+      registers
+    })
+    this.backlog = new Gauge({
+      name: 'hookpost_backlog_due_messages',
+      help: 'Pending messages that are due and not claimed (NaN: the database did not answer)',
+      registers
+    })
+    this.oldestDue = new Gauge({
+      name: 'hookpost_backlog_oldest_due_age_seconds',
+      help: 'How long the longest-waiting due message has been due (0: none)',
+      registers
+    })
     this.leader = new Gauge({ name: 'hookpost_leader', help: '1 while this process holds the leader lock', registers })
-    this.inFlight = new Gauge({ name: 'hookpost_deliveries_in_flight', help: 'Delivery calls in flight in this process', registers })
-    this.retained = new Counter({ name: 'hookpost_retention_deleted_total', help: 'Messages deleted by retention (delivered or dead)', labelNames: ['kind'], registers })
-    this.httpRequests = new Counter({ name: 'hookpost_http_requests_total', help: 'HTTP requests served, by method, route pattern and status code', labelNames: ['method', 'route', 'status_code'], registers })
-    this.httpDuration = new Histogram({ name: 'hookpost_http_request_duration_seconds', help: 'HTTP request duration, by method, route pattern and status code', labelNames: ['method', 'route', 'status_code'], buckets: HTTP_BUCKETS_S, registers })
+    this.inFlight = new Gauge({
+      name: 'hookpost_deliveries_in_flight',
+      help: 'Delivery calls in flight in this process',
+      registers
+    })
+    this.retained = new Counter({
+      name: 'hookpost_retention_deleted_total',
+      help: 'Messages deleted by retention (delivered or dead)',
+      labelNames: ['kind'],
+      registers
+    })
+    this.httpRequests = new Counter({
+      name: 'hookpost_http_requests_total',
+      help: 'HTTP requests served, by method, route pattern and status code',
+      labelNames: ['method', 'route', 'status_code'],
+      registers
+    })
+    this.httpDuration = new Histogram({
+      name: 'hookpost_http_request_duration_seconds',
+      help: 'HTTP request duration, by method, route pattern and status code',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: HTTP_BUCKETS_S,
+      registers
+    })
     collectDefaultMetrics({ register: this.registry })
   }
 
@@ -98,12 +159,22 @@ export class Metrics {
   /** Count the worker's outcomes. Dead-letter copies are looked up once per recorded batch. */
   watch (worker: Worker, pool: Pool, log: Logger): void {
     // per-queue children, looked up once: labels() hashes its argument on every call, thousands a second
-    const perQueue = new Map<number, { delivered: ReturnType<Counter['labels']>, failures: ReturnType<Counter['labels']>, duration: ReturnType<Histogram['labels']>, latency: ReturnType<Histogram['labels']> }>()
+    const perQueue = new Map<number, {
+      delivered: ReturnType<Counter['labels']>
+      failures: ReturnType<Counter['labels']>
+      duration: ReturnType<Histogram['labels']>
+      latency: ReturnType<Histogram['labels']>
+    }>()
     const of = (queueId: number) => {
       let c = perQueue.get(queueId)
       if (c === undefined) {
         const queue = String(queueId)
-        c = { delivered: this.delivered.labels({ queue }), failures: this.failures.labels({ queue }), duration: this.attemptDuration.labels({ queue }), latency: this.latency.labels({ queue }) }
+        c = {
+          delivered: this.delivered.labels({ queue }),
+          failures: this.failures.labels({ queue }),
+          duration: this.attemptDuration.labels({ queue }),
+          latency: this.latency.labels({ queue })
+        }
         perQueue.set(queueId, c)
       }
       return c
@@ -151,7 +222,9 @@ export class Metrics {
     try {
       const { rows } = await Promise.race([
         pool.query<{ due: number, oldestSeconds: number }>(backlogStatement()),
-        new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error('timeout')), SCRAPE_QUERY_TIMEOUT_MS) })
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => reject(new Error('timeout')), SCRAPE_QUERY_TIMEOUT_MS)
+        })
       ])
       this.backlog.set(rows[0]?.due ?? 0)
       this.oldestDue.set(Math.max(0, rows[0]?.oldestSeconds ?? 0))

@@ -54,8 +54,12 @@ async function main (): Promise<void> {
       process.exitCode = 1
     }
   }
-  process.once('SIGTERM', () => { void close('SIGTERM') })
-  process.once('SIGINT', () => { void close('SIGINT') })
+  // close() logs its own failures: only a failing log call could reject it
+  const onSignal = (signal: string): void => {
+    close(signal).catch((err: Error) => process.stderr.write(`hookpost: ${err.stack ?? String(err)}\n`))
+  }
+  process.once('SIGTERM', () => onSignal('SIGTERM'))
+  process.once('SIGINT', () => onSignal('SIGINT'))
 
   try {
     await app.listen({ port: config.server.port, host: config.server.hostname })

@@ -30,10 +30,16 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
   })
 
   // readiness: the database answers and every migration is applied
-  app.get('/ready', { schema: { tags: ['health'], summary: 'readiness', response: { 200: reply, 503: reply } } }, async (_req, res) => {
+  app.get('/ready', {
+    schema: { tags: ['health'], summary: 'readiness', response: { 200: reply, 503: reply } }
+  }, async (_req, res) => {
     const up = await databaseAnswers(app)
     const migrated = up && await isMigrated(app.pool).catch(() => false)
     res.code(up && migrated ? 200 : 503)
-    return { status: up && migrated ? 'ready' : 'not ready', database: up ? 'up' : 'down', migrations: migrated ? 'applied' : 'pending' }
+    return {
+      status: up && migrated ? 'ready' : 'not ready',
+      database: up ? 'up' : 'down',
+      migrations: migrated ? 'applied' : 'pending'
+    }
   })
 }

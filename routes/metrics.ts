@@ -5,7 +5,11 @@ import type { Logger } from 'pino'
 // Where even that is too much, keep the port off the public network.
 export default async function metricsRoutes (app: FastifyInstance): Promise<void> {
   app.get('/metrics', {
-    schema: { tags: ['health'], summary: 'Prometheus metrics (text exposition format)', response: { 200: { type: 'string' } } }
+    schema: {
+      tags: ['health'],
+      summary: 'Prometheus metrics (text exposition format)',
+      response: { 200: { type: 'string' } }
+    }
   }, async (_req, reply) => {
     const delivery = app.delivery
     const text = await app.metrics.scrape(app.pool, {

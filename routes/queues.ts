@@ -25,7 +25,10 @@ export default async function queueRoutes (instance: FastifyInstance): Promise<v
       tags: ['queues'],
       summary: 're-queue every failed message of the queue (its dead letters)',
       params: idParams,
-      response: { ...errorReplies, 200: { type: 'object', properties: { queueId: { type: 'integer' }, requeued: { type: 'integer' } } } }
+      response: {
+        ...errorReplies,
+        200: { type: 'object', properties: { queueId: { type: 'integer' }, requeued: { type: 'integer' } } }
+      }
     }
   }, async (req) => await redriveQueue(app.pool, req.params.id))
 
@@ -49,7 +52,10 @@ export default async function queueRoutes (instance: FastifyInstance): Promise<v
       tags: ['queues'],
       summary: 'stop signing deliveries',
       params: idParams,
-      response: { ...errorReplies, 200: { type: 'object', properties: { queueId: { type: 'integer' }, signed: { type: 'boolean' } } } }
+      response: {
+        ...errorReplies,
+        200: { type: 'object', properties: { queueId: { type: 'integer' }, signed: { type: 'boolean' } } }
+      }
     }
   }, async (req) => await removeSigningSecret(app.pool, req.params.id))
 

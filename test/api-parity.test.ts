@@ -7,7 +7,8 @@ import { post, testApp } from './helpers.js'
 
 type Code = keyof typeof errors
 interface Gql { query: string, variables?: Record<string, unknown> }
-interface Row { name: string, code: Code, rest: InjectOptions, graphql: Gql | InjectOptions }
+/** field: what both messages must name (the field or filter), where the row says */
+interface Row { name: string, code: Code, rest: InjectOptions, graphql: Gql | InjectOptions, field?: RegExp }
 
 const BIG = 'x'.repeat(1024 * 1024 + 10)
 const deep = (n: number): unknown => n === 0 ? 1 : [deep(n - 1)]
@@ -29,14 +30,88 @@ function table (queueId: number): Row[] {
       name: 'a filter date-time PostgreSQL cannot store (year 0)',
       code: 'HOOKPOST_ERR_INVALID_FIELD',
       rest: get('/messages?where.when.gt=0000-01-01T00:00:00Z'),
-      graphql: { query: '{ messages(where: { when: { gt: "0000-01-01T00:00:00Z" } }) { id } }' }
+      graphql: { query: '{ messages(where: { when: { gt: "0000-01-01T00:00:00Z" } }) { id } }' },
+      field: /"where\.when\.gt"/
     },
     {
-      // nothing checks this before PostgreSQL does (SQLSTATE 22021): translated where the statement ran
+      name: 'a filter date-only PostgreSQL cannot store (year 0)',
+      code: 'HOOKPOST_ERR_INVALID_FIELD',
+      rest: get('/queues?where.createdAt.gt=0000-01-01'),
+      graphql: { query: '{ queues(where: { createdAt: { gt: "0000-01-01" } }) { id } }' },
+      field: /"where\.createdAt\.gt"/
+    },
+    {
+      // JS's Date would roll it over to March 1
+      name: 'a filter date that does not exist (February 30)',
+      code: 'HOOKPOST_ERR_INVALID_FIELD',
+      rest: get('/queues?where.createdAt.eq=2024-02-30'),
+      graphql: { query: '{ queues(where: { createdAt: { eq: "2024-02-30" } }) { id } }' },
+      field: /"where\.createdAt\.eq"/
+    },
+    {
+      name: 'a filter time of 24:00',
+      code: 'HOOKPOST_ERR_INVALID_FIELD',
+      rest: get('/queues?where.createdAt.eq=2024-01-01T24:00'),
+      graphql: { query: '{ queues(where: { createdAt: { eq: "2024-01-01T24:00" } }) { id } }' },
+      field: /"where\.createdAt\.eq"/
+    },
+    {
+      // refused before SQL: PostgreSQL's own error (SQLSTATE 22021) cannot name the filter
       name: 'a NUL in a text filter',
       code: 'HOOKPOST_ERR_INVALID_FIELD',
       rest: get('/queues?where.name.eq=a%00b'),
-      graphql: { query: '{ queues(where: { name: { eq: "a\\u0000b" } }) { id } }' }
+      graphql: { query: '{ queues(where: { name: { eq: "a\\u0000b" } }) { id } }' },
+      field: /"where\.name\.eq"/
+    },
+    {
+      name: 'a NUL in a text field',
+      code: 'HOOKPOST_ERR_BAD_REQUEST',
+      rest: send('POST', '/queues', { name: 'a\u0000b', callbackUrl: url }),
+      graphql: saveQueue({ name: 'a\u0000b', callbackUrl: url }),
+      field: /(body|input)\/name /
+    },
+    {
+      name: 'a NUL in a string message body',
+      code: 'HOOKPOST_ERR_BAD_REQUEST',
+      rest: send('POST', '/messages', { queueId, body: 'a\u0000b' }),
+      graphql: saveMessage({ queueId, body: 'a\u0000b' }),
+      field: /(body|input)\/body /
+    },
+    {
+      name: 'a when PostgreSQL cannot store (year 0)',
+      code: 'HOOKPOST_ERR_BAD_REQUEST',
+      rest: send('POST', '/messages', { queueId, when: '0000-01-01T00:00:00Z' }),
+      graphql: saveMessage({ queueId, when: '0000-01-01T00:00:00Z' }),
+      field: /(body|input)\/when /
+    },
+    {
+      name: 'a when with an offset PostgreSQL cannot store (+23:59)',
+      code: 'HOOKPOST_ERR_BAD_REQUEST',
+      rest: send('POST', '/messages', { queueId, when: '2024-01-01T00:00:00+23:59' }),
+      graphql: saveMessage({ queueId, when: '2024-01-01T00:00:00+23:59' }),
+      field: /(body|input)\/when /
+    },
+    {
+      name: 'a when that does not exist (February 30)',
+      code: 'HOOKPOST_ERR_BAD_REQUEST',
+      rest: send('POST', '/messages', { queueId, when: '2024-02-30T00:00:00Z' }),
+      graphql: saveMessage({ queueId, when: '2024-02-30T00:00:00Z' }),
+      field: /(body|input)\/when /
+    },
+    {
+      // REST no longer coerces it to 16; a GraphQL ID is checked the same way
+      name: 'a hex string for an id',
+      code: 'HOOKPOST_ERR_BAD_REQUEST',
+      rest: send('POST', '/messages', { queueId: '0x10' }),
+      graphql: saveMessage({ queueId: '0x10' }),
+      field: /(body|input)\/queueId /
+    },
+    {
+      name: 'Infinity for an id',
+      code: 'HOOKPOST_ERR_BAD_REQUEST',
+      rest: send('POST', '/queues', { name: 'p4', callbackUrl: url, deadLetterQueueId: 'Infinity' }),
+      graphql: saveQueue({ name: 'p4', callbackUrl: url, deadLetterQueueId: 'Infinity' }),
+      field: /(body|input)\/deadLetterQueueId /
     },
     {
       name: 'a filter id that is not a number',
@@ -184,6 +259,7 @@ t.test('each bad input: the same code over REST and GraphQL, a 4xx, never a 500'
     const rest = await app.inject(row.rest)
     t.equal(rest.statusCode, status, `REST, ${row.name}: ${rest.body.slice(0, 200)}`)
     t.equal(rest.json().code, row.code, `REST, ${row.name}`)
+    if (row.field !== undefined) t.match(rest.json().message, row.field, `REST, ${row.name}: names the field`)
 
     const g = 'query' in row.graphql
       ? { method: 'POST' as const, url: '/graphql', payload: row.graphql }
@@ -192,6 +268,7 @@ t.test('each bad input: the same code over REST and GraphQL, a 4xx, never a 500'
     const e = res.json().errors?.[0]
     t.equal(e?.extensions?.code, row.code, `GraphQL, ${row.name}: ${res.body.slice(0, 200)}`)
     t.equal(e?.extensions?.statusCode, status, `GraphQL, ${row.name}: the same status in extensions`)
+    if (row.field !== undefined) t.match(e?.message, row.field, `GraphQL, ${row.name}: names the field`)
     t.ok(res.statusCode === 200 || res.statusCode === status, `GraphQL, ${row.name}: HTTP ${res.statusCode}`)
   }
 })

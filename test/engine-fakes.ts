@@ -11,31 +11,60 @@ let nextId = 1
 
 export function queue (over: Partial<QueueTarget> = {}): QueueTarget {
   return {
-    callbackUrl: 'http://127.0.0.1:9/hook', method: 'POST', headers: {}, timeoutMs: 30_000, maxRetries: 3,
-    backoffBaseMs: 1000, backoffMaxMs: 60_000, backoffJitter: 'none', signingSecrets: null, ...over
+    callbackUrl: 'http://127.0.0.1:9/hook',
+    method: 'POST',
+    headers: {},
+    timeoutMs: 30_000,
+    maxRetries: 3,
+    backoffBaseMs: 1000,
+    backoffMaxMs: 60_000,
+    backoffJitter: 'none',
+    signingSecrets: null,
+    ...over
   }
 }
 
 export function row (queueId: number, over: Partial<ClaimedRow> = {}): ClaimedRow {
   const id = nextId++
   return {
-    id, queueId, body: 'x', headers: {}, retries: 0, attempts: 0, idempotencyKey: null, when: new Date(0),
-    claimToken: `t${id}`, size: 1024, queue: queue(), ...over
+    id,
+    queueId,
+    body: 'x',
+    headers: {},
+    retries: 0,
+    attempts: 0,
+    idempotencyKey: null,
+    when: new Date(0),
+    claimToken: `t${id}`,
+    size: 1024,
+    queue: queue(),
+    ...over
   }
 }
 
 export function ok (status = 200): Result {
   return {
-    ok: true, status, errorKind: null, error: null, responseBody: '', retryAfter: undefined,
-    startedAt: new Date(0), durationMs: 1
+    ok: true,
+    status,
+    errorKind: null,
+    error: null,
+    responseBody: '',
+    retryAfter: undefined,
+    startedAt: new Date(0),
+    durationMs: 1
   }
 }
 
 export function fail (status: number | null = 500): Result {
   return {
-    ok: false, status, errorKind: status === null ? 'network' : 'http', error: 'x', responseBody: null,
+    ok: false,
+    status,
+    errorKind: status === null ? 'network' : 'http',
+    error: 'x',
+    responseBody: null,
     retryAfter: undefined,
-    startedAt: new Date(0), durationMs: 1
+    startedAt: new Date(0),
+    durationMs: 1
   }
 }
 

@@ -5,7 +5,6 @@ import { eventually, receiver, sleep, spawnServer, testDatabase, testPool, isLea
 
 const N = 2000
 
-
 t.test('kill -9 the leader while it delivers 2,000 messages', async (t) => {
   const url = await testDatabase(t)
   const pool = testPool(t, url)

@@ -65,6 +65,7 @@ function toJsonText (value: unknown): string {
 // pieces of hostile text: unicode, NUL, CR/LF, lone surrogates, bidi overrides, quoting, SQL, templates
 const ATOMS = ['a', 'Z', '0', '9', ' ', '\t', '\r', '\n', '\r\n', '\u0000', '\u0001', '\u007f', 'é', 'ß', '中文', '😀',
   '👩‍👩‍👧', '\u202e', '\u200b', '\ufeff', '\ud800', '\udfff', '\uffff', '"', "'", '\\', '%', '%00', '&', '=', '?', '/', '#',
+  // eslint-disable-next-line no-template-curly-in-string -- a literal ${x} is the hostile text: no template meant
   '..', '<script>', "' OR 1=1 --", '${x}', '{{x}}', '\\u0000', 'null', '-1', '1e400']
 
 function chaosString (): string {
@@ -91,9 +92,9 @@ function chaosValue (depth = 0): unknown {
 }
 
 // ---------------------------------------------------------------------------------------------
-// what is invalid, field by field. Values here must be rejected whatever the rest of the request is,
-// given Fastify's ajv (coerceTypes: 'array': "5" becomes 5, true becomes 1, null becomes "" or 0 or
-// false, [x] becomes x), so e.g. null is never a poison for a boolean and "5" never one for an integer.
+// what is invalid, field by field. Values here must be rejected whatever the rest of the request is.
+// Bodies are validated without coercion (lib/api/validate.ts), except that a plain decimal string is
+// read as its integer, as pg-hooks did: so "5" is never a poison for an integer.
 
 interface Seeds { a: number, b: number, m: number, m2: number, c: number }
 const NONEXISTENT = 987_654_321
@@ -334,6 +335,7 @@ function validQueryPair (entity: Entity): [string, string] {
     case 3: {
       const [field, def] = rng.pick(fields)
       const op = rng.pick(FILTER_OPS)
+      // eslint-disable-next-line no-control-regex -- NUL is matched on purpose: the filter value is cleaned of it
       const v = def.type === 'integer' ? String(1 + rng.int(5)) : def.type === 'boolean' ? 'true' : def.type === 'date-time' ? '2024-01-01T00:00:00Z' : chaosString().replace(/\u0000/g, '')
       return [`where.${field}.${op}`, v]
     }
@@ -419,7 +421,9 @@ function preview (v: unknown): string {
 }
 
 /** A JSON body for POST or PUT that is rejected: one poison, plus noise in the other fields. */
-function poisonedBody (kind: Kind, op: Op, s: Seeds, target: number | null): { body: Record<string, unknown>, label: string } {
+function poisonedBody (
+  kind: Kind, op: Op, s: Seeds, target: number | null
+): { body: Record<string, unknown>, label: string } {
   const poison = rng.pick(fieldPoisons(kind, op, s, target))
   const body: Record<string, unknown> = op === 'post' ? required(kind) : {}
   if ('queueId' in body) body.queueId = s.a
@@ -439,7 +443,9 @@ function poisonedBody (kind: Kind, op: Op, s: Seeds, target: number | null): { b
 function anyBody (kind: Kind, s: Seeds): Record<string, unknown> {
   const valid = validFields(kind, s)
   const body: Record<string, unknown> = {}
-  for (const field of rng.some(Object.keys(valid), 1 + rng.int(3))) body[field] = rng.chance(0.8) ? valid[field]!() : chaosValue()
+  for (const field of rng.some(Object.keys(valid), 1 + rng.int(3))) {
+    body[field] = rng.chance(0.8) ? valid[field]!() : chaosValue()
+  }
   return body
 }
 
@@ -547,7 +553,8 @@ function routes (): RouteSpec[] {
           }
         }
         if (kind === 'queue' && roll < 8) {
-          // queue a has an undelivered message (409 without force); queue b is a's dead-letter queue (409 even with force)
+          // queue a has an undelivered message (409 without force);
+          // queue b is a's dead-letter queue (409 even with force)
           const force = target === s.b ? rng.pick(['', '?force=true', '?force=false']) : rng.pick(['', '?force=false'])
           return { route: `DELETE ${prefix}/:id`, label: target === s.a ? 'queue with pending messages' : 'dead-letter target', opts: { method: 'DELETE', url: `${prefix}/${target}${force}`, headers } }
         }
@@ -663,7 +670,9 @@ t.test('fuzz: malformed requests on every REST route are rejected cleanly and ch
       }
       const status = res.statusCode
       statuses.set(status, (statuses.get(status) ?? 0) + 1)
-      const failure = (): Failure => ({ n: sent, route: req.route, label: req.label, request: describe(req.opts), status, body: res.body.slice(0, 500) })
+      const failure = (): Failure => ({
+        n: sent, route: req.route, label: req.label, request: describe(req.opts), status, body: res.body.slice(0, 500)
+      })
       if (status >= 500) {
         serverErrors.push(failure())
         continue

@@ -7,7 +7,13 @@ import type { FastifyInstance } from 'fastify'
 import { SUBSCRIBERS_LOCK } from '../lib/db/locks.js'
 import { eventually, receiver, testApp, testDatabase } from './helpers.js'
 
-interface Client { messages: any[], closed: Promise<number>, send: (m: object) => void, close: () => void, next: (pred: (m: any) => boolean, ms?: number) => Promise<any> }
+interface Client {
+  messages: any[]
+  closed: Promise<number>
+  send: (m: object) => void
+  close: () => void
+  next: (pred: (m: any) => boolean, ms?: number) => Promise<any>
+}
 
 async function connect (t: Parameters<typeof testApp>[0], app: FastifyInstance, payload?: object): Promise<Client> {
   const address = app.server.address() as { port: number }
@@ -27,7 +33,9 @@ async function connect (t: Parameters<typeof testApp>[0], app: FastifyInstance, 
   }
 }
 
-async function listening (t: Parameters<typeof testApp>[0], over: Parameters<typeof testApp>[1]): Promise<FastifyInstance> {
+async function listening (
+  t: Parameters<typeof testApp>[0], over: Parameters<typeof testApp>[1]
+): Promise<FastifyInstance> {
   const { app } = await testApp(t, over)
   await app.listen({ port: 0, host: '127.0.0.1' })
   return app
@@ -52,11 +60,13 @@ t.test('messageDelivered and messageFailed reach subscribers of a process that d
 
   const m1 = (await apiOnly.inject({ method: 'POST', url: '/graphql', payload: { query: 'mutation ($q: ID) { saveMessage(input: { queueId: $q, body: "hi" }) { id } }', variables: { q: good.id } } })).json().data.saveMessage
   const delivered = await c.next(m => m.id === 'd' && m.type === 'next')
-  t.same(delivered.payload.data.messageDelivered, { messageId: m1.id, queueId: String(good.id), attempt: 1, statusCode: 200, willRetry: false })
+  t.same(delivered.payload.data.messageDelivered,
+    { messageId: m1.id, queueId: String(good.id), attempt: 1, statusCode: 200, willRetry: false })
 
   const m2 = (await apiOnly.inject({ method: 'POST', url: '/messages', payload: { queueId: bad.id, body: 'x' } })).json()
   const first = await c.next(m => m.id === 'f' && m.type === 'next' && m.payload.data.messageFailed.attempt === 1)
-  t.same(first.payload.data.messageFailed, { messageId: String(m2.id), queueId: String(bad.id), attempt: 1, statusCode: 500, willRetry: true })
+  t.same(first.payload.data.messageFailed,
+    { messageId: String(m2.id), queueId: String(bad.id), attempt: 1, statusCode: 500, willRetry: true })
   const last = await c.next(m => m.id === 'f' && m.type === 'next' && m.payload.data.messageFailed.attempt === 2)
   t.equal(last.payload.data.messageFailed.willRetry, false, 'the last attempt says no retry follows')
   t.notOk(c.messages.some(m => m.id === 'd' && m.payload?.data?.messageDelivered?.queueId === String(bad.id)), 'the queueId filter holds')
@@ -98,7 +108,7 @@ t.test('subscriptions keep working after the leader loses its lock and is electe
   // the leader's lock connection dies: demoted, then elected again
   const demoted = once(leader, 'demoted')
   const elected = once(leader, 'elected')
-  await deliverer.pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'hookpost-leader'`)
+  await deliverer.pool.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = \'hookpost-leader\'')
   await demoted
   await elected
   await eventually(async () => deliverer.delivery!.worker.active)

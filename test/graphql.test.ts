@@ -2,7 +2,9 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { eventually, receiver, testApp, testPool } from './helpers.js'
 
-async function gql (app: FastifyInstance, query: string, variables?: object, headers: Record<string, string> = {}): Promise<{ status: number, data: any, errors?: any[] }> {
+async function gql (
+  app: FastifyInstance, query: string, variables?: object, headers: Record<string, string> = {}
+): Promise<{ status: number, data: any, errors?: any[] }> {
   const res = await app.inject({ method: 'POST', url: '/graphql', payload: { query, variables }, headers })
   const body = res.json()
   return { status: res.statusCode, data: body.data, errors: body.errors }
@@ -127,7 +129,7 @@ t.test('relation fields of 100 queues cost a bounded number of SQL statements', 
   await pool.query('UPDATE hookpost.queues SET dead_letter_queue_id = id - 1 WHERE id > 1')
   await pool.query("INSERT INTO hookpost.crons (queue_id, schedule, next_tick_at) SELECT id, '0 * * * *', now() + interval '1 hour' FROM hookpost.queues")
   await pool.query('INSERT INTO hookpost.messages (queue_id, body, cron_id) SELECT q.id, g::text, c.id FROM hookpost.queues q JOIN hookpost.crons c ON c.queue_id = q.id, generate_series(1, 3) g')
-  await pool.query("INSERT INTO hookpost.attempts (message_id, attempt, started_at, duration_ms, status_code) SELECT id, 1, now(), 5, 500 FROM hookpost.messages")
+  await pool.query('INSERT INTO hookpost.attempts (message_id, attempt, started_at, duration_ms, status_code) SELECT id, 1, now(), 5, 500 FROM hookpost.messages')
 
   let statements = 0
   const query = app.pool.query.bind(app.pool)

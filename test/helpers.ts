@@ -103,7 +103,11 @@ export async function testApp (t: T, over: AppOverrides = {}):
 Promise<{ app: FastifyInstance, url: string, config: Config }> {
   const url = over.url ?? await testDatabase(t)
   // the engine is off unless a test asks for it, so API tests see rows exactly as they wrote them
-  const config = makeConfig({ ...over, db: { connectionString: url, ...over.db }, hooks: { enabled: false, ...over.hooks } })
+  const config = makeConfig({
+    ...over,
+    db: { connectionString: url, ...over.db },
+    hooks: { enabled: false, ...over.hooks }
+  })
   const app = await build(config, { logger: silentLog, cronClock: over.cronClock })
   t.teardown(async () => { await app.close() })
   return { app, url, config }
@@ -212,7 +216,9 @@ export interface ServerProcess {
 }
 
 /** The real server, as a separate process (lib/server.ts through tsx), on a free port. */
-export async function spawnServer (t: T, env: Record<string, string | undefined>, opts: { cwd?: string, startMs?: number } = {}): Promise<ServerProcess> {
+export async function spawnServer (
+  t: T, env: Record<string, string | undefined>, opts: { cwd?: string, startMs?: number } = {}
+): Promise<ServerProcess> {
   const { spawn } = await import('node:child_process')
   const { freePort } = await import('../lib/db/embedded.js')
   const { resolve } = await import('node:path')

@@ -14,7 +14,9 @@ const SHORT_TIMEOUT_MS = 1000
 const dbName = (url: string): string => new URL(url).pathname.slice(1)
 
 /** A second session holding a lock in an open transaction, as a stalled application would. */
-async function holdLock (t: T, url: string, sql: string, values: unknown[] = []): Promise<{ release: () => Promise<void> }> {
+async function holdLock (
+  t: T, url: string, sql: string, values: unknown[] = []
+): Promise<{ release: () => Promise<void> }> {
   const c = new pg.Client({ connectionString: url })
   await c.connect()
   await c.query('BEGIN')
@@ -89,6 +91,7 @@ t.test("PostgreSQL's statement timeout: a 503 that nothing was written, and the 
   const blocked = new Set<string>()
   let watching = true
   const watcher = (async () => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- the test sets watching = false to stop this poller
     while (watching) {
       for (const w of await lockWaiters(admin, datname)) if (w.query.startsWith('INSERT INTO hookpost.messages')) blocked.add(w.id)
       await new Promise(resolve => setTimeout(resolve, 20))

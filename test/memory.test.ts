@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { DEFAULTS, loadConfig } from '../lib/config.js'
-import type { Worker } from '../lib/delivery/worker.js'
 import { deliveringApp, post, receiver } from './helpers.js'
 
 const KiB = 1024
@@ -27,20 +26,21 @@ t.test('claimed bodies, waiting or being sent, stay under the byte cap while an 
   const CONCURRENCY = 4
   // the endpoint's answer time: the worker claims far faster than it sends
   const HOLD_MS = 20
-  let worker: Worker | undefined
   let maxBuffered = 0
   let maxUnsent = 0
   const received = new Set<number>()
-  let sample: (() => Promise<void>) | undefined
+  // the endpoint samples only once messages arrive: by then the app is built and sample is set
   const target = await receiver(t, async (r, res) => {
     received.add(Number(r.headers['x-hookpost-message-id']))
-    await sample!()
+    await sample()
     setTimeout(() => res.end(), HOLD_MS)
   })
-  const { app, pool } = await deliveringApp(t, { hooks: { bufferBytes: CAP, concurrency: CONCURRENCY, queueConcurrency: CONCURRENCY, shutdownGraceMs: 0 } })
-  worker = app.delivery!.worker
-  sample = async () => {
-    maxBuffered = Math.max(maxBuffered, worker!.bufferedBytes)
+  const { app, pool } = await deliveringApp(t, {
+    hooks: { bufferBytes: CAP, concurrency: CONCURRENCY, queueConcurrency: CONCURRENCY, shutdownGraceMs: 0 }
+  })
+  const worker = app.delivery!.worker
+  const sample = async (): Promise<void> => {
+    maxBuffered = Math.max(maxBuffered, worker.bufferedBytes)
     // the worker's own count aside, from the database: the bodies it has claimed and this endpoint has
     // not seen yet, which it holds waiting or is sending
     const { rows } = await pool.query<{ id: number, n: number }>(
@@ -64,7 +64,9 @@ t.test('a queue of large bodies behind a stalled endpoint leaves room in the buf
   const stall = gate()
   const slow = await receiver(t, async (_r, res) => { await stall.wait; res.end() })
   const fast = await receiver(t)
-  const { app, pool } = await deliveringApp(t, { hooks: { bufferBytes: CAP, concurrency: 8, queueConcurrency: 4, shutdownGraceMs: 0 } })
+  const { app, pool } = await deliveringApp(t, {
+    hooks: { bufferBytes: CAP, concurrency: 8, queueConcurrency: 4, shutdownGraceMs: 0 }
+  })
   t.teardown(stall.open)
   const worker = app.delivery!.worker
   const sq = await post(app, '/queues', { name: 'stalled', callbackUrl: slow.url, timeoutMs: 30_000 })
@@ -87,16 +89,16 @@ t.test('a message larger than the cap is still delivered, one at a time', async 
   // long enough for the worker to claim the next message meanwhile, if it would
   const HOLD_MS = 50
   let maxBuffered = 0
-  let worker: Worker | undefined
+  // the endpoint is called only once the queue exists: by then the app is built and worker is set
   const target = await receiver(t, async (_r, res) => {
     setTimeout(() => {
-      maxBuffered = Math.max(maxBuffered, worker!.bufferedBytes)
+      maxBuffered = Math.max(maxBuffered, worker.bufferedBytes)
       res.end()
     }, HOLD_MS)
   })
   // one call at a time: without the cap the others would be claimed and wait
   const { app, pool } = await deliveringApp(t, { hooks: { bufferBytes: CAP, concurrency: 1, queueConcurrency: 1 } })
-  worker = app.delivery!.worker
+  const worker = app.delivery!.worker
   const q = await post(app, '/queues', { name: 'big', callbackUrl: target.url })
   await pool.query("INSERT INTO hookpost.messages (queue_id, body) SELECT $1, repeat('y', $2) FROM generate_series(1, 3)", [q.id, BODY])
   await target.waitFor(3, 10_000)

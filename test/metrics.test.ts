@@ -37,8 +37,6 @@ async function scrapeUntil (app: FastifyInstance, ok: (s: Sample[]) => boolean, 
   return last
 }
 
-
-
 t.test('counters and histograms move with deliveries; leader is 1 on the delivering app', async (t) => {
   const okTarget = await receiver(t)
   const failing = await receiver(t, (_r, res) => { res.statusCode = 500; res.end() })
@@ -133,8 +131,8 @@ t.test('backlog gauges count due pending messages; /metrics is open when the API
   await pool.query(`INSERT INTO hookpost.messages (queue_id, body, "when") VALUES
     ($1, 'due 1', now() - interval '90 seconds'), ($1, 'due 2', now() - interval '10 seconds'), ($1, 'due 3', now()),
     ($1, 'future', now() + interval '1 hour')`, [q.id])
-  await pool.query(`INSERT INTO hookpost.messages (queue_id, body, "when", sent_at) VALUES ($1, 'sent', now() - interval '1 day', now())`, [q.id])
-  await pool.query(`INSERT INTO hookpost.messages (queue_id, body, "when", failed) VALUES ($1, 'failed', now() - interval '1 day', true)`, [q.id])
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body, "when", sent_at) VALUES ($1, \'sent\', now() - interval \'1 day\', now())', [q.id])
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body, "when", failed) VALUES ($1, \'failed\', now() - interval \'1 day\', true)', [q.id])
 
   const res = await app.inject({ url: '/metrics' })
   t.equal(res.statusCode, 200, 'no secret needed')

@@ -38,7 +38,10 @@ t.test('/ready is 503 until migrations are applied', async (t) => {
   const { makeConfig } = await import('../lib/config.js')
   const { silentLog } = await import('./helpers.js')
   const url = await testDatabase(t, { migrated: false })
-  const app = await build(makeConfig({ db: { connectionString: url, autoMigrate: false }, hooks: { enabled: false } }), { logger: silentLog })
+  const app = await build(
+    makeConfig({ db: { connectionString: url, autoMigrate: false }, hooks: { enabled: false } }),
+    { logger: silentLog }
+  )
   t.teardown(async () => { await app.close() })
   const before = await app.inject({ url: '/ready' })
   t.equal(before.statusCode, 503)

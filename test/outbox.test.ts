@@ -13,7 +13,7 @@ async function appRole (t: Parameters<typeof testApp>[0], adminPool: pg.Pool, ur
   await adminPool.query(`GRANT USAGE ON SCHEMA hookpost TO ${role}`)
   await adminPool.query(`GRANT EXECUTE ON FUNCTION hookpost.enqueue(bigint, text, jsonb, timestamptz, text) TO ${role}`)
   await adminPool.query(`GRANT EXECUTE ON FUNCTION hookpost.enqueue(bigint, jsonb, jsonb, timestamptz, text) TO ${role}`)
-  await adminPool.query(`CREATE TABLE public.orders (id serial PRIMARY KEY, item text NOT NULL)`)
+  await adminPool.query('CREATE TABLE public.orders (id serial PRIMARY KEY, item text NOT NULL)')
   await adminPool.query(`GRANT SELECT, INSERT ON public.orders TO ${role}; GRANT USAGE ON SEQUENCE public.orders_id_seq TO ${role}`)
   const u = new URL(url)
   u.username = role

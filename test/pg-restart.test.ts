@@ -16,7 +16,10 @@ t.test('a PostgreSQL restart: reconnect, then deliver messages from before and a
   let pg = await startEmbedded(dir, silentLog, { port })
   t.teardown(async () => { await pg.stop() })
   const target = await receiver(t)
-  const app = await build(makeConfig({ db: { connectionString: pg.connectionString }, hooks: { leaderPollMs: 200, pollMs: 500 } }), { logger: silentLog })
+  const app = await build(
+    makeConfig({ db: { connectionString: pg.connectionString }, hooks: { leaderPollMs: 200, pollMs: 500 } }),
+    { logger: silentLog }
+  )
   t.teardown(async () => { await app.close() })
   await app.ready()
 

@@ -23,7 +23,7 @@ async function fixture (pool: pg.Pool): Promise<Fixture> {
     return m.id
   }
   const deadLetter = async (id: number, ago: string): Promise<void> => {
-    await pool.query("INSERT INTO hookpost.dead_letters (message_id, queue_id, attempts, last_status, created_at) VALUES ($1, $2, 1, 500, now() - $3::interval)", [id, q.id, ago])
+    await pool.query('INSERT INTO hookpost.dead_letters (message_id, queue_id, attempts, last_status, created_at) VALUES ($1, $2, 1, 500, now() - $3::interval)', [id, q.id, ago])
   }
   await message('deliveredOld', '8 days', false)
   await message('deliveredRecent', '6 days', false)
@@ -36,7 +36,7 @@ async function fixture (pool: pg.Pool): Promise<Fixture> {
   await message('pendingOld', null, false)
   // a dead message whose copy on a dead-letter queue was delivered long ago: the copy goes, the link is cleared
   const { rows: [copy] } = await pool.query(
-    `INSERT INTO hookpost.messages (queue_id, body, sent_at, dead_letter_of) VALUES ($1, 'copy', now() - interval '10 days', $2) RETURNING id`, [q.id, ids.deadRecent])
+    'INSERT INTO hookpost.messages (queue_id, body, sent_at, dead_letter_of) VALUES ($1, \'copy\', now() - interval \'10 days\', $2) RETURNING id', [q.id, ids.deadRecent])
   ids.copyOld = copy.id
   return ids
 }
@@ -58,7 +58,8 @@ t.test('one pass deletes exactly the old delivered and old dead messages, with t
   t.equal(before.deadLetters, 5)
 
   const counted: Array<[string, number]> = []
-  const r = new Retention(pool, { deliveredHours: 168, deadHours: 720, onDeleted: (k, n) => counted.push([k, n]) }, silentLog)
+  const r = new Retention(
+    pool, { deliveredHours: 168, deadHours: 720, onDeleted: (k, n) => counted.push([k, n]) }, silentLog)
   t.same(await r.purge(), { delivered: 2, dead: 1 })
   t.same(counted, [['delivered', 2], ['dead', 1]], 'onDeleted hears each batch')
   const after = await remaining(pool)
@@ -92,10 +93,11 @@ t.test('many rows go in batches of 500', async (t) => {
   const { url } = await testApp(t)
   const pool = testPool(t, url)
   const { rows: [q] } = await pool.query("INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/') RETURNING id")
-  await pool.query(`INSERT INTO hookpost.messages (queue_id, body, sent_at) SELECT $1, 'old', now() - interval '30 days' FROM generate_series(1, 1203)`, [q.id])
-  await pool.query(`INSERT INTO hookpost.messages (queue_id, body, sent_at) SELECT $1, 'new', now() FROM generate_series(1, 7)`, [q.id])
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body, sent_at) SELECT $1, \'old\', now() - interval \'30 days\' FROM generate_series(1, 1203)', [q.id])
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body, sent_at) SELECT $1, \'new\', now() FROM generate_series(1, 7)', [q.id])
   const batches: number[] = []
-  const r = new Retention(pool, { deliveredHours: 168, deadHours: 720, onDeleted: (_k, n) => batches.push(n) }, silentLog)
+  const r = new Retention(
+    pool, { deliveredHours: 168, deadHours: 720, onDeleted: (_k, n) => batches.push(n) }, silentLog)
   t.same(await r.purge(), { delivered: 1203, dead: 0 })
   t.same(batches, [500, 500, 203])
   const { rows } = await pool.query('SELECT body, count(*) AS n FROM hookpost.messages GROUP BY body')
@@ -103,10 +105,12 @@ t.test('many rows go in batches of 500', async (t) => {
 })
 
 t.test('the leader runs retention at election; configured from hooks.retention', async (t) => {
-  const { app, url } = await testApp(t, { hooks: { enabled: true, leaderPollMs: 100, pollMs: 60_000, retention: { deliveredHours: 24, deadHours: 0 } } })
+  const { app, url } = await testApp(t, {
+    hooks: { enabled: true, leaderPollMs: 100, pollMs: 60_000, retention: { deliveredHours: 24, deadHours: 0 } }
+  })
   const pool = testPool(t, url)
   const { rows: [q] } = await pool.query("INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/') RETURNING id")
-  await pool.query(`INSERT INTO hookpost.messages (queue_id, body, sent_at) VALUES ($1, 'old', now() - interval '2 days'), ($1, 'new', now() - interval '1 hour')`, [q.id])
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body, sent_at) VALUES ($1, \'old\', now() - interval \'2 days\'), ($1, \'new\', now() - interval \'1 hour\')', [q.id])
   const purged = signal<[{ delivered: number, dead: number }]>(app.delivery!.retention, 'purged')
   await app.ready()
   t.same(await purged, [{ delivered: 1, dead: 0 }], 'purged at election')

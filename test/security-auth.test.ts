@@ -28,7 +28,9 @@ function request (method: string, path: string, headers: Record<string, string> 
   return lines.join('\r\n') + '\r\n\r\n'
 }
 
-async function listening (t: Parameters<typeof testApp>[0], adminSecret: string | null): Promise<{ app: FastifyInstance, port: number }> {
+async function listening (
+  t: Parameters<typeof testApp>[0], adminSecret: string | null
+): Promise<{ app: FastifyInstance, port: number }> {
   const { app } = await testApp(t, { adminSecret })
   await app.listen({ port: 0, host: '127.0.0.1' })
   return { app, port: (app.server.address() as { port: number }).port }
@@ -88,7 +90,8 @@ t.test('GraphQL over HTTP needs the secret on every method; only the WebSocket h
 
 t.test('upgrades to any other path are refused and their sockets closed (issue 10.2)', async (t) => {
   const { app, port } = await listening(t, SECRET)
-  const count = async (): Promise<number> => await new Promise((resolve, reject) => app.server.getConnections((err, n) => err !== null ? reject(err) : resolve(n)))
+  const count = async (): Promise<number> => await new Promise((resolve, reject) =>
+    app.server.getConnections((err, n) => err !== null ? reject(err) : resolve(n)))
   const baseline = await count()
   const paths = ['/health', '/queues', '/documentation', '/graphiql', '/%67raphql', '/nope']
   const replies = await Promise.all(Array.from({ length: 100 }, async (_, i) => {
@@ -113,4 +116,69 @@ t.test('after 100 refused upgrades, SIGTERM still ends the server within the gra
   // stop() sends SIGTERM and only SIGKILLs after 10 s: an exit code of 0 means SIGTERM did it
   const code = await server.stop(10_000)
   t.equal(code, 0, `exited by itself on SIGTERM in ${Date.now() - started} ms`)
+})
+
+/** A socket that sends a request's headers, then trickles its body a byte at a time and never ends it. */
+async function trickle (port: number): Promise<{ closed: Promise<string>, stop: () => void }> {
+  const s = connect(port, '127.0.0.1')
+  let data = ''
+  s.on('data', (d) => { data += d.toString('latin1') })
+  s.on('error', () => {})
+  const closed = new Promise<string>((resolve) => s.on('close', () => resolve(data)))
+  s.write(request('POST', '/messages', { 'Content-Type': 'application/json', 'Content-Length': '100000' }) + '{')
+  const drip = setInterval(() => { if (!s.destroyed) s.write(' ') }, 100)
+  closed.finally(() => clearInterval(drip)).catch(() => {})
+  t.teardown(() => { clearInterval(drip); s.destroy() })
+  return { closed, stop: () => { clearInterval(drip); s.destroy() } }
+}
+
+t.test('a body trickled byte by byte is cut at the request timeout, without the secret (attack finding)', async (t) => {
+  const { app } = await testApp(t, { adminSecret: SECRET, server: { requestTimeoutMs: 1000 } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const slow = await trickle(port)
+  // without a request timeout this socket stays open for as long as the client drips
+  const head = await slow.closed
+  t.match(head, /^HTTP\/1\.1 (408|401)/, `answered and closed: ${head.split('\r\n')[0] ?? '(nothing)'}`)
+})
+
+t.test('SIGTERM ends the server within the grace period while requests trickle (attack finding)', async (t) => {
+  const url = await testDatabase(t)
+  const server = await spawnServer(t, { DATABASE_URL: url, PLT_ADMIN_SECRET: SECRET, HOOKPOST_SHUTDOWN_GRACE_MS: '1000' })
+  const port = Number(new URL(server.url).port)
+  const slow = await Promise.all(Array.from({ length: 20 }, async () => await trickle(port)))
+  // the server must have the sockets before it is told to stop
+  await new Promise((resolve) => setImmediate(resolve))
+  const code = await server.stop(10_000)
+  t.equal(code, 0, 'exited by itself on SIGTERM, not by the SIGKILL 10 s later')
+  await Promise.all(slow.map(async s => await s.closed))
+  t.pass('every trickling socket was closed')
+})
+
+t.test('a GraphQL WebSocket that never sends connection_init is closed with 4408 (attack finding)', async (t) => {
+  const { app, port } = await (async () => {
+    const { app } = await testApp(t, { adminSecret: SECRET, server: { wsInitTimeoutMs: 300 } })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    return { app, port: (app.server.address() as { port: number }).port }
+  })()
+  // each socket's close is listened for from the start: the timeout may pass before the test looks
+  const open = (): { ws: WebSocket, closed: Promise<number> } => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws')
+    return { ws, closed: new Promise((resolve) => ws.once('close', resolve)) }
+  }
+  const silent = open()
+  const pinging = open()
+  const inited = open()
+  const acked = new Promise((resolve) => inited.ws.once('message', resolve))
+  pinging.ws.once('open', () => pinging.ws.send(JSON.stringify({ type: 'ping' })))
+  inited.ws.once('open', () => inited.ws.send(JSON.stringify({
+    type: 'connection_init', payload: { 'x-platformatic-admin-secret': SECRET }
+  })))
+  t.equal(await silent.closed, 4408, 'silent: closed with 4408')
+  t.equal(await pinging.closed, 4408, 'a ping is not connection_init: closed with 4408')
+  await acked
+  t.equal(inited.ws.readyState, WebSocket.OPEN, 'an initialised connection stays open past the timeout')
+  inited.ws.close()
+  await inited.closed
+  t.ok(app.server.listening)
 })

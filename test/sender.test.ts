@@ -10,8 +10,18 @@ import { receiver } from './helpers.js'
 
 function call (url: string, over: Partial<Call> = {}): Call {
   return {
-    messageId: 7, queueId: 3, attempt: 2, url, method: 'POST', queueHeaders: { 'x-q': 'q' }, headers: { 'x-m': 'm' },
-    body: '{"a":1}', timeoutMs: 5000, idempotencyKey: 'k-1', signingSecrets: null, ...over
+    messageId: 7,
+    queueId: 3,
+    attempt: 2,
+    url,
+    method: 'POST',
+    queueHeaders: { 'x-q': 'q' },
+    headers: { 'x-m': 'm' },
+    body: '{"a":1}',
+    timeoutMs: 5000,
+    idempotencyKey: 'k-1',
+    signingSecrets: null,
+    ...over
   }
 }
 
@@ -26,7 +36,11 @@ t.test('a 2xx: method, path, body and headers as given; ours on top', async (t) 
   t.equal(req!.url, '/hook?x=1')
   t.equal(req!.body, '{"a":1}')
   t.match(req!.headers, {
-    'x-q': 'q', 'x-m': 'm', 'x-hookpost-message-id': '7', 'x-hookpost-attempt': '2', 'x-hookpost-queue-id': '3',
+    'x-q': 'q',
+    'x-m': 'm',
+    'x-hookpost-message-id': '7',
+    'x-hookpost-attempt': '2',
+    'x-hookpost-queue-id': '3',
     'idempotency-key': 'k-1'
   })
   t.match(req!.headers['user-agent'], /^hookpost\//)

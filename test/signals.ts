@@ -17,4 +17,3 @@ export async function signal<A extends unknown[]> (emitter: EventEmitter<any>, e
     emitter.on(event, on)
   })
 }
-

@@ -397,7 +397,7 @@ t.test('a name that resolves to a blocked address is refused at connect time (DN
     `INSERT INTO hookpost.queues (name, callback_url, max_retries, backoff_base_ms, backoff_jitter)
      VALUES ('rebound', $1, 1, 50, 'none') RETURNING id`, [`http://localhost:${port}/`])
   const { rows: [byLiteral] } = await pool.query(
-    `INSERT INTO hookpost.queues (name, callback_url, max_retries) VALUES ('literal', $1, 0) RETURNING id`, [`http://127.0.0.1:${port}/`])
+    'INSERT INTO hookpost.queues (name, callback_url, max_retries) VALUES (\'literal\', $1, 0) RETURNING id', [`http://127.0.0.1:${port}/`])
   const m = await post(app, '/messages', { queueId: byName.id, body: 'x' })
   const l = await post(app, '/messages', { queueId: byLiteral.id, body: 'y' })
 

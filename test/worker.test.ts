@@ -13,8 +13,19 @@ function setup (t: { teardown: (fn: () => unknown) => void }, over: Partial<Work
   const http = new FakeSend()
   let canClaim = true
   const worker = new Worker({
-    claims: db, send: http.send, clock, random: () => 0.5, log: pino({ level: 'silent' }), canClaim: () => canClaim,
-    concurrency: 4, queueConcurrency: 2, batchSize: 5, bufferBytes: 1024 * 1024, leaseMs: 60_000, pollMs: 2000, ...over
+    claims: db,
+    send: http.send,
+    clock,
+    random: () => 0.5,
+    log: pino({ level: 'silent' }),
+    canClaim: () => canClaim,
+    concurrency: 4,
+    queueConcurrency: 2,
+    batchSize: 5,
+    bufferBytes: 1024 * 1024,
+    leaseMs: 60_000,
+    pollMs: 2000,
+    ...over
   })
   t.teardown(async () => {
     http.answerAll(ok())

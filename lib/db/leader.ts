@@ -22,7 +22,12 @@ export class Leader extends EventEmitter<LeaderEvents> {
   private loopDone: Promise<void> | undefined
   private failures = 0
 
-  constructor (private readonly url: string, private readonly lockId: number, private readonly pollMs: number, private readonly log: Logger) {
+  constructor (
+    private readonly url: string,
+    private readonly lockId: number,
+    private readonly pollMs: number,
+    private readonly log: Logger
+  ) {
     super()
   }
 
@@ -44,7 +49,8 @@ export class Leader extends EventEmitter<LeaderEvents> {
         } else {
           // the lock is a fact of this session: check it is still ours, not just that a socket is open
           const { rows } = await this.client!.query(
-            "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 1 AND pid = pg_backend_pid() AND granted",
+            "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 " +
+              'AND objsubid = 1 AND pid = pg_backend_pid() AND granted',
             lockKeyParts(this.lockId))
           if (rows[0].n !== 1) this.demote('advisory lock no longer held')
         }
@@ -127,4 +133,3 @@ export class Leader extends EventEmitter<LeaderEvents> {
     }
   }
 }
-

@@ -56,7 +56,9 @@ export class Listener extends EventEmitter {
     }
     this.client = client
     clearInterval(this.heartbeat)
-    this.heartbeat = setInterval(() => { client.query('SELECT 1').catch((err: Error) => this.lost(client, err)) }, HEARTBEAT_MS)
+    this.heartbeat = setInterval(() => {
+      client.query('SELECT 1').catch((err: Error) => this.lost(client, err))
+    }, HEARTBEAT_MS)
     this.heartbeat.unref()
     const reconnected = this.attempt > 0
     this.attempt = 0
@@ -97,7 +99,8 @@ export class Listener extends EventEmitter {
     this.log.warn({ err: { message: err.message }, retryInMs: delay }, 'LISTEN connection lost; reconnecting')
     this.timer = setTimeout(() => {
       this.timer = undefined
-      void this.connect()
+      // connect() handles its own failures (lost() tries again): only a throwing 'reconnect' listener lands here
+      this.connect().catch((err: Error) => this.log.error({ err }, 'LISTEN reconnect failed'))
     }, delay)
     this.timer.unref()
   }

@@ -58,7 +58,8 @@ export function createPool (connectionString: string, opts: {
     idleTimeoutMillis: 30_000
   })
   // an idle client losing its connection (server restart) must not crash the process
-  pool.on('error', (err) => opts.log.warn({ err: { message: err.message, code: (err as any).code } }, 'idle database connection lost'))
+  pool.on('error', (err) =>
+    opts.log.warn({ err: { message: err.message, code: (err as any).code } }, 'idle database connection lost'))
   return pool
 }
 

@@ -6,8 +6,11 @@ import type pg from 'pg'
 import { withTransaction, type Queryable } from './pool.js'
 import { translateDbError } from './translate.js'
 
-/** SQL with $n parameters. A name makes pg prepare it once per connection (for hot statements). */
-export interface Statement { text: string, values: unknown[], name?: string }
+/**
+ * SQL with $n parameters. A name makes pg prepare it once per connection (for hot statements). params
+ * names the API field each $n carries, so that a value PostgreSQL refuses is a 400 naming the field.
+ */
+export interface Statement { text: string, values: unknown[], name?: string, params?: readonly string[] }
 
 type Row = pg.QueryResultRow
 
@@ -15,7 +18,7 @@ async function run<R extends Row> (db: Queryable, s: Statement, write: boolean):
   try {
     return await db.query<R>(s)
   } catch (err) {
-    throw translateDbError(err, { write })
+    throw translateDbError(err, { write, params: s.params })
   }
 }
 

@@ -52,8 +52,9 @@ export function parseTimestamptz (s: string): Date {
   let offset = 0
   const rest = s.length - i - 1
   if (rest === 2) offset = digits(s, i + 1, i + 3) * 3600
-  else if (rest === 5 && s.charCodeAt(i + 3) === 58) offset = digits(s, i + 1, i + 3) * 3600 + digits(s, i + 4, i + 6) * 60
-  else if (rest === 8 && s.charCodeAt(i + 3) === 58 && s.charCodeAt(i + 6) === 58) {
+  else if (rest === 5 && s.charCodeAt(i + 3) === 58) {
+    offset = digits(s, i + 1, i + 3) * 3600 + digits(s, i + 4, i + 6) * 60
+  } else if (rest === 8 && s.charCodeAt(i + 3) === 58 && s.charCodeAt(i + 6) === 58) {
     offset = digits(s, i + 1, i + 3) * 3600 + digits(s, i + 4, i + 6) * 60 + digits(s, i + 7, i + 9)
   } else return fallback(s)
   // Date.UTC reads years 0-99 as 1900-1999: those, and anything unread, go the slow way

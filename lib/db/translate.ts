@@ -49,13 +49,24 @@ const CONSTRAINT_FIELDS: Record<string, string> = {
   crons_missed_ticks_check: 'missedTicks'
 }
 
-interface PgError extends Error { code?: string, constraint?: string, column?: string, detail?: string }
+interface PgError extends Error {
+  code?: string, constraint?: string, column?: string, detail?: string, where?: string
+}
+
+/**
+ * The API field behind the parameter PostgreSQL could not take ("unnamed portal parameter $2"), when the
+ * statement names its parameters (Statement.params): a NUL in text, a number or date it cannot read.
+ */
+function parameterField (e: PgError, params: readonly string[] | undefined): string | undefined {
+  const n = /\bparameter \$(\d+)/.exec(e.where ?? '')?.[1]
+  return n === undefined ? undefined : params?.[Number(n) - 1]
+}
 
 /**
  * Translate a PostgreSQL error into an API error by SQLSTATE. Errors we do not know stay as they are
  * (and become a 500 with no detail leaked). The original is kept as `cause`.
  */
-function translatePgError (err: unknown): unknown {
+function translatePgError (err: unknown, params?: readonly string[]): unknown {
   const e = err as PgError
   if (!e || (e as any).statusCode) return err
   // a refused or dropped connection has no SQLSTATE: the database is away, not the request wrong
@@ -63,7 +74,7 @@ function translatePgError (err: unknown): unknown {
     if (!isConnectionError(e)) return err
     return Object.assign(new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE('connection lost'), { cause: err })
   }
-  const field = (e.constraint && CONSTRAINT_FIELDS[e.constraint]) ?? e.column ?? 'input'
+  const field = (e.constraint && CONSTRAINT_FIELDS[e.constraint]) ?? e.column ?? parameterField(e, params) ?? 'input'
   let out: Error | undefined
   switch (e.code) {
     case SQLSTATE.UNIQUE_VIOLATION:
@@ -135,7 +146,9 @@ export function dbFailure (err: unknown): DbFailure {
     if (code === QUERY_CANCELED) return 'canceled'
     if (REFUSED_AT_CONNECT.has(code)) return 'not-sent'
     // the session ended (shutdown, crash, lost link) or failed inside: that may have come after the commit
-    if (['08', '57', 'XX'].includes(code.slice(0, 2)) || e.severity === 'FATAL' || e.severity === 'PANIC') return 'unknown'
+    if (['08', '57', 'XX'].includes(code.slice(0, 2)) || e.severity === 'FATAL' || e.severity === 'PANIC') {
+      return 'unknown'
+    }
     return 'refused'
   }
   const message = String(e.message ?? '')
@@ -151,7 +164,7 @@ export function dbFailure (err: unknown): DbFailure {
  * for a write, 503 HOOKPOST_ERR_OUTCOME_UNKNOWN (it may have committed); for a read, 503 unavailable.
  * Not sent: 503 unavailable. A catalogue error passes through unchanged.
  */
-export function translateDbError (err: unknown, opts: { write: boolean }): unknown {
+export function translateDbError (err: unknown, opts: { write: boolean, params?: readonly string[] }): unknown {
   if ((err as { statusCode?: unknown } | null)?.statusCode !== undefined) return err
   const reason = String((err as { code?: unknown, message?: unknown } | null)?.message ?? '')
   let out: Error
@@ -160,15 +173,17 @@ export function translateDbError (err: unknown, opts: { write: boolean }): unkno
       out = new errors.HOOKPOST_ERR_DB_TIMEOUT()
       break
     case 'unknown':
-      out = opts.write ? new errors.HOOKPOST_ERR_OUTCOME_UNKNOWN(
-        reason) : new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE(reason
-      )
+      out = opts.write
+        ? new errors.HOOKPOST_ERR_OUTCOME_UNKNOWN(
+          reason)
+        : new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE(reason
+        )
       break
     case 'not-sent':
       out = new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE(reason)
       break
     default:
-      return translatePgError(err)
+      return translatePgError(err, opts.params)
   }
   return Object.assign(out, { cause: err })
 }

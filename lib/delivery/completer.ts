@@ -63,10 +63,18 @@ export class Completer {
     if (this.pending.length >= FLUSH_EAGER) {
       this.cancelTimer?.()
       this.cancelTimer = undefined
-      void this.flush(false)
+      this.flushInBackground(false)
     } else if (this.cancelTimer === undefined) {
-      this.cancelTimer = this.o.clock.after(FLUSH_DELAY_MS, () => { this.cancelTimer = undefined; void this.flush() })
+      this.cancelTimer = this.o.clock.after(FLUSH_DELAY_MS, () => {
+        this.cancelTimer = undefined
+        this.flushInBackground(true)
+      })
     }
+  }
+
+  /** flush() with nobody waiting on it: a failed write is retried inside, so only a bug lands in the catch */
+  private flushInBackground (all: boolean): void {
+    this.flush(all).catch((err: Error) => this.o.log.error({ err }, 'flushing delivery outcomes failed'))
   }
 
   /**

@@ -45,12 +45,22 @@ export class Executor {
     const attempt = row.attempts + 1
     const started = new Date()
     // send() resolves with a failed Result rather than throwing; a throw is recorded as one all the same
-    void this.o.send(row, attempt, call).catch((err: Error): Result => ({
-      ok: false, status: null, errorKind: 'network', error: String(err?.message ?? err), responseBody: null,
-      retryAfter: undefined, startedAt: started, durationMs: this.o.clock.now() - started.getTime()
+    this.o.send(row, attempt, call).catch((err: Error): Result => ({
+      ok: false,
+      status: null,
+      errorKind: 'network',
+      error: String(err?.message ?? err),
+      responseBody: null,
+      retryAfter: undefined,
+      startedAt: started,
+      durationMs: this.o.clock.now() - started.getTime()
     })).then((result) => {
       this.calls.delete(call)
       this.o.onDone(row, attempt, result, call)
+    }).catch((err: unknown) => {
+      // only a throwing onDone lands here, a bug: thrown again outside the promise, it stays as loud as
+      // the unhandled rejection it used to be
+      queueMicrotask(() => { throw err })
     })
   }
 

@@ -62,7 +62,9 @@ export function requestHeaders (c: Call): Record<string, string> {
   if (c.idempotencyKey !== null) h['idempotency-key'] = c.idempotencyKey
   if (c.signingSecrets !== null && c.signingSecrets.length > 0) {
     // the message id is the webhook-id: stable across retries, so receivers de-duplicate on it
-    Object.assign(h, signatureHeaders(c.signingSecrets, String(c.messageId), Math.floor(Date.now() / 1000), sentBody(c) ?? ''))
+    Object.assign(h, signatureHeaders(
+      c.signingSecrets, String(c.messageId), Math.floor(Date.now() / 1000), sentBody(c) ?? ''
+    ))
   }
   return h
 }
@@ -76,10 +78,11 @@ function classify (err: unknown): { kind: ErrorKind, message: string } {
   // still bounds it; a redrive after the fix works as for any dead message
   if (code === 'HOOKPOST_ERR_BLOCKED_TARGET') return { kind: 'blocked', message }
   if (e.name === 'TimeoutError' || e.name === 'AbortError' || /TIMEOUT/.test(code)) return { kind: 'timeout', message }
-  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT'].includes(code)) return { kind: 'connect', message }
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT'].includes(code)) {
+    return { kind: 'connect', message }
+  }
   return { kind: 'network', message }
 }
-
 
 /** GET and HEAD carry no body; what is signed is exactly what is sent. */
 function sentBody (c: Call): string | null {
@@ -149,7 +152,11 @@ async function call (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, c
       onResponseEnd () {
         if (cut !== undefined) cut.abort = undefined
         const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
-        resolve({ statusCode, retryAfter, body: body.toString('utf8', 0, Math.min(body.length, RESPONSE_SNIPPET_BYTES)) })
+        resolve({
+          statusCode,
+          retryAfter,
+          body: body.toString('utf8', 0, Math.min(body.length, RESPONSE_SNIPPET_BYTES))
+        })
       },
       onResponseError (_controller, err) {
         if (cut !== undefined) cut.abort = undefined
@@ -192,6 +199,15 @@ export async function send (dispatcher: Dispatcher, c: Call, cut?: Cut): Promise
   } catch (err) {
     const reason = cut?.reason ?? err
     const { kind, message } = classify(reason)
-    return { ok: false, status: null, errorKind: kind, error: message, responseBody: null, retryAfter: undefined, startedAt, durationMs: Math.round(performance.now() - t0) }
+    return {
+      ok: false,
+      status: null,
+      errorKind: kind,
+      error: message,
+      responseBody: null,
+      retryAfter: undefined,
+      startedAt,
+      durationMs: Math.round(performance.now() - t0)
+    }
   }
 }

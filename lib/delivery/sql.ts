@@ -32,7 +32,10 @@ export interface ClaimedRow {
   idempotencyKey: string | null
   /** when the message was due first: delivery latency is measured from it */
   when: Date
-  /** locked_at as text (microseconds intact): names this claim, so a late outcome of an older claim of the same message changes nothing */
+  /**
+   * locked_at as text (microseconds intact): names this claim, so a late outcome of an older claim of
+   * the same message changes nothing
+   */
   claimToken: string
   /** what the row is taken to hold in memory, bytes: body and headers as stored, plus CLAIM_ROW_OVERHEAD_BYTES */
   size: number
@@ -45,7 +48,11 @@ export const CLAIM_ROW_OVERHEAD_BYTES = 1024
 const CLAIM_SIZE_SQL = `(coalesce(octet_length(body), 0) + pg_column_size(headers) + ${CLAIM_ROW_OVERHEAD_BYTES})`
 
 /** A claim's rows as they come: the queue is on the first row of each queue only. */
-export type ClaimResultRow = Omit<ClaimedRow, 'queue' | 'when'> & { whenMs: number, queue: QueueTarget | null, seen: number }
+export type ClaimResultRow = Omit<ClaimedRow, 'queue' | 'when'> & {
+  whenMs: number
+  queue: QueueTarget | null
+  seen: number
+}
 
 /**
  * Claim due messages: SKIP LOCKED so concurrent claimers never block or share a row, and run_at
@@ -88,7 +95,8 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
         UNION ALL
         SELECT id, size FROM (
           SELECT id, size, sum(size) OVER (ORDER BY run_at, id ROWS UNBOUNDED PRECEDING) AS upto FROM (
-            SELECT id, run_at, size, sum(size) OVER (PARTITION BY queue_id ORDER BY run_at, id ROWS UNBOUNDED PRECEDING) AS qupto
+            SELECT id, run_at, size,
+              sum(size) OVER (PARTITION BY queue_id ORDER BY run_at, id ROWS UNBOUNDED PRECEDING) AS qupto
             FROM due
           ) q WHERE qupto <= $6::bigint OR qupto = size
         ) d WHERE (SELECT bytes FROM total) > least($5::bigint, $6::bigint) AND (upto <= $5::bigint OR upto = size)
@@ -99,9 +107,11 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
           locked_by = $3, locked_at = now()
         FROM fits, hookpost.queues q
         WHERE m.id = fits.id AND q.id = m.queue_id
-        RETURNING m.id, m.locked_at, m.queue_id, m.body, m.headers, m.retries, m.attempts, m.idempotency_key, m."when", fits.size
+        RETURNING m.id, m.locked_at, m.queue_id, m.body, m.headers, m.retries, m.attempts, m.idempotency_key, m."when",
+          fits.size
       )
-      SELECT c.id, c.locked_at::text AS "claimToken", c.queue_id AS "queueId", c.body, c.headers, c.retries, c.attempts, c.size, (SELECT seen FROM total),
+      SELECT c.id, c.locked_at::text AS "claimToken", c.queue_id AS "queueId", c.body, c.headers, c.retries, c.attempts,
+        c.size, (SELECT seen FROM total),
         c.idempotency_key AS "idempotencyKey", (extract(epoch FROM c."when") * 1000)::float8 AS "whenMs",
         CASE WHEN row_number() OVER (PARTITION BY c.queue_id) = 1 THEN (
           SELECT json_build_object('callbackUrl', q.callback_url, 'method', q.method, 'headers', q.headers,
@@ -184,8 +194,10 @@ export function reapDeadClaims (leaseMs: number): Statement {
         AND m.locked_at < now() - interval '10 seconds'
         AND NOT EXISTS (
           SELECT 1 FROM pg_locks l
-          WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            AND l.classid = $1 AND l.objid::bigint = (hashtext(m.locked_by)::bigint & 4294967295) AND l.objsubid = 2 AND l.granted
+          WHERE l.locktype = 'advisory'
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND l.classid = $1 AND l.objid::bigint = (hashtext(m.locked_by)::bigint & 4294967295)
+            AND l.objsubid = 2 AND l.granted
         )
       RETURNING m.id`,
     values: [WORKER_LOCK_CLASS, maxLeaseMs]
@@ -196,7 +208,8 @@ export function reapDeadClaims (leaseMs: number): Statement {
 export function subscribersExist (): Statement {
   return {
     name: 'hookpost_subscribers',
-    text: `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted
+    text: `SELECT EXISTS (SELECT 1 FROM pg_locks
+      WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted
       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS yes`,
     values: [...SUBSCRIBERS_LOCK]
   }
@@ -239,7 +252,8 @@ export function complete (batch: Completion[], workerId: string): Statement {
     text: `WITH input AS (
         SELECT id, status, duration_ms, to_timestamp(started_ms / 1000) AS started_at, error_kind, error, response_body,
           to_timestamp(retry_ms / 1000) AS retry_at, ok, token
-        FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::float8[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::boolean[], $11::timestamptz[])
+        FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::float8[], $5::text[], $6::text[], $7::text[],
+            $8::float8[], $9::boolean[], $11::timestamptz[])
           AS d(id, status, duration_ms, started_ms, error_kind, error, response_body, retry_ms, ok, token)
       ),
       ok AS (
@@ -253,13 +267,17 @@ export function complete (batch: Completion[], workerId: string): Statement {
       bad AS (
         UPDATE hookpost.messages m
         SET attempts = m.attempts + 1, retries = m.retries + 1, last_status = d.status, last_error = d.error,
-            run_at = coalesce(d.retry_at, m.run_at), failed = d.retry_at IS NULL, locked_by = NULL, locked_at = NULL, updated_at = now()
+            run_at = coalesce(d.retry_at, m.run_at), failed = d.retry_at IS NULL, locked_by = NULL, locked_at = NULL,
+            updated_at = now()
         FROM input d
-        WHERE m.id = d.id AND NOT d.ok AND m.sent_at IS NULL AND NOT m.failed AND m.locked_by = $10 AND m.locked_at = d.token
-        RETURNING m.id, m.attempts, m.failed, m.queue_id, m.body, m.body_json, m.headers, m.last_status, m.last_error, m.dead_letter_of
+        WHERE m.id = d.id AND NOT d.ok AND m.sent_at IS NULL AND NOT m.failed
+          AND m.locked_by = $10 AND m.locked_at = d.token
+        RETURNING m.id, m.attempts, m.failed, m.queue_id, m.body, m.body_json, m.headers, m.last_status, m.last_error,
+          m.dead_letter_of
       ),
       logged AS (
-        INSERT INTO hookpost.attempts (message_id, attempt, started_at, duration_ms, status_code, error_kind, error, response_body)
+        INSERT INTO hookpost.attempts
+          (message_id, attempt, started_at, duration_ms, status_code, error_kind, error, response_body)
         SELECT d.id, u.attempts, d.started_at, d.duration_ms, d.status, d.error_kind, d.error, d.response_body
         FROM input d JOIN (SELECT id, attempts FROM ok UNION ALL SELECT id, attempts FROM bad) u ON u.id = d.id
       ),
@@ -268,13 +286,15 @@ export function complete (batch: Completion[], workerId: string): Statement {
       ),
       -- a copy that dies is not copied again: two queues that are each other's DLQ cannot ping-pong
       to_copy AS (
-        SELECT array_agg(dead_letter_queue_id) AS q, array_agg(body) AS b, array_agg(body_json) AS j, array_agg(headers) AS h, array_agg(id) AS o
+        SELECT array_agg(dead_letter_queue_id) AS q, array_agg(body) AS b, array_agg(body_json) AS j,
+          array_agg(headers) AS h, array_agg(id) AS o
         FROM dead WHERE dead_letter_queue_id IS NOT NULL AND dead_letter_of IS NULL
       ),
       -- through a function that inserts nothing when there is nothing to copy (migrations/005.do.sql):
       -- an INSERT of no rows here would still fire the NOTIFY trigger on every flush
       copies AS MATERIALIZED (
-        SELECT c.copy_id AS id, c.copy_of AS dead_letter_of FROM to_copy, hookpost.dead_letter_copies(to_copy.q, to_copy.b, to_copy.j, to_copy.h, to_copy.o) c
+        SELECT c.copy_id AS id, c.copy_of AS dead_letter_of
+        FROM to_copy, hookpost.dead_letter_copies(to_copy.q, to_copy.b, to_copy.j, to_copy.h, to_copy.o) c
       )
       INSERT INTO hookpost.dead_letters (message_id, queue_id, dlq_message_id, attempts, last_status, last_error)
       SELECT dead.id, dead.queue_id, copies.id, dead.attempts, dead.last_status, dead.last_error
@@ -282,8 +302,10 @@ export function complete (batch: Completion[], workerId: string): Statement {
       RETURNING message_id AS "messageId", dlq_message_id AS "dlqMessageId", queue_id AS "queueId"`,
     values: [
       arrayLiteral(batch.map(c => c.id)), arrayLiteral(r.map(x => x.status)), arrayLiteral(r.map(x => x.durationMs)),
-      arrayLiteral(r.map(x => x.startedAt.getTime())), arrayLiteral(r.map(x => x.errorKind)), arrayLiteral(r.map(x => x.error)),
+      arrayLiteral(r.map(x => x.startedAt.getTime())), arrayLiteral(r.map(x => x.errorKind)),
+      arrayLiteral(r.map(x => x.error)),
       // text cannot hold NUL: a response body that has one is logged without it
+      // eslint-disable-next-line no-control-regex -- NUL is the very character to remove
       arrayLiteral(r.map(x => x.responseBody?.replace(/\u0000/g, '') ?? null)),
       arrayLiteral(batch.map(c => c.retryAt?.getTime() ?? null)), arrayLiteral(r.map(x => x.ok)), workerId,
       arrayLiteral(batch.map(c => c.claimToken))

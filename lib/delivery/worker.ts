@@ -166,8 +166,14 @@ export class Worker extends Loop<WorkerEvents> {
       return
     }
     log.info({
-      messageId: row.id, queueId: row.queueId, attempt, status: result.status, durationMs: result.durationMs,
-      errorKind: result.errorKind, error: result.error, retryAt
+      messageId: row.id,
+      queueId: row.queueId,
+      attempt,
+      status: result.status,
+      durationMs: result.durationMs,
+      errorKind: result.errorKind,
+      error: result.error,
+      retryAt
     }, retryAt !== null ? 'delivery failed; will retry' : 'delivery failed; retries exhausted')
   }
 
@@ -179,7 +185,9 @@ export class Worker extends Loop<WorkerEvents> {
       (err) => this.log.warn({ err, count: rows.length },
         'releasing claims failed; they fall due when their lease ends'))
     this.releases.add(p)
-    void p.finally(() => this.releases.delete(p))
+    // p handles a failed release itself: only a throwing 'released' listener lands in the catch
+    p.finally(() => this.releases.delete(p))
+      .catch((err: Error) => this.log.error({ err }, "a 'released' listener failed"))
   }
 
   /** Write the outcomes waiting to be recorded now. */

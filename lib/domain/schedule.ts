@@ -18,7 +18,9 @@ export function isValidTimezone (tz: string): boolean {
 
 /** 5 fields (minute precision) or 6 (with seconds first); throws ScheduleError saying what is wrong. */
 export function validateSchedule (schedule: string, timezone = 'UTC'): void {
-  if (!isValidTimezone(timezone)) throw new ScheduleError('timezone', `unknown IANA time zone ${JSON.stringify(timezone)}`)
+  if (!isValidTimezone(timezone)) {
+    throw new ScheduleError('timezone', `unknown IANA time zone ${JSON.stringify(timezone)}`)
+  }
   const fields = schedule.trim().split(/\s+/)
   if (!schedule.trim().startsWith('@') && (fields.length < 5 || fields.length > 6)) {
     throw new ScheduleError('schedule', `expected 5 or 6 fields, got ${fields.length}`)
@@ -39,7 +41,9 @@ export function nextTick (schedule: string, timezone: string, after: Date): Date
 export function previousTick (schedule: string, timezone: string, at: Date): Date | null {
   try {
     // prev() is strictly before currentDate: nudge by 1 ms to include `at` itself
-    return CronExpressionParser.parse(schedule, { tz: timezone, currentDate: new Date(at.getTime() + 1) }).prev().toDate()
+    return CronExpressionParser.parse(schedule, { tz: timezone, currentDate: new Date(at.getTime() + 1) })
+      .prev()
+      .toDate()
   } catch {
     return null
   }

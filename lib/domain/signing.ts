@@ -19,7 +19,9 @@ export function secretBytes (secret: string): Buffer | string {
   const b64 = secret.slice(SECRET_PREFIX.length)
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0) return `must be ${SECRET_PREFIX} followed by base64`
   const bytes = Buffer.from(b64, 'base64')
-  if (bytes.length < MIN_BYTES || bytes.length > MAX_BYTES) return `must encode ${MIN_BYTES} to ${MAX_BYTES} bytes, got ${bytes.length}`
+  if (bytes.length < MIN_BYTES || bytes.length > MAX_BYTES) {
+    return `must encode ${MIN_BYTES} to ${MAX_BYTES} bytes, got ${bytes.length}`
+  }
   return bytes
 }
 
@@ -30,7 +32,12 @@ export function sign (secret: string, id: string, timestamp: number, body: strin
 }
 
 /** The three headers; during a rotation both secrets sign, space-separated, the current one first. */
-export function signatureHeaders (secrets: string[], id: string, timestamp: number, body: string): Record<string, string> {
+export function signatureHeaders (
+  secrets: string[],
+  id: string,
+  timestamp: number,
+  body: string
+): Record<string, string> {
   return {
     'webhook-id': id,
     'webhook-timestamp': String(timestamp),

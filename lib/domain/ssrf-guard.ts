@@ -31,7 +31,11 @@ async function within<R> (ms: number, p: Promise<R>, fallback: R): Promise<R> {
  * A host name is refused only when every address it resolves to is blocked; one that does not resolve
  * is accepted, since it may be created later and is checked again at every connection.
  */
-export async function assertAllowedTarget (url: string, policy: TargetPolicy, resolve: ResolveAll = resolveAll): Promise<void> {
+export async function assertAllowedTarget (
+  url: string,
+  policy: TargetPolicy,
+  resolve: ResolveAll = resolveAll
+): Promise<void> {
   const reason = checkUrl(url, policy)
   if (reason !== null) throw new errors.HOOKPOST_ERR_BLOCKED_TARGET('callbackUrl', reason)
   const host = hostToResolve(url)
@@ -54,13 +58,16 @@ export function guardedLookup (policy: TargetPolicy, resolve: ResolveAll = resol
   return (hostname, options, callback) => {
     resolve(hostname, options).then((addresses) => {
       if (addresses.length === 0) {
-        return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname }), '')
+        const notFound = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname })
+        return callback(notFound, '')
       }
       for (const a of addresses) {
         const reason = checkAddress(a.address, policy)
-        if (reason !== null) return callback(new errors.HOOKPOST_ERR_BLOCKED_TARGET(
-          'callbackUrl', `${hostname} resolves to a blocked address: ${reason}`), ''
-        )
+        if (reason !== null) {
+          return callback(new errors.HOOKPOST_ERR_BLOCKED_TARGET(
+            'callbackUrl', `${hostname} resolves to a blocked address: ${reason}`), ''
+          )
+        }
       }
       // net asks for every address when it races IPv4 and IPv6 (autoSelectFamily), else for one
       if (options.all === true) callback(null, addresses)

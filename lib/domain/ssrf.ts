@@ -11,7 +11,10 @@ export interface TargetPolicy {
 }
 
 /** What config resolves to outside production; the default for callers that pass no policy (benchmarks). */
-export const DEVELOPMENT_POLICY: TargetPolicy = Object.freeze({ allowPrivateNetworks: true, ssrfAllow: Object.freeze([]) })
+export const DEVELOPMENT_POLICY: TargetPolicy = Object.freeze({
+  allowPrivateNetworks: true,
+  ssrfAllow: Object.freeze([])
+})
 
 type Family = 'ipv4' | 'ipv6'
 
@@ -40,7 +43,8 @@ const ALWAYS_BLOCKED: Category[] = [
   category('an IETF protocol assignments address', ['192.0.0.0/24']),
   category('a discard-only address', ['100::/64']),
   // the examples of RFCs; a network that routes them uses them as private space
-  category('a documentation address', ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '2001:db8::/32', '3fff::/20'])
+  category('a documentation address',
+    ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '2001:db8::/32', '3fff::/20'])
 ]
 
 const PRIVATE: Category[] = [
@@ -92,7 +96,8 @@ function ipv6Words (address: string): number[] {
   const hex = address.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a: string, b: string, c: string, d: string) =>
     `${((+a << 8) | +b).toString(16)}:${((+c << 8) | +d).toString(16)}`)
   const [head, tail] = hex.split('::') as [string, string | undefined]
-  const words = (s: string | undefined): number[] => (s === undefined || s === '') ? [] : s.split(':').map(w => parseInt(w, 16))
+  const words = (s: string | undefined): number[] =>
+    (s === undefined || s === '') ? [] : s.split(':').map(w => parseInt(w, 16))
   const h = words(head)
   const t = words(tail)
   return [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t]
@@ -133,7 +138,9 @@ function verdict (address: string, family: Family, shown: string, policy: Target
   }
   if (!policy.allowPrivateNetworks) {
     for (const c of PRIVATE) {
-      if (c.list.check(address, family)) return `${shown} is ${c.label}, and private networks are not allowed (HOOKPOST_ALLOW_PRIVATE_NETWORKS)`
+      if (c.list.check(address, family)) {
+        return `${shown} is ${c.label}, and private networks are not allowed (HOOKPOST_ALLOW_PRIVATE_NETWORKS)`
+      }
     }
   }
   return null
@@ -179,7 +186,9 @@ export function checkUrl (url: string, policy: TargetPolicy): string | null {
   } catch {
     return `${JSON.stringify(url)} is not a valid URL`
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') return `only http and https targets are allowed, not ${u.protocol.slice(0, -1)}`
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    return `only http and https targets are allowed, not ${u.protocol.slice(0, -1)}`
+  }
   const host = hostOf(u)
   if (isIP(host) !== 0) return checkAddress(host, policy)
   if (isLocalhost(host)) {

@@ -1,16 +1,24 @@
 // A hostile query must not exhaust the server. This rule bounds three things before anything runs:
 // - depth: data fields nest at most MAX_QUERY_DEPTH deep (introspection is bounded by cost instead,
 //   since GraphiQL's own introspection query is 15 deep, mostly `ofType` chains of one object each);
-// - cost: every field costs 1, and a list field multiplies what is under it by the most rows it can
-//   return, so the estimate bounds the rows read (each list's SQL has a LIMIT; see lib/store/*);
-// - root fields: each root field (alias included) runs its own SQL statement.
+// - cost: every field costs 1 (a body, which may be 1 MiB, BODY_COST), and a list field multiplies what
+//   is under it by the most rows it can return, so the estimate bounds the rows read (each list's SQL
+//   has a LIMIT; see lib/store/*) and the bytes of bodies sent back;
+// - root fields: each root field (alias included) runs its own SQL statement;
+// and, before any of that, the document's length in tokens (tooManyTokens), since parsing and the spec's
+// own rules are linear in it: 30,000 one-field operations in 740 KB took a second to parse and validate.
 // The walk is memoised per fragment, so it is linear in the document's size: fragments that spread
 // another fragment twice, n levels deep, are 2^n fields when expanded but n fragments to analyse.
 import {
-  GraphQLError, Kind, isInputObjectType, isInterfaceType, isObjectType, isUnionType, isEnumType,
+  GraphQLError, Kind, Lexer, Source, TokenKind,
+  isInputObjectType, isInterfaceType, isObjectType, isUnionType, isEnumType,
   type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type SelectionSetNode, type ValidationContext
 } from 'graphql'
 import { MAX_BULK_INPUTS, MAX_LIMIT } from '../store/list.js'
+
+// GraphiQL's introspection query is 163 tokens; a bulk insert of 1,000 inline inputs about 9,000 (larger
+// ones belong in variables, which are JSON and cost no parsing). 10,000 parse in a few ms.
+export const MAX_QUERY_TOKENS = 10_000
 
 // 100 queues, each with its messages, crons and attempts (~50,000) passes; lists three deep (~2,000,000) do not
 export const MAX_QUERY_COST = 200_000
@@ -19,12 +27,27 @@ export const MAX_QUERY_DEPTH = 10
 // 3,000 aliases of one root field were 3,000 statements; a dashboard needs a handful
 export const MAX_ROOT_FIELDS = 25
 
+// A message's or cron's body may be 1 MiB: a request gets at most ~130 of them, a REST page (MAX_LIMIT)
+// with every other field beside it, not two. Costed by rows alone, 8 aliases of
+// messages(limit: 100) { body } were 800 MiB, past V8's longest string.
+export const BODY_COST = 1500
+const FIELD_COST: Record<string, number> = { body: BODY_COST }
+// root mutations whose result is what the request itself sent
+const ECHOES = /^(insert|save)/
+
 // list fields of the data schema and the most rows each may return (lib/graphql/resolvers.ts enforces
 // the same bounds at run time: `limit` is at most MAX_LIMIT, bulk inputs and deletes at most MAX_BULK_INPUTS)
 const LIST_FIELDS: Record<string, number> = {
-  queues: MAX_LIMIT, messages: MAX_LIMIT, crons: MAX_LIMIT, attempts: MAX_LIMIT,
-  insertQueues: MAX_BULK_INPUTS, insertMessages: MAX_BULK_INPUTS, insertCrons: MAX_BULK_INPUTS,
-  deleteQueues: MAX_BULK_INPUTS, deleteMessages: MAX_BULK_INPUTS, deleteCrons: MAX_BULK_INPUTS
+  queues: MAX_LIMIT,
+  messages: MAX_LIMIT,
+  crons: MAX_LIMIT,
+  attempts: MAX_LIMIT,
+  insertQueues: MAX_BULK_INPUTS,
+  insertMessages: MAX_BULK_INPUTS,
+  insertCrons: MAX_BULK_INPUTS,
+  deleteQueues: MAX_BULK_INPUTS,
+  deleteMessages: MAX_BULK_INPUTS,
+  deleteCrons: MAX_BULK_INPUTS
 }
 
 /** The most rows a data field returns: its list maximum, or a literal `limit` below it. */
@@ -58,8 +81,14 @@ function introspectionSizes (schema: GraphQLSchema): Record<string, number> {
   for (const d of schema.getDirectives()) args = Math.max(args, d.args.length)
   for (const t of types) if (isInterfaceType(t)) members = Math.max(members, schema.getPossibleTypes(t).length)
   return {
-    types: types.length, directives: schema.getDirectives().length,
-    fields, inputFields, args, enumValues, interfaces: members, possibleTypes: members
+    types: types.length,
+    directives: schema.getDirectives().length,
+    fields,
+    inputFields,
+    args,
+    enumValues,
+    interfaces: members,
+    possibleTypes: members
   }
 }
 
@@ -73,26 +102,31 @@ export function measure (schema: GraphQLSchema, definitions: readonly any[]): Ar
   if (sizes === undefined) sizesBySchema.set(schema, sizes = introspectionSizes(schema))
   const fragments = new Map<string, FragmentDefinitionNode>()
   for (const d of definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d)
-  // keyed by fragment name and whether it is spread inside introspection, where list sizes differ
+  // keyed by fragment name and where it is spread (see Where): costs differ by place
   const memo = new Map<string, Measure>()
   const visiting = new Set<string>()
 
-  const walk = (set: SelectionSetNode | undefined, inIntrospection: boolean): Measure => {
+  // where a selection set is: introspection (lists sized by the schema), the root, what an insert or save
+  // hands back (its bodies are the request's own, so bounded by its size), or data read from the tables
+  type Where = 'introspection' | 'root' | 'echo' | 'data'
+  const walk = (set: SelectionSetNode | undefined, where: Where): Measure => {
     const out: Measure = { cost: 0, depth: 0, rootFields: 0 }
     if (set === undefined) return out
     for (const sel of set.selections) {
       let m: Measure
       if (sel.kind === Kind.FIELD) {
         const name = sel.name.value
-        const introspection = inIntrospection || INTROSPECTION_ROOTS.has(name)
-        const under = walk(sel.selectionSet, introspection)
+        const introspection = where === 'introspection' || INTROSPECTION_ROOTS.has(name)
+        const next: Where = introspection ? 'introspection' : where === 'root' && ECHOES.test(name) ? 'echo' : 'data'
+        const under = walk(sel.selectionSet, next)
         const rows = introspection ? (sizes[name] ?? 1) : rowsOf(sel)
-        m = { cost: 1 + rows * under.cost, depth: introspection ? 0 : 1 + under.depth, rootFields: 1 }
+        const own = introspection || where === 'echo' ? 1 : (FIELD_COST[name] ?? 1)
+        m = { cost: own + rows * under.cost, depth: introspection ? 0 : 1 + under.depth, rootFields: 1 }
       } else if (sel.kind === Kind.INLINE_FRAGMENT) {
-        m = walk(sel.selectionSet, inIntrospection)
+        m = walk(sel.selectionSet, where)
       } else {
         const name = sel.name.value
-        const key = `${inIntrospection ? 'i' : 'd'}:${name}`
+        const key = `${where}:${name}`
         const known = memo.get(key)
         const frag = fragments.get(name)
         // an unknown or cyclic spread is the spec rules' business (KnownFragmentNames, NoFragmentCycles)
@@ -100,7 +134,7 @@ export function measure (schema: GraphQLSchema, definitions: readonly any[]): Ar
         else if (frag === undefined || visiting.has(key)) m = { cost: 0, depth: 0, rootFields: 0 }
         else {
           visiting.add(key)
-          m = walk(frag.selectionSet, inIntrospection)
+          m = walk(frag.selectionSet, where)
           visiting.delete(key)
           memo.set(key, m)
         }
@@ -112,7 +146,25 @@ export function measure (schema: GraphQLSchema, definitions: readonly any[]): Ar
     return out
   }
 
-  return definitions.filter(d => d.kind === Kind.OPERATION_DEFINITION).map(d => ({ node: d, m: walk(d.selectionSet, false) }))
+  return definitions
+    .filter(d => d.kind === Kind.OPERATION_DEFINITION)
+    .map(d => ({ node: d, m: walk(d.selectionSet, 'root') }))
+}
+
+/**
+ * Whether source is longer than MAX_QUERY_TOKENS tokens: lexed up to the limit and no further. Checked
+ * before mercurius parses, since when graphql-js cannot parse a document mercurius tries it as a
+ * JSON-encoded AST, which no token limit would bound.
+ */
+export function tooManyTokens (source: string): boolean {
+  const lexer = new Lexer(new Source(source))
+  try {
+    for (let n = 0; n <= MAX_QUERY_TOKENS; n++) if (lexer.advance().kind === TokenKind.EOF) return false
+  } catch {
+    // not GraphQL at all: mercurius's parse says so; a JSON AST still lexes as punctuators and strings
+    return false
+  }
+  return true
 }
 
 export function costRule (context: ValidationContext) {
@@ -121,13 +173,20 @@ export function costRule (context: ValidationContext) {
       for (const { node: op, m } of measure(context.getSchema(), node.definitions)) {
         const name = op.name?.value ?? 'the operation'
         if (m.depth > MAX_QUERY_DEPTH) {
-          context.reportError(new GraphQLError(`${name} is ${m.depth} fields deep; at most ${MAX_QUERY_DEPTH} are allowed`, { nodes: [op] }))
+          context.reportError(new GraphQLError(
+            `${name} is ${m.depth} fields deep; at most ${MAX_QUERY_DEPTH} are allowed`, { nodes: [op] }))
         }
         if (m.rootFields > MAX_ROOT_FIELDS) {
-          context.reportError(new GraphQLError(`${name} selects ${m.rootFields} root fields (aliases included); at most ${MAX_ROOT_FIELDS} are allowed, each runs its own query`, { nodes: [op] }))
+          context.reportError(new GraphQLError(
+            `${name} selects ${m.rootFields} root fields (aliases included); ` +
+              `at most ${MAX_ROOT_FIELDS} are allowed, each runs its own query`,
+            { nodes: [op] }))
         }
         if (m.cost > MAX_QUERY_COST) {
-          context.reportError(new GraphQLError(`query is too expensive: cost ${m.cost} exceeds ${MAX_QUERY_COST}; ask for fewer rows (limit) or fewer nested lists`, { nodes: [op] }))
+          context.reportError(new GraphQLError(
+            `query is too expensive: cost ${m.cost} exceeds ${MAX_QUERY_COST}; ` +
+              'ask for fewer rows (limit) or fewer nested lists',
+            { nodes: [op] }))
         }
       }
     }

@@ -1,13 +1,15 @@
 // GraphQL at /graphql (mercurius), GraphiQL at /graphiql, subscriptions over WebSocket fed by
 // PostgreSQL NOTIFY so that every process publishes what the delivering process did.
+import type { EventEmitter } from 'node:events'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import websocket from '@fastify/websocket'
 import mercurius from 'mercurius'
 import { ADMIN_SECRET_HEADER, checkAdminSecret } from '../api/auth.js'
 import { publicError } from '../api/public-error.js'
 import { CHANNELS } from '../db/channels.js'
 import { decodeOutcomes } from '../delivery/events.js'
 import { errors } from '../errors.js'
-import { costRule } from './cost.js'
+import { costRule, MAX_QUERY_TOKENS, tooManyTokens } from './cost.js'
 import { graphiqlRoutes } from './graphiql.js'
 import { loaders, resolvers, TOPICS } from './resolvers.js'
 import { schema } from './schema.js'
@@ -17,7 +19,13 @@ import { upgradeAllowed } from './upgrade-gate.js'
 /** the one path that answers GraphQL over HTTP and serves its subscriptions over WebSocket */
 export const GRAPHQL_PATH = '/graphql'
 
-interface GqlError { message: string, path?: unknown, locations?: unknown, extensions?: Record<string, unknown>, originalError?: any }
+interface GqlError {
+  message: string
+  path?: unknown
+  locations?: unknown
+  extensions?: Record<string, unknown>
+  originalError?: any
+}
 
 /** The same codes and messages as REST (lib/api/public-error.ts): { message, extensions: { code, statusCode } }. */
 function formatError (err: GqlError, log: FastifyInstance['log'], req: FastifyRequest | undefined): GqlError {
@@ -32,6 +40,31 @@ function formatError (err: GqlError, log: FastifyInstance['log'], req: FastifyRe
   if (internal) log.error({ err: orig }, 'graphql request failed')
   const extensions = { code: error.code, statusCode: error.statusCode }
   return { message: error.message, locations: err.locations, path: err.path, extensions }
+}
+
+interface Ws extends EventEmitter { close: (code: number, reason: string) => void }
+
+/**
+ * mercurius waits for connection_init forever, so anyone could hold sockets open without the secret.
+ * graphql-transport-ws's own rule: a socket without connection_init in time is closed with 4408
+ * (config server.wsInitTimeoutMs). Messages are looked at only until then (a ping does not count).
+ */
+function closeUninitialised (app: FastifyInstance): void {
+  app.websocketServer.on('connection', (ws: Ws) => {
+    const done = (): void => {
+      clearTimeout(timer)
+      ws.off('message', onMessage)
+    }
+    const onMessage = (data: Buffer): void => {
+      try {
+        if ((JSON.parse(data.toString()) as { type?: unknown } | null)?.type === 'connection_init') done()
+      } catch {}
+    }
+    const timeoutMs = app.config.server.wsInitTimeoutMs
+    const timer = setTimeout(() => ws.close(4408, 'Connection initialisation timeout'), timeoutMs)
+    ws.on('message', onMessage)
+    ws.once('close', done)
+  })
 }
 
 export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
@@ -53,9 +86,24 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
     checkAdminSecret(secret, req.headers[ADMIN_SECRET_HEADER])
   })
 
+  // a document too long to parse cheaply is refused before mercurius parses it (lib/graphql/cost.ts)
+  app.addHook('preValidation', async (req) => {
+    if (req.routeOptions.url !== GRAPHQL_PATH) return
+    const source = (req.body as { query?: unknown } | undefined)?.query ?? (req.query as { query?: unknown }).query
+    if (typeof source === 'string' && tooManyTokens(source)) {
+      throw new errors.HOOKPOST_ERR_BAD_REQUEST(
+        `query has more than ${MAX_QUERY_TOKENS} tokens; pass large inputs as variables`)
+    }
+  })
+
   // while this process has live subscriptions it says so to the deliverer (a shared advisory lock),
   // which publishes delivery events only then: they cost a NOTIFY per flush when nobody listens
   const subscribers = new SubscriberCount((any) => app.listener.setSubscribed(any))
+
+  // registered here, not by mercurius (which would, in a scope of its own), so that its server is ours
+  // to watch; mercurius uses the one it finds. maxPayload: mercurius's own, 1 MiB
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } })
+  closeUninitialised(app)
 
   await app.register(mercurius, {
     schema,
@@ -70,11 +118,14 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
     context: () => ({ app }),
     errorFormatter: (result, ctx) => {
       // mercurius wraps schema-validation failures in one error carrying the graphql-js errors: unwrap them
-      const flat = (result.errors ?? []).flatMap((e: any) => Array.isArray(e.originalError?.errors) ? e.originalError.errors : [e])
+      const flat = (result.errors ?? []).flatMap((e: any) =>
+        Array.isArray(e.originalError?.errors) ? e.originalError.errors : [e])
       const req = (ctx as { reply?: { request?: FastifyRequest } } | undefined)?.reply?.request
       const formatted = flat.map(e => formatError(e as GqlError, app.log, req))
       // a whole-request failure (bad query, auth) gets its status; resolver errors ride a 200, as GraphQL does
-      const status = result.data === undefined || result.data === null ? Math.max(...formatted.map(f => Number(f.extensions?.statusCode ?? 400))) : 200
+      const status = result.data === undefined || result.data === null
+        ? Math.max(...formatted.map(f => Number(f.extensions?.statusCode ?? 400)))
+        : 200
       return { statusCode: status, response: { data: result.data ?? null, errors: formatted } as any }
     },
     subscription: {
@@ -103,7 +154,8 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
     for (const { messageId, queueId, attempt, ok, statusCode, willRetry } of decodeOutcomes(payload)) {
       const event = { messageId, queueId, attempt, statusCode, willRetry }
       const [topic, field] = ok ? [TOPICS.delivered, 'messageDelivered'] : [TOPICS.failed, 'messageFailed']
-      void app.graphql.pubsub.publish({ topic, payload: { [field]: event } })
+      // returns nothing: mercurius' PubSub hands the event to its emitter synchronously
+      app.graphql.pubsub.publish({ topic, payload: { [field]: event } })
     }
   })
 }

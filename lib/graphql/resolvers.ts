@@ -9,7 +9,7 @@ import { toId, validate } from '../api/validate.js'
 import { errors } from '../errors.js'
 import { cronsOfQueues, getCronsByIds, updateCron, type Cron } from '../store/crons.js'
 import { MAX_LIMIT } from '../store/list.js'
-import { createMessages, deleteMessage, messagesOfQueues, type Message } from '../store/messages.js'
+import { createMessages, messagesOfQueues, type Message } from '../store/messages.js'
 import { getQueuesByIds, type Queue } from '../store/queues.js'
 import { attemptsOf, redriveQueue, retryMessage } from '../store/redrive.js'
 import { rotateSigningSecret } from '../store/signing-secrets.js'
@@ -67,7 +67,8 @@ function list<T> (r: Resource<T>) {
         throw err
       }
     },
-    count: async (_: unknown, args: Args, { app }: Ctx) => ({ total: await r.count(app.pool, filtersOf(r.entity, args.where)) })
+    count: async (_: unknown, args: Args, { app }: Ctx) =>
+      ({ total: await r.count(app.pool, filtersOf(r.entity, args.where)) })
   }
 }
 
@@ -140,8 +141,10 @@ export const resolvers = {
         { secret: secret ?? undefined, graceSeconds: graceSeconds ?? undefined }, 'args')
       return await rotateSigningSecret(app.pool, toId(queueId, 'queueId'), opts)
     },
-    pauseCron: async (_: unknown, { id }: Args, { app }: Ctx) => await updateCron(app.pool, toId(id, 'id'), { paused: true }),
-    resumeCron: async (_: unknown, { id }: Args, { app }: Ctx) => await updateCron(app.pool, toId(id, 'id'), { paused: false })
+    pauseCron: async (_: unknown, { id }: Args, { app }: Ctx) =>
+      await updateCron(app.pool, toId(id, 'id'), { paused: true }),
+    resumeCron: async (_: unknown, { id }: Args, { app }: Ctx) =>
+      await updateCron(app.pool, toId(id, 'id'), { paused: false })
   },
   Subscription: {
     messageDelivered: { subscribe: subscription(TOPICS.delivered, 'messageDelivered') },
@@ -149,13 +152,17 @@ export const resolvers = {
   }
 }
 
-interface SubscriptionCtx { pubsub: { subscribe: (t: string) => Promise<AsyncIterable<Args>> }, subscribers: SubscriberCount }
+interface SubscriptionCtx {
+  pubsub: { subscribe: (t: string) => Promise<AsyncIterable<Args>> }
+  subscribers: SubscriberCount
+}
 
 function subscription (topic: string, field: string) {
   return async (_: unknown, args: Args, { pubsub, subscribers }: SubscriptionCtx) => {
     const source = (await pubsub.subscribe(topic))[Symbol.asyncIterator]()
     const wanted = args.queueId === undefined || args.queueId === null ? null : String(args.queueId)
-    return countedSubscription(source, (payload) => wanted === null || String(payload[field].queueId) === wanted, subscribers)
+    return countedSubscription(source,
+      (payload) => wanted === null || String(payload[field].queueId) === wanted, subscribers)
   }
 }
 
@@ -165,7 +172,8 @@ type Query<P = Args> = Array<{ obj: any, params: P }>
 export const loaders = {
   Queue: {
     deadLetterQueue: async (qs: Query, { app }: Ctx) => {
-      const byId = new Map((await getQueuesByIds(app.pool, qs.map(q => q.obj.deadLetterQueueId).filter(x => x !== null))).map(q => [q.id, q]))
+      const queues = await getQueuesByIds(app.pool, qs.map(q => q.obj.deadLetterQueueId).filter(x => x !== null))
+      const byId = new Map(queues.map(q => [q.id, q]))
       return qs.map(q => byId.get(q.obj.deadLetterQueueId) ?? null)
     },
     messages: async (qs: Query<{ limit?: number }>, { app }: Ctx) => {
@@ -183,7 +191,8 @@ export const loaders = {
       return qs.map(q => byId.get(q.obj.queueId) ?? null)
     },
     cron: async (qs: Query, { app }: Ctx) => {
-      const byId = new Map((await getCronsByIds(app.pool, qs.map(q => q.obj.cronId).filter(x => x !== null))).map(c => [c.id, c]))
+      const crons = await getCronsByIds(app.pool, qs.map(q => q.obj.cronId).filter(x => x !== null))
+      const byId = new Map(crons.map(c => [c.id, c]))
       return qs.map(q => byId.get(q.obj.cronId) ?? null)
     },
     attempts: async (qs: Query<{ limit?: number }>, { app }: Ctx) => {

@@ -5,10 +5,16 @@ import { cronEntity } from '../store/crons.js'
 import { messageEntity } from '../store/messages.js'
 import { queueEntity } from '../store/queues.js'
 
-const WHERE_TYPES: Record<FieldType, string> = { integer: 'WhereInt', string: 'WhereString', boolean: 'WhereBoolean', 'date-time': 'WhereDateTime' }
+const WHERE_TYPES: Record<FieldType, string> = {
+  integer: 'WhereInt',
+  string: 'WhereString',
+  boolean: 'WhereBoolean',
+  'date-time': 'WhereDateTime'
+}
 
 function whereAndOrder (type: string, e: Entity): string {
-  const where = filterableFields(e).map(([f, d]) => `  ${f}: ${f === 'id' || f.endsWith('Id') || f === 'deadLetterOf' ? 'WhereID' : WHERE_TYPES[d.type]}`).join('\n')
+  const where = filterableFields(e).map(([f, d]) =>
+    `  ${f}: ${f === 'id' || f.endsWith('Id') || f === 'deadLetterOf' ? 'WhereID' : WHERE_TYPES[d.type]}`).join('\n')
   return `input ${type}WhereArguments {\n${where}\n}
 enum ${type}OrderByField { ${sortableFields(e).join(' ')} }
 input ${type}OrderByArguments { field: ${type}OrderByField!, direction: OrderByDirection! }`
@@ -20,7 +26,8 @@ function where (scalar: string, list = true): string {
   return ops.join(', ')
 }
 
-const listArgs = (type: string): string => `limit: Int, offset: Int, where: ${type}WhereArguments, orderBy: [${type}OrderByArguments!]`
+const listArgs = (type: string): string =>
+  `limit: Int, offset: Int, where: ${type}WhereArguments, orderBy: [${type}OrderByArguments!]`
 
 export const schema = `
 "Any JSON value"

@@ -27,7 +27,11 @@ export class SubscriberCount {
  * a count from `subscribers` until it ends: by return() (the client stopped, or closed the socket),
  * by throw(), or by its source running out.
  */
-export function countedSubscription<T> (source: AsyncIterator<T>, keep: (value: T) => boolean, subscribers: SubscriberCount): AsyncIterableIterator<T> {
+export function countedSubscription<T> (
+  source: AsyncIterator<T>,
+  keep: (value: T) => boolean,
+  subscribers: SubscriberCount
+): AsyncIterableIterator<T> {
   const release = subscribers.open()
   const it: AsyncIterableIterator<T> = {
     async next () {

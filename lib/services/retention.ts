@@ -80,7 +80,9 @@ export class Retention extends Loop<RetentionEvents> {
 
   /** Delete everything past its age, batch by batch; returns how many messages went. */
   async purge (): Promise<{ delivered: number, dead: number }> {
-    const delivered = this.o.deliveredHours > 0 ? await this.drain('delivered', deleteDelivered(this.o.deliveredHours, BATCH_ROWS)) : 0
+    const delivered = this.o.deliveredHours > 0
+      ? await this.drain('delivered', deleteDelivered(this.o.deliveredHours, BATCH_ROWS))
+      : 0
     const dead = this.o.deadHours > 0 ? await this.drain('dead', deleteDead(this.o.deadHours, BATCH_ROWS)) : 0
     if (delivered > 0 || dead > 0) this.log.info({ delivered, dead }, 'retention: old messages deleted')
     this.emit('purged', { delivered, dead })

@@ -126,13 +126,15 @@ export async function updateCron (pool: Pool, id: number, input: CronInput): Pro
   const schedule = input.schedule ?? current.schedule
   const timezone = input.timezone ?? current.timezone
   if (input.schedule !== undefined || input.timezone !== undefined) checkSchedule(schedule, timezone)
-  const reschedule = input.schedule !== undefined || input.timezone !== undefined || (input.paused === false && current.paused)
+  const reschedule = input.schedule !== undefined || input.timezone !== undefined ||
+    (input.paused === false && current.paused)
   const s = input.body !== undefined ? toStored(input.body) : undefined
   const { rows } = await write<Row>(pool,
     `UPDATE hookpost.crons SET
        queue_id = COALESCE($2, queue_id), schedule = $3, timezone = $4,
        body = CASE WHEN $5 THEN $6 ELSE body END, body_json = CASE WHEN $5 THEN $7 ELSE body_json END,
-       headers = COALESCE($8::jsonb, headers), paused = COALESCE($9, paused), missed_ticks = COALESCE($10, missed_ticks),
+       headers = COALESCE($8::jsonb, headers), paused = COALESCE($9, paused),
+       missed_ticks = COALESCE($10, missed_ticks),
        next_tick_at = CASE WHEN $11 THEN $12 ELSE next_tick_at END, updated_at = now()
      WHERE id = $1 RETURNING ${cronEntity.select}`,
     [id, input.queueId ?? null, schedule, timezone, s !== undefined, s?.body ?? null, s?.bodyJson ?? false,

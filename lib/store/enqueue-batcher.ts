@@ -32,7 +32,9 @@ export class EnqueueBatcher {
   async enqueue (input: MessageInput): Promise<Enqueued> {
     return await new Promise<Enqueued>((resolve, reject) => {
       this.waiting.push({ input, resolve, reject })
-      if (!this.running) void this.drain()
+      // drain() settles every caller itself and catches what fails: only a bug could reject it. Thrown again
+      // outside the promise, such a bug stays as loud as the unhandled rejection it used to be
+      if (!this.running) this.drain().catch((err: unknown) => queueMicrotask(() => { throw err }))
     })
   }
 
@@ -69,9 +71,11 @@ export class EnqueueBatcher {
         if (isInputError(err)) continue
         // the database itself failed: the rest would each wait out the same timeout, one after
         // another, while every other enqueue waits behind them. They were not sent: nothing written.
-        for (const rest of batch.slice(i + 1)) rest.reject(new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE(
-          'not attempted after the database failed on an earlier message')
-        )
+        for (const rest of batch.slice(i + 1)) {
+          rest.reject(new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE(
+            'not attempted after the database failed on an earlier message')
+          )
+        }
         return
       }
     }

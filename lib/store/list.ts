@@ -48,7 +48,6 @@ const PG_ARRAY_TYPES: Record<FieldType, string> = {
   integer: 'bigint[]', string: 'text[]', boolean: 'boolean[]', 'date-time': 'timestamptz[]'
 }
 
-
 function whereClause (entity: Entity, filters: Filter[], values: unknown[]): string {
   const parts: string[] = []
   for (const f of filters) {
@@ -80,7 +79,8 @@ export function listStatement (entity: Entity, q: ListQuery): Statement {
   order.push('id ASC')
   values.push(q.limit, q.offset)
   return {
-    text: `SELECT ${entity.select} FROM ${entity.table} ${where} ORDER BY ${order.join(', ')} LIMIT $${values.length - 1} OFFSET $${values.length}`,
+    text: `SELECT ${entity.select} FROM ${entity.table} ${where}
+      ORDER BY ${order.join(', ')} LIMIT $${values.length - 1} OFFSET $${values.length}`,
     values
   }
 }

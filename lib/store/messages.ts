@@ -97,16 +97,27 @@ export interface Enqueued { message: Message, created: boolean }
 /** Told how many messages an insert created on a queue (repeats are not told): the metrics count enqueues with it. */
 export type OnEnqueued = (queueId: number, count: number) => void
 
+// the API field each parameter of a message INSERT carries ($1..$6), for a 400 that names it
+const INSERT_PARAMS = ['queueId', 'body', 'body', 'headers', 'when', 'idempotencyKey'] as const
+
 /**
  * Insert one message. With an idempotency key already used on the queue, the existing message comes
  * back with created=false; the unique index makes this hold under concurrent duplicates.
  */
-export async function createMessage (pool: Queryable, input: MessageInput, onEnqueued?: OnEnqueued, retried = false): Promise<Enqueued> {
+export async function createMessage (
+  pool: Queryable,
+  input: MessageInput,
+  onEnqueued?: OnEnqueued,
+  retried = false
+): Promise<Enqueued> {
   checkHeaders(input.headers)
   const { body, bodyJson } = toStored(input.body)
-  const values = [input.queueId, body, bodyJson, JSON.stringify(input.headers ?? {}), input.when ?? null, input.idempotencyKey ?? null]
+  const values = [
+    input.queueId, body, bodyJson, JSON.stringify(input.headers ?? {}), input.when ?? null, input.idempotencyKey ?? null
+  ]
   const inserted = (await write<Row>(pool, {
     name: 'hookpost_insert_message',
+    params: INSERT_PARAMS,
     text: `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key)
       VALUES ($1, $2, $3, $4, COALESCE($5::timestamptz, now()), $6)
       ON CONFLICT (queue_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -138,7 +149,11 @@ export async function createMessage (pool: Queryable, input: MessageInput, onEnq
  * whose idempotency key is already used on its queue is not inserted: the existing one takes its place
  * in the result, which follows the order of the inputs.
  */
-export async function createMessages (pool: Queryable, inputs: MessageInput[], onEnqueued?: OnEnqueued): Promise<Message[]> {
+export async function createMessages (
+  pool: Queryable,
+  inputs: MessageInput[],
+  onEnqueued?: OnEnqueued
+): Promise<Message[]> {
   return (await insertMessages(pool, inputs, onEnqueued)).map(e => e.message)
 }
 
@@ -147,7 +162,11 @@ export async function createMessages (pool: Queryable, inputs: MessageInput[], o
  * messages may have been written even when this throws (see insertMessagesEach): then it throws
  * HOOKPOST_ERR_OUTCOME_UNKNOWN, never an error that says nothing was written.
  */
-export async function insertMessages (pool: Queryable, inputs: MessageInput[], onEnqueued?: OnEnqueued): Promise<Enqueued[]> {
+export async function insertMessages (
+  pool: Queryable,
+  inputs: MessageInput[],
+  onEnqueued?: OnEnqueued
+): Promise<Enqueued[]> {
   const each = await insertMessagesEach(pool, inputs, onEnqueued)
   const failed = each.find(o => !o.ok)
   if (failed === undefined) return each.map(o => (o as { value: Enqueued }).value)
@@ -167,22 +186,28 @@ export type Outcome = { ok: true, value: Enqueued } | { ok: false, error: unknow
  * (HOOKPOST_ERR_OUTCOME_UNKNOWN). Once it has committed, the inputs whose key was already used are
  * looked up; if that fails, only they get the error: the others were created, and are told so.
  */
-export async function insertMessagesEach (pool: Queryable, inputs: MessageInput[], onEnqueued?: OnEnqueued): Promise<Outcome[]> {
+export async function insertMessagesEach (
+  pool: Queryable,
+  inputs: MessageInput[],
+  onEnqueued?: OnEnqueued
+): Promise<Outcome[]> {
   if (inputs.length === 0) return []
   for (const i of inputs) checkHeaders(i.headers)
   const stored = inputs.map(i => toStored(i.body))
-  const rows = (await write<Row>(pool,
-    `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key)
+  const rows = (await write<Row>(pool, {
+    params: INSERT_PARAMS,
+    text: `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key)
      SELECT q, b, j, h, COALESCE(w, now()), k
      FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::jsonb[], $5::timestamptz[], $6::text[])
        WITH ORDINALITY AS t(q, b, j, h, w, k, ord)
      ORDER BY ord
      ON CONFLICT (queue_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
      RETURNING ${messageEntity.select}`,
-    [arrayLiteral(inputs.map(i => i.queueId)), arrayLiteral(stored.map(s => s.body)),
+    values: [arrayLiteral(inputs.map(i => i.queueId)), arrayLiteral(stored.map(s => s.body)),
       arrayLiteral(stored.map(s => s.bodyJson)), arrayLiteral(inputs.map(i => JSON.stringify(i.headers ?? {}))),
       arrayLiteral(inputs.map(i => i.when instanceof Date ? i.when.toISOString() : i.when ?? null)),
-      arrayLiteral(inputs.map(i => i.idempotencyKey ?? null))])).rows
+      arrayLiteral(inputs.map(i => i.idempotencyKey ?? null))]
+  })).rows
   // RETURNING gives only the rows inserted: exactly the messages created
   if (onEnqueued !== undefined) countPerQueue(rows, onEnqueued)
   const keyOf = (queueId: unknown, key: unknown): string => `${String(queueId)}\u0000${String(key)}`

@@ -34,7 +34,8 @@ export const queueEntity: Entity = {
   table: 'hookpost.queues',
   select: `id, name, callback_url AS "callbackUrl", method, headers, max_retries AS "maxRetries",
     timeout_ms AS "timeoutMs", backoff_base_ms AS "backoffBaseMs", backoff_max_ms AS "backoffMaxMs",
-    backoff_jitter AS "backoffJitter", dead_letter_queue_id AS "deadLetterQueueId", signing_secret IS NOT NULL AS signed,
+    backoff_jitter AS "backoffJitter", dead_letter_queue_id AS "deadLetterQueueId",
+    signing_secret IS NOT NULL AS signed,
     created_at AS "createdAt", updated_at AS "updatedAt"`,
   fields: {
     id: { column: 'id', type: 'integer', filter: true, sort: true },
@@ -66,17 +67,19 @@ const WRITABLE: Record<keyof QueueInput, string> = {
   deadLetterQueueId: 'dead_letter_queue_id'
 }
 
-function columnsOf (input: QueueInput): { cols: string[], values: unknown[] } {
+function columnsOf (input: QueueInput): { cols: string[], values: unknown[], fields: string[] } {
   const cols: string[] = []
   const values: unknown[] = []
+  const fields: string[] = []
   for (const [field, col] of Object.entries(WRITABLE)) {
     const v = (input as Record<string, unknown>)[field]
     if (v === undefined) continue
     cols.push(col)
+    fields.push(field)
     // pg would send a JS object as JSON anyway, but an explicit string keeps jsonb exact
     values.push(field === 'headers' ? JSON.stringify(v ?? {}) : v)
   }
-  return { cols, values }
+  return { cols, values, fields }
 }
 
 export async function listQueues (pool: Pool, q: ListQuery): Promise<Queue[]> {
@@ -99,25 +102,34 @@ export async function getQueuesByIds (pool: Pool, ids: readonly number[]): Promi
   return rows
 }
 
-/** targets: the SSRF policy a callbackUrl must pass (config.hooks). Required: no caller gets a lax default by forgetting it */
+/**
+ * targets: the SSRF policy a callbackUrl must pass (config.hooks). Required: no caller gets a lax
+ * default by forgetting it
+ */
 export async function createQueue (pool: Queryable, input: QueueInput, targets: TargetPolicy): Promise<Queue> {
   checkHeaders(input.headers)
   if (input.callbackUrl !== undefined) await assertAllowedTarget(input.callbackUrl, targets)
-  const { cols, values } = columnsOf(input)
-  const { rows } = await write<Queue>(pool,
-    `INSERT INTO hookpost.queues (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})
-     RETURNING ${queueEntity.select}`, values)
+  const { cols, values, fields } = columnsOf(input)
+  const { rows } = await write<Queue>(pool, {
+    text: `INSERT INTO hookpost.queues (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})
+     RETURNING ${queueEntity.select}`,
+    values,
+    params: fields
+  })
   return rows[0]!
 }
 
 export async function updateQueue (pool: Pool, id: number, input: QueueInput, targets: TargetPolicy): Promise<Queue> {
   checkHeaders(input.headers)
   if (input.callbackUrl !== undefined) await assertAllowedTarget(input.callbackUrl, targets)
-  const { cols, values } = columnsOf(input)
+  const { cols, values, fields } = columnsOf(input)
   const sets = cols.map((c, i) => `${c} = $${i + 2}`)
   sets.push('updated_at = now()')
-  const { rows } = await write<Queue>(pool,
-    `UPDATE hookpost.queues SET ${sets.join(', ')} WHERE id = $1 RETURNING ${queueEntity.select}`, [id, ...values])
+  const { rows } = await write<Queue>(pool, {
+    text: `UPDATE hookpost.queues SET ${sets.join(', ')} WHERE id = $1 RETURNING ${queueEntity.select}`,
+    values: [id, ...values],
+    params: ['id', ...fields]
+  })
   if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
   return rows[0]
 }

@@ -25,7 +25,11 @@ export async function listAttempts (pool: Pool, messageId: number): Promise<Atte
 }
 
 /** The first `limit` attempts of each of many messages in one query (GraphQL batches relation fields through this). */
-export async function attemptsOf (pool: Pool, messageIds: readonly number[], limit: number): Promise<Map<number, Attempt[]>> {
+export async function attemptsOf (
+  pool: Pool,
+  messageIds: readonly number[],
+  limit: number
+): Promise<Map<number, Attempt[]>> {
   const { rows } = await read<Attempt>(pool,
     `SELECT id, message_id AS "messageId", attempt, started_at AS "startedAt", duration_ms AS "durationMs",
        status_code AS "statusCode", error_kind AS "errorKind", error, response_body AS "responseBody"
