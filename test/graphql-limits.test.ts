@@ -167,3 +167,26 @@ t.test('what an insert hands back is the request\'s own: its bodies cost no more
   const del = await gql(app, 'mutation { deleteMessages(where: { id: { eq: 0 } }) { body } }')
   t.equal(del.status, 400, 'deleteMessages { body } can return 1,000 stored bodies: refused')
 })
+
+t.test('only GraphQL text reaches mercurius: no AST, as JSON or as an object (attack finding)', async (t) => {
+  const { app } = await testApp(t)
+  // a JSON AST whose IntValue reads "100x": NaN to a cost rule, 100 to graphql-js
+  const deep = '{ messages(limit: 100) { queue { messages(limit: 100) { queue { messages(limit: 100) { body } } } } } }'
+  const ast = JSON.stringify(parse(deep, { noLocation: true })).replaceAll('"value":"100"', '"value":"100x"')
+  const r = await gql(app, ast)
+  t.equal(r.status, 400, 'a JSON AST is refused')
+  // and one that the lexer gives up on early, so no token count would bound it
+  const surrogate = await gql(app, '{"x":"\ud800",' + ast.slice(1))
+  t.equal(surrogate.status, 400, 'a JSON AST behind a lone surrogate too')
+  const asObject = await app.inject({ method: 'POST', url: '/graphql', payload: { query: parse('{ queues { id } }') } })
+  t.equal(asObject.statusCode, 400, 'an AST object in place of the text is refused')
+  for (const q of ['1', '[]', '"x"', '{"kind":"Document"}', '{"kind":"Document","definitions":[null]}']) {
+    const res = await app.inject({ url: '/graphql?query=' + encodeURIComponent(q) })
+    t.equal(res.statusCode, 400, `?query=${q}: 400, not 500`)
+  }
+  const graphqlType = await app.inject({ method: 'POST', url: '/graphql', headers: { 'content-type': 'application/graphql' }, payload: '1' })
+  t.equal(graphqlType.statusCode, 400, 'application/graphql "1": 400')
+  // defence in depth: the rule itself reads a non-integer limit as the maximum, and a NaN cost fails
+  const [op] = measure(buildSchema(sdl), JSON.parse(ast).definitions)
+  t.ok(op!.m.cost > MAX_QUERY_COST, `the estimate of the "100x" AST is ${op!.m.cost}, over the limit`)
+})

@@ -165,7 +165,9 @@ t.test('values PostgreSQL cannot store: refused before SQL, naming the field (RE
       'HOOKPOST_ERR_BAD_REQUEST']
   ]
   for (const when of ['0000-01-01T00:00:00Z', '2024-01-01T00:00:00+23:59', '2024-01-01T00:00:00-16:00',
-    '2024-02-30T00:00:00Z', '2023-02-29T00:00:00Z', '2024-01-01T24:00:00Z', '2024-04-31T00:00:00Z']) {
+    '2024-02-30T00:00:00Z', '2023-02-29T00:00:00Z', '2024-01-01T24:00:00Z', '2024-04-31T00:00:00Z',
+    // a leap second: PostgreSQL would store the next minute, and a filter refuses it (attack finding)
+    '2099-01-01T23:59:60Z']) {
     cases.push(
       [`when ${when}`, { method: 'POST', url: '/messages', payload: { queueId: q.id, when } }, /body\/when/,
         'HOOKPOST_ERR_BAD_REQUEST'],
@@ -244,4 +246,30 @@ t.test('the data layer names the parameter PostgreSQL refused, when the statemen
   const anon = translateDbError(inf, { write: false }) as Error & { code?: string, statusCode?: number }
   t.equal(anon.statusCode, 400)
   t.equal(anon.code, 'HOOKPOST_ERR_INVALID_FIELD')
+})
+
+t.test('bodies JSON or UTF-8 cannot carry back are refused, not changed (attack finding)', async (t) => {
+  const { app, url } = await testApp(t)
+  const pool = testPool(t, url)
+  const q = await post(app, '/queues', { name: 'unsayable', callbackUrl: URL })
+  const before = await counts(pool)
+  // raw JSON text: 1e400 parses as Infinity, which JSON.stringify stores as null
+  for (const body of ['1e400', '{"a":1e400}', '[1,-1e400]', '"\\ud800"', '"a\\udc00b"']) {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/messages',
+      headers: { 'content-type': 'application/json' },
+      payload: `{"queueId":${String(q.id)},"body":${body}}`
+    })
+    t.equal(res.statusCode, 400, `body ${body}: ${res.body.slice(0, 160)}`)
+    t.match(res.json().message, /"body"/, `body ${body}: names the field`)
+  }
+  t.equal(await counts(pool), before, 'nothing was stored')
+  const pair = await app.inject({
+    method: 'POST',
+    url: '/messages',
+    headers: { 'content-type': 'application/json' },
+    payload: `{"queueId":${String(q.id)},"body":"\\ud83d\\ude00"}`
+  })
+  t.equal(pair.statusCode, 201, 'a whole surrogate pair (an emoji) is text')
 })

@@ -2,6 +2,7 @@
 // Upgrade header on every path, and what that does to sockets. Findings of an attack join this file.
 import { connect } from 'node:net'
 import t from 'tap'
+import { parse } from 'graphql'
 import WebSocket from 'ws'
 import type { FastifyInstance } from 'fastify'
 import { spawnServer, testApp, testDatabase } from './helpers.js'
@@ -181,4 +182,73 @@ t.test('a GraphQL WebSocket that never sends connection_init is closed with 4408
   inited.ws.close()
   await inited.closed
   t.ok(app.server.listening)
+})
+
+/** A graphql-transport-ws client: its messages as they come, and its close code. */
+interface WsClient { ws: WebSocket, messages: any[], closed: Promise<number>, next: () => Promise<any> }
+
+function wsClient (port: number): WsClient {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws')
+  const messages: any[] = []
+  const waiting: Array<(m: any) => void> = []
+  ws.on('message', (d) => {
+    const m = JSON.parse(d.toString())
+    const w = waiting.shift()
+    if (w !== undefined) w(m)
+    else messages.push(m)
+  })
+  const closed = new Promise<number>((resolve) => ws.once('close', resolve))
+  const next = async (): Promise<any> => messages.length > 0
+    ? messages.shift()
+    : await new Promise((resolve) => waiting.push(resolve))
+  return { ws, messages, closed, next }
+}
+
+t.test('connection_init that mercurius refuses to read does not stop the 4408 clock (attack finding)', async (t) => {
+  const { app } = await testApp(t, { adminSecret: SECRET, server: { wsInitTimeoutMs: 300 } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  for (const raw of ['{"type":"connection_init","__proto__":{}}', '{"type":"connection_init","constructor":{"prototype":{}}}']) {
+    const c = wsClient(port)
+    c.ws.once('open', () => c.ws.send(raw))
+    t.equal(await c.closed, 4408, `${raw}: closed with 4408`)
+  }
+})
+
+t.test('subscriptions are validated as queries are: spec rules, cost, and a 16 KiB frame (attack finding)', async (t) => {
+  const { app } = await testApp(t, { adminSecret: SECRET })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const c = wsClient(port)
+  await new Promise((resolve) => c.ws.once('open', resolve))
+  c.ws.send(JSON.stringify({ type: 'connection_init', payload: { 'x-platformatic-admin-secret': SECRET } }))
+  t.equal((await c.next()).type, 'connection_ack')
+  // two root fields: the spec's SingleFieldSubscriptions rule, which mercurius never ran
+  c.ws.send(JSON.stringify({
+    id: '1', type: 'subscribe', payload: { query: 'subscription { a: messageFailed { messageId } b: messageFailed { messageId } }' }
+  }))
+  const refused = await c.next()
+  t.equal(refused.type, 'error', 'an invalid subscription is an error')
+  t.match(JSON.stringify(refused.payload), /only one top level field/i)
+  // the same, as an AST object, which skips parsing altogether
+  const ast = parse('subscription { a: messageFailed { messageId } b: messageFailed { messageId } }')
+  c.ws.send(JSON.stringify({ id: '2', type: 'subscribe', payload: { query: ast } }))
+  t.equal((await c.next()).type, 'error', 'an AST is judged the same')
+  // 50,000 aliases: 900 KB that mercurius would parse before any hook of ours
+  const huge = Array.from({ length: 50_000 }, (_, i) => `a${i}: messageId`).join(' ')
+  c.ws.send(JSON.stringify({ id: '3', type: 'subscribe', payload: { query: `subscription { messageFailed { ${huge} } }` } }))
+  t.equal(await c.closed, 1009, 'a frame over 16 KiB closes the socket (1009, message too big)')
+})
+
+t.test('SIGTERM ends the server within the grace period while a WebSocket client stops reading (attack finding)', async (t) => {
+  const url = await testDatabase(t)
+  const server = await spawnServer(t, { DATABASE_URL: url, PLT_ADMIN_SECRET: SECRET, HOOKPOST_SHUTDOWN_GRACE_MS: '1000' })
+  const c = wsClient(Number(new URL(server.url).port))
+  await new Promise((resolve) => c.ws.once('open', resolve))
+  c.ws.send(JSON.stringify({ type: 'connection_init', payload: { 'x-platformatic-admin-secret': SECRET } }))
+  t.equal((await c.next()).type, 'connection_ack')
+  // the client reads nothing more: ws would wait 30 s for its close handshake
+  ;(c.ws as unknown as { _socket: { pause: () => void } })._socket.pause()
+  const code = await server.stop(10_000)
+  t.equal(code, 0, 'exited by itself on SIGTERM, not by the SIGKILL 10 s later')
 })

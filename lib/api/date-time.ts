@@ -16,7 +16,8 @@ function daysIn (year: number, month: number): number {
 
 /**
  * Why a date-time's fields name no instant PostgreSQL can store, or undefined when they do (the shape is
- * ISO 8601's). Second 60 passes: a leap second, which the RFC 3339 format and PostgreSQL both take.
+ * ISO 8601's). Second 60 (a leap second) is refused: PostgreSQL would store the next minute, and a filter
+ * (through JS's Date) could not name it either.
  */
 export function dateTimeProblem (s: string): string | undefined {
   const m = PARTS.exec(s)
@@ -25,7 +26,7 @@ export function dateTimeProblem (s: string): string | undefined {
   if (year === 0) return 'there is no year 0'
   if (month < 1 || month > 12) return `no month ${m[2]!}`
   if (day < 1 || day > daysIn(year, month)) return `no day ${m[3]!} in ${m[1]!}-${m[2]!}`
-  if (m[4] !== undefined && (Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6] ?? 0) > 60)) {
+  if (m[4] !== undefined && (Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6] ?? 0) > 59)) {
     return 'hours run 00-23, minutes and seconds 00-59'
   }
   const offset = m[7]

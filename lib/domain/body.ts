@@ -11,25 +11,37 @@ export interface StoredBody { body: string | null, bodyJson: boolean }
  */
 export const MAX_BODY_DEPTH = 256
 
-/** Whether value nests arrays and objects more than max levels deep; iterative, so it cannot overflow itself. */
-function deeperThan (value: unknown, max: number): boolean {
+/**
+ * What JSON text cannot say back, or undefined: nesting past max levels, or a number past a double's range
+ * (1e400 parses as Infinity, which JSON.stringify would store as null). Iterative: it cannot overflow.
+ */
+function unsayable (value: unknown, max: number): string | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : 'a number too large for JSON'
   const stack: Array<[object, number]> = [[value as object, 1]]
   while (stack.length > 0) {
     const [node, depth] = stack.pop()!
-    if (depth > max) return true
+    if (depth > max) return `JSON nested more than ${MAX_BODY_DEPTH} levels deep`
     for (const child of Array.isArray(node) ? node : Object.values(node)) {
       if (child !== null && typeof child === 'object') stack.push([child, depth + 1])
+      else if (typeof child === 'number' && !Number.isFinite(child)) return 'a number too large for JSON'
     }
   }
-  return false
+  return undefined
 }
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 
 export function toStored (body: unknown): StoredBody {
   if (body === undefined || body === null) return { body: null, bodyJson: false }
-  if (typeof body === 'string') return { body, bodyJson: false }
-  if (typeof body === 'object' && deeperThan(body, MAX_BODY_DEPTH)) {
-    throw new errors.HOOKPOST_ERR_INVALID_FIELD('body', `JSON nested more than ${MAX_BODY_DEPTH} levels deep`)
+  if (typeof body === 'string') {
+    // sent byte for byte as UTF-8, which has no bytes for half a surrogate pair (stored, it became U+FFFD)
+    if (LONE_SURROGATE.test(body)) {
+      throw new errors.HOOKPOST_ERR_INVALID_FIELD('body', 'a lone UTF-16 surrogate is not text')
+    }
+    return { body, bodyJson: false }
   }
+  const problem = typeof body === 'object' || typeof body === 'number' ? unsayable(body, MAX_BODY_DEPTH) : undefined
+  if (problem !== undefined) throw new errors.HOOKPOST_ERR_INVALID_FIELD('body', problem)
   return { body: JSON.stringify(body), bodyJson: true }
 }
 

@@ -5,12 +5,12 @@
 //   is under it by the most rows it can return, so the estimate bounds the rows read (each list's SQL
 //   has a LIMIT; see lib/store/*) and the bytes of bodies sent back;
 // - root fields: each root field (alias included) runs its own SQL statement;
-// and, before any of that, the document's length in tokens (tooManyTokens), since parsing and the spec's
+// and, before any of that, the document's length in tokens (parseDocument), since parsing and the spec's
 // own rules are linear in it: 30,000 one-field operations in 740 KB took a second to parse and validate.
 // The walk is memoised per fragment, so it is linear in the document's size: fragments that spread
 // another fragment twice, n levels deep, are 2^n fields when expanded but n fragments to analyse.
 import {
-  GraphQLError, Kind, Lexer, Source, TokenKind,
+  GraphQLError, Kind, parse, specifiedRules, validate, type DocumentNode,
   isInputObjectType, isInterfaceType, isObjectType, isUnionType, isEnumType,
   type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type SelectionSetNode, type ValidationContext
 } from 'graphql'
@@ -55,7 +55,9 @@ function rowsOf (field: FieldNode): number {
   const max = LIST_FIELDS[field.name.value]
   if (max === undefined) return 1
   const limit = field.arguments?.find(a => a.name.value === 'limit')?.value
-  return limit?.kind === Kind.INT ? Math.max(1, Math.min(max, Number(limit.value))) : max
+  // an AST need not come from text: an IntValue may hold anything, which graphql-js reads with parseInt
+  const n = limit?.kind === Kind.INT ? Number(limit.value) : NaN
+  return Number.isInteger(n) ? Math.max(1, Math.min(max, n)) : max
 }
 
 const INTROSPECTION_ROOTS = new Set(['__schema', '__type'])
@@ -152,19 +154,22 @@ export function measure (schema: GraphQLSchema, definitions: readonly any[]): Ar
 }
 
 /**
- * Whether source is longer than MAX_QUERY_TOKENS tokens: lexed up to the limit and no further. Checked
- * before mercurius parses, since when graphql-js cannot parse a document mercurius tries it as a
- * JSON-encoded AST, which no token limit would bound.
+ * The document parsed as GraphQL text, with at most MAX_QUERY_TOKENS tokens, or the reason it is not one.
+ * Done before mercurius parses: when graphql-js cannot parse a document mercurius tries it as a
+ * JSON-encoded AST, in which no token limit holds and literals need not be what they say.
  */
-export function tooManyTokens (source: string): boolean {
-  const lexer = new Lexer(new Source(source))
+export function parseDocument (source: string): { document: DocumentNode } | { problem: string } {
   try {
-    for (let n = 0; n <= MAX_QUERY_TOKENS; n++) if (lexer.advance().kind === TokenKind.EOF) return false
-  } catch {
-    // not GraphQL at all: mercurius's parse says so; a JSON AST still lexes as punctuators and strings
-    return false
+    return { document: parse(source, { maxTokens: MAX_QUERY_TOKENS }) }
+  } catch (err) {
+    const message = (err as Error).message
+    return { problem: /more that \d+ tokens/.test(message) ? `query has more than ${MAX_QUERY_TOKENS} tokens; pass large inputs as variables` : message }
   }
-  return true
+}
+
+/** The spec's rules and ours, for a document that did not come through mercurius's validation (subscriptions). */
+export function validateDocument (schema: GraphQLSchema, document: DocumentNode): readonly GraphQLError[] {
+  return validate(schema, document, [...specifiedRules, costRule])
 }
 
 export function costRule (context: ValidationContext) {
@@ -182,7 +187,8 @@ export function costRule (context: ValidationContext) {
               `at most ${MAX_ROOT_FIELDS} are allowed, each runs its own query`,
             { nodes: [op] }))
         }
-        if (m.cost > MAX_QUERY_COST) {
+        // (not `>`: a NaN must not pass)
+        if (!(m.cost <= MAX_QUERY_COST)) {
           context.reportError(new GraphQLError(
             `query is too expensive: cost ${m.cost} exceeds ${MAX_QUERY_COST}; ` +
               'ask for fewer rows (limit) or fewer nested lists',

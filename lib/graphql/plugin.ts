@@ -3,13 +3,14 @@
 import type { EventEmitter } from 'node:events'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import websocket from '@fastify/websocket'
+import sjson from 'secure-json-parse'
 import mercurius from 'mercurius'
 import { ADMIN_SECRET_HEADER, checkAdminSecret } from '../api/auth.js'
 import { publicError } from '../api/public-error.js'
 import { CHANNELS } from '../db/channels.js'
 import { decodeOutcomes } from '../delivery/events.js'
 import { errors } from '../errors.js'
-import { costRule, MAX_QUERY_TOKENS, tooManyTokens } from './cost.js'
+import { costRule, parseDocument, validateDocument } from './cost.js'
 import { graphiqlRoutes } from './graphiql.js'
 import { loaders, resolvers, TOPICS } from './resolvers.js'
 import { schema } from './schema.js'
@@ -42,12 +43,15 @@ function formatError (err: GqlError, log: FastifyInstance['log'], req: FastifyRe
   return { message: error.message, locations: err.locations, path: err.path, extensions }
 }
 
-interface Ws extends EventEmitter { close: (code: number, reason: string) => void }
+const WS_MAX_PAYLOAD_BYTES = 16 * 1024
+
+interface Ws extends EventEmitter { close: (code: number, reason: string) => void, terminate: () => void }
 
 /**
  * mercurius waits for connection_init forever, so anyone could hold sockets open without the secret.
  * graphql-transport-ws's own rule: a socket without connection_init in time is closed with 4408
- * (config server.wsInitTimeoutMs). Messages are looked at only until then (a ping does not count).
+ * (config server.wsInitTimeoutMs). Messages are looked at only until then (a ping does not count), and
+ * read as mercurius reads them (secure-json-parse): a message it refuses does not stop the clock.
  */
 function closeUninitialised (app: FastifyInstance): void {
   app.websocketServer.on('connection', (ws: Ws) => {
@@ -57,7 +61,7 @@ function closeUninitialised (app: FastifyInstance): void {
     }
     const onMessage = (data: Buffer): void => {
       try {
-        if ((JSON.parse(data.toString()) as { type?: unknown } | null)?.type === 'connection_init') done()
+        if ((sjson.parse(data.toString()) as { type?: unknown } | null)?.type === 'connection_init') done()
       } catch {}
     }
     const timeoutMs = app.config.server.wsInitTimeoutMs
@@ -86,14 +90,16 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
     checkAdminSecret(secret, req.headers[ADMIN_SECRET_HEADER])
   })
 
-  // a document too long to parse cheaply is refused before mercurius parses it (lib/graphql/cost.ts)
+  // only GraphQL text, of at most MAX_QUERY_TOKENS tokens, reaches mercurius: it would take an AST
+  // (as an object, or as JSON when the text does not parse), which no limit of ours could trust
   app.addHook('preValidation', async (req) => {
     if (req.routeOptions.url !== GRAPHQL_PATH) return
-    const source = (req.body as { query?: unknown } | undefined)?.query ?? (req.query as { query?: unknown }).query
-    if (typeof source === 'string' && tooManyTokens(source)) {
-      throw new errors.HOOKPOST_ERR_BAD_REQUEST(
-        `query has more than ${MAX_QUERY_TOKENS} tokens; pass large inputs as variables`)
-    }
+    const body = req.body as { query?: unknown } | string | undefined
+    const source = typeof body === 'string' ? body : body?.query ?? (req.query as { query?: unknown }).query
+    if (source === undefined) return
+    if (typeof source !== 'string') throw new errors.HOOKPOST_ERR_BAD_REQUEST('query must be a string of GraphQL')
+    const parsed = parseDocument(source)
+    if ('problem' in parsed) throw new errors.HOOKPOST_ERR_BAD_REQUEST(parsed.problem)
   })
 
   // while this process has live subscriptions it says so to the deliverer (a shared advisory lock),
@@ -101,9 +107,18 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
   const subscribers = new SubscriberCount((any) => app.listener.setSubscribed(any))
 
   // registered here, not by mercurius (which would, in a scope of its own), so that its server is ours
-  // to watch; mercurius uses the one it finds. maxPayload: mercurius's own, 1 MiB
-  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } })
+  // to watch; mercurius uses the one it finds. Only subscriptions travel over it (no queries or
+  // mutations), a few hundred bytes each: 16 KiB bounds what mercurius parses before any hook runs
+  await app.register(websocket, { options: { maxPayload: WS_MAX_PAYLOAD_BYTES } })
   closeUninitialised(app)
+  // on close each client is sent a close frame; one that stops reading would hold its socket, and the
+  // HTTP server's close with it, for ws's own 30 s close handshake: past the shutdown grace it is cut
+  let cut: NodeJS.Timeout | undefined
+  app.addHook('preClose', async () => {
+    cut = setTimeout(() => { for (const ws of app.websocketServer.clients) ws.terminate() },
+      app.config.hooks.shutdownGraceMs).unref()
+  })
+  app.addHook('onClose', async () => { clearTimeout(cut) })
 
   await app.register(mercurius, {
     schema,
@@ -144,6 +159,13 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
         }
       }
     }
+  })
+
+  // mercurius runs a subscription without validating it: our limits (and the spec's rules) are applied
+  // here, as they are to queries over HTTP; an AST sent as an object is judged the same way
+  app.graphql.addHook('preSubscriptionExecution', async (schema, document) => {
+    const problems = validateDocument(schema, document)
+    if (problems.length > 0) throw new errors.HOOKPOST_ERR_BAD_REQUEST(problems.map(p => p.message).join('; '))
   })
 
   await app.register(graphiqlRoutes)
