@@ -5,7 +5,7 @@ import t from 'tap'
 import { parse } from 'graphql'
 import WebSocket from 'ws'
 import type { FastifyInstance } from 'fastify'
-import { spawnServer, testApp, testDatabase } from './helpers.js'
+import { eventually, spawnServer, testApp, testDatabase } from './helpers.js'
 
 const SECRET = 'security-test-secret-1'
 
@@ -251,4 +251,46 @@ t.test('SIGTERM ends the server within the grace period while a WebSocket client
   ;(c.ws as unknown as { _socket: { pause: () => void } })._socket.pause()
   const code = await server.stop(10_000)
   t.equal(code, 0, 'exited by itself on SIGTERM, not by the SIGKILL 10 s later')
+})
+
+t.test('the WebSocket guard: live ids are unique, subscriptions capped, non-objects refused (attack finding)', async (t) => {
+  const { app } = await testApp(t, { adminSecret: SECRET })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const ready = async (): Promise<WsClient> => {
+    const c = wsClient(port)
+    await new Promise((resolve) => c.ws.once('open', resolve))
+    c.ws.send(JSON.stringify({ type: 'connection_init', payload: { 'x-platformatic-admin-secret': SECRET } }))
+    t.equal((await c.next()).type, 'connection_ack')
+    return c
+  }
+  const subscribe = (c: WsClient, id: string, query = 'subscription { messageDelivered { messageId } }'): void =>
+    c.ws.send(JSON.stringify({ id, type: 'subscribe', payload: { query } }))
+
+  // a live id used again: mercurius overwrote the first, which then held the subscriber count for good
+  const dup = await ready()
+  subscribe(dup, 'a')
+  subscribe(dup, 'a')
+  t.equal(await dup.closed, 4409, 'a second subscribe with a live id is closed with 4409')
+
+  // an id is free again once the client completes it, or once the server ends it (an error)
+  const reuse = await ready()
+  subscribe(reuse, 'x', 'subscription { nope }')
+  t.equal((await reuse.next()).type, 'error', 'an invalid subscription ends with an error')
+  subscribe(reuse, 'x')
+  subscribe(reuse, 'y')
+  reuse.ws.send(JSON.stringify({ id: 'y', type: 'complete' }))
+  subscribe(reuse, 'y')
+  // 99 more fill the cap of 100 (x and y are live); the next is refused
+  for (let i = 0; i < 98; i++) subscribe(reuse, `n${i}`)
+  subscribe(reuse, 'one-too-many')
+  t.equal(await reuse.closed, 4400, 'the 101st live subscription closes the socket (4400)')
+  await eventually(async () => !app.listener.hasSubscribers, 10_000)
+  t.pass('every subscription was let go: this process no longer says it has subscribers')
+
+  for (const raw of ['null', '5', '[]', '"x"']) {
+    const c = wsClient(port)
+    c.ws.once('open', () => c.ws.send(raw))
+    t.equal(await c.closed, 4400, `a message ${raw}: closed with 4400, before mercurius throws and logs a stack`)
+  }
 })

@@ -32,8 +32,6 @@ export const MAX_ROOT_FIELDS = 25
 // messages(limit: 100) { body } were 800 MiB, past V8's longest string.
 export const BODY_COST = 1500
 const FIELD_COST: Record<string, number> = { body: BODY_COST }
-// root mutations whose result is what the request itself sent
-const ECHOES = /^(insert|save)/
 
 // list fields of the data schema and the most rows each may return (lib/graphql/resolvers.ts enforces
 // the same bounds at run time: `limit` is at most MAX_LIMIT, bulk inputs and deletes at most MAX_BULK_INPUTS)
@@ -50,10 +48,12 @@ const LIST_FIELDS: Record<string, number> = {
   deleteCrons: MAX_BULK_INPUTS
 }
 
-/** The most rows a data field returns: its list maximum, or a literal `limit` below it. */
+/** The most rows a data field returns: its list maximum, or a literal `limit` or `inputs` list below it. */
 function rowsOf (field: FieldNode): number {
   const max = LIST_FIELDS[field.name.value]
   if (max === undefined) return 1
+  const inputs = field.arguments?.find(a => a.name.value === 'inputs')?.value
+  if (inputs?.kind === Kind.LIST) return Math.max(1, Math.min(max, inputs.values.length))
   const limit = field.arguments?.find(a => a.name.value === 'limit')?.value
   // an AST need not come from text: an IntValue may hold anything, which graphql-js reads with parseInt
   const n = limit?.kind === Kind.INT ? Number(limit.value) : NaN
@@ -108,9 +108,9 @@ export function measure (schema: GraphQLSchema, definitions: readonly any[]): Ar
   const memo = new Map<string, Measure>()
   const visiting = new Set<string>()
 
-  // where a selection set is: introspection (lists sized by the schema), the root, what an insert or save
-  // hands back (its bodies are the request's own, so bounded by its size), or data read from the tables
-  type Where = 'introspection' | 'root' | 'echo' | 'data'
+  // where a selection set is: introspection (lists sized by the schema), the root, or data. (What an
+  // insert hands back is data too: a repeated idempotencyKey returns the stored message, once per input.)
+  type Where = 'introspection' | 'root' | 'data'
   const walk = (set: SelectionSetNode | undefined, where: Where): Measure => {
     const out: Measure = { cost: 0, depth: 0, rootFields: 0 }
     if (set === undefined) return out
@@ -119,10 +119,10 @@ export function measure (schema: GraphQLSchema, definitions: readonly any[]): Ar
       if (sel.kind === Kind.FIELD) {
         const name = sel.name.value
         const introspection = where === 'introspection' || INTROSPECTION_ROOTS.has(name)
-        const next: Where = introspection ? 'introspection' : where === 'root' && ECHOES.test(name) ? 'echo' : 'data'
+        const next: Where = introspection ? 'introspection' : 'data'
         const under = walk(sel.selectionSet, next)
         const rows = introspection ? (sizes[name] ?? 1) : rowsOf(sel)
-        const own = introspection || where === 'echo' ? 1 : (FIELD_COST[name] ?? 1)
+        const own = introspection ? 1 : (FIELD_COST[name] ?? 1)
         m = { cost: own + rows * under.cost, depth: introspection ? 0 : 1 + under.depth, rootFields: 1 }
       } else if (sel.kind === Kind.INLINE_FRAGMENT) {
         m = walk(sel.selectionSet, where)

@@ -1,9 +1,7 @@
 // GraphQL at /graphql (mercurius), GraphiQL at /graphiql, subscriptions over WebSocket fed by
 // PostgreSQL NOTIFY so that every process publishes what the delivering process did.
-import type { EventEmitter } from 'node:events'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import websocket from '@fastify/websocket'
-import sjson from 'secure-json-parse'
 import mercurius from 'mercurius'
 import { ADMIN_SECRET_HEADER, checkAdminSecret } from '../api/auth.js'
 import { publicError } from '../api/public-error.js'
@@ -15,6 +13,7 @@ import { graphiqlRoutes } from './graphiql.js'
 import { loaders, resolvers, TOPICS } from './resolvers.js'
 import { schema } from './schema.js'
 import { SubscriberCount } from './subscribers.js'
+import { guardWebSocket } from './ws-guard.js'
 import { upgradeAllowed } from './upgrade-gate.js'
 
 /** the one path that answers GraphQL over HTTP and serves its subscriptions over WebSocket */
@@ -44,32 +43,8 @@ function formatError (err: GqlError, log: FastifyInstance['log'], req: FastifyRe
 }
 
 const WS_MAX_PAYLOAD_BYTES = 16 * 1024
-
-interface Ws extends EventEmitter { close: (code: number, reason: string) => void, terminate: () => void }
-
-/**
- * mercurius waits for connection_init forever, so anyone could hold sockets open without the secret.
- * graphql-transport-ws's own rule: a socket without connection_init in time is closed with 4408
- * (config server.wsInitTimeoutMs). Messages are looked at only until then (a ping does not count), and
- * read as mercurius reads them (secure-json-parse): a message it refuses does not stop the clock.
- */
-function closeUninitialised (app: FastifyInstance): void {
-  app.websocketServer.on('connection', (ws: Ws) => {
-    const done = (): void => {
-      clearTimeout(timer)
-      ws.off('message', onMessage)
-    }
-    const onMessage = (data: Buffer): void => {
-      try {
-        if ((sjson.parse(data.toString()) as { type?: unknown } | null)?.type === 'connection_init') done()
-      } catch {}
-    }
-    const timeoutMs = app.config.server.wsInitTimeoutMs
-    const timer = setTimeout(() => ws.close(4408, 'Connection initialisation timeout'), timeoutMs)
-    ws.on('message', onMessage)
-    ws.once('close', done)
-  })
-}
+// each live subscription runs on every delivery event; a dashboard needs a handful
+const MAX_SUBSCRIPTIONS_PER_SOCKET = 100
 
 export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
   const secret = app.config.adminSecret
@@ -110,7 +85,9 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
   // to watch; mercurius uses the one it finds. Only subscriptions travel over it (no queries or
   // mutations), a few hundred bytes each: 16 KiB bounds what mercurius parses before any hook runs
   await app.register(websocket, { options: { maxPayload: WS_MAX_PAYLOAD_BYTES } })
-  closeUninitialised(app)
+  app.websocketServer.on('connection', (ws) => guardWebSocket(ws, {
+    initTimeoutMs: app.config.server.wsInitTimeoutMs, maxSubscriptions: MAX_SUBSCRIPTIONS_PER_SOCKET
+  }))
   // on close each client is sent a close frame; one that stops reading would hold its socket, and the
   // HTTP server's close with it, for ws's own 30 s close handshake: past the shutdown grace it is cut
   let cut: NodeJS.Timeout | undefined
