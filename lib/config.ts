@@ -44,6 +44,8 @@ export interface Config {
     readonly bufferBytes: number
     /** a claimed message is invisible to other workers this long; must exceed the longest queue timeout */
     readonly leaseMs: number
+    /** a dead process's claims younger than this are left to their lease (its LISTEN may be reconnecting) */
+    readonly reapGraceMs: number
     /** backstop poll when no NOTIFY arrives */
     readonly pollMs: number
     readonly shutdownGraceMs: number
@@ -103,6 +105,8 @@ export const DEFAULTS = {
   bufferBytes: 64 * 1024 * 1024,
   // 30 s default timeout + slack: a lease shorter than the timeout would hand a live call to another worker
   leaseMs: 60_000,
+  // a LISTEN connection reconnects within a few seconds; a dead process's claims wait this long at most
+  reapGraceMs: 10_000,
   pollMs: 2000,
   shutdownGraceMs: 10_000,
   // a week of delivered history answers "did it arrive?"; dead letters wait a month for a redrive
@@ -274,6 +278,8 @@ export function loadConfig (opts: LoadOptions = {}): Config {
       bufferBytes: int('HOOKPOST_DELIVERY_BUFFER_BYTES', pick(env.HOOKPOST_DELIVERY_BUFFER_BYTES, hooks.bufferBytes),
         DEFAULTS.bufferBytes, BUFFER_BYTES_MIN, BUFFER_BYTES_MAX),
       leaseMs: int('HOOKPOST_LEASE_MS', pick(env.HOOKPOST_LEASE_MS, hooks.leaseMs), DEFAULTS.leaseMs, 1000, 3_600_000),
+      reapGraceMs: int('HOOKPOST_REAP_GRACE_MS', pick(env.HOOKPOST_REAP_GRACE_MS, hooks.reapGraceMs),
+        DEFAULTS.reapGraceMs, 1000, 600_000),
       pollMs: int('HOOKPOST_POLL_MS', pick(env.HOOKPOST_POLL_MS, hooks.pollMs), DEFAULTS.pollMs, 10, 600_000),
       shutdownGraceMs: int('HOOKPOST_SHUTDOWN_GRACE_MS', pick(env.HOOKPOST_SHUTDOWN_GRACE_MS, hooks.shutdownGrace),
         DEFAULTS.shutdownGraceMs, 0, 600_000),

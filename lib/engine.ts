@@ -87,7 +87,7 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
   const crons = new CronScheduler(app.pool, log, app.metrics.enqueuedByCron, opts.cronClock)
   const onDeleted = (kind: 'delivered' | 'dead', n: number): void => app.metrics.retentionDeleted(kind, n)
   const retention = new Retention(app.pool, { ...h.retention, onDeleted }, log)
-  const reaper = new Reaper(pool, h.leaseMs, log)
+  const reaper = new Reaper(pool, h.leaseMs, h.reapGraceMs, log)
   const subscribers = new SubscriberCheck(pool, log)
   const leader = new Leader(config.db.connectionString!, h.lock, h.leaderPollMs, log)
   app.metrics.watch(worker, pool, log)

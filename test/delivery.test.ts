@@ -4,7 +4,7 @@ import t from 'tap'
 import type { Worker } from '../lib/delivery/worker.js'
 import type { Completion } from '../lib/delivery/sql.js'
 import { SKIP_CLAIM_BACKOFF_MS } from '../lib/delivery/producer.js'
-import { deliveringApp, eventually, post, receiver, sleep } from './helpers.js'
+import { deliveringApp, eventually, post, receiver } from './helpers.js'
 import { signal } from './signals.js'
 
 /** resolves when the outcome of this message's attempt is written */
@@ -177,7 +177,8 @@ t.test('redrive: one failed message, then a whole queue', async (t) => {
   const q = await post(app, '/queues', { name: 'rd', callbackUrl: target.url, maxRetries: 0 })
   const ms: any[] = []
   let deaths = 0
-  const allDead = signal(worker, 'dead', () => ++deaths === 3)
+  // the worker is shared with the other tests here: only this queue's deaths count
+  const allDead = signal(worker, 'dead', (d: { queueId: number }) => d.queueId === q.id && ++deaths === 3)
   for (let i = 0; i < 3; i++) ms.push(await post(app, '/messages', { queueId: q.id, body: String(i) }))
   await allDead
   const count = async (where: string): Promise<unknown> =>
@@ -200,8 +201,14 @@ t.test('redrive: one failed message, then a whole queue', async (t) => {
   t.equal((await app.inject({ method: 'POST', url: '/queues/999/redrive' })).statusCode, 404)
 })
 
+/** A promise that resolves when the test ends: a call held on it hangs for the whole test, however long. */
+const held = async (t: { teardown: (fn: () => void) => void }): Promise<void> =>
+  await new Promise<void>((resolve) => t.teardown(resolve))
+
 t.test('a slow endpoint does not delay another queue', async (t) => {
-  const slow = await receiver(t, async (_r, res) => { await sleep(3000); res.end() })
+  // the slow calls outlast the test (however loaded the machine), so the share is measured with all
+  // of them hanging
+  const slow = await receiver(t, async (_r, res) => { await held(t); res.end() })
   const fast = await receiver(t)
   // no grace at close: the slow calls are cut off rather than waited for
   const { app } = await deliveringApp(t, { hooks: { concurrency: 8, shutdownGraceMs: 0 } })
@@ -218,7 +225,7 @@ t.test('a slow endpoint does not delay another queue', async (t) => {
 
 t.test('while one queue holds its share of the slots, others are served: scheduled, backdated and plain-SQL messages', async (t) => {
   // the slow calls outlast the test, so the slow queue's share is measured with all its calls hanging
-  const slow = await receiver(t, async (_r, res) => { await sleep(6000); res.end() })
+  const slow = await receiver(t, async (_r, res) => { await held(t); res.end() })
   const fast = await receiver(t)
   // polling far away: only NOTIFY and the worker's own due-time sleep can deliver in time
   const { app, pool } = await deliveringApp(t, { hooks: { concurrency: 8, pollMs: 30_000, shutdownGraceMs: 0 } })

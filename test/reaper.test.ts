@@ -26,7 +26,7 @@ t.test('only claims older than 10 s whose process holds no worker lock come back
   const scheduled = await message('scheduled', "run_at = now() + interval '3 days', \"when\" = now() + interval '3 days'")
   const sent = await message('sent', "locked_by = 'dead-worker', locked_at = now() - interval '20 seconds', run_at = now() + interval '40 seconds', sent_at = now()")
 
-  const { rows } = await pool.query(reapDeadClaims(60_000))
+  const { rows } = await pool.query(reapDeadClaims(60_000, 10_000))
   t.same(rows.map(r => r.id).sort((a, b) => a - b), [dead, deadLongLease].sort((a, b) => a - b), "the dead process's claims, including one with a queue timeout's longer lease")
 
   const state = async (id: number): Promise<{ lockedBy: string | null, due: boolean }> =>
@@ -36,7 +36,9 @@ t.test('only claims older than 10 s whose process holds no worker lock come back
   t.same(await state(young), { lockedBy: 'dead-worker', due: false }, 'a claim younger than 10 s is left alone')
   t.same(await state(scheduled), { lockedBy: null, due: false }, 'a scheduled message is not touched')
   t.same(await state(sent), { lockedBy: 'dead-worker', due: false }, 'nor a sent one')
-  t.same((await pool.query(reapDeadClaims(60_000))).rows, [], 'a second pass finds nothing')
+  t.same((await pool.query(reapDeadClaims(60_000, 10_000))).rows, [], 'a second pass finds nothing')
+  // the grace is the operator's (HOOKPOST_REAP_GRACE_MS): at 1 s the young claim is handed back too
+  t.same((await pool.query(reapDeadClaims(60_000, 1000))).rows.map(r => r.id), [young], 'a shorter grace reaps younger claims')
 })
 
 t.test('the Reaper service reaps at start and says so (the engine wakes the worker on it)', async (t) => {
@@ -51,7 +53,7 @@ t.test('the Reaper service reaps at start and says so (the engine wakes the work
     [q])).rows[0].id
   await pool.query(`UPDATE hookpost.messages SET locked_by = 'gone', locked_at = now() - interval '20 seconds',
     run_at = now() + interval '40 seconds' WHERE id = $1`, [id])
-  const reaper = new Reaper(pool, 60_000, silentLog)
+  const reaper = new Reaper(pool, 60_000, 10_000, silentLog)
   t.teardown(async () => await reaper.stop())
   const reaped = signal<[{ count: number }]>(reaper, 'reaped')
   reaper.start()

@@ -179,10 +179,10 @@ export function holdWorkerLock (workerId: string): Statement {
 
 /**
  * Hand back the claims of processes that died (kill -9, lost host): without this they would wait for
- * their lease, a minute or more. A claim younger than 10 s is left alone, so a worker whose
+ * their lease, a minute or more. A claim younger than graceMs is left alone, so a worker whose
  * LISTEN connection is reconnecting (it claims nothing meanwhile) does not lose its calls in flight.
  */
-export function reapDeadClaims (leaseMs: number): Statement {
+export function reapDeadClaims (leaseMs: number, graceMs: number): Statement {
   // a claim's run_at is its lease end, at most the longest lease from now: bounding the range keeps
   // the scan off the messages scheduled further ahead, which can be millions. (A process configured
   // with a longer lease than ours gets its dead claims back when its lease ends, as without reaping.)
@@ -191,7 +191,7 @@ export function reapDeadClaims (leaseMs: number): Statement {
     text: `UPDATE hookpost.messages m SET run_at = now(), locked_by = NULL, locked_at = NULL
       WHERE m.sent_at IS NULL AND NOT m.failed AND m.locked_by IS NOT NULL
         AND m.run_at > now() AND m.run_at <= now() + $2::integer * interval '1 millisecond'
-        AND m.locked_at < now() - interval '10 seconds'
+        AND m.locked_at < now() - $3::integer * interval '1 millisecond'
         AND NOT EXISTS (
           SELECT 1 FROM pg_locks l
           WHERE l.locktype = 'advisory'
@@ -200,7 +200,7 @@ export function reapDeadClaims (leaseMs: number): Statement {
             AND l.objsubid = 2 AND l.granted
         )
       RETURNING m.id`,
-    values: [WORKER_LOCK_CLASS, maxLeaseMs]
+    values: [WORKER_LOCK_CLASS, maxLeaseMs, graceMs]
   }
 }
 

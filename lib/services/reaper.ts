@@ -13,7 +13,9 @@ export interface ReaperEvents {
 }
 
 export class Reaper extends Loop<ReaperEvents> {
-  constructor (private readonly pool: Pool, private readonly leaseMs: number, log: Logger) {
+  constructor (
+    private readonly pool: Pool, private readonly leaseMs: number, private readonly graceMs: number, log: Logger
+  ) {
     super(log, 'reaping dead claims')
   }
 
@@ -23,7 +25,7 @@ export class Reaper extends Loop<ReaperEvents> {
   }
 
   async reap (): Promise<number> {
-    const { rowCount } = await this.pool.query(reapDeadClaims(this.leaseMs))
+    const { rowCount } = await this.pool.query(reapDeadClaims(this.leaseMs, this.graceMs))
     const count = rowCount ?? 0
     if (count > 0) {
       this.log.warn({ count }, 'handed back the claims of a process that died')
