@@ -8,7 +8,7 @@
 // PROBE_CONCURRENCY (64), PROBE_QUEUE_CONCURRENCY (the server's default: c - c/8), PROBE_BATCH (200),
 // BENCH_TIMEOUT_MS (120000), PROBE_TRACE (print the first n statements), PROBE_HEAP_PROFILE (write a
 // .heapprofile of every allocation, collected or not, in the delivery window), PROBE_PROFILE (write a
-// .cpuprofile of the delivery window only to this path), PROBE_LIB_DIR (load worker.ts, database.ts and
+// .cpuprofile of the delivery window only to this path), PROBE_LIB_DIR (load worker.ts, database.ts, executor.ts and
 // sender.ts from <dir>/delivery instead of lib/delivery: to try a change without touching lib/).
 import { DEVELOPMENT_POLICY } from '../lib/domain/ssrf.js'
 import { writeFileSync } from 'node:fs'
@@ -34,7 +34,8 @@ const LIB_DIR = process.env.PROBE_LIB_DIR !== undefined && process.env.PROBE_LIB
   ? pathToFileURL(process.env.PROBE_LIB_DIR.replace(/\/?$/, '/')).href
   : new URL('../lib/', import.meta.url).href
 const { Worker } = await import(new URL('delivery/worker.ts', LIB_DIR).href) as typeof import('../lib/delivery/worker.js')
-const { createDispatcher, send } = await import(new URL('delivery/sender.ts', LIB_DIR).href) as typeof import('../lib/delivery/sender.js')
+const { createDispatcher } = await import(new URL('delivery/sender.ts', LIB_DIR).href) as typeof import('../lib/delivery/sender.js')
+const { sendClaimed } = await import(new URL('delivery/executor.ts', LIB_DIR).href) as typeof import('../lib/delivery/executor.js')
 const { pgClaims } = await import(new URL('delivery/database.ts', LIB_DIR).href) as typeof import('../lib/delivery/database.js')
 
 interface Stat { count: number, ms: number[], rows: number[] }
@@ -103,19 +104,7 @@ async function main (): Promise<void> {
   onCleanup(async () => await dispatcher.close())
   const worker = new Worker({
     claims: pgClaims(pool, 60_000, 'probe'),
-    send: async (row, attempt, cut) => await send(dispatcher, {
-      messageId: row.id,
-      queueId: row.queueId,
-      attempt,
-      url: row.queue.callbackUrl,
-      method: row.queue.method,
-      queueHeaders: row.queue.headers,
-      headers: row.headers,
-      body: row.body,
-      timeoutMs: row.queue.timeoutMs,
-      idempotencyKey: row.idempotencyKey,
-      signingSecrets: row.queue.signingSecrets
-    }, cut),
+    send: sendClaimed(dispatcher),
     log: pino({ level: 'warn' }),
     concurrency: C,
     queueConcurrency: QC,

@@ -9,7 +9,8 @@ import { createPool } from './db/pool.js'
 import type { Clock } from './delivery/clock.js'
 import { pgClaims } from './delivery/database.js'
 import { outcomePublisher } from './delivery/publisher.js'
-import { createDispatcher, send } from './delivery/sender.js'
+import { sendClaimed } from './delivery/executor.js'
+import { createDispatcher } from './delivery/sender.js'
 import { Worker } from './delivery/worker.js'
 import { CronScheduler } from './services/cron.js'
 import { Reaper } from './services/reaper.js'
@@ -61,19 +62,7 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
   const dispatcher = createDispatcher(h)
   const worker = new Worker({
     claims: pgClaims(pool, h.leaseMs, workerId),
-    send: async (row, attempt, cut) => await send(dispatcher, {
-      messageId: row.id,
-      queueId: row.queueId,
-      attempt,
-      url: row.queue.callbackUrl,
-      method: row.queue.method,
-      queueHeaders: row.queue.headers,
-      headers: row.headers,
-      body: row.body,
-      timeoutMs: row.queue.timeoutMs,
-      idempotencyKey: row.idempotencyKey,
-      signingSecrets: row.queue.signingSecrets
-    }, cut),
+    send: sendClaimed(dispatcher),
     log,
     concurrency: h.concurrency,
     queueConcurrency: h.queueConcurrency,

@@ -2,11 +2,29 @@
 // One sweep per executor enforces the deadlines, not a timer per call: a timer per call costs more
 // than the call (sender.ts).
 import type { Clock } from './clock.js'
-import { cutShort, type Cut, type Result } from './sender.js'
+import type { Dispatcher } from 'undici'
+import { cutShort, send, type Cut, type Result } from './sender.js'
 import type { ClaimedRow } from './sql.js'
 
 /** One attempt of one claimed row; `cut` is how the executor aborts it. */
 export type Send = (row: ClaimedRow, attempt: number, cut: Cut) => Promise<Result>
+
+/** The real Send: a claimed row, and its queue's target, as one call through the dispatcher. */
+export function sendClaimed (dispatcher: Dispatcher): Send {
+  return async (row, attempt, cut) => await send(dispatcher, {
+    messageId: row.id,
+    queueId: row.queueId,
+    attempt,
+    url: row.queue.callbackUrl,
+    method: row.queue.method,
+    queueHeaders: row.queue.headers,
+    headers: row.headers,
+    body: row.body,
+    timeoutMs: row.queue.timeoutMs,
+    idempotencyKey: row.idempotencyKey,
+    signingSecrets: row.queue.signingSecrets
+  }, cut)
+}
 
 // how often the deadlines are checked: a call overruns its queue's timeout by at most this
 const DEADLINE_SWEEP_MS = 100
