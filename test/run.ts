@@ -9,7 +9,10 @@ const log = pino({ level: 'info' })
 let embedded: Embedded | undefined
 const env = { ...process.env }
 if (env.DATABASE_URL === undefined || env.DATABASE_URL === '') {
-  embedded = await startEmbedded(resolve('data', 'test'), log)
+  // a throwaway cluster: nothing in it must survive a crash, so it skips flushing to disk
+  embedded = await startEmbedded(resolve('data', 'test'), log, {
+    settings: { fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' }
+  })
   env.DATABASE_URL = embedded.connectionString
 }
 const tap = spawn(process.execPath, [resolve('node_modules/tap/dist/esm/run.mjs'), ...process.argv.slice(2)], { stdio: 'inherit', env })

@@ -56,7 +56,13 @@ function leftRunning (dbDir: string): { pid: number, port: number } | null {
   return { pid: p, port: Number(port) }
 }
 
-export async function startEmbedded (dataDir: string, log: Logger, opts: { port?: number } = {}): Promise<Embedded> {
+export interface EmbeddedOptions {
+  port?: number
+  /** extra `-c name=value` server settings, e.g. a test cluster's durability off */
+  settings?: Record<string, string>
+}
+
+export async function startEmbedded (dataDir: string, log: Logger, opts: EmbeddedOptions = {}): Promise<Embedded> {
   const dbDir = join(dataDir, 'pg')
   const orphan = leftRunning(dbDir)
   if (orphan !== null) {
@@ -92,7 +98,7 @@ export async function startEmbedded (dataDir: string, log: Logger, opts: { port?
       onError: (m: unknown) => log.debug({ pg: String(m).trim() }, 'initdb')
     }).initialise()
   }
-  const { pid, exited } = await spawnPostgres(dbDir, port, asRoot)
+  const { pid, exited } = await spawnPostgres(dbDir, port, asRoot, opts.settings ?? {})
   const connectionString = `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/postgres`
   log.info({ dataDir: dbDir, port, pgPid: pid }, 'no DATABASE_URL given: started embedded PostgreSQL')
   let stopped = false
@@ -115,13 +121,15 @@ export async function startEmbedded (dataDir: string, log: Logger, opts: { port?
 async function spawnPostgres (
   dbDir: string,
   port: number,
-  asRoot: boolean
+  asRoot: boolean,
+  settings: Record<string, string>
 ): Promise<{ pid: number, exited: Promise<void> }> {
   const bins = await binaries()
   const ids = asRoot ? { uid: idOf('-u'), gid: idOf('-g') } : {}
   const logFd = openSync(join(dbDir, 'postgres.log'), 'a')
   if (asRoot) fchownSync(logFd, ids.uid!, ids.gid!)
-  const child = spawn(bins.postgres, ['-D', dbDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1'], {
+  const flags = Object.entries({ ...settings, listen_addresses: '127.0.0.1' }).flatMap(([k, v]) => ['-c', `${k}=${v}`])
+  const child = spawn(bins.postgres, ['-D', dbDir, '-p', String(port), ...flags], {
     ...ids,
     detached: true,
     stdio: ['ignore', logFd, logFd],
