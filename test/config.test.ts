@@ -79,8 +79,8 @@ t.test('a bad config makes the server exit with one line naming the setting', as
   const { execFile } = await import('node:child_process')
   const { promisify } = await import('node:util')
   const cwd = dir({})
-  const { TSX } = await import('./helpers.js')
-  const err = await promisify(execFile)(process.execPath, ['--import', TSX, join(process.cwd(), 'lib/server.ts')], {
+  const { SERVER_ARGS } = await import('./helpers.js')
+  const err = await promisify(execFile)(process.execPath, SERVER_ARGS, {
     cwd, env: { PATH: process.env.PATH, PORT: 'eighty' }, timeout: 20_000
   }).then(() => null, (e: { code: number, stderr: string }) => e)
   t.ok(err, 'exits non-zero')

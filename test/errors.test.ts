@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { errors } from '../lib/errors.js'
 
-const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+// tap runs in the repository's root, whether the suite is compiled (dist/test) or not
+const readme = readFileSync('README.md', 'utf8')
 const documented = new Map([...readme.matchAll(/^\| `(HOOKPOST_ERR_[A-Z_]+)` \| (\d{3}) \| (.+) \|$/gm)]
   .map(m => [m[1]!, { status: Number(m[2]), meaning: m[3]! }]))
 

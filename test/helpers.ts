@@ -2,6 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
@@ -14,6 +15,14 @@ type T = { teardown: (fn: () => unknown) => void }
 
 /** tsx's loader by absolute URL, so child processes can run TypeScript from any cwd */
 export const TSX = import.meta.resolve('tsx')
+
+/**
+ * node's arguments for the real server, in the suite's own form: `npm test` runs the suite compiled
+ * (dist/test, test/run.ts), and then the server is dist/lib/server.js; a .ts suite runs lib/server.ts.
+ */
+export const SERVER_ARGS = import.meta.url.endsWith('.js')
+  ? [fileURLToPath(new URL('../lib/server.js', import.meta.url))]
+  : ['--import', TSX, fileURLToPath(new URL('../lib/server.ts', import.meta.url))]
 
 export const silentLog = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
 
@@ -215,15 +224,14 @@ export interface ServerProcess {
   stop: (ms?: number) => Promise<number | null>
 }
 
-/** The real server, as a separate process (lib/server.ts through tsx), on a free port. */
+/** The real server, as a separate process (SERVER_ARGS), on a free port. */
 export async function spawnServer (
   t: T, env: Record<string, string | undefined>, opts: { cwd?: string, startMs?: number } = {}
 ): Promise<ServerProcess> {
   const { spawn } = await import('node:child_process')
   const { freePort } = await import('../lib/db/embedded.js')
-  const { resolve } = await import('node:path')
   const port = await freePort()
-  const proc = spawn(process.execPath, ['--import', TSX, resolve('lib/server.ts')], {
+  const proc = spawn(process.execPath, SERVER_ARGS, {
     cwd: opts.cwd ?? process.cwd(),
     env: { PATH: process.env.PATH, PORT: String(port), PLT_SERVER_HOSTNAME: '127.0.0.1', PLT_SERVER_LOGGER_LEVEL: 'info', HOOKPOST_PRETTY_LOGS: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
