@@ -3,9 +3,8 @@
 import t from 'tap'
 import type { Worker } from '../lib/delivery/worker.js'
 import type { Completion } from '../lib/delivery/sql.js'
-import { SKIP_CLAIM_BACKOFF_MS } from '../lib/delivery/producer.js'
 import { deliveringApp, eventually, post, receiver } from './helpers.js'
-import { signal } from './signals.js'
+import { signal, workerAsleep } from './signals.js'
 
 /** resolves when the outcome of this message's attempt is written */
 const recorded = async (w: Worker, id: () => number, attempt = 1): Promise<void> => {
@@ -15,8 +14,6 @@ const recorded = async (w: Worker, id: () => number, attempt = 1): Promise<void>
 const deathOf = async (w: Worker, id: () => number): Promise<void> => {
   await signal<[{ messageId: number }]>(w, 'dead', (d) => d.messageId === id())
 }
-/** resolves when the worker next goes to sleep for long: past its short waits, nothing left to claim */
-const asleep = async (w: Worker) => await signal<[number]>(w, 'idle', (ms) => ms > SKIP_CLAIM_BACKOFF_MS)
 
 // One database and app for the file (as test/helpers.ts gives a database per file), shared by the tests
 // that each work on queues of their own; a test that fills the slots or watches the worker's sleep
@@ -233,7 +230,7 @@ t.test('while one queue holds its share of the slots, others are served: schedul
   const { app, pool } = await deliveringApp(t, { hooks: { concurrency: 8, pollMs: 30_000, shutdownGraceMs: 0 } })
   const sq = await post(app, '/queues', { name: 'slow', callbackUrl: slow.url, timeoutMs: 10_000 })
   const fq = await post(app, '/queues', { name: 'fast', callbackUrl: fast.url })
-  const sleeping = asleep(app.delivery!.worker)
+  const sleeping = workerAsleep(app.delivery!.worker)
   // one statement: the API path is not what this test is about
   await pool.query('INSERT INTO hookpost.messages (queue_id, body) SELECT $1, g::text FROM generate_series(1, 400) g',
     [sq.id])
@@ -266,7 +263,7 @@ t.test('after an idle period a burst is picked up at once (NOTIFY, not polling)'
   const target = await receiver(t)
   const { app } = await deliveringApp(t, { hooks: { pollMs: 60_000 } })
   const q = await post(app, '/queues', { name: 'burst', callbackUrl: target.url })
-  const sleeping = asleep(app.delivery!.worker)
+  const sleeping = workerAsleep(app.delivery!.worker)
   app.delivery!.worker.notify() // a pass now, whatever it was doing: it ends asleep
   t.same(await sleeping, [60_000], 'the worker sleeps the full poll interval')
   const t0 = Date.now()

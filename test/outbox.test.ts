@@ -3,7 +3,8 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import pg from 'pg'
-import { eventually, receiver, sleep, testApp, testPool } from './helpers.js'
+import { eventually, receiver, testApp, testPool } from './helpers.js'
+import { workerAsleep } from './signals.js'
 
 async function appRole (t: Parameters<typeof testApp>[0], adminPool: pg.Pool, url: string): Promise<pg.Pool> {
   const role = `hp_app_${randomBytes(4).toString('hex')}`
@@ -53,10 +54,12 @@ t.test('an outbox insert that rolls back is never delivered; one that commits is
   c.release()
 
   const [r] = await target.waitFor(1, 5000)
+  // its outcome still to record and a claim to come up empty: the worker sleeps after this
+  const idle = workerAsleep(app.delivery!.worker)
   t.ok(r!.at - committedAt < 1000, `delivered ${r!.at - committedAt} ms after the commit`)
   t.same(JSON.parse(r!.body), { item: 'book', order: order.id })
   t.equal(r!.headers['x-order'], String(order.id))
-  await sleep(500)
+  await idle // nothing left to claim
   t.equal(target.requests.length, 1, 'the rolled-back message was never delivered')
   t.equal((await admin.query('SELECT count(*)::int AS n FROM hookpost.messages')).rows[0].n, 1, 'and never existed')
   t.equal((await admin.query('SELECT count(*)::int AS n FROM public.orders')).rows[0].n, 1)
