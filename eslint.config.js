@@ -11,7 +11,9 @@ const LAYERS = {
   'lib/services': ['api', 'http', 'graphql'],
   'lib/api': ['services', 'http', 'graphql'],
   'lib/http': ['graphql', 'services'],
-  'lib/graphql': ['http', 'services']
+  'lib/graphql': ['http', 'services'],
+  // REST's routes: a transport, as lib/http is
+  routes: ['graphql', 'services', 'delivery']
 }
 // the wiring and the entry point import everything; nothing imports them
 const WIRING = ['app', 'server', 'engine', 'metrics']
@@ -21,11 +23,15 @@ const layerRules = Object.entries(LAYERS).map(([dir, banned]) => ({
   rules: {
     'no-restricted-imports': ['error', {
       patterns: [
+        // any relative path through the folder: ../x/, ./../x/, ../../lib/x/, a nested file's ../../x/
         ...banned.map(b => ({
-          group: [`../${b}/*`],
+          group: [`**/${b}/*`, `**/${b}`],
           message: `${dir} may not depend on lib/${b} (see README: Layout)`
         })),
-        { group: WIRING.map(w => `../${w}.js`), message: 'only lib/app.ts wires the parts together' }
+        {
+          group: WIRING.flatMap(w => [`**/lib/${w}.js`, `../${w}.js`]),
+          message: 'only lib/app.ts wires the parts together'
+        }
       ]
     }]
   }

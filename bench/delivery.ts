@@ -11,6 +11,8 @@
 //         two seconds, and this shared machine's speed drifts by a fifth between phases)
 //   rest  hookpost on N messages posted through POST /messages at concurrency BENCH_REST_C
 //   lat   commit-to-receipt latency: plain SQL INSERTs at a steady BENCH_LAT_RATE msg/s
+//   scale hookpost pre-inserted once per backlog in BENCH_BACKLOGS (e.g. 20000,100000,1000000), each
+//         against the first: is throughput flat in the backlog? (after the others; off unless listed)
 // "pre" and "raw" are prepared alike: rows inserted with a far-future due time, VACUUM ANALYZE,
 // CHECKPOINT, then one transaction makes them all due (hookpost: + NOTIFY). The clock starts just
 // before that COMMIT and stops when the receiver has seen the N-th distinct message id.
@@ -22,13 +24,16 @@
 //                         (the postgres CPU column then counts it and any other PostgreSQL on the machine)
 //   BENCH_N               messages per throughput phase (default 20000)
 //   BENCH_ROUNDS          raw + pre rounds (default 3)
+//   BENCH_QUEUES          pre and scale phases spread their messages over this many queues, round robin (default 1)
+//   BENCH_BACKLOGS        comma list of backlogs for the scale phase (default none: no scale phase)
 //   BENCH_WARMUP          messages through each path before it is measured, not counted (default 1000)
 //   BENCH_REST_C          POST /messages concurrency (default 32)
 //   BENCH_LAT_N, BENCH_LAT_RATE   latency phase: messages and msg/s (default 1000 at 100/s)
 //   BENCH_RAW_BATCH, BENCH_RAW_CONCURRENCY, BENCH_RAW_PIPELINE   raw loop: claim size (200),
 //                         calls in flight (64), claims outstanding (2)
 //   BENCH_RECEIVER        child (default: its own process) or inproc (in the bench process)
-//   BENCH_PHASES          comma list of raw,pre,rest,lat (default all)
+//   BENCH_PHASES          comma list of raw,pre,rest,lat,scale (default raw,pre,rest,lat, and scale when
+//                         BENCH_BACKLOGS is set)
 //   BENCH_SERVER_ROOT     run the server from this copy of the repository instead (A/B a change to lib/)
 //   BENCH_SERVER_NODE_ARGS  extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 //   BENCH_STALL_MS        fail a phase whose receiver sees nothing new for this long (default 30000)
@@ -39,6 +44,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { Pool } from 'undici'
 import { DEFAULTS, defaultQueueConcurrency } from '../lib/config.js'
+import { CHANNELS, notify as notifyStatement } from '../lib/db/channels.js'
 import {
   createBenchDatabase, drive, envInt, fmt, freePort, gitRevision, machineCpuMs, makeBody, nproc, onCleanup, percentile,
   postgresCpuMs, processCpuMs, round, runMain, serverAlive, serverPid, startServer, table, waitForHealth, adminQuery
@@ -58,10 +64,14 @@ const RAW_PIPELINE = envInt('BENCH_RAW_PIPELINE', 2, 1, 16)
 const STALL_MS = envInt('BENCH_STALL_MS', 30_000, 1000, 3_600_000)
 const TIMEOUT_MS = envInt('BENCH_TIMEOUT_MS', 10 * 60_000, 1000, 24 * 3600_000)
 const RECEIVER_MODE = process.env.BENCH_RECEIVER === 'inproc' ? 'inproc' : 'child'
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'raw,pre,rest,lat').split(',').map(s => s.trim()).filter(s => s !== ''))
+const QUEUES = envInt('BENCH_QUEUES', 1, 1, 10_000)
+const BACKLOGS = (process.env.BENCH_BACKLOGS ?? '').split(',').map(s => s.trim()).filter(s => s !== '').map(Number)
+if (BACKLOGS.some(n => !Number.isInteger(n) || n < 1 || n > 10_000_000)) throw new Error('BENCH_BACKLOGS: integers 1..10000000')
+const PHASES = new Set((process.env.BENCH_PHASES ?? `raw,pre,rest,lat${BACKLOGS.length > 0 ? ',scale' : ''}`)
+  .split(',').map(s => s.trim()).filter(s => s !== ''))
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(s => s !== '')
 const ADMIN_SECRET = process.env.PLT_ADMIN_SECRET !== undefined && process.env.PLT_ADMIN_SECRET !== '' ? process.env.PLT_ADMIN_SECRET : undefined
-for (const p of PHASES) if (!['raw', 'pre', 'rest', 'lat'].includes(p)) throw new Error(`BENCH_PHASES: unknown phase ${p}`)
+for (const p of PHASES) if (!['raw', 'pre', 'rest', 'lat', 'scale'].includes(p)) throw new Error(`BENCH_PHASES: unknown phase ${p}`)
 
 /** the server's delivery settings as it will resolve them (lib/config.ts) */
 function serverSettings (): Record<string, number> {
@@ -96,6 +106,19 @@ function apiHeaders (): Record<string, string> {
 interface CpuSnap {
   at: number, bench: number, receiver: number, server: number, pg: number, busy: number, irq: number, total: number
 }
+/** CPU per delivered message over a phase, by process, microseconds */
+function cpuPerMessage (c: CpuShare, seconds: number, n: number): Record<string, number> {
+  const us = (pct: number): number => round(pct / 100 * seconds * 1e6 / n, 0)
+  const recv = Number.isNaN(c.receiver) ? 0 : c.receiver
+  return {
+    cpuUsPerMsgServer: us(c.server),
+    cpuUsPerMsgPostgres: us(c.postgres),
+    cpuUsPerMsgReceiver: us(recv),
+    cpuUsPerMsgIrq: us(c.irq),
+    cpuUsPerMsgAll: us(c.server + c.postgres + recv + c.irq)
+  }
+}
+
 /** CPU used during a phase, in % of one core (200 = two cores flat out) */
 export interface CpuShare {
   bench: number, receiver: number, server: number, postgres: number, irq: number, other: number, machineBusyPct: number
@@ -169,20 +192,21 @@ async function untilReceived (tag: string): Promise<TagStats> {
 
 /** Until hookpost.messages shows every message of the queue sent; returns when (nowMs), and the checks. */
 async function untilDbSent (
-  db: pg.Pool, queueId: number, n: number
+  db: pg.Pool, queueIds: number | number[], n: number
 ): Promise<{ at: number, attempts: number, failed: number }> {
+  const ids = Array.isArray(queueIds) ? queueIds : [queueIds]
   const until = Date.now() + 30_000
   for (;;) {
     const { rows } = await db.query<{ sent: number, failed: number }>(
       `SELECT count(*) FILTER (WHERE sent_at IS NOT NULL)::int AS sent, count(*) FILTER (WHERE failed)::int AS failed
-       FROM hookpost.messages WHERE queue_id = $1`, [queueId])
+       FROM hookpost.messages WHERE queue_id = ANY($1::bigint[])`, [ids])
     const at = nowMs()
     if (rows[0]!.sent === n) {
       const a = await db.query<{ n: number }>(
-        'SELECT count(*)::int AS n FROM hookpost.attempts a JOIN hookpost.messages m ON m.id = a.message_id WHERE m.queue_id = $1', [queueId])
+        'SELECT count(*)::int AS n FROM hookpost.attempts a JOIN hookpost.messages m ON m.id = a.message_id WHERE m.queue_id = ANY($1::bigint[])', [ids])
       return { at, attempts: a.rows[0]!.n, failed: rows[0]!.failed }
     }
-    if (Date.now() > until) throw new Error(`queue ${queueId}: the database shows ${rows[0]!.sent}/${n} sent 30 s after the receiver had them all`)
+    if (Date.now() > until) throw new Error(`queues ${ids.join(',')}: the database shows ${rows[0]!.sent}/${n} sent 30 s after the receiver had them all`)
     await sleep(10)
   }
 }
@@ -221,6 +245,8 @@ interface Ctx {
   origin: string
   receiverOrigin: string
   queues: Record<string, number>
+  /** the pre and scale phases' queues (BENCH_QUEUES of them), by tag */
+  queueSets: Record<string, number[]>
 }
 
 async function makeDue (
@@ -230,7 +256,7 @@ async function makeDue (
   try {
     await c.query('BEGIN')
     await c.query(updateSql, values)
-    if (notify) await c.query("SELECT pg_notify('hookpost_messages', '')")
+    if (notify) await c.query(notifyStatement(CHANNELS.messages))
     const snap = await cpuSnap()
     const t0 = nowMs()
     await c.query('COMMIT')
@@ -320,32 +346,40 @@ async function postMessages (ctx: Ctx, queueId: number, n: number): Promise<void
   }
 }
 
-async function phasePre (ctx: Ctx, roundNo: number): Promise<Throughput> {
-  const tag = `pre-${roundNo}`
-  const q = ctx.queues[tag]!
+/**
+ * n messages pre-inserted on the queues of tag, round robin, then made due at once. Statistics are
+ * taken while they are all far in the future, as in production after a backlog builds up: the
+ * claim then runs on statistics made stale by the mass update, which is the case to be fast in.
+ */
+async function phasePre (ctx: Ctx, tag: string, n: number): Promise<Throughput> {
+  const qs = ctx.queueSets[tag]!
   // due in the far future (the insert trigger copies "when" into run_at): the worker leaves them alone
   await ctx.db.query(`INSERT INTO hookpost.messages (queue_id, body, body_json, "when")
-    SELECT $1, $2, true, $3::timestamptz FROM generate_series(1, $4)`, [q, BODY_TEXT, FAR_FUTURE, N])
+    SELECT ($1::bigint[])[1 + g % cardinality($1::bigint[])], $2, true, $3::timestamptz FROM generate_series(1, $4) g`,
+  [qs, BODY_TEXT, FAR_FUTURE, n])
   await ctx.db.query('VACUUM ANALYZE hookpost.messages')
   await ctx.db.query('CHECKPOINT')
-  await receiver.expect(tag, { n: N, bodyBytes: BODY_BYTES })
+  await receiver.expect(tag, { n, bodyBytes: BODY_BYTES })
   const { snap, t0 } = await makeDue(ctx.db,
-    'UPDATE hookpost.messages SET run_at = now() WHERE queue_id = $1 AND sent_at IS NULL AND NOT failed', [q], true)
+    'UPDATE hookpost.messages SET run_at = now() WHERE queue_id = ANY($1::bigint[]) AND sent_at IS NULL AND NOT failed', [qs], true)
   const s = await untilReceived(tag)
   const end = await cpuSnap()
-  const dbDone = await untilDbSent(ctx.db, q, N)
+  const dbDone = await untilDbSent(ctx.db, qs, n)
   const seconds = (s.doneAt! - t0) / 1000
   const notes = checkReceived(s)
-  if (dbDone.attempts !== N) notes.push(`${dbDone.attempts} attempt rows for ${N} messages`)
+  if (dbDone.attempts !== n) notes.push(`${dbDone.attempts} attempt rows for ${n} messages`)
+  const cpu = cpuShare(snap, end)
   return {
     phase: 'pre',
-    n: N,
+    n,
     seconds,
-    deliveredPerSec: N / seconds,
+    deliveredPerSec: n / seconds,
     dbSeconds: (dbDone.at - t0) / 1000,
-    cpu: cpuShare(snap, end),
+    cpu,
     notes,
-    extra: { firstArrivalMs: round(s.firstAt! - t0, 1), ...gap(s) }
+    extra: {
+      queues: qs.length, firstArrivalMs: round(s.firstAt! - t0, 1), ...gap(s), ...cpuPerMessage(cpu, seconds, n)
+    }
   }
 }
 
@@ -499,14 +533,19 @@ async function main (): Promise<void> {
   startServer(databaseUrl, port, SERVER_NODE_ARGS)
   const control = new Pool(origin, { connections: 1 })
   const queues: Record<string, number> = {}
+  const queueSets: Record<string, number[]> = {}
   try {
     await waitForHealth(control, 60_000)
-    const tags = ['warmup', ...Array.from({ length: ROUNDS }, (_, i) => `pre-${i + 1}`), 'rest', 'lat']
-    for (const tag of tags) queues[tag] = await createQueue(control, `bench-${tag}`, `${receiverOrigin}/r/${tag}`)
+    for (const tag of ['warmup', 'rest', 'lat']) queues[tag] = await createQueue(control, `bench-${tag}`, `${receiverOrigin}/r/${tag}`)
+    const sets = [...Array.from({ length: ROUNDS }, (_, i) => `pre-${i + 1}`), ...BACKLOGS.map((_, i) => `scale-${i + 1}`)]
+    for (const tag of sets) {
+      queueSets[tag] = []
+      for (let k = 0; k < QUEUES; k++) queueSets[tag].push(await createQueue(control, `bench-${tag}-${k}`, `${receiverOrigin}/r/${tag}`))
+    }
   } finally {
     await control.close()
   }
-  const ctx: Ctx = { db, databaseUrl, origin, receiverOrigin, queues }
+  const ctx: Ctx = { db, databaseUrl, origin, receiverOrigin, queues, queueSets }
   const background = await backgroundLoad()
   const settings = serverSettings()
   process.stderr.write(`bench: db ${dbName}, server ${origin} (pid ${serverPid()}), receiver ${receiverOrigin} (${receiver.mode}, pid ${receiver.pid}); N=${N}, warm-up ${WARMUP}\n`)
@@ -526,7 +565,7 @@ async function main (): Promise<void> {
       await step('hookpost warm-up', async () => await warmHookpost(ctx))
       warm = true
     }
-    const pre = PHASES.has('pre') ? await step(`hookpost, pre-inserted, round ${r}`, async () => await phasePre(ctx, r)) : undefined
+    const pre = PHASES.has('pre') ? await step(`hookpost, pre-inserted, round ${r}`, async () => await phasePre(ctx, `pre-${r}`, N)) : undefined
     rounds.push({ raw, pre })
   }
   if (!warm && PHASES.has('rest')) await step('hookpost warm-up', async () => await warmHookpost(ctx))
@@ -540,6 +579,14 @@ async function main (): Promise<void> {
   const pre = median?.pre
   const rest = PHASES.has('rest') ? await step('hookpost, POST /messages', async () => await phaseRest(ctx)) : undefined
   const lat = PHASES.has('lat') ? await step(`latency at ${LAT_RATE} msg/s`, async () => await phaseLatency(ctx)) : undefined
+  const scale: Throughput[] = []
+  if (PHASES.has('scale')) {
+    if (!warm) await step('hookpost warm-up', async () => await warmHookpost(ctx))
+    for (const [i, n] of BACKLOGS.entries()) {
+      // the previous phase's rows are delivered history now, as they would be in production
+      scale.push(await step(`hookpost, backlog of ${fmt(n)} on ${QUEUES} queue(s)`, async () => await phasePre(ctx, `scale-${i + 1}`, n)))
+    }
+  }
   if (!serverAlive()) throw new Error('the server died during the run')
 
   // ---- report
@@ -583,6 +630,14 @@ async function main (): Promise<void> {
     if (r === undefined) continue
     if (Object.keys(r.extra).length > 0) out.push(`${name}: ${Object.entries(r.extra).map(([k, v]) => `${k} ${v}`).join(', ')}`)
     for (const note of r.notes) out.push(`${name}: WARNING ${note}`)
+  }
+  if (scale.length > 0) {
+    out.push('')
+    out.push(`throughput by backlog, hookpost pre-inserted on ${QUEUES} queue(s), against the first backlog:`)
+    out.push(...table(['backlog', 'seconds', 'delivered/s', 'of first', 'cpu us/msg all', 'server', 'postgres', 'receiver', 'irq'],
+      scale.map(r => [fmt(r.n), fmt(r.seconds, 2), fmt(r.deliveredPerSec), `${fmt(100 * r.deliveredPerSec / scale[0]!.deliveredPerSec, 1)}%`,
+        ...['cpuUsPerMsgAll', 'cpuUsPerMsgServer', 'cpuUsPerMsgPostgres', 'cpuUsPerMsgReceiver', 'cpuUsPerMsgIrq'].map(k => String(r.extra[k]))])))
+    for (const r of scale) for (const note of r.notes) out.push(`scale ${fmt(r.n)}: WARNING ${note}`)
   }
   if (lat !== undefined) {
     out.push('')
@@ -652,6 +707,7 @@ async function main (): Promise<void> {
             warnings: lat.notes
           }
     },
+    scale: scale.map(r => ({ ...fig(r), ofFirst: round(r.deliveredPerSec / scale[0]!.deliveredPerSec, 4) })),
     ratios: {
       preOverRaw: round(ratioPre, 4),
       preOverRawRounds: allRatios.map(x => round(x, 4)),

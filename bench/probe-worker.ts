@@ -17,7 +17,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import pino from 'pino'
-import { DEFAULTS } from '../lib/config.js'
+import { DEFAULTS, defaultQueueConcurrency } from '../lib/config.js'
 import { migrate } from '../lib/db/migrate.js'
 import { pathToFileURL } from 'node:url'
 import { createBenchDatabase, envInt, fmt, machineCpuMs, onCleanup, percentile, postgresCpuMs, round, table, runMain } from './harness.js'
@@ -26,7 +26,7 @@ import { nowMs, startReceiver } from './receiver.js'
 const N = envInt('BENCH_N', 20_000, 1, 10_000_000)
 const QUEUES = envInt('BENCH_QUEUES', 1, 1, 1000)
 const C = envInt('PROBE_CONCURRENCY', 64, 1, 10_000)
-const QC = envInt('PROBE_QUEUE_CONCURRENCY', Math.max(1, C - Math.max(1, Math.floor(C / 8))), 1, 10_000)
+const QC = envInt('PROBE_QUEUE_CONCURRENCY', defaultQueueConcurrency(C), 1, 10_000)
 const BATCH = envInt('PROBE_BATCH', 200, 1, 5000)
 const TIMEOUT_MS = envInt('BENCH_TIMEOUT_MS', 120_000, 1000, 3_600_000)
 

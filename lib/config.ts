@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseEnv } from 'node:util'
 import { parseCidr } from './domain/ssrf.js'
+import { DEFAULT_LEADER_LOCK } from './db/locks.js'
 
 export interface Config {
   readonly server: {
@@ -93,7 +94,7 @@ export const DEFAULTS = {
   poolSize: 10,
   // no statement of ours needs longer; past it the server cancels it, so a timed-out write is known not committed
   statementTimeoutMs: 30_000,
-  lock: 42,
+  lock: DEFAULT_LEADER_LOCK,
   leaderPollMs: 1000,
   // 64 in flight: undici reaches its ceiling on a 2-vCPU machine there (about 31,000 req/s to a loopback
   // receiver, against 19,000 at 16), and more calls in flight only add latency

@@ -73,3 +73,11 @@ t.test('stop() writes what waits, and gives up after a few failures', async (t) 
   await stopping
   t.equal(completer.waiting, 1, 'left to the lease')
 })
+
+t.test('a Retry-After date is read against the completer\'s clock, not the wall clock (review finding)', async (t) => {
+  const { clock, completer } = setup()
+  // the fake clock is at 1970 + 1000 s: against Date.now() this date would be long past, a zero delay
+  const at = new Date(clock.now() + 5000).toUTCString()
+  const c = completer.record(row(1), 1, { ...fail(503), retryAfter: at })
+  t.equal(c.retryAt?.getTime(), clock.now() + 5000, 'retried when the receiver asked, by this clock')
+})

@@ -16,7 +16,7 @@ import { startEmbedded, type Embedded } from '../lib/db/embedded.js'
 
 const require = createRequire(import.meta.url)
 const SHARED_PROCESSES = [
-  ['api-crons', 'api-queues', 'arrays', 'backoff', 'completer', 'errors', 'events', 'leader', 'lease', 'loop',
+  ['api-crons', 'api-queues', 'arrays', 'backoff', 'completer', 'errors', 'events', 'executor', 'leader', 'lease', 'loop',
     'producer', 'reaper', 'schedule', 'sender', 'timestamptz', 'worker'],
   ['api-errors', 'api-messages', 'api-parity', 'input-strictness', 'migrations', 'outbox', 'retention', 'signing']
 ]

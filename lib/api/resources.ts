@@ -159,7 +159,8 @@ export const messageResource: Resource<Message> = {
   list: listMessages,
   count: countMessages,
   get: getMessage,
-  // through the app's group-commit enqueuer (its own pool), never inside a caller's transaction
+  // through the app's group-commit enqueuer (its own connections, from the app's pool), never inside a
+  // caller's transaction
   insert: async (_db: Queryable, input: any, ctx: WriteContext) => {
     const { message, created } = await ctx.enqueue(input)
     return { item: message, created }

@@ -2,7 +2,7 @@
 
 /**
  * A PostgreSQL array literal for a statement parameter. pg builds the same text itself, but quotes and
- * runs two regex replacements over every element, numbers included: in the worker's flush (11 arrays of
+ * runs two regex replacements over every element, numbers included: in the worker's flush (10 arrays of
  * a few hundred elements) and the grouped enqueue that was a visible share of the CPU.
  */
 export function arrayLiteral (values: ReadonlyArray<string | number | boolean | null | undefined>): string {

@@ -1,5 +1,7 @@
 // The NOTIFY channels hookpost uses, and the statement that wakes their listeners. The trigger in
 // migrations/001.do.sql notifies CHANNELS.messages by name too: SQL cannot import this.
+import type { Statement } from './query.js'
+
 export const CHANNELS = {
   /** a message was inserted or rescheduled: the worker looks for due work */
   messages: 'hookpost_messages',
@@ -12,5 +14,5 @@ export const CHANNELS = {
 export type Channel = typeof CHANNELS[keyof typeof CHANNELS]
 
 /** Wake every process LISTENing on the channel (sent at commit, once per transaction and channel). */
-export const notify = (channel: Channel): { text: string, values: unknown[] } =>
+export const notify = (channel: Channel): Statement =>
   ({ text: "SELECT pg_notify($1, '')", values: [channel] })

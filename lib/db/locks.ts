@@ -3,6 +3,8 @@
 // the only bigint one, and it is configurable (hooks.lock, pg-hooks' default 42); every other key is a
 // pair whose first int spells "hoo?" in ASCII, so a site's own advisory locks are unlikely to meet it.
 
+/** the leader's key unless hooks.lock says otherwise: pg-hooks' default, so the two never lead at once */
+export const DEFAULT_LEADER_LOCK = 42
 /** (WORKER_LOCK_CLASS, hashtext(workerId)): held by each delivering process on its LISTEN connection */
 export const WORKER_LOCK_CLASS = 0x686f6f6c
 /** held shared by every process with GraphQL subscribers (lib/db/listener.ts) */

@@ -49,6 +49,16 @@ const CONSTRAINT_FIELDS: Record<string, string> = {
   crons_missed_ticks_check: 'missedTicks'
 }
 
+/** A row still referenced, by the constraint that refuses its delete: the error that says why. */
+function stillReferenced (e: PgError, field: string): Error {
+  // "Key (id)=(5) is still referenced from table ..."
+  const key = /\(id\)=\((\d+)\)/.exec(e.detail ?? '')?.[1]
+  if (e.constraint === 'queues_dead_letter_queue_id_fkey' && key !== undefined) {
+    return new errors.HOOKPOST_ERR_QUEUE_IS_DEAD_LETTER_TARGET(Number(key))
+  }
+  return new errors.HOOKPOST_ERR_CONFLICT(`still referenced: ${field}`)
+}
+
 interface PgError extends Error {
   code?: string, constraint?: string, column?: string, detail?: string, where?: string
 }
@@ -69,7 +79,8 @@ function parameterField (e: PgError, params: readonly string[] | undefined): str
 function translatePgError (err: unknown, params?: readonly string[]): unknown {
   const e = err as PgError
   if (!e || (e as any).statusCode) return err
-  // a refused or dropped connection has no SQLSTATE: the database is away, not the request wrong
+  // a refused or dropped connection has no SQLSTATE, others have one of UNAVAILABLE_CLASSES (below):
+  // the database is away, not the request wrong
   if (typeof e.code !== 'string') {
     if (!isConnectionError(e)) return err
     return Object.assign(new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE('connection lost'), { cause: err })
@@ -81,12 +92,12 @@ function translatePgError (err: unknown, params?: readonly string[]): unknown {
       out = new errors.HOOKPOST_ERR_CONFLICT(`a row with this ${field} already exists`)
       break
     case SQLSTATE.RESTRICT_VIOLATION:
-      out = new errors.HOOKPOST_ERR_CONFLICT(`still referenced: ${field}`)
+      out = stillReferenced(e, field)
       break
     case SQLSTATE.FOREIGN_KEY_VIOLATION:
       // on insert/update: the referenced row is missing; on delete: the row is still referenced
       out = /is still referenced/.test(e.detail ?? '')
-        ? new errors.HOOKPOST_ERR_CONFLICT(`still referenced: ${field}`)
+        ? stillReferenced(e, field)
         : new errors.HOOKPOST_ERR_UNKNOWN_REFERENCE(`${field} refers to a row that does not exist`)
       break
     case SQLSTATE.CHECK_VIOLATION:
@@ -114,7 +125,7 @@ function translatePgError (err: unknown, params?: readonly string[]): unknown {
   return out
 }
 
-/** Errors from a dropped connection (no SQLSTATE) that mean "try later", not "bug". */
+/** Errors that mean "try later", not "bug": a dropped connection (no SQLSTATE), or UNAVAILABLE_CLASSES. */
 export function isConnectionError (err: unknown): boolean {
   const e = err as PgError
   if (!e) return false

@@ -36,6 +36,8 @@ export interface Outcome {
   retries: number
   status: number | null
   retryAfter?: string | string[] | undefined
+  /** the time a Retry-After date is read against (the caller's clock); default Date.now() */
+  now?: number
 }
 
 /**
@@ -48,7 +50,7 @@ export function nextRetryDelay (o: Outcome, p: RetryPolicy, random: () => number
   if (retry > p.maxRetries) return null
   const computed = retryDelayMs(retry, p, random)
   if (o.status === 429 || o.status === 503) {
-    const asked = parseRetryAfter(o.retryAfter)
+    const asked = parseRetryAfter(o.retryAfter, o.now)
     if (asked !== null) return Math.min(asked, p.backoffMaxMs)
   }
   return computed

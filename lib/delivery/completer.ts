@@ -46,9 +46,10 @@ export class Completer {
   record (row: ClaimedRow, attempt: number, result: Result): Completion {
     let retryAt: Date | null = null
     if (!result.ok) {
-      const delay = nextRetryDelay({ retries: row.retries, status: result.status, retryAfter: result.retryAfter },
+      const now = this.o.clock.now()
+      const delay = nextRetryDelay({ retries: row.retries, status: result.status, retryAfter: result.retryAfter, now },
         row.queue, this.o.random)
-      retryAt = delay === null ? null : new Date(this.o.clock.now() + delay)
+      retryAt = delay === null ? null : new Date(now + delay)
     }
     const c: Completion = {
       id: row.id, claimToken: row.claimToken, queueId: row.queueId, attempt, when: row.when, result, retryAt

@@ -1,7 +1,7 @@
 // Delivery outcomes as they travel over NOTIFY (CHANNELS.events) from the delivering process to every
 // process's GraphQL subscriptions. Each outcome is a compact tuple, [messageId, queueId, attempt, ok,
 // statusCode, willRetry] with 0/1 for the booleans, and a payload is a JSON array of them: one NOTIFY
-// carries up to about a hundred. The tuple's order is the wire format: processes of the previous
+// carries a few hundred (EVENTS_PAYLOAD_MAX). The tuple's order is the wire format: processes of the previous
 // release decode it during a rolling deploy, so append fields, never reorder.
 import type { Completion } from './sql.js'
 

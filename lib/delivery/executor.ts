@@ -61,7 +61,7 @@ export class Executor {
     const call: Call = { deadline: this.o.clock.now() + row.queue.timeoutMs, reason: undefined, abort: undefined }
     this.calls.add(call)
     const attempt = row.attempts + 1
-    const started = new Date()
+    const started = new Date(this.o.clock.now())
     // send() resolves with a failed Result rather than throwing; a throw is recorded as one all the same
     this.o.send(row, attempt, call).catch((err: Error): Result => ({
       ok: false,

@@ -163,7 +163,7 @@ export class Producer {
   next (now: number, expired: ClaimedRow[]): ClaimedRow | undefined {
     if (this.buffered === 0) return undefined
     for (const [q, s] of this.queues) {
-      while (s.waiting.length > 0 && s.inFlight < this.o.queueConcurrency) {
+      while (this.sendable(s) > 0) {
         const c = s.waiting.shift()!
         this.buffered--
         // the lease runs from the claim: a call that could outlive it would be handed out twice
@@ -191,7 +191,7 @@ export class Producer {
     this.forget(row.queueId, s)
   }
 
-  /** Rows that waited here half their lease (their queue is saturated): to give back before it ends. */
+  /** Rows that waited here half the configured lease (their queue is saturated): to give back before it ends. */
   stale (now: number): ClaimedRow[] {
     const limit = now - this.o.leaseMs / 2
     const out: ClaimedRow[] = []

@@ -1,4 +1,5 @@
 // The HTTP call: one shared undici Agent, explicit timeouts, the response always consumed.
+import type { errors } from '../errors.js'
 import { Agent, type Dispatcher } from 'undici'
 import { mergeHeaders } from '../domain/headers.js'
 import { signatureHeaders } from '../domain/signing.js'
@@ -69,6 +70,9 @@ export function requestHeaders (c: Call): Record<string, string> {
   return h
 }
 
+// a catalogue key (lib/errors.ts) is its code; thrown by the connector, it may arrive as the cause
+const BLOCKED: keyof typeof errors = 'HOOKPOST_ERR_BLOCKED_TARGET'
+
 function classify (err: unknown): { kind: ErrorKind, message: string } {
   const e = err as { code?: string, name?: string, message?: string, cause?: { code?: string } }
   const code = e.code ?? e.cause?.code ?? ''
@@ -76,7 +80,7 @@ function classify (err: unknown): { kind: ErrorKind, message: string } {
   // retried like any failure, not dead at once: the policy or the DNS answer may change (an operator
   // adds HOOKPOST_SSRF_ALLOW, a record is fixed), a refused attempt costs no connection, and maxRetries
   // still bounds it; a redrive after the fix works as for any dead message
-  if (code === 'HOOKPOST_ERR_BLOCKED_TARGET') return { kind: 'blocked', message }
+  if (code === BLOCKED) return { kind: 'blocked', message }
   if (e.name === 'TimeoutError' || e.name === 'AbortError' || /TIMEOUT/.test(code)) return { kind: 'timeout', message }
   if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT'].includes(code)) {
     return { kind: 'connect', message }

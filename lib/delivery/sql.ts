@@ -58,7 +58,8 @@ export type ClaimResultRow = Omit<ClaimedRow, 'queue' | 'when'> & {
  * Claim due messages: SKIP LOCKED so concurrent claimers never block or share a row, and run_at
  * pushed past the lease so a crashed claimer's messages fall due again by themselves. The lease is
  * lease.ts's leaseFor(), in SQL: it outlives the queue's timeout, so a live call is never handed on.
- * Queues already at their in-flight limit here are skipped, so a slow endpoint cannot fill the claim.
+ * Queues the producer counts as saturated (producer.ts: their limit plus a batch held, or most of their
+ * share of the buffer's bytes) are skipped, so a slow endpoint cannot fill the claim.
  * The queue's settings come once per queue, as JSON on its first row, not repeated on all 200 rows:
  * parsing them per row was a measurable share of the worker's CPU. "when" comes as epoch ms, which
  * is cheaper to read than a timestamp's text.

@@ -38,10 +38,10 @@ export async function graphiqlRoutes (app: FastifyInstance): Promise<void> {
   app.get('/graphiql', { schema: { hide: true } }, async (_req, reply) => {
     return await reply.type('text/html; charset=utf-8').send(await load(staticFile('graphiql.html')))
   })
-  app.get('/graphiql/assets/:file', { schema: { hide: true } }, async (req, reply) => {
-    const file = (req.params as { file: string }).file
+  app.get<{ Params: { file: string } }>('/graphiql/assets/:file', { schema: { hide: true } }, async (req, reply) => {
+    const { file } = req.params
     const asset = Object.hasOwn(ASSETS, file) ? ASSETS[file] : undefined
-    if (asset === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('asset', (req.params as { file: string }).file)
+    if (asset === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('asset', file)
     reply.header('cache-control', 'public, max-age=3600')
     return await reply.type(asset.type).send(await load(asset.path()))
   })

@@ -32,7 +32,8 @@ function formatError (err: GqlError, log: FastifyInstance['log'], req: FastifyRe
   const orig = err.originalError
   if (orig === undefined || orig === null || orig.name === 'GraphQLError') {
     // a query that does not validate against the schema: the client's mistake, said as graphql-js says it
-    const extensions = { code: 'HOOKPOST_ERR_BAD_REQUEST', statusCode: 400 }
+    const bad = new errors.HOOKPOST_ERR_BAD_REQUEST(err.message)
+    const extensions = { code: bad.code, statusCode: bad.statusCode }
     return { message: err.message, locations: err.locations, path: err.path, extensions }
   }
   const facts = { contentType: req?.headers['content-type'], bodyLimit: req?.routeOptions.bodyLimit }

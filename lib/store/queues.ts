@@ -2,7 +2,6 @@
 import type { Pool } from 'pg'
 import type { Queryable } from '../db/pool.js'
 import { read, transaction, write } from '../db/query.js'
-import { SQLSTATE } from '../db/translate.js'
 import { errors } from '../errors.js'
 import { checkHeaders } from '../domain/headers.js'
 import { assertAllowedTarget } from '../domain/ssrf-guard.js'
@@ -139,27 +138,20 @@ export async function updateQueue (pool: Pool, id: number, input: QueueInput, ta
  * 409 unless force is set: an accepted message is never dropped silently.
  */
 export async function deleteQueue (pool: Pool, id: number, opts: { force?: boolean } = {}): Promise<Queue> {
-  try {
-    return await transaction(pool, async (c) => {
-      // FOR UPDATE conflicts with the KEY SHARE lock that inserting a message takes on its queue,
-      // so no message can slip in between the count and the delete
-      const locked = await write(c, 'SELECT id FROM hookpost.queues WHERE id = $1 FOR UPDATE', [id])
-      if (locked.rowCount === 0) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
-      if (opts.force !== true) {
-        const { rows } = await read(c, `SELECT count(*)::bigint AS n FROM hookpost.messages
-          WHERE queue_id = $1 AND sent_at IS NULL AND NOT failed`, [id])
-        if (rows[0].n > 0) throw new errors.HOOKPOST_ERR_QUEUE_HAS_PENDING(id, rows[0].n)
-      }
-      const { rows } = await write<Queue>(c,
-        `DELETE FROM hookpost.queues WHERE id = $1 RETURNING ${queueEntity.select}`, [id])
-      return rows[0]!
-    })
-  } catch (err) {
-    // the one reference that refuses the delete: another queue's deadLetterQueueId (ON DELETE RESTRICT)
-    const cause = (err as { cause?: { code?: unknown } }).cause
-    if (cause?.code === SQLSTATE.FOREIGN_KEY_VIOLATION || cause?.code === SQLSTATE.RESTRICT_VIOLATION) {
-      throw new errors.HOOKPOST_ERR_QUEUE_IS_DEAD_LETTER_TARGET(id, { cause })
+  return await transaction(pool, async (c) => {
+    // FOR UPDATE conflicts with the KEY SHARE lock that inserting a message takes on its queue,
+    // so no message can slip in between the count and the delete
+    const locked = await write(c, 'SELECT id FROM hookpost.queues WHERE id = $1 FOR UPDATE', [id])
+    if (locked.rowCount === 0) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
+    if (opts.force !== true) {
+      const { rows } = await read(c, `SELECT count(*)::bigint AS n FROM hookpost.messages
+        WHERE queue_id = $1 AND sent_at IS NULL AND NOT failed`, [id])
+      if (rows[0].n > 0) throw new errors.HOOKPOST_ERR_QUEUE_HAS_PENDING(id, rows[0].n)
     }
-    throw err
-  }
+    // another queue's deadLetterQueueId refuses the delete (ON DELETE RESTRICT): lib/db/translate.ts
+    // makes that HOOKPOST_ERR_QUEUE_IS_DEAD_LETTER_TARGET
+    const { rows } = await write<Queue>(c,
+      `DELETE FROM hookpost.queues WHERE id = $1 RETURNING ${queueEntity.select}`, [id])
+    return rows[0]!
+  })
 }
