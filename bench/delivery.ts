@@ -47,7 +47,8 @@ import { DEFAULTS, defaultQueueConcurrency } from '../lib/config.js'
 import { CHANNELS, notify as notifyStatement } from '../lib/db/channels.js'
 import {
   createBenchDatabase, drive, envInt, fmt, freePort, gitRevision, machineCpuMs, makeBody, nproc, onCleanup, percentile,
-  postgresCpuMs, processCpuMs, round, runMain, serverAlive, serverPid, startServer, table, waitForHealth, adminQuery
+  peakRssMb, postgresCpuMs, processCpuMs, round, runMain, serverAlive, serverPid, startServer, table, waitForHealth,
+  adminQuery
 } from './harness.js'
 import { rawTableSql, runRawLoop, type RawLoopStats } from './raw-loop.js'
 import { nowMs, startReceiver, type Receiver, type TagStats } from './receiver.js'
@@ -378,7 +379,12 @@ async function phasePre (ctx: Ctx, tag: string, n: number): Promise<Throughput> 
     cpu,
     notes,
     extra: {
-      queues: qs.length, firstArrivalMs: round(s.firstAt! - t0, 1), ...gap(s), ...cpuPerMessage(cpu, seconds, n)
+      queues: qs.length,
+      firstArrivalMs: round(s.firstAt! - t0, 1),
+      ...gap(s),
+      ...cpuPerMessage(cpu, seconds, n),
+      // since the server started: the largest phase so far sets it
+      serverPeakRssMb: peakRssMb(serverPid())
     }
   }
 }
@@ -634,9 +640,10 @@ async function main (): Promise<void> {
   if (scale.length > 0) {
     out.push('')
     out.push(`throughput by backlog, hookpost pre-inserted on ${QUEUES} queue(s), against the first backlog:`)
-    out.push(...table(['backlog', 'seconds', 'delivered/s', 'of first', 'cpu us/msg all', 'server', 'postgres', 'receiver', 'irq'],
+    out.push(...table(['backlog', 'seconds', 'delivered/s', 'of first', 'cpu us/msg all', 'server', 'postgres', 'receiver', 'irq', 'server peak RSS MB'],
       scale.map(r => [fmt(r.n), fmt(r.seconds, 2), fmt(r.deliveredPerSec), `${fmt(100 * r.deliveredPerSec / scale[0]!.deliveredPerSec, 1)}%`,
-        ...['cpuUsPerMsgAll', 'cpuUsPerMsgServer', 'cpuUsPerMsgPostgres', 'cpuUsPerMsgReceiver', 'cpuUsPerMsgIrq'].map(k => String(r.extra[k]))])))
+        ...['cpuUsPerMsgAll', 'cpuUsPerMsgServer', 'cpuUsPerMsgPostgres', 'cpuUsPerMsgReceiver', 'cpuUsPerMsgIrq', 'serverPeakRssMb']
+          .map(k => String(r.extra[k]))])))
     for (const r of scale) for (const note of r.notes) out.push(`scale ${fmt(r.n)}: WARNING ${note}`)
   }
   if (lat !== undefined) {

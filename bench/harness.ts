@@ -368,6 +368,17 @@ export function processCpuMs (pid: number | undefined): number {
   return procTimes(pid)?.self ?? NaN
 }
 
+/** A process's peak resident memory so far (VmHWM), MB; NaN when it cannot be read. */
+export function peakRssMb (pid: number | undefined): number {
+  if (pid === undefined) return NaN
+  try {
+    const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+    return kb === undefined ? NaN : Math.round(Number(kb) / 1024)
+  } catch {
+    return NaN
+  }
+}
+
 /**
  * Every postgres process on the machine (the postmaster's reaped children included). Other users
  * of the same PostgreSQL count too: the machine-wide figure says whether that happened.

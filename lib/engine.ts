@@ -11,6 +11,7 @@ import { pgClaims } from './delivery/database.js'
 import { outcomePublisher } from './delivery/publisher.js'
 import { sendClaimed } from './delivery/executor.js'
 import { createDispatcher } from './delivery/sender.js'
+import { DELIVERY_SESSION_OPTIONS } from './delivery/sql.js'
 import { Worker } from './delivery/worker.js'
 import { CronScheduler } from './services/cron.js'
 import { Reaper } from './services/reaper.js'
@@ -38,8 +39,9 @@ declare module 'fastify' {
   }
 }
 
-// 3 connections: one claiming, one flushing, one spare for releases, events, the reaper and the subscriber check
-const WORKER_POOL_SIZE = 3
+// 4 connections: one claiming, one flushing, two for releases, events, the reaper, retention and the
+// subscriber check
+const WORKER_POOL_SIZE = 4
 
 export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): Promise<void> {
   const { config, listener, workerId } = app
@@ -49,14 +51,12 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
     return
   }
   const log = app.log.child({ component: 'delivery' }) as unknown as Logger
-  // Delivery state is written with synchronous_commit off: a crash can only forget that a message
-  // was sent or claimed, and then it is sent again (at-least-once). Enqueues keep full durability.
   const pool = createPool(config.db.connectionString!, {
     max: WORKER_POOL_SIZE,
     log,
     statementTimeoutMs: config.db.statementTimeoutMs,
     name: 'hookpost-worker',
-    options: '-c synchronous_commit=off'
+    options: DELIVERY_SESSION_OPTIONS
   })
   // config.hooks carries the SSRF policy (allowPrivateNetworks, ssrfAllow)
   const dispatcher = createDispatcher(h)
@@ -75,7 +75,8 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
   // cron ticks are materialised by the leader only, on the main (fully durable) pool
   const crons = new CronScheduler(app.pool, log, app.metrics.enqueuedByCron, opts.cronClock)
   const onDeleted = (kind: 'delivered' | 'dead', n: number): void => app.metrics.retentionDeleted(kind, n)
-  const retention = new Retention(app.pool, { ...h.retention, onDeleted }, log)
+  // in the delivery session: a deletion a crash forgets is made again on the next pass
+  const retention = new Retention(pool, { ...h.retention, onDeleted }, log)
   const reaper = new Reaper(pool, h.leaseMs, h.reapGraceMs, log)
   const subscribers = new SubscriberCheck(pool, log)
   const leader = new Leader(config.db.connectionString!, h.lock, h.leaderPollMs, log)

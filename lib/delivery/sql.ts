@@ -8,6 +8,19 @@ import type { Result } from './sender.js'
 // defined once, in lib/db/query.ts; retention and metrics still import it from here
 export type { Statement }
 
+/**
+ * The session every delivery-path statement runs in (the engine's pool: claim, flush, release, the
+ * reaper, retention, metrics):
+ *  - synchronous_commit off: a crash can only forget that a message was sent or claimed, and then it
+ *    is sent again (at-least-once); enqueues keep full durability on the app's pool;
+ *  - no parallel workers and no sequential scans over messages: right after a mass update (a backlog
+ *    made due, a day replayed) the statistics are stale, and the planner then took 100-200 ms parallel
+ *    scans where the index answers in a millisecond. Every statement here has an index path
+ *    (test/plans.test.ts EXPLAINs each on 200k rows with stale statistics).
+ */
+export const DELIVERY_SESSION_OPTIONS = '-c synchronous_commit=off -c max_parallel_workers_per_gather=0 ' +
+  '-c enable_seqscan=off'
+
 /** What a claim needs of a message's queue: read once per queue per claim, shared by its rows. */
 export interface QueueTarget {
   callbackUrl: string

@@ -1,0 +1,107 @@
+// The delivery path's statements never scan messages sequentially nor use parallel workers, however
+// stale the statistics: each is EXPLAINed in the engine's session (DELIVERY_SESSION_OPTIONS) on 200k
+// rows, right after a mass update that made a far-future backlog due, before any ANALYZE, with both a
+// custom and a generic plan (named statements are prepared, and go generic after five runs).
+import t from 'tap'
+import pg from 'pg'
+import { arrayLiteral } from '../lib/db/arrays.js'
+import {
+  claim, complete, DELIVERY_SESSION_OPTIONS, nextDue, nextDueBeyond, reapDeadClaims, release, type Completion
+} from '../lib/delivery/sql.js'
+import { backlogStatement, copiesByQueueStatement } from '../lib/metrics.js'
+import { deleteDead, deleteDelivered } from '../lib/services/retention.js'
+import type { Statement } from '../lib/db/query.js'
+import { testDatabase } from './helpers.js'
+
+interface PlanNode { 'Node Type': string, 'Relation Name'?: string, 'Parallel Aware'?: boolean, Plans?: PlanNode[] }
+
+/** every node of a plan, depth first */
+function nodes (n: PlanNode): PlanNode[] {
+  return [n, ...(n.Plans ?? []).flatMap(nodes)]
+}
+
+/** a value as a literal for EXECUTE (PREPARE infers each parameter's type from the statement) */
+function literal (c: pg.Client, v: unknown): string {
+  if (v === null || v === undefined) return 'NULL'
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v)
+  if (Array.isArray(v)) return c.escapeLiteral(arrayLiteral(v))
+  if (v instanceof Date) return c.escapeLiteral(v.toISOString())
+  return c.escapeLiteral(String(v))
+}
+
+t.test('no sequential scan of messages nor parallel plan in the delivery path, on stale statistics', async (t) => {
+  const url = await testDatabase(t)
+  const c = new pg.Client({ connectionString: url, options: DELIVERY_SESSION_OPTIONS })
+  await c.connect()
+  t.teardown(async () => { await c.end() })
+  // the setup runs as any session would: the engine's settings only for what is EXPLAINed
+  await c.query('SET enable_seqscan = on')
+
+  const { rows: [big, small] } = await c.query(`INSERT INTO hookpost.queues (name, callback_url)
+    VALUES ('big', 'http://127.0.0.1:9/b'), ('small', 'http://127.0.0.1:9/s') RETURNING id`)
+  // statistics taken while autovacuum is kept away: they stay as stale as after a real mass update
+  for (const table of ['messages', 'attempts', 'dead_letters']) {
+    await c.query(`ALTER TABLE hookpost.${table} SET (autovacuum_enabled = false)`)
+  }
+  // 150k pending far in the future, all on one queue (the hardest case: skipping it, the statistics say
+  // no row is left), 45k delivered a week ago, 5k dead a week ago
+  await c.query(`INSERT INTO hookpost.messages (queue_id, body, "when")
+    SELECT $1, 'x', '2999-01-01' FROM generate_series(1, 150000)`, [big.id])
+  await c.query(`INSERT INTO hookpost.messages (queue_id, body, "when", sent_at, attempts)
+    SELECT $1, 'x', now() - interval '8 days', now() - interval '8 days', 1 FROM generate_series(1, 45000)`, [small.id])
+  const { rows: dead } = await c.query(`INSERT INTO hookpost.messages (queue_id, body, "when", failed, attempts)
+    SELECT $1, 'x', now() - interval '8 days', true, 1 FROM generate_series(1, 5000) RETURNING id`, [big.id])
+  await c.query(`INSERT INTO hookpost.dead_letters (message_id, queue_id, attempts, created_at)
+    SELECT id, $1, 1, now() - interval '8 days' FROM unnest($2::bigint[]) id`, [big.id, dead.map(r => r.id)])
+  await c.query(`INSERT INTO hookpost.attempts (message_id, attempt, started_at, duration_ms, status_code)
+    SELECT id, 1, now() - interval '8 days', 1, 200 FROM hookpost.messages WHERE sent_at IS NOT NULL`)
+  await c.query('ANALYZE hookpost.messages, hookpost.attempts, hookpost.dead_letters')
+  // the backlog falls due at once; some of it is claimed, as while a worker drains it
+  await c.query('UPDATE hookpost.messages SET run_at = now() WHERE sent_at IS NULL AND NOT failed')
+  const { rows: claimed } = await c.query(`UPDATE hookpost.messages SET run_at = now() + interval '1 minute',
+    locked_by = 'w', locked_at = now() WHERE id IN (SELECT id FROM hookpost.messages WHERE sent_at IS NULL AND NOT failed
+    AND queue_id = $1 LIMIT 200) RETURNING id, locked_at::text AS token`, [big.id])
+  await c.query('RESET enable_seqscan')
+
+  const outcome = (id: number, token: string, ok: boolean): Completion => ({
+    id,
+    claimToken: token,
+    queueId: big.id,
+    attempt: 1,
+    when: new Date(),
+    retryAt: ok ? null : new Date(Date.now() + 1000),
+    result: {
+      ok, status: ok ? 200 : 500, errorKind: ok ? null : 'http', error: ok ? null : 'x', responseBody: null,
+      retryAfter: undefined, startedAt: new Date(), durationMs: 3
+    }
+  })
+  const statements: Record<string, Statement> = {
+    claim: claim(200, 60_000, 'w', [], undefined, 64 << 20, 24 << 20),
+    'claim, a saturated queue skipped': claim(200, 60_000, 'w', [big.id], undefined, 64 << 20, 24 << 20),
+    'claim, skipping, recent rows only': claim(200, 60_000, 'w', [big.id], 5000, 64 << 20, 24 << 20),
+    'next due': nextDue(),
+    'next due beyond a saturated queue': nextDueBeyond([big.id]),
+    reaper: reapDeadClaims(60_000, 10_000),
+    release: release(claimed.slice(0, 50).map(r => ({ id: r.id, claimToken: r.token })), 'w'),
+    flush: complete(claimed.slice(50, 250).map((r, i) => outcome(r.id, r.token, i % 10 !== 0)), 'w'),
+    'retention, delivered': deleteDelivered(168, 500),
+    'retention, dead': deleteDead(168, 500),
+    'metrics, backlog': backlogStatement(),
+    'metrics, dead-letter copies': copiesByQueueStatement(claimed.slice(0, 10).map(r => r.id))
+  }
+  let n = 0
+  for (const [name, s] of Object.entries(statements)) {
+    const prepared = `p${n++}`
+    await c.query(`PREPARE ${prepared} AS ${s.text}`)
+    const args = s.values !== undefined && s.values.length > 0 ? `(${s.values.map(v => literal(c, v)).join(', ')})` : ''
+    for (const mode of ['force_custom_plan', 'force_generic_plan']) {
+      await c.query(`SET plan_cache_mode = ${mode}`)
+      const { rows } = await c.query(`EXPLAIN (FORMAT JSON) EXECUTE ${prepared}${args}`)
+      const all = nodes(rows[0]['QUERY PLAN'][0].Plan)
+      const seq = all.filter(x => x['Node Type'] === 'Seq Scan' && ['messages', 'attempts', 'dead_letters'].includes(x['Relation Name'] ?? ''))
+      const parallel = all.filter(x => x['Parallel Aware'] === true || /^Gather/.test(x['Node Type']))
+      t.same({ seq: seq.map(x => x['Relation Name']), parallel: parallel.map(x => x['Node Type']) }, { seq: [], parallel: [] },
+        `${name} (${mode.replace('force_', '').replace('_plan', '')}): no sequential scan, no parallel worker`)
+    }
+  }
+})
