@@ -71,8 +71,14 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     when: new Date(),
     retryAt: ok ? null : new Date(Date.now() + 1000),
     result: {
-      ok, status: ok ? 200 : 500, errorKind: ok ? null : 'http', error: ok ? null : 'x', responseBody: null,
-      retryAfter: undefined, startedAt: new Date(), durationMs: 3
+      ok,
+      status: ok ? 200 : 500,
+      errorKind: ok ? null : 'http',
+      error: ok ? null : 'x',
+      responseBody: null,
+      retryAfter: undefined,
+      startedAt: new Date(),
+      durationMs: 3
     }
   })
   const statements: Record<string, Statement> = {
