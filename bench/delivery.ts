@@ -26,6 +26,8 @@
 //   BENCH_ROUNDS          raw + pre rounds (default 3)
 //   BENCH_QUEUES          pre and scale phases spread their messages over this many queues, round robin (default 1)
 //   BENCH_BACKLOGS        comma list of backlogs for the scale phase (default none: no scale phase)
+//   BENCH_SERVERS         server processes, all delivering (HOOKPOST_ALL_PROCESSES_DELIVER=true) when more
+//                         than 1 (default 1); the API is the first one's; cpu server and RSS are their sums
 //   BENCH_WARMUP          messages through each path before it is measured, not counted (default 1000)
 //   BENCH_REST_C          POST /messages concurrency (default 32)
 //   BENCH_LAT_N, BENCH_LAT_RATE   latency phase: messages and msg/s (default 1000 at 100/s)
@@ -47,7 +49,8 @@ import { DEFAULTS, defaultQueueConcurrency } from '../lib/config.js'
 import { CHANNELS, notify as notifyStatement } from '../lib/db/channels.js'
 import {
   createBenchDatabase, drive, envInt, fmt, freePort, gitRevision, machineCpuMs, makeBody, nproc, onCleanup, percentile,
-  peakRssMb, postgresCpuMs, processCpuMs, round, runMain, serverAlive, serverPid, startServer, table, waitForHealth,
+  peakRssMb, postgresCpuMs, processCpuMs, round, runMain, serverAlive, serverPid, serverPids, startServer, table,
+  waitForHealth,
   adminQuery
 } from './harness.js'
 import { rawTableSql, runRawLoop, type RawLoopStats } from './raw-loop.js'
@@ -66,6 +69,7 @@ const STALL_MS = envInt('BENCH_STALL_MS', 30_000, 1000, 3_600_000)
 const TIMEOUT_MS = envInt('BENCH_TIMEOUT_MS', 10 * 60_000, 1000, 24 * 3600_000)
 const RECEIVER_MODE = process.env.BENCH_RECEIVER === 'inproc' ? 'inproc' : 'child'
 const QUEUES = envInt('BENCH_QUEUES', 1, 1, 10_000)
+const SERVERS = envInt('BENCH_SERVERS', 1, 1, 16)
 const BACKLOGS = (process.env.BENCH_BACKLOGS ?? '').split(',').map(s => s.trim()).filter(s => s !== '').map(Number)
 if (BACKLOGS.some(n => !Number.isInteger(n) || n < 1 || n > 10_000_000)) throw new Error('BENCH_BACKLOGS: integers 1..10000000')
 const PHASES = new Set((process.env.BENCH_PHASES ?? `raw,pre,rest,lat${BACKLOGS.length > 0 ? ',scale' : ''}`)
@@ -135,7 +139,7 @@ async function cpuSnap (): Promise<CpuSnap> {
     at: nowMs(),
     bench: (u.user + u.system) / 1000,
     receiver: receiver.mode === 'child' ? await receiver.cpuMs() : 0,
-    server: processCpuMs(serverPid()),
+    server: serverPids().reduce((sum, pid) => sum + processCpuMs(pid), 0),
     pg: postgresCpuMs(),
     busy: m.busy,
     irq: m.irq,
@@ -384,7 +388,7 @@ async function phasePre (ctx: Ctx, tag: string, n: number): Promise<Throughput> 
       ...gap(s),
       ...cpuPerMessage(cpu, seconds, n),
       // since the server started: the largest phase so far sets it
-      serverPeakRssMb: peakRssMb(serverPid())
+      serverPeakRssMb: serverPids().reduce((sum, pid) => sum + peakRssMb(pid), 0)
     }
   }
 }
@@ -536,7 +540,9 @@ async function main (): Promise<void> {
 
   const port = await freePort()
   const origin = `http://127.0.0.1:${port}`
-  startServer(databaseUrl, port, SERVER_NODE_ARGS)
+  const scaleOut = SERVERS > 1 ? { HOOKPOST_ALL_PROCESSES_DELIVER: 'true' } : {}
+  startServer(databaseUrl, port, SERVER_NODE_ARGS, scaleOut)
+  for (let i = 1; i < SERVERS; i++) startServer(databaseUrl, await freePort(), SERVER_NODE_ARGS, scaleOut)
   const control = new Pool(origin, { connections: 1 })
   const queues: Record<string, number> = {}
   const queueSets: Record<string, number[]> = {}

@@ -142,18 +142,25 @@ async function stopEmbedded (): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // server process
 
+/** the first server started answers the API; BENCH_SERVERS > 1 starts more beside it */
 let server: ChildProcess | undefined
+const servers: ChildProcess[] = []
 const serverOutput: string[] = []
 /** closed by cleanup() before the server stops: receivers, pools */
 const closers: Array<() => Promise<void>> = []
 
 export function onCleanup (fn: () => Promise<void>): void { closers.push(fn) }
 
+const alive = (c: ChildProcess): boolean => c.exitCode === null && c.signalCode === null
+
 export function serverAlive (): boolean {
-  return server !== undefined && server.exitCode === null && server.signalCode === null
+  return server !== undefined && servers.every(alive)
 }
 
 export function serverPid (): number | undefined { return server?.pid }
+
+/** every server process started */
+export function serverPids (): number[] { return servers.flatMap(s => s.pid !== undefined ? [s.pid] : []) }
 
 export async function freePort (): Promise<number> {
   const srv = createServer()
@@ -229,22 +236,23 @@ export function startServer (
   child.on('exit', (code, signal) => {
     if (cleaning === undefined) process.stderr.write(`bench: server exited early (code ${code}, signal ${signal})\n`)
   })
-  server = child
+  server ??= child
+  servers.push(child)
   return child
 }
 
 export function lastServerOutput (n: number): string[] { return serverOutput.slice(-n) }
 
 async function stopServer (): Promise<void> {
-  const child = server
-  if (child === undefined || !serverAlive()) return
-  const exited = once(child, 'exit')
-  child.kill('SIGTERM')
-  const gone = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])
-  if (!gone && serverAlive()) {
-    child.kill('SIGKILL')
-    await Promise.race([exited, sleep(2000)])
-  }
+  await Promise.all(servers.filter(alive).map(async (child) => {
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    const gone = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])
+    if (!gone && alive(child)) {
+      child.kill('SIGKILL')
+      await Promise.race([exited, sleep(2000)])
+    }
+  }))
 }
 
 export async function waitForHealth (control: Pool, deadlineMs: number): Promise<void> {
