@@ -11,6 +11,9 @@
 //         two seconds, and this shared machine's speed drifts by a fifth between phases)
 //   rest  hookpost on N messages posted through POST /messages at concurrency BENCH_REST_C
 //   lat   commit-to-receipt latency: plain SQL INSERTs at a steady BENCH_LAT_RATE msg/s
+//   ret   retention under load: BENCH_RETENTION_N delivered messages a week old (one attempt each), then
+//         a pre-inserted backlog of N delivered twice, without and then with retention's batches
+//         (lib/services/retention.ts, same statement, size and pause) deleting that history meanwhile
 //   scale hookpost pre-inserted once per backlog in BENCH_BACKLOGS (e.g. 20000,100000,1000000), each
 //         against the first: is throughput flat in the backlog? (after the others; off unless listed)
 // "pre" and "raw" are prepared alike: rows inserted with a far-future due time, VACUUM ANALYZE,
@@ -26,6 +29,7 @@
 //   BENCH_ROUNDS          raw + pre rounds (default 3)
 //   BENCH_QUEUES          pre and scale phases spread their messages over this many queues, round robin (default 1)
 //   BENCH_BACKLOGS        comma list of backlogs for the scale phase (default none: no scale phase)
+//   BENCH_RETENTION_N     delivered history for the ret phase (default 1000000)
 //   BENCH_SERVERS         server processes, all delivering (HOOKPOST_ALL_PROCESSES_DELIVER=true) when more
 //                         than 1 (default 1); the API is the first one's; cpu server and RSS are their sums
 //   BENCH_WARMUP          messages through each path before it is measured, not counted (default 1000)
@@ -54,6 +58,7 @@ import {
   adminQuery
 } from './harness.js'
 import { rawTableSql, runRawLoop, type RawLoopStats } from './raw-loop.js'
+import { BATCH_PAUSE_MS as RETENTION_BATCH_PAUSE_MS, BATCH_ROWS as RETENTION_BATCH_ROWS, deleteDelivered } from '../lib/services/retention.js'
 import { nowMs, startReceiver, type Receiver, type TagStats } from './receiver.js'
 
 const N = envInt('BENCH_N', 20_000, 1, 10_000_000)
@@ -70,13 +75,14 @@ const TIMEOUT_MS = envInt('BENCH_TIMEOUT_MS', 10 * 60_000, 1000, 24 * 3600_000)
 const RECEIVER_MODE = process.env.BENCH_RECEIVER === 'inproc' ? 'inproc' : 'child'
 const QUEUES = envInt('BENCH_QUEUES', 1, 1, 10_000)
 const SERVERS = envInt('BENCH_SERVERS', 1, 1, 16)
+const RETENTION_N = envInt('BENCH_RETENTION_N', 1_000_000, 1, 10_000_000)
 const BACKLOGS = (process.env.BENCH_BACKLOGS ?? '').split(',').map(s => s.trim()).filter(s => s !== '').map(Number)
 if (BACKLOGS.some(n => !Number.isInteger(n) || n < 1 || n > 10_000_000)) throw new Error('BENCH_BACKLOGS: integers 1..10000000')
 const PHASES = new Set((process.env.BENCH_PHASES ?? `raw,pre,rest,lat${BACKLOGS.length > 0 ? ',scale' : ''}`)
   .split(',').map(s => s.trim()).filter(s => s !== ''))
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(s => s !== '')
 const ADMIN_SECRET = process.env.PLT_ADMIN_SECRET !== undefined && process.env.PLT_ADMIN_SECRET !== '' ? process.env.PLT_ADMIN_SECRET : undefined
-for (const p of PHASES) if (!['raw', 'pre', 'rest', 'lat', 'scale'].includes(p)) throw new Error(`BENCH_PHASES: unknown phase ${p}`)
+for (const p of PHASES) if (!['raw', 'pre', 'rest', 'lat', 'scale', 'ret'].includes(p)) throw new Error(`BENCH_PHASES: unknown phase ${p}`)
 
 /** the server's delivery settings as it will resolve them (lib/config.ts) */
 function serverSettings (): Record<string, number> {
@@ -514,6 +520,43 @@ async function phaseLatency (ctx: Ctx): Promise<Latency> {
   }
 }
 
+/** retention's batches, as the leader runs them, until stopped: rows deleted and seconds spent */
+function retentionLoop (db: pg.Pool): { stop: () => Promise<{ deleted: number, seconds: number }> } {
+  const state = { stopping: false }
+  let deleted = 0
+  const t0 = nowMs()
+  const done = (async () => {
+    while (!state.stopping) {
+      const { rowCount } = await db.query(deleteDelivered(168, RETENTION_BATCH_ROWS))
+      deleted += rowCount ?? 0
+      await sleep(RETENTION_BATCH_PAUSE_MS)
+    }
+  })()
+  return {
+    stop: async () => {
+      state.stopping = true
+      await done
+      return { deleted, seconds: (nowMs() - t0) / 1000 }
+    }
+  }
+}
+
+interface RetentionRun { without: Throughput, with: Throughput, deleted: number, deletedPerSec: number }
+
+async function phaseRetention (ctx: Ctx): Promise<RetentionRun> {
+  const [q] = ctx.queueSets['ret-history']!
+  await ctx.db.query(`INSERT INTO hookpost.messages (queue_id, body, body_json, "when", sent_at, attempts)
+    SELECT $1, $2, true, now() - interval '8 days', now() - interval '8 days', 1 FROM generate_series(1, $3)`,
+  [q, BODY_TEXT, RETENTION_N])
+  await ctx.db.query(`INSERT INTO hookpost.attempts (message_id, attempt, started_at, duration_ms, status_code)
+    SELECT id, 1, sent_at, 2, 200 FROM hookpost.messages WHERE queue_id = $1`, [q])
+  const without = await phasePre(ctx, 'ret-without', N)
+  const loop = retentionLoop(ctx.db)
+  const withRetention = await phasePre(ctx, 'ret-with', N)
+  const { deleted, seconds } = await loop.stop()
+  return { without, with: withRetention, deleted, deletedPerSec: deleted / seconds }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function createQueue (control: Pool, name: string, callbackUrl: string): Promise<number> {
@@ -549,7 +592,8 @@ async function main (): Promise<void> {
   try {
     await waitForHealth(control, 60_000)
     for (const tag of ['warmup', 'rest', 'lat']) queues[tag] = await createQueue(control, `bench-${tag}`, `${receiverOrigin}/r/${tag}`)
-    const sets = [...Array.from({ length: ROUNDS }, (_, i) => `pre-${i + 1}`), ...BACKLOGS.map((_, i) => `scale-${i + 1}`)]
+    const sets = [...Array.from({ length: ROUNDS }, (_, i) => `pre-${i + 1}`), ...BACKLOGS.map((_, i) => `scale-${i + 1}`),
+      ...(PHASES.has('ret') ? ['ret-history', 'ret-without', 'ret-with'] : [])]
     for (const tag of sets) {
       queueSets[tag] = []
       for (let k = 0; k < QUEUES; k++) queueSets[tag].push(await createQueue(control, `bench-${tag}-${k}`, `${receiverOrigin}/r/${tag}`))
@@ -591,6 +635,13 @@ async function main (): Promise<void> {
   const pre = median?.pre
   const rest = PHASES.has('rest') ? await step('hookpost, POST /messages', async () => await phaseRest(ctx)) : undefined
   const lat = PHASES.has('lat') ? await step(`latency at ${LAT_RATE} msg/s`, async () => await phaseLatency(ctx)) : undefined
+  let ret: RetentionRun | undefined
+  if (PHASES.has('ret')) {
+    if (!warm) await step('hookpost warm-up', async () => await warmHookpost(ctx))
+    warm = true
+    ret = await step(`retention under load: ${fmt(RETENTION_N)} old, ${fmt(N)} delivered without and with it`,
+      async () => await phaseRetention(ctx))
+  }
   const scale: Throughput[] = []
   if (PHASES.has('scale')) {
     if (!warm) await step('hookpost warm-up', async () => await warmHookpost(ctx))
@@ -642,6 +693,14 @@ async function main (): Promise<void> {
     if (r === undefined) continue
     if (Object.keys(r.extra).length > 0) out.push(`${name}: ${Object.entries(r.extra).map(([k, v]) => `${k} ${v}`).join(', ')}`)
     for (const note of r.notes) out.push(`${name}: WARNING ${note}`)
+  }
+  if (ret !== undefined) {
+    out.push('')
+    out.push(`retention under load: ${fmt(N)} delivered while ${fmt(RETENTION_N)} week-old messages wait for deletion`)
+    out.push(`  without retention running ${fmt(ret.without.deliveredPerSec)}/s; with it ${fmt(ret.with.deliveredPerSec)}/s ` +
+      `(${fmt(100 * ret.with.deliveredPerSec / ret.without.deliveredPerSec, 1)}%), retention deleting ${fmt(ret.deletedPerSec)} rows/s ` +
+      `(${fmt(ret.deleted)} in all)`)
+    for (const r of [ret.without, ret.with]) for (const note of r.notes) out.push(`ret: WARNING ${note}`)
   }
   if (scale.length > 0) {
     out.push('')
@@ -720,6 +779,15 @@ async function main (): Promise<void> {
             warnings: lat.notes
           }
     },
+    retention: ret === undefined
+      ? null
+      : {
+          without: fig(ret.without),
+          with: fig(ret.with),
+          ratio: round(ret.with.deliveredPerSec / ret.without.deliveredPerSec, 4),
+          deleted: ret.deleted,
+          deletedPerSec: round(ret.deletedPerSec, 1)
+        },
     scale: scale.map(r => ({ ...fig(r), ofFirst: round(r.deliveredPerSec / scale[0]!.deliveredPerSec, 4) })),
     ratios: {
       preOverRaw: round(ratioPre, 4),

@@ -8,8 +8,8 @@ import { Loop } from '../delivery/loop.js'
 import type { Statement } from '../delivery/sql.js'
 
 // 500 rows (and their attempts: one each as a rule, up to 101 with maxRetries 100) keep one DELETE short
-const BATCH_ROWS = 500
-const BATCH_PAUSE_MS = 100
+export const BATCH_ROWS = 500
+export const BATCH_PAUSE_MS = 100
 // old rows accumulate slowly: a pass every 5 minutes keeps each pass to a few batches
 const INTERVAL_MS = 5 * 60_000
 
