@@ -72,21 +72,26 @@ t.test("PostgreSQL's statement timeout: a 503 that nothing was written, and the 
   // the insert's foreign-key check takes FOR KEY SHARE on the queue row, which FOR UPDATE blocks
   const lockQueue = 'SELECT 1 FROM hookpost.queues WHERE id = $1 FOR UPDATE'
 
-  // 1. a lone enqueue times out; the three sent meanwhile go as one statement, which then commits
+  // 1. a lone enqueue times out; the three that queued behind it are refused unsent, not each given a
+  // timeout of their own; once the lock goes, an enqueue is accepted at once
   let lock = await holdLock(t, url, lockQueue, [q.id])
   const first = enqueue(app, q.id, 'a0')
   await eventually(async () => (await lockWaiters(admin, datname)).length === 1)
-  const grouped = ['a1', 'a2', 'a3'].map(async b => await enqueue(app, q.id, b))
+  const queued = ['a1', 'a2', 'a3'].map(async b => await enqueue(app, q.id, b))
   const timedOut = await first
   t.equal(timedOut.statusCode, 503, 'a database timeout is a 503: ' + show(timedOut))
   t.equal(timedOut.json().code, 'HOOKPOST_ERR_DB_TIMEOUT')
   t.match(timedOut.json().message, /nothing was written/)
   t.equal(timedOut.headers['retry-after'], '1')
-  await eventually(async () => (await lockWaiters(admin, datname)).some(w => w.query.includes('unnest')))
+  for (const r of await Promise.all(queued)) {
+    t.equal(r.statusCode, 503, show(r))
+    t.equal(r.json().code, 'HOOKPOST_ERR_DATABASE_UNAVAILABLE', 'refused unsent: nothing written')
+  }
   await lock.release()
-  for (const r of await Promise.all(grouped)) t.equal(r.statusCode, 201, show(r))
+  t.equal((await enqueue(app, q.id, 'a4')).statusCode, 201, 'the next enqueue, the lock gone, is accepted')
 
-  // 2. a lone enqueue and a group both time out; neither is tried again, one row at a time
+  // 2. three at once: the first is sent and times out, the two queued behind it are refused unsent;
+  // nothing is tried again one row at a time
   lock = await holdLock(t, url, lockQueue, [q.id])
   const blocked = new Set<string>()
   let watching = true
@@ -97,23 +102,20 @@ t.test("PostgreSQL's statement timeout: a 503 that nothing was written, and the 
       await new Promise(resolve => setTimeout(resolve, 20))
     }
   })()
-  const lone = enqueue(app, q.id, 'b0')
-  await eventually(async () => blocked.size === 1)
-  const group = ['b1', 'b2', 'b3'].map(async b => await enqueue(app, q.id, b))
-  const answers = await Promise.all([lone, ...group])
+  const group = await Promise.all(['b1', 'b2', 'b3'].map(async b => await enqueue(app, q.id, b)))
   watching = false
   await watcher
   await lock.release()
-  for (const r of answers) {
+  for (const r of group) {
     t.equal(r.statusCode, 503, show(r))
-    t.equal(r.json().code, 'HOOKPOST_ERR_DB_TIMEOUT')
+    t.ok(NOT_WRITTEN.has(r.json().code), `a 503 that nothing was written: ${r.json().code}`)
   }
-  t.equal(blocked.size, 2, 'two statements waited on the lock: the lone insert and the group, no retry after the timeout')
+  t.equal(blocked.size, 1, 'one statement waited on the lock: no other was sent, none retried row by row')
 
   await eventually(async () => await insertsSettled(admin, datname))
   const rows = await rowsByBody(admin)
-  t.same(['a0', 'a1', 'a2', 'a3', 'b0', 'b1', 'b2', 'b3'].map(b => rows.get(b) ?? 0), [0, 1, 1, 1, 0, 0, 0, 0],
-    'every 201 has exactly one row, every timeout none')
+  t.same(['a0', 'a1', 'a2', 'a3', 'a4', 'b1', 'b2', 'b3'].map(b => rows.get(b) ?? 0), [0, 0, 0, 0, 1, 0, 0, 0],
+    'every 201 has exactly one row, every 503 none')
 })
 
 t.test('a client timeout while the insert may still commit: the outcome is unknown, and nothing is written twice', async (t) => {
@@ -148,10 +150,10 @@ t.test('a client timeout while the insert may still commit: the outcome is unkno
     }
   })
   // as the error advises: a retry with the same key returns what the unknown write committed
-  const again = await enqueue(app, q.id, 'c1', 'k1')
+  const again = await enqueue(app, q.id, 'c0', 'k0')
   t.equal(again.statusCode, 200, show(again))
-  t.equal(again.json().body, 'c1')
-  t.equal((await rowsByBody(admin)).get('c1'), 1)
+  t.equal(again.json().body, 'c0')
+  t.equal((await rowsByBody(admin)).get('c0'), 1)
 })
 
 t.test('other statements that time out are 503s too: a read is unavailable, a write of unknown outcome', async (t) => {
@@ -236,4 +238,28 @@ t.test('hookpost.enqueue refuses idempotency keys that cannot be sent as a heade
   const { rows } = await admin.query('SELECT count(*)::int AS n FROM hookpost.messages WHERE queue_id = $1', [sqlQueue.id])
   t.equal(rows[0].n, KEYS.filter(([, v]) => v).length, 'the valid keys: one message each, the plain INSERT a repeat of its key')
   t.equal((await admin.query("SELECT hookpost.enqueue($1::bigint, 'b'::text) AS id", [sqlQueue.id])).rows.length, 1, 'no key at all is fine')
+})
+
+t.test('enqueues under a held lock get their 503 within about one statement timeout, not one per batch ahead (attack finding)', async (t) => {
+  const { app, url } = await testApp(t, { db: { statementTimeoutMs: SHORT_TIMEOUT_MS } })
+  const q = await post(app, '/queues', { name: 'stall', callbackUrl: 'http://127.0.0.1:9/x' })
+  const admin = testPool(t, url)
+  const lock = await holdLock(t, url, 'LOCK TABLE hookpost.messages IN ACCESS EXCLUSIVE MODE')
+  const timed = async (body: string): Promise<{ ms: number, code: string, body: string }> => {
+    const at = Date.now()
+    const r = await enqueue(app, q.id, body)
+    return { ms: Date.now() - at, code: r.json().code, body }
+  }
+  // one statement waits on the lock; 1,100 more queue behind it: three batches' worth (500 a statement)
+  const lone = timed('lone')
+  await eventually(async () => (await lockWaiters(admin, dbName(url))).length === 1)
+  const replies = await Promise.all([lone, ...Array.from({ length: 1100 }, async (_, i) => await timed(`q${i}`))])
+  await lock.release()
+  const slowest = Math.max(...replies.map(r => r.ms))
+  t.ok(replies.every(r => NOT_WRITTEN.has(r.code)), 'each a 503 that nothing was written')
+  // the statement in flight runs out its timeout, and the queued requests are answered with it; before
+  // the fix each batch was sent in turn and waited out a timeout of its own (about 4 s here)
+  t.ok(slowest < 2 * SHORT_TIMEOUT_MS + 500, `the slowest reply came after ${slowest} ms`)
+  await eventually(async () => await insertsSettled(admin, dbName(url)))
+  t.equal((await admin.query('SELECT count(*)::int AS n FROM hookpost.messages')).rows[0].n, 0, 'and none was written')
 })

@@ -13,7 +13,13 @@ import { deleteDead, deleteDelivered } from '../lib/services/retention.js'
 import type { Statement } from '../lib/db/query.js'
 import { testDatabase } from './helpers.js'
 
-interface PlanNode { 'Node Type': string, 'Relation Name'?: string, 'Parallel Aware'?: boolean, Plans?: PlanNode[] }
+interface PlanNode {
+  'Node Type': string
+  'Relation Name'?: string
+  'Parallel Aware'?: boolean
+  'Index Cond'?: string
+  Plans?: PlanNode[]
+}
 
 /** every node of a plan, depth first */
 function nodes (n: PlanNode): PlanNode[] {
@@ -110,4 +116,20 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
         `${name} (${mode.replace('force_', '').replace('_plan', '')}): no sequential scan, no parallel worker`)
     }
   }
+
+  // the trigger that deletes a batch's attempts (migrations/004, settings from 008): its transition
+  // table stood in for by a table of 500 ids, planned under the function's own settings
+  await c.query('SET plan_cache_mode = auto')
+  const { rows: [fn] } = await c.query("SELECT proconfig FROM pg_proc WHERE proname = 'messages_after_delete'")
+  t.ok(Array.isArray(fn.proconfig) && fn.proconfig.length > 0, `the trigger function has its own settings: ${fn.proconfig}`)
+  await c.query('CREATE TEMP TABLE deleted AS SELECT id FROM hookpost.messages WHERE sent_at IS NOT NULL LIMIT 500')
+  for (const setting of fn.proconfig as string[]) {
+    const [name, value] = setting.split('=')
+    await c.query(`SET ${name} = ${value}`)
+  }
+  const { rows } = await c.query('EXPLAIN (FORMAT JSON) DELETE FROM hookpost.attempts a USING deleted d WHERE a.message_id = d.id')
+  const onAttempts = nodes(rows[0]['QUERY PLAN'][0].Plan)
+    .filter(x => x['Relation Name'] === 'attempts' && /Scan/.test(x['Node Type']))
+  t.ok(onAttempts.length > 0 && onAttempts.every(x => /Index/.test(x['Node Type']) && x['Index Cond'] !== undefined),
+    `attempts read by index lookups only: ${onAttempts.map(x => x['Node Type']).join(', ')}`)
 })

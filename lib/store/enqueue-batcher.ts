@@ -23,6 +23,10 @@ function isInputError (err: unknown): boolean {
   return typeof status === 'number' && status >= 400 && status < 500
 }
 
+function notAttempted (): Error {
+  return new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE('not attempted after the database failed on an earlier message')
+}
+
 export class EnqueueBatcher {
   private waiting: Waiting[] = []
   private running = false
@@ -50,6 +54,7 @@ export class EnqueueBatcher {
         } catch (err) {
           if (!isInputError(err)) {
             for (const w of batch) w.reject(err)
+            this.refuseWaiting()
             continue
           }
           // one bad message (an unknown queue, say) fails the whole statement: retry one by one so
@@ -59,6 +64,16 @@ export class EnqueueBatcher {
       await this.oneByOne(batch)
     }
     this.running = false
+  }
+
+  /**
+   * After the database failed a statement (its timeout, a lost connection), the requests that queued
+   * meanwhile are refused, not sent: each batch behind would wait out its own timeout, and a request
+   * would wait several timeouts for its 503 (attack finding: 4 x the timeout under a held lock).
+   * Nothing of theirs was written; a request arriving after this starts a new batch.
+   */
+  private refuseWaiting (): void {
+    for (const w of this.waiting.splice(0)) w.reject(notAttempted())
   }
 
   private async oneByOne (batch: Waiting[]): Promise<void> {
@@ -71,11 +86,8 @@ export class EnqueueBatcher {
         if (isInputError(err)) continue
         // the database itself failed: the rest would each wait out the same timeout, one after
         // another, while every other enqueue waits behind them. They were not sent: nothing written.
-        for (const rest of batch.slice(i + 1)) {
-          rest.reject(new errors.HOOKPOST_ERR_DATABASE_UNAVAILABLE(
-            'not attempted after the database failed on an earlier message')
-          )
-        }
+        for (const rest of batch.slice(i + 1)) rest.reject(notAttempted())
+        this.refuseWaiting()
         return
       }
     }

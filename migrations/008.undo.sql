@@ -1,0 +1,1 @@
+ALTER FUNCTION hookpost.messages_after_delete() RESET ALL;
