@@ -261,7 +261,9 @@ export async function spawnServer (
   t.teardown(async () => { await stop(5000) })
   const url = `http://127.0.0.1:${port}`
   await eventually(async () => {
-    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}: ${stderr}`)
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(`server exited with ${proc.exitCode ?? proc.signalCode}: ${stderr}`)
+    }
     return logs.some(l => /Server listening/.test(l.msg ?? ''))
   }, opts.startMs ?? 30_000).catch((err) => { throw new Error(`${(err as Error).message}\nstderr: ${stderr}\nlogs: ${JSON.stringify(logs.slice(-5))}`) })
   return { url, proc, logs, exited, stop }
