@@ -14,8 +14,8 @@ export type { Statement }
  *  - synchronous_commit off: a crash can only forget that a message was sent or claimed, and then it
  *    is sent again (at-least-once); enqueues keep full durability on the app's pool;
  *  - no parallel workers and no sequential scans over messages: right after a mass update (a backlog
- *    made due, a day replayed) the statistics are stale, and the planner then took 100-200 ms parallel
- *    scans where the index answers in a millisecond. Every statement here has an index path
+ *    made due, a day replayed) the statistics are stale, and a plan made from them can scan where the
+ *    index answers in a millisecond (retention's deletes did). Every statement here has an index path
  *    (test/plans.test.ts EXPLAINs each on 200k rows with stale statistics).
  */
 export const DELIVERY_SESSION_OPTIONS = '-c synchronous_commit=off -c max_parallel_workers_per_gather=0 ' +
