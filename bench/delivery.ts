@@ -12,8 +12,9 @@
 //   rest  hookpost on N messages posted through POST /messages at concurrency BENCH_REST_C
 //   lat   commit-to-receipt latency: plain SQL INSERTs at a steady BENCH_LAT_RATE msg/s
 //   ret   retention under load: BENCH_RETENTION_N delivered messages a week old (one attempt each), then
-//         a pre-inserted backlog of N delivered twice, without and then with retention's batches
-//         (lib/services/retention.ts, same statement, size and pause) deleting that history meanwhile
+//         pre-inserted backlogs of N delivered in BENCH_ROUNDS pairs, without and then with retention
+//         (lib/services/retention.ts itself, run here on the bench's pool) deleting that history meanwhile;
+//         the median pair's ratio is the figure
 //   scale hookpost pre-inserted once per backlog in BENCH_BACKLOGS (e.g. 20000,100000,1000000), each
 //         against the first: is throughput flat in the backlog? (after the others; off unless listed)
 // "pre" and "raw" are prepared alike: rows inserted with a far-future due time, VACUUM ANALYZE,
@@ -26,7 +27,7 @@
 //                         (lib/db/embedded.ts) is started on ./data/bench for the run and stopped at the end
 //                         (the postgres CPU column then counts it and any other PostgreSQL on the machine)
 //   BENCH_N               messages per throughput phase (default 20000)
-//   BENCH_ROUNDS          raw + pre rounds (default 3)
+//   BENCH_ROUNDS          raw + pre rounds, and ret's without + with pairs (default 3)
 //   BENCH_QUEUES          pre and scale phases spread their messages over this many queues, round robin (default 1)
 //   BENCH_BACKLOGS        comma list of backlogs for the scale phase (default none: no scale phase)
 //   BENCH_RETENTION_N     delivered history for the ret phase (default 1000000)
@@ -58,7 +59,8 @@ import {
   adminQuery
 } from './harness.js'
 import { rawTableSql, runRawLoop, type RawLoopStats } from './raw-loop.js'
-import { BATCH_PAUSE_MS as RETENTION_BATCH_PAUSE_MS, BATCH_ROWS as RETENTION_BATCH_ROWS, deleteDelivered } from '../lib/services/retention.js'
+import { pino } from 'pino'
+import { Retention } from '../lib/services/retention.js'
 import { nowMs, startReceiver, type Receiver, type TagStats } from './receiver.js'
 
 const N = envInt('BENCH_N', 20_000, 1, 10_000_000)
@@ -520,29 +522,31 @@ async function phaseLatency (ctx: Ctx): Promise<Latency> {
   }
 }
 
-/** retention's batches, as the leader runs them, until stopped: rows deleted and seconds spent */
+/** retention as the leader runs it (lib/services/retention.ts: its statement, batches and pacing), until stopped */
 function retentionLoop (db: pg.Pool): { stop: () => Promise<{ deleted: number, seconds: number }> } {
-  const state = { stopping: false }
   let deleted = 0
   const t0 = nowMs()
-  const done = (async () => {
-    while (!state.stopping) {
-      const { rowCount } = await db.query(deleteDelivered(168, RETENTION_BATCH_ROWS))
-      deleted += rowCount ?? 0
-      await sleep(RETENTION_BATCH_PAUSE_MS)
-    }
-  })()
+  const retention = new Retention(db, { deliveredHours: 168, deadHours: 0, onDeleted: (_k, n) => { deleted += n } },
+    pino({ level: 'silent' }))
+  retention.start()
   return {
     stop: async () => {
-      state.stopping = true
-      await done
+      await retention.stop()
       return { deleted, seconds: (nowMs() - t0) / 1000 }
     }
   }
 }
 
-interface RetentionRun { without: Throughput, with: Throughput, deleted: number, deletedPerSec: number }
+interface RetentionRound {
+  without: Throughput
+  with: Throughput
+  ratio: number
+  deleted: number
+  deletedPerSec: number
+}
+interface RetentionRun { rounds: RetentionRound[], median: RetentionRound }
 
+/** BENCH_ROUNDS pairs, without then with retention, back to back; the headline is the median pair's ratio */
 async function phaseRetention (ctx: Ctx): Promise<RetentionRun> {
   const [q] = ctx.queueSets['ret-history']!
   await ctx.db.query(`INSERT INTO hookpost.messages (queue_id, body, body_json, "when", sent_at, attempts)
@@ -550,11 +554,17 @@ async function phaseRetention (ctx: Ctx): Promise<RetentionRun> {
   [q, BODY_TEXT, RETENTION_N])
   await ctx.db.query(`INSERT INTO hookpost.attempts (message_id, attempt, started_at, duration_ms, status_code)
     SELECT id, 1, sent_at, 2, 200 FROM hookpost.messages WHERE queue_id = $1`, [q])
-  const without = await phasePre(ctx, 'ret-without', N)
-  const loop = retentionLoop(ctx.db)
-  const withRetention = await phasePre(ctx, 'ret-with', N)
-  const { deleted, seconds } = await loop.stop()
-  return { without, with: withRetention, deleted, deletedPerSec: deleted / seconds }
+  const rounds: RetentionRound[] = []
+  for (let i = 1; i <= ROUNDS; i++) {
+    const without = await phasePre(ctx, `ret-without-${i}`, N)
+    const loop = retentionLoop(ctx.db)
+    const withRetention = await phasePre(ctx, `ret-with-${i}`, N)
+    const { deleted, seconds } = await loop.stop()
+    const ratio = withRetention.deliveredPerSec / without.deliveredPerSec
+    rounds.push({ without, with: withRetention, ratio, deleted, deletedPerSec: deleted / seconds })
+  }
+  const median = [...rounds].sort((a, b) => a.ratio - b.ratio)[Math.floor(rounds.length / 2)]!
+  return { rounds, median }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -593,7 +603,9 @@ async function main (): Promise<void> {
     await waitForHealth(control, 60_000)
     for (const tag of ['warmup', 'rest', 'lat']) queues[tag] = await createQueue(control, `bench-${tag}`, `${receiverOrigin}/r/${tag}`)
     const sets = [...Array.from({ length: ROUNDS }, (_, i) => `pre-${i + 1}`), ...BACKLOGS.map((_, i) => `scale-${i + 1}`),
-      ...(PHASES.has('ret') ? ['ret-history', 'ret-without', 'ret-with'] : [])]
+      ...(PHASES.has('ret')
+        ? ['ret-history', ...Array.from({ length: ROUNDS }, (_, i) => [`ret-without-${i + 1}`, `ret-with-${i + 1}`]).flat()]
+        : [])]
     for (const tag of sets) {
       queueSets[tag] = []
       for (let k = 0; k < QUEUES; k++) queueSets[tag].push(await createQueue(control, `bench-${tag}-${k}`, `${receiverOrigin}/r/${tag}`))
@@ -697,10 +709,12 @@ async function main (): Promise<void> {
   if (ret !== undefined) {
     out.push('')
     out.push(`retention under load: ${fmt(N)} delivered while ${fmt(RETENTION_N)} week-old messages wait for deletion`)
-    out.push(`  without retention running ${fmt(ret.without.deliveredPerSec)}/s; with it ${fmt(ret.with.deliveredPerSec)}/s ` +
-      `(${fmt(100 * ret.with.deliveredPerSec / ret.without.deliveredPerSec, 1)}%), retention deleting ${fmt(ret.deletedPerSec)} rows/s ` +
-      `(${fmt(ret.deleted)} in all)`)
-    for (const r of [ret.without, ret.with]) for (const note of r.notes) out.push(`ret: WARNING ${note}`)
+    for (const [i, r] of ret.rounds.entries()) {
+      out.push(`  round ${i + 1}${r === ret.median ? ' (median)' : ''}: without retention running ` +
+        `${fmt(r.without.deliveredPerSec)}/s; with it ${fmt(r.with.deliveredPerSec)}/s (${fmt(100 * r.ratio, 1)}%), ` +
+        `retention deleting ${fmt(r.deletedPerSec)} rows/s (${fmt(r.deleted)} in all)`)
+      for (const x of [r.without, r.with]) for (const note of x.notes) out.push(`ret: WARNING ${note}`)
+    }
   }
   if (scale.length > 0) {
     out.push('')
@@ -782,11 +796,14 @@ async function main (): Promise<void> {
     retention: ret === undefined
       ? null
       : {
-          without: fig(ret.without),
-          with: fig(ret.with),
-          ratio: round(ret.with.deliveredPerSec / ret.without.deliveredPerSec, 4),
-          deleted: ret.deleted,
-          deletedPerSec: round(ret.deletedPerSec, 1)
+          ratio: round(ret.median.ratio, 4),
+          rounds: ret.rounds.map(r => ({
+            without: fig(r.without),
+            with: fig(r.with),
+            ratio: round(r.ratio, 4),
+            deleted: r.deleted,
+            deletedPerSec: round(r.deletedPerSec, 1)
+          }))
         },
     scale: scale.map(r => ({ ...fig(r), ofFirst: round(r.deliveredPerSec / scale[0]!.deliveredPerSec, 4) })),
     ratios: {

@@ -1,6 +1,6 @@
 // The claim policy and fairness of lib/delivery/producer.ts, pure: no database, no clock.
 import t from 'tap'
-import { Producer, SKIP_CLAIM_BACKOFF_MS, type ProducerOptions } from '../lib/delivery/producer.js'
+import { BORROW_MAX_MS, Producer, SKIP_CLAIM_BACKOFF_MS, type ProducerOptions } from '../lib/delivery/producer.js'
 import type { ClaimedRow } from '../lib/delivery/sql.js'
 import { queue, row } from './engine-fakes.js'
 
@@ -96,4 +96,28 @@ t.test('rows that waited half their lease are stale; drain gives back all that w
   t.equal(p.waiting, 0)
   p.done(a!)
   t.equal(p.bufferedBytes, 0)
+})
+
+t.test('a lone queue whose calls are quick borrows the slots kept for others; a slow one, or one beside another, does not', async (t) => {
+  const p = new Producer(opts({ queueConcurrency: 2 }))
+  take(p, p.plan(0), Array.from({ length: 6 }, () => row(1)))
+  const a = p.next(0, [])!
+  p.next(0, [])
+  t.equal(p.next(0, []), undefined, 'at its limit, and no call has ended yet: nothing known of its speed')
+  p.done(a, 5)
+  t.ok(p.next(0, []), 'a slot of its own again')
+  t.ok(p.next(0, []) !== undefined && p.next(0, []) !== undefined, 'quick calls and nobody else waiting: two more, borrowed')
+
+  const q = new Producer(opts({ queueConcurrency: 2 }))
+  take(q, q.plan(0), [...Array.from({ length: 4 }, () => row(1)), row(2), row(2), row(2)])
+  const first = q.next(0, [])!
+  q.done(first, 5)
+  const order = Array.from({ length: 5 }, () => q.next(0, [])?.queueId)
+  t.same(order, [2, 1, 2, 1, undefined], 'each queue to its limit; both have rows waiting: nobody borrows')
+
+  const slow = new Producer(opts({ queueConcurrency: 1 }))
+  take(slow, slow.plan(0), Array.from({ length: 3 }, () => row(1)))
+  slow.done(slow.next(0, [])!, BORROW_MAX_MS)
+  t.ok(slow.next(0, []), 'its own slot')
+  t.equal(slow.next(0, []), undefined, 'calls of BORROW_MAX_MS on average: it keeps to its limit')
 })

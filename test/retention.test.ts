@@ -1,6 +1,7 @@
 import t from 'tap'
 import type pg from 'pg'
-import { Retention } from '../lib/services/retention.js'
+import type { Clock } from '../lib/delivery/clock.js'
+import { BATCH_PAUSE_MS, pauseAfter, Retention } from '../lib/services/retention.js'
 import { silentLog, testApp, testPool } from './helpers.js'
 import { signal } from './signals.js'
 
@@ -102,6 +103,56 @@ t.test('many rows go in batches of 500', async (t) => {
   t.same(batches, [500, 500, 203])
   const { rows } = await pool.query('SELECT body, count(*) AS n FROM hookpost.messages GROUP BY body')
   t.same(rows, [{ body: 'new', n: 7 }])
+})
+
+/** A pool whose every statement takes `ms` on the clock given, and a clock that records each pause. */
+function slowPool (pool: pg.Pool, ms: number): {
+  pool: pg.Pool, clock: Clock, pauses: number[], firstPause: Promise<() => void>
+} {
+  let now = 0
+  const pauses: number[] = []
+  let paused: (end: () => void) => void = () => {}
+  const firstPause = new Promise<() => void>(resolve => { paused = resolve })
+  const clock: Clock = {
+    now: () => now,
+    // the first pause is held until the test ends it; the rest end at once
+    after: (ms, fn) => { pauses.push(ms); if (pauses.length === 1) paused(fn); else setImmediate(fn); return () => {} },
+    every: () => () => {}
+  }
+  const slow = { query: async (s: pg.QueryConfig) => { const r = await pool.query(s); now += ms; return r } }
+  return { pool: slow as unknown as pg.Pool, clock, pauses, firstPause }
+}
+
+t.test('batches are paced: a batch that took t ms is followed by a pause of 9t, so a busy machine slows retention', async (t) => {
+  const { url } = await testApp(t)
+  const pool = testPool(t, url)
+  const { rows: [q] } = await pool.query("INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/') RETURNING id")
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body, sent_at) SELECT $1, \'old\', now() - interval \'30 days\' FROM generate_series(1, 1203)', [q.id])
+  t.equal(pauseAfter(1), BATCH_PAUSE_MS, 'never less than the plain pause')
+  t.equal(pauseAfter(300), 2700)
+  const slow = slowPool(pool, 300)
+  const r = new Retention(slow.pool, { deliveredHours: 168, deadHours: 0 }, silentLog, slow.clock)
+  const purged = r.purge()
+  const endPause = await slow.firstPause
+  t.same(slow.pauses, [2700], 'paused 9x the batch after the first')
+  endPause()
+  t.same(await purged, { delivered: 1203, dead: 0 })
+  t.same(slow.pauses, [2700, 2700], 'no pause after the last, short batch')
+})
+
+t.test('stop() ends a pause at once', async (t) => {
+  const { url } = await testApp(t)
+  const pool = testPool(t, url)
+  const { rows: [q] } = await pool.query("INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/') RETURNING id")
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body, sent_at) SELECT $1, \'old\', now() - interval \'30 days\' FROM generate_series(1, 600)', [q.id])
+  const slow = slowPool(pool, 60_000)
+  const r = new Retention(slow.pool, { deliveredHours: 168, deadHours: 0 }, silentLog, slow.clock)
+  r.start()
+  await slow.firstPause
+  t.same(slow.pauses, [540_000], 'a 9-minute pause is running')
+  await r.stop()
+  t.notOk(r.active, 'stopped without waiting for it')
+  t.equal((await pool.query('SELECT count(*)::int AS n FROM hookpost.messages')).rows[0].n, 100, 'one batch went')
 })
 
 t.test('the leader runs retention at election; configured from hooks.retention', async (t) => {

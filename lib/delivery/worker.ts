@@ -123,7 +123,7 @@ export class Worker extends Loop<WorkerEvents> {
   }
 
   private sent (row: ClaimedRow, attempt: number, result: Result, cut: Cut): void {
-    this.producer.done(row)
+    this.producer.done(row, result.durationMs)
     if (!result.ok && cut.reason !== undefined && cut.reason.name !== 'TimeoutError') {
       // cut off by shutdown: not an attempt the endpoint failed, so give the message back as it was
       this.release([row])

@@ -4,12 +4,24 @@
 // locks for long and the delivery path always gets in between.
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
+import type { Clock } from '../delivery/clock.js'
 import { Loop } from '../delivery/loop.js'
 import type { Statement } from '../delivery/sql.js'
 
 // 500 rows (and their attempts: one each as a rule, up to 101 with maxRetries 100) keep one DELETE short
 export const BATCH_ROWS = 500
 export const BATCH_PAUSE_MS = 100
+// Retention spends at most this share of its wall time deleting: a batch that took t ms is followed
+// by a pause of t * (1 - DUTY) / DUTY. A batch takes longer when the machine is busy delivering, so
+// retention yields to delivery by itself, on every process and whoever else loads the database.
+// Measured (bench/delivery.ts, BENCH_PHASES=ret; README: Scaling): with a fixed 100 ms pause, batches
+// deleting a week of history slowed a 100k drain to 85%; paced at this duty, see the README.
+export const BATCH_DUTY = 0.1
+
+/** The pause after a batch that took elapsedMs: retention's pacing (BATCH_DUTY). */
+export function pauseAfter (elapsedMs: number): number {
+  return Math.max(BATCH_PAUSE_MS, Math.round(elapsedMs * (1 - BATCH_DUTY) / BATCH_DUTY))
+}
 // old rows accumulate slowly: a pass every 5 minutes keeps each pass to a few batches
 const INTERVAL_MS = 5 * 60_000
 
@@ -62,8 +74,11 @@ export interface RetentionEvents {
 }
 
 export class Retention extends Loop<RetentionEvents> {
-  constructor (private readonly pool: Pool, private readonly o: RetentionOptions, log: Logger) {
-    super(log, 'retention pass')
+  // a pause can last seconds on a busy machine: stop() ends it
+  private endPause: (() => void) | undefined
+
+  constructor (private readonly pool: Pool, private readonly o: RetentionOptions, log: Logger, clock?: Clock) {
+    super(log, 'retention pass', clock)
   }
 
   get enabled (): boolean { return this.o.deliveredHours > 0 || this.o.deadHours > 0 }
@@ -71,6 +86,12 @@ export class Retention extends Loop<RetentionEvents> {
   /** Purge now (at election), then every few minutes, until stop(). */
   override start (): void {
     if (this.enabled) super.start()
+  }
+
+  override async stop (): Promise<void> {
+    const stopped = super.stop()
+    this.endPause?.()
+    await stopped
   }
 
   protected async pass (): Promise<number> {
@@ -91,14 +112,20 @@ export class Retention extends Loop<RetentionEvents> {
 
   private async drain (kind: 'delivered' | 'dead', statement: Statement): Promise<number> {
     let total = 0
-    // stop() is honoured between batches: at most one DELETE and one pause to wait for
+    // stop() is honoured between batches and ends a pause: at most one DELETE to wait for
     while (!this.stopping) {
+      const started = this.clock.now()
       const { rowCount } = await this.pool.query(statement)
       const n = rowCount ?? 0
       total += n
       if (n > 0) this.o.onDeleted?.(kind, n)
       if (n < BATCH_ROWS) break
-      await new Promise(resolve => setTimeout(resolve, BATCH_PAUSE_MS))
+      await new Promise<void>((resolve) => {
+        const cancel = this.clock.after(pauseAfter(this.clock.now() - started), done)
+        function done (): void { cancel(); resolve() }
+        this.endPause = done
+      })
+      this.endPause = undefined
     }
     return total
   }
