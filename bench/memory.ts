@@ -107,7 +107,7 @@ async function main (): Promise<void> {
     if (ADMIN_SECRET !== undefined) headers['x-platformatic-admin-secret'] = ADMIN_SECRET
     const res = await control.request({ path: '/queues', method: 'POST', headers, body: JSON.stringify({ name: 'memory', callbackUrl: endpoint.url }) })
     const text = await res.body.text()
-    if (res.statusCode !== 201) throw new Error(`POST /queues answered ${res.statusCode}: ${text}`)
+    if (res.statusCode !== 200) throw new Error(`POST /queues answered ${res.statusCode}: ${text}`)
     queueId = (JSON.parse(text) as { id: number }).id
   } finally {
     await control.close()

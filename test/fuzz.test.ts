@@ -635,12 +635,12 @@ t.test('fuzz: malformed requests on every REST route are rejected cleanly and ch
     t.equal(res.statusCode, status, `seed ${opts.method} ${opts.url}: ${res.body}`)
     return res.json()
   }
-  const b = await ok({ method: 'POST', url: '/queues', payload: { name: 'fuzz-b', callbackUrl: 'http://127.0.0.1:9/dlq' } }, 201)
-  const a = await ok({ method: 'POST', url: '/queues', payload: { name: 'fuzz-a', callbackUrl: 'http://127.0.0.1:9/hook', headers: { 'X-Seed': '1' }, deadLetterQueueId: b.id } }, 201)
-  const m = await ok({ method: 'POST', url: '/messages', payload: { queueId: a.id, body: { hello: 'world' }, when: '2099-01-01T00:00:00Z' } }, 201)
-  const m2 = await ok({ method: 'POST', url: '/messages', payload: { queueId: a.id, body: 'delivered', when: '2099-01-01T00:00:00Z' } }, 201)
+  const b = await ok({ method: 'POST', url: '/queues', payload: { name: 'fuzz-b', callbackUrl: 'http://127.0.0.1:9/dlq' } }, 200)
+  const a = await ok({ method: 'POST', url: '/queues', payload: { name: 'fuzz-a', callbackUrl: 'http://127.0.0.1:9/hook', headers: { 'X-Seed': '1' }, deadLetterQueueId: b.id } }, 200)
+  const m = await ok({ method: 'POST', url: '/messages', payload: { queueId: a.id, body: { hello: 'world' }, when: '2099-01-01T00:00:00Z' } }, 200)
+  const m2 = await ok({ method: 'POST', url: '/messages', payload: { queueId: a.id, body: 'delivered', when: '2099-01-01T00:00:00Z' } }, 200)
   await pool.query('UPDATE hookpost.messages SET sent_at = now(), attempts = 1, last_status = 200 WHERE id = $1', [m2.id])
-  const c = await ok({ method: 'POST', url: '/crons', payload: { queueId: a.id, schedule: '0 0 * * *', timezone: 'Europe/Paris', body: { tick: true } } }, 201)
+  const c = await ok({ method: 'POST', url: '/crons', payload: { queueId: a.id, schedule: '0 0 * * *', timezone: 'Europe/Paris', body: { tick: true } } }, 200)
   const seeds: Seeds = { a: a.id, b: b.id, m: m.id, m2: m2.id, c: c.id }
 
   const before = await snapshot(pool) as Record<string, unknown[]>

@@ -191,7 +191,7 @@ t.test('values PostgreSQL cannot store: refused before SQL, naming the field (RE
   for (const when of ['0001-01-01T00:00:00Z', '9999-12-31T23:59:59.999Z', '2024-01-01T00:00:00+15:59',
     '2024-02-29T00:00:00-15:59', '2024-01-01 12:00:00z']) {
     const res = await app.inject({ method: 'POST', url: '/messages', payload: { queueId: q.id, when } })
-    t.equal(res.statusCode, 201, `when ${when}: ${res.body}`)
+    t.equal(res.statusCode, 200, `when ${when}: ${res.body}`)
   }
 })
 
@@ -271,5 +271,5 @@ t.test('bodies JSON or UTF-8 cannot carry back are refused, not changed (attack 
     headers: { 'content-type': 'application/json' },
     payload: `{"queueId":${String(q.id)},"body":"\\ud83d\\ude00"}`
   })
-  t.equal(pair.statusCode, 201, 'a whole surrogate pair (an emoji) is text')
+  t.equal(pair.statusCode, 200, 'a whole surrogate pair (an emoji) is text')
 })

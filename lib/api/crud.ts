@@ -42,7 +42,7 @@ export interface Resource<T> {
   list: (pool: Pool, q: ListQuery) => Promise<T[]>
   count: (pool: Pool, where: Filter[]) => Promise<number>
   get: (pool: Pool, id: number) => Promise<T>
-  /** created=false answers 200 instead of 201 (an idempotent repeat) */
+  /** created=false: an idempotent repeat (REST says so in the Idempotent-Replayed header) */
   insert: (db: Queryable, input: any, ctx: WriteContext) => Promise<{ item: T, created: boolean }>
   modify: (pool: Pool, id: number, input: any, ctx: WriteContext) => Promise<T>
   remove: (pool: Pool, id: number, query: { force?: boolean }) => Promise<T>

@@ -34,6 +34,8 @@ const forceQuery = {
   additionalProperties: false
 } as const
 const noQuery = { type: 'object', properties: {}, additionalProperties: false } as const
+/** set to `true` on a create that found its idempotency key already used: nothing new was created */
+export const IDEMPOTENT_REPLAYED = 'idempotent-replayed'
 
 /** Routes whose params, querystring and body are typed from their schemas. */
 export function typed (app: FastifyInstance) {
@@ -71,10 +73,12 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
       async (req) => await r.get(pool, req.params.id))
 
     app.post('/', {
-      schema: { ...summary(`create a ${r.entity.name}`), body: r.create, response: { ...one, 201: r.item } }
+      schema: { ...summary(`create a ${r.entity.name}`), body: r.create, response: one }
     }, async (req, reply) => {
       const { item, created } = await r.insert(pool, req.body, ctx)
-      reply.code(created ? 201 : 200)
+      // 200 either way, as Platformatic DB (and so pg-hooks) answers a create; a repeat of an idempotency
+      // key is told apart by this header, as Stripe's API does
+      if (!created) reply.header(IDEMPOTENT_REPLAYED, 'true')
       return item
     })
 
