@@ -213,12 +213,6 @@ function table (queueId: number): Row[] {
       graphql: saveQueue({ name: 'p3', callbackUrl: url, deadLetterQueueId: 4242 })
     },
     {
-      name: 'a duplicate queue name (unique)',
-      code: 'HOOKPOST_ERR_CONFLICT',
-      rest: send('POST', '/queues', { name: 'taken', callbackUrl: url }),
-      graphql: saveQueue({ name: 'taken', callbackUrl: url })
-    },
-    {
       name: 'an update of a missing row',
       code: 'HOOKPOST_ERR_NOT_FOUND',
       rest: send('PUT', '/queues/4242', { maxRetries: 1 }),

@@ -25,7 +25,6 @@ const UNAVAILABLE_CLASSES = ['08', '57', '53'] // connection exception, operator
 
 // Constraint names map to the API field they guard, so a 400 names the field the client sent.
 const CONSTRAINT_FIELDS: Record<string, string> = {
-  queues_name_key: 'name',
   queues_name_check: 'name',
   queues_callback_url_check: 'callbackUrl',
   queues_method_check: 'method',
