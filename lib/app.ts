@@ -140,7 +140,11 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
     await scope.register(cronRoutes, { prefix: '/crons' })
     await scope.register(cronAliasRoutes, { prefix: '/cron' })
   })
-  // GraphQL has its own auth hook: the WebSocket handshake is checked at connection_init instead
+  // GraphQL has its own auth hook: the WebSocket handshake is checked at connection_init instead.
+  // Its endpoint documents itself (introspection, /graphiql): kept out of the REST document
+  app.addHook('onRoute', (route) => {
+    if (route.url === GRAPHQL_PATH) route.schema = { ...route.schema, hide: true }
+  })
   await app.register(graphqlPlugin)
   // every upgrade passes the gate first: a WebSocket handshake to GRAPHQL_PATH, or a refusal and a closed socket
   let gate: { close: () => void } | undefined

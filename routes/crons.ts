@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify'
-import { cronResource } from '../lib/api/resources.js'
-import { crudRoutes } from '../lib/http/crud.js'
+import { cronResource, messageResource, queueResource } from '../lib/api/resources.js'
+import { crudRoutes, toManyRoute, toOneRoute } from '../lib/http/crud.js'
 
 export default async function cronRoutes (app: FastifyInstance): Promise<void> {
   await app.register(crudRoutes(cronResource))
+  // Platformatic DB's relation routes, as pg-hooks has them
+  toOneRoute(app, cronResource, 'queue', queueResource, c => c.queueId)
+  toManyRoute(app, cronResource, 'messages', messageResource, 'cronId')
 }
 
 /** /cron: the pg-hooks README's spelling, kept out of the OpenAPI document. */

@@ -25,13 +25,15 @@ const reply = {
 
 export default async function healthRoutes (app: FastifyInstance): Promise<void> {
   // liveness: the process answers; a database outage is reported but is no reason to restart us
-  app.get('/health', { schema: { tags: ['health'], summary: 'liveness', response: { 200: reply } } }, async () => {
+  app.get('/health', {
+    schema: { tags: ['health'], summary: 'liveness', operationId: 'getHealth', response: { 200: reply } }
+  }, async () => {
     return { status: 'ok', database: await databaseAnswers(app) ? 'up' : 'down' }
   })
 
   // readiness: the database answers and every migration is applied
   app.get('/ready', {
-    schema: { tags: ['health'], summary: 'readiness', response: { 200: reply, 503: reply } }
+    schema: { tags: ['health'], summary: 'readiness', operationId: 'getReady', response: { 200: reply, 503: reply } }
   }, async (_req, res) => {
     const up = await databaseAnswers(app)
     const migrated = up && await isMigrated(app.pool).catch(() => false)

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
-import { attemptItem, messageItem, messageResource } from '../lib/api/resources.js'
-import { crudRoutes, errorReplies, idParams, typed } from '../lib/http/crud.js'
+import { attemptItem, cronResource, messageItem, messageResource, queueResource } from '../lib/api/resources.js'
+import { crudRoutes, errorReplies, idParams, toOneRoute, typed } from '../lib/http/crud.js'
 import { listAttempts, retryMessage } from '../lib/store/redrive.js'
 
 export default async function messageRoutes (instance: FastifyInstance): Promise<void> {
@@ -10,6 +10,7 @@ export default async function messageRoutes (instance: FastifyInstance): Promise
   app.get('/:id/attempts', {
     schema: {
       tags: ['messages'],
+      operationId: 'getAttemptsForMessage',
       summary: 'the attempt log of a message',
       params: idParams,
       response: { ...errorReplies, 200: { type: 'array', items: attemptItem } }
@@ -19,9 +20,14 @@ export default async function messageRoutes (instance: FastifyInstance): Promise
   app.post('/:id/retry', {
     schema: {
       tags: ['messages'],
+      operationId: 'retryMessage',
       summary: 're-queue a failed message with a fresh retry budget',
       params: idParams,
       response: { ...errorReplies, 200: messageItem }
     }
   }, async (req) => await retryMessage(app.pool, req.params.id))
+
+  // Platformatic DB's relation routes, as pg-hooks has them
+  toOneRoute(instance, messageResource, 'queue', queueResource, m => m.queueId)
+  toOneRoute(instance, messageResource, 'cron', cronResource, m => m.cronId)
 }

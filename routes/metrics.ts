@@ -8,6 +8,7 @@ export default async function metricsRoutes (app: FastifyInstance): Promise<void
     schema: {
       tags: ['health'],
       summary: 'Prometheus metrics (text exposition format)',
+      operationId: 'getMetrics',
       response: { 200: { type: 'string' } }
     }
   }, async (_req, reply) => {

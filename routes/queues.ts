@@ -1,8 +1,6 @@
 import type { FastifyInstance } from 'fastify'
-import { listQuerySchema } from '../lib/api/list-query.js'
 import { cronResource, messageResource, queueResource, signingSecretInput } from '../lib/api/resources.js'
-import { crudRoutes, errorReplies, idParams, sendList, typed } from '../lib/http/crud.js'
-import { getQueue } from '../lib/store/queues.js'
+import { crudRoutes, errorReplies, idParams, toManyRoute, toOneRoute, typed } from '../lib/http/crud.js'
 import { redriveQueue } from '../lib/store/redrive.js'
 import { removeSigningSecret, rotateSigningSecret } from '../lib/store/signing-secrets.js'
 
@@ -23,6 +21,7 @@ export default async function queueRoutes (instance: FastifyInstance): Promise<v
   app.post('/:id/redrive', {
     schema: {
       tags: ['queues'],
+      operationId: 'redriveQueue',
       summary: 're-queue every failed message of the queue (its dead letters)',
       params: idParams,
       response: {
@@ -35,6 +34,7 @@ export default async function queueRoutes (instance: FastifyInstance): Promise<v
   app.post('/:id/signing-secret', {
     schema: {
       tags: ['queues'],
+      operationId: 'rotateQueueSigningSecret',
       summary: 'set or rotate the signing secret: deliveries then carry Standard Webhooks signatures',
       description: 'Without a body, a secret is generated. ' +
         'The previous secret keeps signing (both signatures are sent) for graceSeconds.',
@@ -50,6 +50,7 @@ export default async function queueRoutes (instance: FastifyInstance): Promise<v
   app.delete('/:id/signing-secret', {
     schema: {
       tags: ['queues'],
+      operationId: 'removeQueueSigningSecret',
       summary: 'stop signing deliveries',
       params: idParams,
       response: {
@@ -59,20 +60,10 @@ export default async function queueRoutes (instance: FastifyInstance): Promise<v
     }
   }, async (req) => await removeSigningSecret(app.pool, req.params.id))
 
-  // relation routes: a queue's messages and crons, with the same list parameters
-  for (const [path, r] of [['messages', messageResource], ['crons', cronResource]] as const) {
-    app.get(`/:id/${path}`, {
-      schema: {
-        tags: ['queues'],
-        summary: `list the ${path} of a queue`,
-        params: idParams,
-        querystring: listQuerySchema(r.entity),
-        response: { ...errorReplies, 200: { type: 'array', items: r.item } }
-      }
-    }, async (req, reply) => {
-      const { id } = req.params
-      await getQueue(app.pool, id) // 404 for a missing queue, not an empty list
-      return await sendList<unknown>(reply, app.pool, r, req.query, [{ field: 'queueId', op: 'eq', value: id }])
-    })
-  }
+  // Platformatic DB's relation routes, as pg-hooks has them: its messages and crons, the queues whose
+  // dead-letter queue it is, and its own dead-letter queue (Platformatic names that one after the column)
+  toManyRoute(instance, queueResource, 'messages', messageResource, 'queueId')
+  toManyRoute(instance, queueResource, 'crons', cronResource, 'queueId')
+  toManyRoute(instance, queueResource, 'queues', queueResource, 'deadLetterQueueId')
+  toOneRoute(instance, queueResource, 'dead_letter_queue', queueResource, q => q.deadLetterQueueId)
 }

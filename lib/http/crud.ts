@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { Pool } from 'pg'
 import { writeContext, type Resource } from '../api/crud.js'
+import { errors } from '../errors.js'
 import { fromQuerystring, listQuerySchema } from '../api/list-query.js'
 import type { Filter } from '../store/list.js'
 
@@ -50,6 +51,22 @@ export async function sendList<T> (reply: FastifyReply, pool: Pool, r: Pick<Reso
   return await r.list(pool, q)
 }
 
+const capitalize = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1)
+
+/**
+ * Platformatic DB's operationIds, which pg-hooks' generated clients call by name: getQueues,
+ * createQueue, getQueueById, updateQueue, deleteQueues (sic: Platformatic's name for DELETE /{id}).
+ */
+export function operationIds (r: Pick<Resource<unknown>, 'entity' | 'tag'>) {
+  const one = capitalize(r.entity.name)
+  const many = capitalize(r.tag)
+  return {
+    list: `get${many}`, create: `create${one}`, get: `get${one}ById`, update: `update${one}`, remove: `delete${many}`,
+    /** a relation route: getQueueForMessage, getMessagesForQueue */
+    relation: (target: string) => `get${capitalize(target)}For${one}`
+  }
+}
+
 export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
   return async function routes (instance: FastifyInstance): Promise<void> {
     const app = typed(instance)
@@ -58,22 +75,22 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
     const tags = [r.tag]
     const hide = opts.hide === true
     const one = { ...errorReplies, 200: r.item }
-    const summary = (what: string): { tags: string[], hide: boolean, summary: string } =>
-      ({ tags, hide, summary: what })
+    const ids = operationIds(r)
+    const summary = (what: string, operationId: string) => ({ tags, hide, summary: what, operationId })
 
     app.get('/', {
       schema: {
-        ...summary(`list ${r.tag}`),
+        ...summary(`list ${r.tag}`, ids.list),
         querystring: listQuerySchema(r.entity),
         response: { ...errorReplies, 200: { type: 'array', items: r.item } }
       }
     }, async (req, reply) => await sendList(reply, pool, r, req.query))
 
-    app.get('/:id', { schema: { ...summary(`get one ${r.entity.name}`), params: idParams, response: one } },
+    app.get('/:id', { schema: { ...summary(`get one ${r.entity.name}`, ids.get), params: idParams, response: one } },
       async (req) => await r.get(pool, req.params.id))
 
     app.post('/', {
-      schema: { ...summary(`create a ${r.entity.name}`), body: r.create, response: one }
+      schema: { ...summary(`create a ${r.entity.name}`, ids.create), body: r.create, response: one }
     }, async (req, reply) => {
       const { item, created } = await r.insert(pool, req.body, ctx)
       // 200 either way, as Platformatic DB (and so pg-hooks) answers a create; a repeat of an idempotency
@@ -83,17 +100,60 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
     })
 
     app.put('/:id', {
-      schema: { ...summary(`update a ${r.entity.name}`), params: idParams, body: r.update, response: one }
+      schema: { ...summary(`update a ${r.entity.name}`, ids.update), params: idParams, body: r.update, response: one }
     }, async (req) => await r.modify(pool, req.params.id, req.body, ctx))
 
     if (r.forceDelete === true) {
       app.delete('/:id', {
-        schema: { ...summary(`delete a ${r.entity.name}`), params: idParams, querystring: forceQuery, response: one }
+        schema: { ...summary(`delete a ${r.entity.name}`, ids.remove), params: idParams, querystring: forceQuery, response: one }
       }, async (req) => await r.remove(pool, req.params.id, { force: req.query.force === true }))
     } else {
       app.delete('/:id', {
-        schema: { ...summary(`delete a ${r.entity.name}`), params: idParams, querystring: noQuery, response: one }
+        schema: { ...summary(`delete a ${r.entity.name}`, ids.remove), params: idParams, querystring: noQuery, response: one }
       }, async (req) => await r.remove(pool, req.params.id, {}))
     }
   }
+}
+
+/**
+ * GET /{id}/{path}: the one row a foreign key of this row points at, as Platformatic DB generates them
+ * (/messages/{id}/queue). 404 when the row is missing, or its key is null (a message of no cron).
+ */
+export function toOneRoute<F, T> (app: FastifyInstance, from: Resource<F>, path: string, to: Resource<T>,
+  key: (row: F) => number | null): void {
+  typed(app).get(`/:id/${path}`, {
+    schema: {
+      tags: [from.tag],
+      summary: `the ${to.entity.name} of a ${from.entity.name}`,
+      operationId: operationIds(from).relation(to.entity.name),
+      params: idParams,
+      response: { ...errorReplies, 200: to.item }
+    }
+  }, async (req) => {
+    const id = key(await from.get(app.pool, req.params.id))
+    if (id === null) throw new errors.HOOKPOST_ERR_NOT_FOUND(to.entity.name, `of ${from.entity.name} ${req.params.id}`)
+    return await to.get(app.pool, id)
+  })
+}
+
+/**
+ * GET /{id}/{path}: the rows whose `field` points at this row (/queues/{id}/messages), with the list
+ * parameters of GET /{path}. 404 for a missing row rather than an empty list.
+ */
+export function toManyRoute<F, T> (app: FastifyInstance, from: Resource<F>, path: string, to: Resource<T>,
+  field: string): void {
+  typed(app).get(`/:id/${path}`, {
+    schema: {
+      tags: [from.tag],
+      summary: `list the ${to.tag} of a ${from.entity.name}`,
+      operationId: operationIds(from).relation(to.tag),
+      params: idParams,
+      querystring: listQuerySchema(to.entity),
+      response: { ...errorReplies, 200: { type: 'array', items: to.item } }
+    }
+  }, async (req, reply) => {
+    const { id } = req.params
+    await from.get(app.pool, id)
+    return await sendList<unknown>(reply, app.pool, to, req.query, [{ field, op: 'eq', value: id }])
+  })
 }
