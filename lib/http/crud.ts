@@ -61,7 +61,11 @@ export function operationIds (r: Pick<Resource<unknown>, 'entity' | 'tag'>) {
   const one = capitalize(r.entity.name)
   const many = capitalize(r.tag)
   return {
-    list: `get${many}`, create: `create${one}`, get: `get${one}ById`, update: `update${one}`, remove: `delete${many}`,
+    list: `get${many}`,
+    create: `create${one}`,
+    get: `get${one}ById`,
+    update: `update${one}`,
+    remove: `delete${many}`,
     /** a relation route: getQueueForMessage, getMessagesForQueue */
     relation: (target: string) => `get${capitalize(target)}For${one}`
   }
@@ -105,11 +109,15 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
 
     if (r.forceDelete === true) {
       app.delete('/:id', {
-        schema: { ...summary(`delete a ${r.entity.name}`, ids.remove), params: idParams, querystring: forceQuery, response: one }
+        schema: {
+          ...summary(`delete a ${r.entity.name}`, ids.remove), params: idParams, querystring: forceQuery, response: one
+        }
       }, async (req) => await r.remove(pool, req.params.id, { force: req.query.force === true }))
     } else {
       app.delete('/:id', {
-        schema: { ...summary(`delete a ${r.entity.name}`, ids.remove), params: idParams, querystring: noQuery, response: one }
+        schema: {
+          ...summary(`delete a ${r.entity.name}`, ids.remove), params: idParams, querystring: noQuery, response: one
+        }
       }, async (req) => await r.remove(pool, req.params.id, {}))
     }
   }
