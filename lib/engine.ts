@@ -88,6 +88,8 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
   })
   // notifications sent while the connection was down are lost: look again
   listener.on('reconnect', () => { worker.notify(); crons.notify() })
+  // the worker lock went with the connection: claims not yet sent go back (Worker.giveBackWaiting)
+  listener.on('lost', () => { if (worker.active) worker.giveBackWaiting() })
   reaper.on('reaped', () => worker.notify())
   // this process's own subscribers are known at once, others' within a check
   const subscribersSeen = (): boolean => subscribers.seen || listener.hasSubscribers

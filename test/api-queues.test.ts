@@ -19,3 +19,14 @@ t.test('queue CRUD with pg-hooks field names', async (t) => {
   t.equal(del.statusCode, 200)
   t.equal((await app.inject({ url: `/queues/${q.id}` })).statusCode, 404)
 })
+
+t.test('a rule between two fields is said in both names, even when the client sent one (attack round)', async (t) => {
+  const { app } = await testApp(t)
+  const q = (await app.inject({ method: 'POST', url: '/queues', payload: { name: 'b', callbackUrl: 'http://127.0.0.1:1/hook' } })).json()
+  const put = await app.inject({ method: 'PUT', url: `/queues/${q.id}`, payload: { backoffBaseMs: 86_400_000 } })
+  t.equal(put.statusCode, 400, put.body)
+  t.match(put.json().message, /backoffMaxMs must be at least backoffBaseMs/)
+  const post = await app.inject({ method: 'POST', url: '/queues', payload: { name: 'c', callbackUrl: 'http://127.0.0.1:1/hook', backoffBaseMs: 1000, backoffMaxMs: 10 } })
+  t.equal(post.statusCode, 400)
+  t.match(post.json().message, /backoffMaxMs must be at least backoffBaseMs/)
+})

@@ -74,3 +74,39 @@ t.test('terminating the leader\'s lock connection leads to a new, working leader
     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
   t.equal(holders.rows[0].n, 1, 'exactly one leader lock')
 })
+
+t.test('LISTEN connections that drop and come back within the grace keep their claims: nothing is sent twice', async (t) => {
+  // attack round: the grace used to run from the claim, so a blip of a few seconds handed every claim
+  // older than the grace to another process while its owner was still sending it (340 duplicates of 1,000)
+  const url = await testDatabase(t)
+  const pool = testPool(t, url)
+  let open: () => void = () => {}
+  const gate = new Promise<void>(resolve => { open = resolve })
+  const target = await receiver(t, async (_r, res) => { await gate; res.end() })
+  const env = { DATABASE_URL: url, HOOKPOST_ALL_PROCESSES_DELIVER: 'true', HOOKPOST_REAP_GRACE_MS: '4000' }
+  const servers = await Promise.all([0, 1].map(async () => await spawnServer(t, env)))
+  await eventually(async () => servers.find(isLeader), 10_000)
+  const q = await (await fetch(`${servers[0]!.url}/queues`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'blip', callbackUrl: target.url }) })).json() as { id: number }
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body) SELECT $1, g::text FROM generate_series(1, 300) g', [q.id])
+  await target.waitFor(100, 10_000) // both processes' calls held open at the receiver
+  // every claim older than the grace: the old rule would hand them all back at the first sight of a missing lock
+  await eventually(async () => (await pool.query(`SELECT count(*)::int AS n FROM hookpost.messages
+    WHERE locked_by IS NOT NULL AND locked_at > now() - interval '4500 milliseconds'`)).rows[0].n === 0, 15_000, 100)
+  // 2.5 s without either worker lock: the reaper (every 2 s) sees it at least once
+  const until = Date.now() + 2500
+  let terminated = 0
+  while (Date.now() < until) {
+    terminated += (await pool.query(`SELECT count(*)::int AS n FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name = 'hookpost-listen') x`)).rows[0].n
+    await sleep(50)
+  }
+  t.ok(terminated >= 2, `${terminated} LISTEN connections terminated`)
+  await eventually(async () => (await pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND application_name = 'hookpost-listen'`)).rows[0].n === 2, 10_000)
+  open()
+  const ids = (): Set<string> => new Set(target.requests.map(r => r.headers['x-hookpost-message-id'] as string))
+  await eventually(async () => ids().size === 300, 30_000, 100)
+  await eventually(async () => (await pool.query('SELECT count(*)::int AS n FROM hookpost.messages WHERE sent_at IS NOT NULL')).rows[0].n === 300, 10_000)
+  t.equal(target.requests.length, 300, 'every message received exactly once')
+  t.notOk(servers.some(s => s.logs.some(l => /claims of a process that died/.test(l.msg ?? ''))), 'no live process was taken for dead')
+})

@@ -6,7 +6,8 @@ import t from 'tap'
 import pg from 'pg'
 import { arrayLiteral } from '../lib/db/arrays.js'
 import {
-  claim, complete, DELIVERY_SESSION_OPTIONS, nextDue, nextDueBeyond, reapDeadClaims, release, type Completion
+  claim, complete, DELIVERY_SESSION_OPTIONS, nextDue, nextDueBeyond, reapDeadClaims, release, unlockedClaimOwners,
+  type Completion
 } from '../lib/delivery/sql.js'
 import { backlogStatement, copiesByQueueStatement } from '../lib/metrics.js'
 import { deleteDead, deleteDelivered } from '../lib/services/retention.js'
@@ -93,7 +94,8 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     'claim, skipping, recent rows only': claim(200, 60_000, 'w', [big.id], 5000, 64 << 20, 24 << 20),
     'next due': nextDue(),
     'next due beyond a saturated queue': nextDueBeyond([big.id]),
-    reaper: reapDeadClaims(60_000, 10_000),
+    'reaper, who holds claims without a lock': unlockedClaimOwners(60_000),
+    reaper: reapDeadClaims(['w', 'gone'], 60_000, 10_000),
     release: release(claimed.slice(0, 50).map(r => ({ id: r.id, claimToken: r.token })), 'w'),
     flush: complete(claimed.slice(50, 250).map((r, i) => outcome(r.id, r.token, i % 10 !== 0)), 'w'),
     'retention, delivered': deleteDelivered(168, 500),

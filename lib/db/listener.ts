@@ -1,5 +1,6 @@
-// LISTEN on a dedicated connection that reconnects by itself. After a reconnect it emits 'reconnect',
-// because notifications sent while it was away are gone: listeners sweep for missed work then.
+// LISTEN on a dedicated connection that reconnects by itself. It emits 'lost' when the connection
+// drops (the session's locks went with it) and 'reconnect' when it is back, because notifications sent
+// while it was away are gone: listeners sweep for missed work then.
 import { EventEmitter } from 'node:events'
 import pg from 'pg'
 import type { Logger } from 'pino'
@@ -94,6 +95,7 @@ export class Listener extends EventEmitter {
     clearInterval(this.heartbeat)
     client.removeAllListeners('end')
     client.end().catch(() => {})
+    if (!this.stopped) this.emit('lost')
     if (this.stopped || this.timer !== undefined) return
     const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** this.attempt++)
     this.log.warn({ err: { message: err.message }, retryInMs: delay }, 'LISTEN connection lost; reconnecting')

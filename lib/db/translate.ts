@@ -23,6 +23,12 @@ export const SQLSTATE = {
 
 const UNAVAILABLE_CLASSES = ['08', '57', '53'] // connection exception, operator intervention, insufficient resources
 
+// Rules between two fields, said in the client's terms: the client may have sent only one of them
+// (attack round: a PUT of backoffBaseMs alone was told "backoffMaxMs: rejected by the database constraint")
+const CONSTRAINT_RULES: Record<string, string> = {
+  queues_backoff_order_check: 'backoffMaxMs must be at least backoffBaseMs (the values sent or stored)'
+}
+
 // Constraint names map to the API field they guard, so a 400 names the field the client sent.
 const CONSTRAINT_FIELDS: Record<string, string> = {
   queues_name_check: 'name',
@@ -101,9 +107,9 @@ function translatePgError (err: unknown, params?: readonly string[]): unknown {
       break
     case SQLSTATE.CHECK_VIOLATION:
     case SQLSTATE.NOT_NULL_VIOLATION:
-      out = new errors.HOOKPOST_ERR_INVALID_FIELD(
-        field, 'rejected by the database constraint ' + (e.constraint ?? e.code)
-      )
+      out = new errors.HOOKPOST_ERR_INVALID_FIELD(field,
+        (e.constraint !== undefined ? CONSTRAINT_RULES[e.constraint] : undefined) ??
+          'rejected by the database constraint ' + (e.constraint ?? e.code))
       break
     case SQLSTATE.INVALID_TEXT_REPRESENTATION:
     case SQLSTATE.NUMERIC_OUT_OF_RANGE:

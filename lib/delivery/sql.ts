@@ -191,30 +191,45 @@ export function holdWorkerLock (workerId: string): Statement {
   return { text: 'SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', values: [WORKER_LOCK_CLASS, workerId] }
 }
 
-/**
- * Hand back the claims of processes that died (kill -9, lost host): without this they would wait for
- * their lease, a minute or more. A claim younger than graceMs is left alone, so a worker whose
- * LISTEN connection is reconnecting (it claims nothing meanwhile) does not lose its calls in flight.
- */
-export function reapDeadClaims (leaseMs: number, graceMs: number): Statement {
-  // a claim's run_at is its lease end, at most the longest lease from now: bounding the range keeps
-  // the scan off the messages scheduled further ahead, which can be millions. (A process configured
-  // with a longer lease than ours gets its dead claims back when its lease ends, as without reaping.)
-  const maxLeaseMs = leaseFor(leaseMs, MAX_QUEUE_TIMEOUT_MS)
-  return {
-    text: `UPDATE hookpost.messages m SET run_at = now(), locked_by = NULL, locked_at = NULL
-      WHERE m.sent_at IS NULL AND NOT m.failed AND m.locked_by IS NOT NULL
+// A live claim of a process whose worker lock (held by its LISTEN connection) is missing: a lease not
+// yet over, at most the longest lease from now. Bounding the range keeps the scan off the messages
+// scheduled further ahead, which can be millions. (A process configured with a longer lease than ours
+// gets its dead claims back when its lease ends, as without reaping.)
+const UNLOCKED_CLAIM_SQL = `m.sent_at IS NULL AND NOT m.failed AND m.locked_by IS NOT NULL
         AND m.run_at > now() AND m.run_at <= now() + $2::integer * interval '1 millisecond'
-        AND m.locked_at < now() - $3::integer * interval '1 millisecond'
         AND NOT EXISTS (
           SELECT 1 FROM pg_locks l
           WHERE l.locktype = 'advisory'
             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
             AND l.classid = $1 AND l.objid::bigint = (hashtext(m.locked_by)::bigint & 4294967295)
             AND l.objsubid = 2 AND l.granted
-        )
+        )`
+
+/**
+ * The processes that hold claims but not their worker lock, now: dead, or their LISTEN connection is
+ * reconnecting. The reaper (lib/services/reaper.ts) hands their claims back only once a process has
+ * stayed on this list for the grace period, so a connection that blips costs nothing.
+ */
+export function unlockedClaimOwners (leaseMs: number): Statement {
+  return {
+    text: `SELECT DISTINCT m.locked_by AS owner FROM hookpost.messages m WHERE ${UNLOCKED_CLAIM_SQL}`,
+    values: [WORKER_LOCK_CLASS, leaseFor(leaseMs, MAX_QUEUE_TIMEOUT_MS)]
+  }
+}
+
+/**
+ * Hand back the claims of these processes, which have been without their worker lock for the grace
+ * period (kill -9, a lost host): without this they would wait for their lease, a minute or more. The
+ * lock is checked again here, so a process that came back since keeps its claims; so does a claim
+ * younger than graceMs.
+ */
+export function reapDeadClaims (owners: string[], leaseMs: number, graceMs: number): Statement {
+  return {
+    text: `UPDATE hookpost.messages m SET run_at = now(), locked_by = NULL, locked_at = NULL
+      WHERE ${UNLOCKED_CLAIM_SQL}
+        AND m.locked_by = ANY($4::text[]) AND m.locked_at < now() - $3::integer * interval '1 millisecond'
       RETURNING m.id`,
-    values: [WORKER_LOCK_CLASS, maxLeaseMs, graceMs]
+    values: [WORKER_LOCK_CLASS, leaseFor(leaseMs, MAX_QUEUE_TIMEOUT_MS), graceMs, owners]
   }
 }
 

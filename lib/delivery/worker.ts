@@ -110,8 +110,12 @@ export class Worker extends Loop<WorkerEvents> {
     return Math.max(MIN_IDLE_MS, untilDue)
   }
 
-  /** Start calls while there are free slots and rows waiting. */
+  /** Start calls while there are free slots and rows waiting; none without the worker lock (giveBackWaiting). */
   private dispatch (): void {
+    if (!this.o.canClaim()) {
+      this.giveBackWaiting()
+      return
+    }
     const expired: ClaimedRow[] = []
     const now = this.clock.now()
     while (!this.executor.full && !this.stopping) {
@@ -193,6 +197,16 @@ export class Worker extends Loop<WorkerEvents> {
   /** Write the outcomes waiting to be recorded now. */
   async flush (): Promise<void> {
     await this.completer.flush()
+  }
+
+  /**
+   * This process's worker lock is gone (its LISTEN connection dropped), so its claims are no longer
+   * its own for sure: another process's reaper may hand them back once the lock has stayed away for the
+   * grace period. Rows waiting here go back now rather than be sent late by two processes; calls in
+   * flight go on (the grace covers them), and nothing is claimed until the lock is back (canClaim).
+   */
+  giveBackWaiting (): void {
+    this.release(this.producer.drain())
   }
 
   /** Stop claiming at once and give back what was claimed but not started; calls in flight go on. */

@@ -1,22 +1,38 @@
-// The leader hands back the claims of processes that died (kill -9, a lost host): at once on election,
-// then every REAP_INTERVAL_MS. Without it they would wait for their lease, a minute or more.
+// The leader hands back the claims of processes that died (kill -9, a lost host). Without it they would
+// wait for their lease, a minute or more. A process whose worker lock is missing is only noted at first:
+// its claims go back once it has stayed without the lock for the grace period (HOOKPOST_REAP_GRACE_MS),
+// seen by this leader every REAP_INTERVAL_MS. So a LISTEN connection that drops and comes back within
+// the grace keeps every claim, however old; the grace runs from the lock's loss, not from the claim.
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
+import type { Clock } from '../delivery/clock.js'
 import { Loop } from '../delivery/loop.js'
-import { reapDeadClaims } from '../delivery/sql.js'
+import { reapDeadClaims, unlockedClaimOwners } from '../delivery/sql.js'
 
 const REAP_INTERVAL_MS = 2000
 
 export interface ReaperEvents {
   /** claims of dead processes were made due again: the worker should look */
   reaped: [{ count: number }]
+  /** a pass ended: the processes seen holding claims without their worker lock (tests wait on it) */
+  checked: [{ unlocked: string[] }]
 }
 
 export class Reaper extends Loop<ReaperEvents> {
+  // processes seen holding claims without their worker lock, and when first seen so; a new leader
+  // starts afresh, so a dead process's claims come back at most a grace after election
+  private readonly unlockedSince = new Map<string, number>()
+
   constructor (
-    private readonly pool: Pool, private readonly leaseMs: number, private readonly graceMs: number, log: Logger
+    private readonly pool: Pool, private readonly leaseMs: number, private readonly graceMs: number, log: Logger,
+    clock?: Clock
   ) {
-    super(log, 'reaping dead claims')
+    super(log, 'reaping dead claims', clock)
+  }
+
+  override start (): void {
+    this.unlockedSince.clear()
+    super.start()
   }
 
   protected async pass (): Promise<number> {
@@ -25,12 +41,25 @@ export class Reaper extends Loop<ReaperEvents> {
   }
 
   async reap (): Promise<number> {
-    const { rowCount } = await this.pool.query(reapDeadClaims(this.leaseMs, this.graceMs))
-    const count = rowCount ?? 0
-    if (count > 0) {
-      this.log.warn({ count }, 'handed back the claims of a process that died')
-      this.emit('reaped', { count })
+    const now = this.clock.now()
+    const { rows } = await this.pool.query<{ owner: string }>(unlockedClaimOwners(this.leaseMs))
+    const unlocked = new Set(rows.map(r => r.owner))
+    for (const owner of this.unlockedSince.keys()) if (!unlocked.has(owner)) this.unlockedSince.delete(owner)
+    const dead: string[] = []
+    for (const owner of unlocked) {
+      const since = this.unlockedSince.get(owner)
+      if (since === undefined) this.unlockedSince.set(owner, now)
+      else if (now - since >= this.graceMs) dead.push(owner)
     }
+    let count = 0
+    if (dead.length > 0) {
+      count = (await this.pool.query(reapDeadClaims(dead, this.leaseMs, this.graceMs))).rowCount ?? 0
+      if (count > 0) {
+        this.log.warn({ count, processes: dead }, 'handed back the claims of a process that died')
+        this.emit('reaped', { count })
+      }
+    }
+    this.emit('checked', { unlocked: [...unlocked] })
     return count
   }
 }
