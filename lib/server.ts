@@ -5,6 +5,15 @@ import { migrate } from './db/migrate.js'
 import { createPool, redactUrl } from './db/pool.js'
 import { createLogger } from './logger.js'
 import { build } from './app.js'
+import { ImportError, importPgHooks } from './store/import-pg-hooks.js'
+
+/** `--name=value` or `--name value` from the command line, else the default */
+function option (args: string[], name: string, fallback: string): string {
+  const i = args.findIndex(a => a === `--${name}` || a.startsWith(`--${name}=`))
+  if (i < 0) return fallback
+  const a = args[i]!
+  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : (args[i + 1] ?? fallback)
+}
 
 async function main (): Promise<void> {
   let config: Config
@@ -26,11 +35,25 @@ async function main (): Promise<void> {
     log.info({ database: redactUrl(config.db.connectionString) }, 'using DATABASE_URL')
   }
 
-  if (process.argv[2] === 'migrate') {
+  const command = process.argv[2]
+  if (command === 'migrate' || command === 'import-pg-hooks') {
     const pool = createPool(config.db.connectionString!, { max: 1, log, statementTimeoutMs: 0 })
     try {
       const applied = await migrate(pool)
       log.info({ applied }, applied.length > 0 ? 'migrations applied' : 'schema is up to date')
+      if (command === 'import-pg-hooks') {
+        const args = process.argv.slice(3)
+        const result = await importPgHooks(pool, {
+          schema: option(args, 'schema', 'public'), timezone: option(args, 'timezone', 'UTC')
+        })
+        log.info(result, result.status === 'already'
+          ? 'pg-hooks import: every row is already here; nothing done'
+          : 'pg-hooks import: done')
+      }
+    } catch (err) {
+      if (!(err instanceof ImportError)) throw err
+      log.error(`pg-hooks import: ${err.message}`)
+      process.exitCode = 1
     } finally {
       await pool.end()
       await embedded?.stop()
