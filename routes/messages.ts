@@ -1,11 +1,14 @@
 import type { FastifyInstance } from 'fastify'
 import { attemptItem, cronResource, messageItem, messageResource, queueResource } from '../lib/api/resources.js'
 import { crudRoutes, errorReplies, idParams, toOneRoute, typed } from '../lib/http/crud.js'
+import { fieldsProjection } from '../lib/http/fields.js'
 import { listAttempts, retryMessage } from '../lib/store/redrive.js'
 
 export default async function messageRoutes (instance: FastifyInstance): Promise<void> {
   await instance.register(crudRoutes(messageResource))
   const app = typed(instance)
+  // the relation routes below take ?fields= as the CRUD routes do
+  fieldsProjection(instance)
 
   app.get('/:id/attempts', {
     schema: {

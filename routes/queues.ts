@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { cronResource, messageResource, queueResource, signingSecretInput } from '../lib/api/resources.js'
 import { crudRoutes, errorReplies, idParams, toManyRoute, toOneRoute, typed } from '../lib/http/crud.js'
+import { fieldsProjection } from '../lib/http/fields.js'
 import { redriveQueue } from '../lib/store/redrive.js'
 import { removeSigningSecret, rotateSigningSecret } from '../lib/store/signing-secrets.js'
 
@@ -17,6 +18,8 @@ const signingSecretReply: Record<string, unknown> = {
 export default async function queueRoutes (instance: FastifyInstance): Promise<void> {
   await instance.register(crudRoutes(queueResource))
   const app = typed(instance)
+  // the relation routes below take ?fields= as the CRUD routes do
+  fieldsProjection(instance)
 
   app.post('/:id/redrive', {
     schema: {

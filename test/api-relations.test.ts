@@ -65,3 +65,57 @@ t.test("the OpenAPI document: Platformatic's operationIds, one per operation", a
     'GET /crons/{id}/queue': 'getQueueForCron'
   })
 })
+
+t.test("Platformatic's list idioms: like, ilike and or, over REST and GraphQL alike", async (t) => {
+  const { app } = await testApp(t)
+  for (const name of ['orders-eu', 'orders-us', 'Billing', 'audit']) {
+    await app.inject({ method: 'POST', url: '/queues', payload: { name, callbackUrl: 'http://127.0.0.1:9/x' } })
+  }
+  const names = async (qs: string): Promise<string[]> => {
+    const r = await app.inject({ url: `/queues?${qs}&orderby.id=asc` })
+    t.equal(r.statusCode, 200, `${qs}: ${r.body}`)
+    return r.json().map((q: { name: string }) => q.name)
+  }
+  t.same(await names('where.name.like=orders-%25'), ['orders-eu', 'orders-us'], 'like')
+  t.same(await names('where.name.like=b%25'), [], 'like is case-sensitive')
+  t.same(await names('where.name.ilike=b%25'), ['Billing'], 'ilike is not')
+  t.same(await names('where.or=(name.eq=audit,name.like=%25-us)'), ['orders-us', 'audit'], 'or')
+  t.same(await names('where.or=(id.in=1|2,name.eq=audit)&where.name.neq=orders-eu'), ['orders-us', 'audit'], 'or, ANDed with the rest; in values split by |')
+  for (const [qs, field] of [['where.id.like=1', 'where.id.like'], ['where.or=name.eq=a', 'where.or'], ['where.or=(nope.eq=1)', 'where.or'],
+    ['where.or=(id.eq=x)', 'where.or'], ['where.or=(name.like)', 'where.or']]) {
+    const r = await app.inject({ url: `/queues?${qs}` })
+    t.equal(r.statusCode, 400, `${qs}: 400`)
+    t.match(r.body, field, `${qs}: names ${field}`)
+  }
+  const gql = async (where: string): Promise<string[]> => {
+    const r = await app.inject({ method: 'POST', url: '/graphql', payload: { query: `{ queues(where: ${where}, orderBy: [{ field: id, direction: ASC }]) { name } }` } })
+    const body = r.json()
+    t.equal(body.errors, undefined, JSON.stringify(body.errors))
+    return body.data.queues.map((q: { name: string }) => q.name)
+  }
+  t.same(await gql('{ name: { like: "orders-%" } }'), ['orders-eu', 'orders-us'])
+  t.same(await gql('{ name: { ilike: "B%" } }'), ['Billing'])
+  t.same(await gql('{ or: [{ name: { eq: "audit" } }, { name: { like: "%-us" }, id: { lte: 2 } }] }'), ['orders-us', 'audit'],
+    'or of branches, each branch ANDed')
+})
+
+t.test('fields= returns only the fields named, on lists, rows, relations and writes; a wrong name is a 400 before any write', async (t) => {
+  const { app, url } = await testApp(t)
+  const pool = testPool(t, url)
+  const q = (await app.inject({ method: 'POST', url: '/queues?fields=id,name', payload: { name: 'f', callbackUrl: 'http://127.0.0.1:9/x' } }))
+  t.equal(q.statusCode, 200, q.body)
+  t.same(Object.keys(q.json()).sort(), ['id', 'name'], 'a create')
+  const id = q.json().id
+  t.same((await app.inject({ url: '/queues?fields=name' })).json(), [{ name: 'f' }], 'a list')
+  t.same((await app.inject({ url: `/queues/${id}?fields=callbackUrl` })).json(), { callbackUrl: 'http://127.0.0.1:9/x' }, 'a row')
+  t.same((await app.inject({ method: 'PUT', url: `/queues/${id}?fields=maxRetries`, payload: { maxRetries: 2 } })).json(), { maxRetries: 2 }, 'an update')
+  const m = (await app.inject({ method: 'POST', url: '/messages', payload: { queueId: id, body: 'b' } })).json()
+  t.same((await app.inject({ url: `/messages/${m.id}/queue?fields=name` })).json(), { name: 'f' }, 'a relation to one')
+  t.same((await app.inject({ url: `/queues/${id}/messages?fields=id` })).json(), [{ id: m.id }], 'a relation to many')
+  const bad = await app.inject({ method: 'POST', url: '/queues?fields=id,nope', payload: { name: 'g', callbackUrl: 'http://127.0.0.1:9/x' } })
+  t.equal(bad.statusCode, 400)
+  t.match(bad.json().message, /fields.*no field "nope"/)
+  t.equal((await pool.query("SELECT count(*)::int AS n FROM hookpost.queues WHERE name = 'g'")).rows[0].n, 0, 'nothing written')
+  t.equal((await app.inject({ url: '/queues?fields=' })).statusCode, 400, 'an empty list of fields')
+  t.same(Object.keys((await app.inject({ method: 'DELETE', url: `/messages/${m.id}?fields=id,body` })).json()).sort(), ['body', 'id'], 'a delete')
+})

@@ -3,8 +3,8 @@
 // arguments (limit, offset, where: { field: { op } }, orderBy). One set of rules and errors for both.
 import { errors } from '../errors.js'
 import {
-  FILTER_OPS, MAX_LIMIT, filterableFields, sortableFields,
-  type Entity, type FieldType, type Filter, type ListQuery, type Order
+  FILTER_OPS, MAX_LIMIT, TEXT_OPS, filterableFields, sortableFields,
+  type Entity, type FieldType, type Filter, type FilterOp, type ListQuery, type Order
 } from '../store/list.js'
 import { dateTimeProblem } from './date-time.js'
 import { validate } from './validate.js'
@@ -29,18 +29,26 @@ export function listQuerySchema (entity: Entity): ListQuerySchema {
     ...pageProperties,
     totalCount: {
       type: 'boolean', default: false, description: 'put the total number of matching rows in the X-Total-Count header'
-    }
+    },
+    fields: { type: 'string', maxLength: 2000, description: 'comma-separated names of the fields to return' }
   }
   for (const [field, def] of filterableFields(entity)) {
-    for (const op of FILTER_OPS) {
+    for (const op of opsOf(def.type)) {
       const many = op === 'in' || op === 'nin'
       const orNull = op === 'eq' || op === 'neq' ? ', or null' : ''
       properties[`where.${field}.${op}`] = {
         type: 'string',
         maxLength: 10_000,
-        description: many ? `comma-separated ${def.type} values` : `${def.type}${orNull}`
+        description: TEXT_OPS.includes(op)
+          ? `SQL ${op.toUpperCase()} pattern: % any text, _ one character`
+          : many ? `comma-separated ${def.type} values` : `${def.type}${orNull}`
       }
     }
+  }
+  properties['where.or'] = {
+    type: 'string',
+    maxLength: 10_000,
+    description: 'any of these conditions, Platformatic\'s syntax: (name.eq=a,id.in=1|2)'
   }
   for (const field of sortableFields(entity)) {
     properties[`orderby.${field}`] = { type: 'string', enum: ['asc', 'desc'] }
@@ -86,6 +94,47 @@ export function parseFilterValue (param: string, type: FieldType, raw: string): 
   }
 }
 
+/** The operators a field of this type takes: like and ilike on text only. */
+function opsOf (type: FieldType): readonly FilterOp[] {
+  return type === 'string' ? FILTER_OPS : FILTER_OPS.filter(op => !TEXT_OPS.includes(op))
+}
+
+/** One REST condition: where.<field>.<op>=<raw>, named `param` in errors. */
+function restFilter (entity: Entity, param: string, field: string, op: FilterOp, raw: string): Filter {
+  const def = entity.fields[field]
+  if (def?.filter !== true || !opsOf(def.type).includes(op)) {
+    throw new errors.HOOKPOST_ERR_INVALID_FIELD(param, `no filter ${field}.${op}`)
+  }
+  if (op === 'in' || op === 'nin') {
+    return { field, op, value: raw === '' ? [] : raw.split(',').map(v => parseFilterValue(param, def.type, v)) }
+  }
+  if (raw === 'null' && (op === 'eq' || op === 'neq')) return { field, op, value: null }
+  return { field, op, value: parseFilterValue(param, def.type, raw) }
+}
+
+// where.or=(a.eq=1,b.in=2|3): Platformatic's syntax; in a list of or, `|` separates in/nin values
+const OR_SYNTAX = /^\((.*)\)$/s
+
+/** where.or: its conditions, each checked as where.<field>.<op> is. */
+function restOr (entity: Entity, raw: string): Filter {
+  const inner = OR_SYNTAX.exec(raw)?.[1]
+  if (inner === undefined || inner === '') {
+    throw new errors.HOOKPOST_ERR_INVALID_FIELD('where.or', 'expected (field.op=value,field.op=value)')
+  }
+  return {
+    or: inner.split(',').map((part) => {
+      const eq = part.indexOf('=')
+      const [field, op, extra] = part.slice(0, Math.max(0, eq)).split('.')
+      if (eq < 0 || field === undefined || op === undefined || extra !== undefined) {
+        throw new errors.HOOKPOST_ERR_INVALID_FIELD('where.or', `expected field.op=value, got ${JSON.stringify(part)}`)
+      }
+      const value = part.slice(eq + 1)
+      const raw = op === 'in' || op === 'nin' ? value.replaceAll('|', ',') : value
+      return restFilter(entity, 'where.or', field, op as FilterOp, raw)
+    })
+  }
+}
+
 /** REST: the querystring, already checked against listQuerySchema (types, bounds, known keys). */
 export function fromQuerystring (entity: Entity, query: Readonly<Record<string, unknown>>):
 ListQuery & { totalCount: boolean } {
@@ -93,18 +142,10 @@ ListQuery & { totalCount: boolean } {
   const orderBy: Order[] = []
   for (const [key, value] of Object.entries(query)) {
     const parts = key.split('.')
-    if (parts[0] === 'where' && parts.length === 3) {
-      const field = parts[1]!
-      const op = parts[2] as Filter['op']
-      const def = entity.fields[field]!
-      const raw = String(value)
-      if (op === 'in' || op === 'nin') {
-        where.push({ field, op, value: raw === '' ? [] : raw.split(',').map(v => parseFilterValue(key, def.type, v)) })
-      } else if (raw === 'null' && (op === 'eq' || op === 'neq')) {
-        where.push({ field, op, value: null })
-      } else {
-        where.push({ field, op, value: parseFilterValue(key, def.type, raw) })
-      }
+    if (key === 'where.or') {
+      where.push(restOr(entity, String(value)))
+    } else if (parts[0] === 'where' && parts.length === 3) {
+      where.push(restFilter(entity, key, parts[1]!, parts[2] as FilterOp, String(value)))
     } else if (parts[0] === 'orderby' && parts.length === 2) {
       orderBy.push({ field: parts[1]!, direction: value === 'desc' ? 'desc' : 'asc' })
     }
@@ -120,17 +161,24 @@ ListQuery & { totalCount: boolean } {
 
 type Args = Record<string, any>
 
-/** GraphQL: `where: { field: { op: value } }`; values arrive typed, ids and date-times as strings. */
+/**
+ * GraphQL: `where: { field: { op: value }, or: [{ field: { op: value } }] }`; values arrive typed, ids
+ * and date-times as strings.
+ */
 export function filtersOf (entity: Entity, where: Args | null | undefined): Filter[] {
   const out: Filter[] = []
   for (const [field, ops] of Object.entries(where ?? {})) {
+    if (field === 'or') {
+      if (Array.isArray(ops)) out.push({ or: ops.map((w: Args) => ({ and: filtersOf(entity, w) })) })
+      continue
+    }
     const def = entity.fields[field]!
     for (const [op, value] of Object.entries(ops as Args)) {
       if (value === undefined || !(FILTER_OPS as readonly string[]).includes(op)) continue
       const name = `where.${field}.${op}`
       const one = (v: unknown): unknown => typeof v === 'string' ? parseFilterValue(name, def.type, v) : v
       const parsed = value === null ? null : Array.isArray(value) ? value.map(one) : one(value)
-      out.push({ field, op: op as Filter['op'], value: parsed })
+      out.push({ field, op: op as FilterOp, value: parsed })
     }
   }
   return out

@@ -15,7 +15,8 @@ const WHERE_TYPES: Record<FieldType, string> = {
 function whereAndOrder (type: string, e: Entity): string {
   const where = filterableFields(e).map(([f, d]) =>
     `  ${f}: ${f === 'id' || f.endsWith('Id') || f === 'deadLetterOf' ? 'WhereID' : WHERE_TYPES[d.type]}`).join('\n')
-  return `input ${type}WhereArguments {\n${where}\n}
+  const or = `  "any of these (each one's conditions all hold)"\n  or: [${type}WhereArguments]`
+  return `input ${type}WhereArguments {\n${where}\n${or}\n}
 enum ${type}OrderByField { ${sortableFields(e).join(' ')} }
 input ${type}OrderByArguments { field: ${type}OrderByField!, direction: OrderByDirection! }`
 }
@@ -39,7 +40,7 @@ enum OrderByDirection { ASC DESC }
 
 input WhereID { ${where('ID')} }
 input WhereInt { ${where('Int')} }
-input WhereString { ${where('String')} }
+input WhereString { ${where('String')}, "SQL LIKE pattern: % any text, _ one character" like: String, ilike: String }
 input WhereBoolean { eq: Boolean, neq: Boolean }
 input WhereDateTime { ${where('String')} }
 

@@ -5,6 +5,7 @@ import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-
 import type { Pool } from 'pg'
 import { writeContext, type Resource } from '../api/crud.js'
 import { errors } from '../errors.js'
+import { fieldsProjection, fieldsQuery } from './fields.js'
 import { fromQuerystring, listQuerySchema } from '../api/list-query.js'
 import type { Filter } from '../store/list.js'
 
@@ -31,10 +32,10 @@ export const errorReplies = {
 
 const forceQuery = {
   type: 'object',
-  properties: { force: { type: 'boolean', description: 'also delete the undelivered messages' } },
+  properties: { force: { type: 'boolean', description: 'also delete the undelivered messages' }, fields: fieldsQuery },
   additionalProperties: false
 } as const
-const noQuery = { type: 'object', properties: {}, additionalProperties: false } as const
+const fieldsOnly = { type: 'object', properties: { fields: fieldsQuery }, additionalProperties: false } as const
 /** set to `true` on a create that found its idempotency key already used: nothing new was created */
 export const IDEMPOTENT_REPLAYED = 'idempotent-replayed'
 
@@ -80,6 +81,7 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
     const hide = opts.hide === true
     const one = { ...errorReplies, 200: r.item }
     const ids = operationIds(r)
+    fieldsProjection(instance)
     const summary = (what: string, operationId: string) => ({ tags, hide, summary: what, operationId })
 
     app.get('/', {
@@ -90,11 +92,16 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
       }
     }, async (req, reply) => await sendList(reply, pool, r, req.query))
 
-    app.get('/:id', { schema: { ...summary(`get one ${r.entity.name}`, ids.get), params: idParams, response: one } },
-      async (req) => await r.get(pool, req.params.id))
+    app.get('/:id', {
+      schema: {
+        ...summary(`get one ${r.entity.name}`, ids.get), params: idParams, querystring: fieldsOnly, response: one
+      }
+    }, async (req) => await r.get(pool, req.params.id))
 
     app.post('/', {
-      schema: { ...summary(`create a ${r.entity.name}`, ids.create), body: r.create, response: one }
+      schema: {
+        ...summary(`create a ${r.entity.name}`, ids.create), querystring: fieldsOnly, body: r.create, response: one
+      }
     }, async (req, reply) => {
       const { item, created } = await r.insert(pool, req.body, ctx)
       // 200 either way, as Platformatic DB (and so pg-hooks) answers a create; a repeat of an idempotency
@@ -104,7 +111,13 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
     })
 
     app.put('/:id', {
-      schema: { ...summary(`update a ${r.entity.name}`, ids.update), params: idParams, body: r.update, response: one }
+      schema: {
+        ...summary(`update a ${r.entity.name}`, ids.update),
+        params: idParams,
+        querystring: fieldsOnly,
+        body: r.update,
+        response: one
+      }
     }, async (req) => await r.modify(pool, req.params.id, req.body, ctx))
 
     if (r.forceDelete === true) {
@@ -116,7 +129,7 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
     } else {
       app.delete('/:id', {
         schema: {
-          ...summary(`delete a ${r.entity.name}`, ids.remove), params: idParams, querystring: noQuery, response: one
+          ...summary(`delete a ${r.entity.name}`, ids.remove), params: idParams, querystring: fieldsOnly, response: one
         }
       }, async (req) => await r.remove(pool, req.params.id, {}))
     }
@@ -135,6 +148,7 @@ export function toOneRoute<F, T> (app: FastifyInstance, from: Resource<F>, path:
       summary: `the ${to.entity.name} of a ${from.entity.name}`,
       operationId: operationIds(from).relation(to.entity.name),
       params: idParams,
+      querystring: fieldsOnly,
       response: { ...errorReplies, 200: to.item }
     }
   }, async (req) => {

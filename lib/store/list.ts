@@ -23,10 +23,13 @@ export interface Entity {
   fields: Record<string, FieldDef>
 }
 
-export const FILTER_OPS = ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'in', 'nin'] as const
+export const FILTER_OPS = ['eq', 'neq', 'gt', 'gte', 'lt', 'lte', 'in', 'nin', 'like', 'ilike'] as const
 export type FilterOp = typeof FILTER_OPS[number]
+/** SQL LIKE patterns (% and _), Platformatic's like and ilike: on text fields only */
+export const TEXT_OPS: readonly FilterOp[] = ['like', 'ilike']
 
-export interface Filter { field: string, op: FilterOp, value: unknown }
+/** One condition; a list of them is ANDed. `or`: any of its conditions (Platformatic's where.or); `and`: all. */
+export type Filter = { field: string, op: FilterOp, value: unknown } | { or: Filter[] } | { and: Filter[] }
 export interface Order { field: string, direction: 'asc' | 'desc' }
 
 export interface ListQuery {
@@ -41,7 +44,7 @@ export const MAX_LIMIT = 100
 export const MAX_BULK_INPUTS = 1000
 
 const SQL_OPS: Record<FilterOp, string> = {
-  eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=', in: '= ANY', nin: '<> ALL'
+  eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=', in: '= ANY', nin: '<> ALL', like: 'LIKE', ilike: 'ILIKE'
 }
 
 const PG_ARRAY_TYPES: Record<FieldType, string> = {
@@ -49,8 +52,23 @@ const PG_ARRAY_TYPES: Record<FieldType, string> = {
 }
 
 function whereClause (entity: Entity, filters: Filter[], values: unknown[]): string {
+  const parts = conditions(entity, filters, values)
+  return parts.length > 0 ? 'WHERE ' + parts.join(' AND ') : ''
+}
+
+function conditions (entity: Entity, filters: Filter[], values: unknown[]): string[] {
   const parts: string[] = []
   for (const f of filters) {
+    if ('or' in f) {
+      const any = f.or.map(g => conditions(entity, [g], values)[0]!)
+      parts.push(any.length > 0 ? `(${any.join(' OR ')})` : 'false')
+      continue
+    }
+    if ('and' in f) {
+      const all = conditions(entity, f.and, values)
+      parts.push(all.length > 0 ? `(${all.join(' AND ')})` : 'true')
+      continue
+    }
     const def = entity.fields[f.field]
     if (!def?.filter) throw new Error(`field ${f.field} is not filterable`)
     if (f.value === null && (f.op === 'eq' || f.op === 'neq')) {
@@ -64,7 +82,7 @@ function whereClause (entity: Entity, filters: Filter[], values: unknown[]): str
       parts.push(`${def.column} ${SQL_OPS[f.op]} $${values.length}`)
     }
   }
-  return parts.length > 0 ? 'WHERE ' + parts.join(' AND ') : ''
+  return parts
 }
 
 export function listStatement (entity: Entity, q: ListQuery): Statement {
