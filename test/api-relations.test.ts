@@ -119,3 +119,26 @@ t.test('fields= returns only the fields named, on lists, rows, relations and wri
   t.equal((await app.inject({ url: '/queues?fields=' })).statusCode, 400, 'an empty list of fields')
   t.same(Object.keys((await app.inject({ method: 'DELETE', url: `/messages/${m.id}?fields=id,body` })).json()).sort(), ['body', 'id'], 'a delete')
 })
+
+t.test('GET-then-PUT: a row read back is a valid write body; read-only and unknown fields are dropped, wrong values still a 400', async (t) => {
+  const { app } = await testApp(t)
+  for (const [path, body] of [['/queues', { name: 'gp', callbackUrl: 'http://127.0.0.1:9/x' }]] as const) {
+    const row = (await app.inject({ method: 'POST', url: path, payload: body })).json()
+    const put = await app.inject({ method: 'PUT', url: `${path}/${row.id}`, payload: { ...row, maxRetries: 4, extra: 1 } })
+    t.equal(put.statusCode, 200, put.body)
+    t.equal(put.json().maxRetries, 4)
+    t.equal(put.headers['x-hookpost-ignored-fields'], 'id,signed,createdAt,updatedAt,extra', 'what was dropped, named')
+    const bad = await app.inject({ method: 'PUT', url: `${path}/${row.id}`, payload: { ...row, maxRetries: 'many' } })
+    t.equal(bad.statusCode, 400, 'a wrong value of a writable field')
+    t.match(bad.json().message, /maxRetries/)
+  }
+  const q = (await app.inject({ url: '/queues' })).json()[0]
+  const m = (await app.inject({ method: 'POST', url: '/messages', payload: { queueId: q.id, body: 'a' } })).json()
+  const put = await app.inject({ method: 'PUT', url: `/messages/${m.id}`, payload: { ...m, body: 'b' } })
+  t.equal(put.statusCode, 200, put.body)
+  t.equal(put.json().body, 'b')
+  const c = (await app.inject({ method: 'POST', url: '/crons', payload: { queueId: q.id, schedule: '0 * * * *' } })).json()
+  const cput = await app.inject({ method: 'PUT', url: `/crons/${c.id}`, payload: { ...c, paused: true } })
+  t.equal(cput.statusCode, 200, cput.body)
+  t.equal(cput.json().paused, true)
+})

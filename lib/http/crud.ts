@@ -72,6 +72,26 @@ export function operationIds (r: Pick<Resource<unknown>, 'entity' | 'tag'>) {
   }
 }
 
+/** the fields of a write body that were not written (read-only or unknown), when there were any */
+export const IGNORED_FIELDS = 'x-hookpost-ignored-fields'
+
+/**
+ * Platformatic DB drops what a write body holds beyond the writable fields (read-only ones such as id,
+ * createdAt or sentAt, and unknown ones), so a row read with GET can be sent back with PUT. So does
+ * hookpost, before validation, and names what it dropped in a header. Values of writable fields are
+ * validated as ever.
+ */
+function dropUnwritable (writable: Record<string, unknown>) {
+  const names = new Set(Object.keys((writable as { properties?: object }).properties ?? {}))
+  return async (req: { body: unknown }, reply: FastifyReply): Promise<void> => {
+    const body = req.body
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) return
+    const dropped = Object.keys(body).filter(k => !names.has(k))
+    for (const k of dropped) delete (body as Record<string, unknown>)[k]
+    if (dropped.length > 0) reply.header(IGNORED_FIELDS, dropped.map(encodeURIComponent).join(','))
+  }
+}
+
 export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
   return async function routes (instance: FastifyInstance): Promise<void> {
     const app = typed(instance)
@@ -99,6 +119,7 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
     }, async (req) => await r.get(pool, req.params.id))
 
     app.post('/', {
+      preValidation: dropUnwritable(r.create),
       schema: {
         ...summary(`create a ${r.entity.name}`, ids.create), querystring: fieldsOnly, body: r.create, response: one
       }
@@ -111,6 +132,7 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
     })
 
     app.put('/:id', {
+      preValidation: dropUnwritable(r.update),
       schema: {
         ...summary(`update a ${r.entity.name}`, ids.update),
         params: idParams,
