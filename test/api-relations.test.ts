@@ -56,6 +56,7 @@ t.test("the OpenAPI document: Platformatic's operationIds, one per operation", a
     'GET /queues/{id}': 'getQueueById',
     'PUT /queues/{id}': 'updateQueue',
     'DELETE /queues/{id}': 'deleteQueues',
+    'PUT /queues': 'updateQueues',
     'GET /messages': 'getMessages',
     'POST /messages': 'createMessage',
     'GET /crons/{id}': 'getCronById',
@@ -141,4 +142,26 @@ t.test('GET-then-PUT: a row read back is a valid write body; read-only and unkno
   const cput = await app.inject({ method: 'PUT', url: `/crons/${c.id}`, payload: { ...c, paused: true } })
   t.equal(cput.statusCode, 200, cput.body)
   t.equal(cput.json().paused, true)
+})
+
+t.test('bulk PUT /{entity}?where…: every matching row changed, all or none; a where is required, at most 1,000 rows', async (t) => {
+  const { app, url } = await testApp(t)
+  const pool = testPool(t, url)
+  for (const name of ['bulk-a', 'bulk-b', 'other']) {
+    await app.inject({ method: 'POST', url: '/queues', payload: { name, callbackUrl: 'http://127.0.0.1:9/x' } })
+  }
+  const put = await app.inject({ method: 'PUT', url: '/queues?where.name.like=bulk-%25&fields=name,maxRetries', payload: { maxRetries: 2 } })
+  t.equal(put.statusCode, 200, put.body)
+  t.same(put.json(), [{ name: 'bulk-a', maxRetries: 2 }, { name: 'bulk-b', maxRetries: 2 }])
+  t.same((await pool.query('SELECT name, max_retries FROM hookpost.queues ORDER BY id')).rows.map(r => r.max_retries), [2, 2, 10], 'the other queue untouched')
+  const none = await app.inject({ method: 'PUT', url: '/queues', payload: { maxRetries: 1 } })
+  t.equal(none.statusCode, 400, 'no where: refused')
+  t.match(none.json().message, /where/)
+  // backoffBaseMs above one queue's own max: that row fails, so none changes
+  await pool.query("UPDATE hookpost.queues SET backoff_base_ms = 500, backoff_max_ms = 1000 WHERE name = 'bulk-b'")
+  const half = await app.inject({ method: 'PUT', url: '/queues?where.name.like=bulk-%25', payload: { backoffBaseMs: 5000 } })
+  t.equal(half.statusCode, 400, half.body)
+  t.same((await pool.query("SELECT backoff_base_ms FROM hookpost.queues WHERE name = 'bulk-a'")).rows[0].backoff_base_ms, 30000, 'all or none')
+  t.equal((await app.inject({ method: 'PUT', url: '/queues?where.name.eq=nothing', payload: { maxRetries: 1 } })).json().length, 0, 'no match: an empty list')
+  t.equal((await app.inject({ method: 'PUT', url: '/queues?limit=1&where.id.eq=1', payload: { maxRetries: 1 } })).statusCode, 400, 'no paging on a bulk update')
 })

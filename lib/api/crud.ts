@@ -44,7 +44,7 @@ export interface Resource<T> {
   get: (pool: Pool, id: number) => Promise<T>
   /** created=false: an idempotent repeat (REST says so in the Idempotent-Replayed header) */
   insert: (db: Queryable, input: any, ctx: WriteContext) => Promise<{ item: T, created: boolean }>
-  modify: (pool: Pool, id: number, input: any, ctx: WriteContext) => Promise<T>
+  modify: (db: Queryable, id: number, input: any, ctx: WriteContext) => Promise<T>
   remove: (pool: Pool, id: number, query: { force?: boolean }) => Promise<T>
   /** DELETE takes ?force=true (a queue: also drop its undelivered messages) */
   forceDelete?: boolean
@@ -60,16 +60,34 @@ export function bulk<I> (inputs: I[]): I[] {
 
 /** The ids a bulk delete names: a filter is required, and it may match at most MAX_BULK_INPUTS rows. */
 export async function idsToDelete (pool: Pool, entity: Entity, filters: Filter[]): Promise<number[]> {
+  return await idsMatching(pool, entity, filters, 'delete')
+}
+
+async function idsMatching (db: Queryable, entity: Entity, filters: Filter[], what: 'delete' | 'update'):
+Promise<number[]> {
   if (filters.length === 0) {
-    throw new errors.HOOKPOST_ERR_INVALID_FIELD('where', 'is required: a delete names what it deletes')
+    throw new errors.HOOKPOST_ERR_INVALID_FIELD('where', `is required: a bulk ${what} names the rows it changes`)
   }
   // one row past the cap tells "too many" without reading them all
-  const ids = await matchingIds(pool, entity, filters, MAX_BULK_INPUTS + 1)
+  const ids = await matchingIds(db, entity, filters, MAX_BULK_INPUTS + 1)
   if (ids.length > MAX_BULK_INPUTS) {
-    const message = `matches more than ${MAX_BULK_INPUTS} rows; delete in smaller steps`
+    const message = `matches more than ${MAX_BULK_INPUTS} rows; ${what} in smaller steps`
     throw new errors.HOOKPOST_ERR_INVALID_FIELD('where', message)
   }
   return ids
+}
+
+/**
+ * Platformatic's bulk update (PUT /{entity}?where...): the same change to every row the filters match,
+ * at most MAX_BULK_INPUTS, in one transaction: all of them or none.
+ */
+export async function updateMatching<T> (pool: Pool, r: Resource<T>, filters: Filter[], input: unknown,
+  ctx: WriteContext): Promise<T[]> {
+  return await transaction(pool, async (c) => {
+    const out: T[] = []
+    for (const id of await idsMatching(c, r.entity, filters, 'update')) out.push(await r.modify(c, id, input, ctx))
+    return out
+  })
 }
 
 /** Insert each input in one transaction: all or nothing, like a multi-row INSERT. */

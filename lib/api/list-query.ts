@@ -56,6 +56,17 @@ export function listQuerySchema (entity: Entity): ListQuerySchema {
   return { type: 'object', properties, additionalProperties: false }
 }
 
+/** A bulk update's querystring: the where parameters of a list, and fields. */
+export function whereQuerySchema (entity: Entity): ListQuerySchema {
+  const { properties } = listQuerySchema(entity)
+  return {
+    type: 'object',
+    properties: Object.fromEntries(
+      Object.entries(properties).filter(([k]) => k.startsWith('where.') || k === 'fields')),
+    additionalProperties: false
+  }
+}
+
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/
 
 /** One filter value, given as text (REST's querystring, GraphQL's String and ID filters). */

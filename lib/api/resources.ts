@@ -98,8 +98,8 @@ export const queueResource: Resource<Queue> = {
   get: getQueue,
   insert: async (db: Queryable, input: any, ctx: WriteContext) =>
     ({ item: await createQueue(db, input, ctx.targets), created: true }),
-  modify: async (pool: Pool, id: number, input: any, ctx: WriteContext) =>
-    await updateQueue(pool, id, input, ctx.targets),
+  modify: async (db: Queryable, id: number, input: any, ctx: WriteContext) =>
+    await updateQueue(db, id, input, ctx.targets),
   remove: async (pool: Pool, id: number, q: { force?: boolean }) =>
     await deleteQueue(pool, id, { force: q.force === true }),
   forceDelete: true

@@ -3,11 +3,11 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { Pool } from 'pg'
-import { writeContext, type Resource } from '../api/crud.js'
+import { updateMatching, writeContext, type Resource } from '../api/crud.js'
 import { errors } from '../errors.js'
 import { fieldsProjection, fieldsQuery } from './fields.js'
-import { fromQuerystring, listQuerySchema } from '../api/list-query.js'
-import type { Filter } from '../store/list.js'
+import { fromQuerystring, listQuerySchema, whereQuerySchema } from '../api/list-query.js'
+import { MAX_BULK_INPUTS, type Filter } from '../store/list.js'
 
 export const errorSchema = {
   type: 'object',
@@ -66,6 +66,7 @@ export function operationIds (r: Pick<Resource<unknown>, 'entity' | 'tag'>) {
     create: `create${one}`,
     get: `get${one}ById`,
     update: `update${one}`,
+    updateMany: `update${many}`,
     remove: `delete${many}`,
     /** a relation route: getQueueForMessage, getMessagesForQueue */
     relation: (target: string) => `get${capitalize(target)}For${one}`
@@ -141,6 +142,21 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
         response: one
       }
     }, async (req) => await r.modify(pool, req.params.id, req.body, ctx))
+
+    // Platformatic's bulk update: PUT /{entity}?where.<field>.<op>=… with the change as the body
+    app.put('/', {
+      preValidation: dropUnwritable(r.update),
+      schema: {
+        ...summary(`update every ${r.entity.name} the where parameters match (at most ${MAX_BULK_INPUTS}), ` +
+          'all or none', ids.updateMany),
+        querystring: whereQuerySchema(r.entity),
+        body: r.update,
+        response: { ...errorReplies, 200: { type: 'array', items: r.item } }
+      }
+    }, async (req) => {
+      const { where } = fromQuerystring(r.entity, req.query)
+      return await updateMatching(pool, r, where, req.body, ctx)
+    })
 
     if (r.forceDelete === true) {
       app.delete('/:id', {

@@ -94,7 +94,7 @@ export async function countCrons (pool: Pool, where: Filter[]): Promise<number> 
   return (await read(pool, countStatement(cronEntity, where))).rows[0].n
 }
 
-export async function getCron (pool: Pool, id: number): Promise<Cron> {
+export async function getCron (pool: Queryable, id: number): Promise<Cron> {
   const { rows } = await read<Row>(pool, `SELECT ${cronEntity.select} FROM hookpost.crons WHERE id = $1`, [id])
   if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('cron', id)
   return toCron(rows[0])
@@ -120,7 +120,7 @@ export async function createCron (pool: Queryable, input: CronInput): Promise<Cr
  * A new schedule, time zone or a resume replaces the future ticks: next_tick_at is computed from now,
  * so no second chain can start and no tick of the old schedule fires.
  */
-export async function updateCron (pool: Pool, id: number, input: CronInput): Promise<Cron> {
+export async function updateCron (pool: Queryable, id: number, input: CronInput): Promise<Cron> {
   checkHeaders(input.headers)
   const current = await getCron(pool, id)
   const schedule = input.schedule ?? current.schedule

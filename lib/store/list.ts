@@ -1,6 +1,6 @@
 // Filtered, ordered, paged SELECTs over one table, shared by every resource and by REST and GraphQL.
 // Field and column names only ever come from the entity's own whitelist; values are always $n.
-import type { Pool } from 'pg'
+import type { Queryable } from '../db/pool.js'
 import { read, type Statement } from '../db/query.js'
 
 export type FieldType = 'integer' | 'string' | 'boolean' | 'date-time'
@@ -117,7 +117,9 @@ export function idsStatement (entity: Entity, filters: Filter[], limit: number):
 }
 
 /** The ids of the rows a filter matches, at most `limit` of them, in id order. */
-export async function matchingIds (pool: Pool, entity: Entity, filters: Filter[], limit: number): Promise<number[]> {
+export async function matchingIds (
+  pool: Queryable, entity: Entity, filters: Filter[], limit: number
+): Promise<number[]> {
   return (await read<{ id: number }>(pool, idsStatement(entity, filters, limit))).rows.map(r => r.id)
 }
 

@@ -86,7 +86,7 @@ export async function countMessages (pool: Pool, where: Filter[]): Promise<numbe
   return (await read(pool, countStatement(messageEntity, where))).rows[0].n
 }
 
-export async function getMessage (pool: Pool, id: number): Promise<Message> {
+export async function getMessage (pool: Queryable, id: number): Promise<Message> {
   const { rows } = await read<Row>(pool, `SELECT ${messageEntity.select} FROM hookpost.messages WHERE id = $1`, [id])
   if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('message', id)
   return toMessage(rows[0])
@@ -251,7 +251,7 @@ export function countPerQueue (rows: ReadonlyArray<{ queueId: number }>, onEnque
 }
 
 /** Change a message that is still waiting. A new `when` reschedules it. */
-export async function updateMessage (pool: Pool, id: number, input: MessageInput): Promise<Message> {
+export async function updateMessage (pool: Queryable, id: number, input: MessageInput): Promise<Message> {
   checkHeaders(input.headers)
   const sets: string[] = ['updated_at = now()']
   const values: unknown[] = [id]

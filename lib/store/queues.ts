@@ -89,7 +89,7 @@ export async function countQueues (pool: Pool, where: Filter[]): Promise<number>
   return (await read(pool, countStatement(queueEntity, where))).rows[0].n
 }
 
-export async function getQueue (pool: Pool, id: number): Promise<Queue> {
+export async function getQueue (pool: Queryable, id: number): Promise<Queue> {
   const { rows } = await read<Queue>(pool, `SELECT ${queueEntity.select} FROM hookpost.queues WHERE id = $1`, [id])
   if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
   return rows[0]
@@ -118,7 +118,9 @@ export async function createQueue (pool: Queryable, input: QueueInput, targets: 
   return rows[0]!
 }
 
-export async function updateQueue (pool: Pool, id: number, input: QueueInput, targets: TargetPolicy): Promise<Queue> {
+export async function updateQueue (
+  pool: Queryable, id: number, input: QueueInput, targets: TargetPolicy
+): Promise<Queue> {
   checkHeaders(input.headers)
   if (input.callbackUrl !== undefined) await assertAllowedTarget(input.callbackUrl, targets)
   const { cols, values, fields } = columnsOf(input)
