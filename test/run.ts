@@ -18,7 +18,8 @@ const require = createRequire(import.meta.url)
 const SHARED_PROCESSES = [
   ['api-crons', 'api-queues', 'arrays', 'backoff', 'completer', 'errors', 'events', 'executor', 'leader', 'lease', 'loop',
     'producer', 'reaper', 'schedule', 'sender', 'timestamptz', 'worker'],
-  ['api-errors', 'api-messages', 'api-parity', 'input-strictness', 'migrations', 'outbox', 'retention', 'signing']
+  ['api-errors', 'api-messages', 'api-parity', 'api-relations', 'input-strictness', 'migrations', 'outbox', 'retention',
+    'signing']
 ]
 rmSync('dist/test', { recursive: true, force: true }) // a deleted test must not run on from an old build
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.test.json', '--noCheck'],
