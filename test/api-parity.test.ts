@@ -192,7 +192,7 @@ function table (queueId: number): Row[] {
       name: 'a body nested too deep',
       code: 'HOOKPOST_ERR_INVALID_FIELD',
       rest: send('POST', '/messages', { queueId, body: deep(300) as object }),
-      graphql: saveMessage({ queueId, body: deep(300) })
+      graphql: saveMessage({ queueId, bodyJson: deep(300) })
     },
     {
       name: 'a request body over 1 MiB',

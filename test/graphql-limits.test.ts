@@ -194,3 +194,17 @@ t.test('only GraphQL text reaches mercurius: no AST, as JSON or as an object (at
   const [op] = measure(buildSchema(sdl), JSON.parse(ast).definitions)
   t.ok(op!.m.cost > MAX_QUERY_COST, `the estimate of the "100x" AST is ${op!.m.cost}, over the limit`)
 })
+
+t.test('an inputs list or a limit given as a variable is costed as what it is, not as the most it could be', async (t) => {
+  const { app } = await testApp(t)
+  await app.inject({ method: 'POST', url: '/queues', payload: { name: 'v', callbackUrl: 'http://127.0.0.1:9/v' } })
+  // pg-hooks clients pass inputs as variables and read the bodies back: 3 rows, not 1,000
+  const three = await gql(app, 'mutation ($i: [MessageInput]!) { insertMessages(inputs: $i) { id body } }',
+    { i: [{ queueId: 1, body: 'a' }, { queueId: 1, body: 'b' }, { queueId: 1, body: 'c' }] })
+  t.equal(three.errors, undefined, JSON.stringify(three.errors))
+  const many = await gql(app, 'mutation ($i: [MessageInput]!) { insertMessages(inputs: $i) { id body } }',
+    { i: Array.from({ length: 200 }, () => ({ queueId: 1, body: 'x', idempotencyKey: 'same' })) })
+  t.match(many.errors?.[0]?.message, /too expensive/, '200 inputs returning their bodies: still refused, before any insert')
+  const limited = await gql(app, 'query ($l: LimitInt) { a: messages(limit: $l) { body } b: messages(limit: $l) { body } }', { l: 10 })
+  t.equal(limited.errors, undefined, 'a small limit as a variable')
+})

@@ -34,17 +34,18 @@ t.test('queries: lists with limit, offset, where and orderBy; by id; counts', as
   t.equal(d.missing, null)
   t.same(d.countQueues, { total: 2 })
 
-  await ok(app, 'mutation { insertMessages(inputs: [{ queueId: 1, body: "x" }, { queueId: 2, body: { n: 1 } }]) { id } }')
+  await ok(app, 'mutation { insertMessages(inputs: [{ queueId: 1, body: "x" }, { queueId: 2, bodyJson: { n: 1 } }]) { id } }')
   await ok(app, 'mutation { saveCron(input: { queueId: 1, schedule: "0 * * * *" }) { id } }')
   const m = await ok(app, `{
-    messages(where: { queueId: { eq: 2 } }) { id queueId body sentAt failed retries attemptCount when nextAttemptAt }
+    messages(where: { queueId: { eq: 2 } }, limit: 10) { id queueId body bodyJson sentAt failed retries attemptCount when nextAttemptAt }
     getMessageById(id: 1) { body }
     countMessages(where: { sentAt: { eq: null } }) { total }
     crons { id queueId schedule timezone paused missedTicks nextTickAt }
     getCronById(id: 1) { schedule }
     countCrons { total }
   }`)
-  t.match(m.messages, [{ queueId: '2', body: { n: 1 }, sentAt: null, failed: false, retries: 0, attemptCount: 0 }])
+  t.match(m.messages, [{ queueId: '2', body: '{"n":1}', bodyJson: { n: 1 }, sentAt: null, failed: false, retries: 0, attemptCount: 0 }],
+    'a JSON body: its text in body (a String, as in pg-hooks), its value in bodyJson')
   t.equal(m.getMessageById.body, 'x')
   t.same(m.countMessages, { total: 2 })
   t.match(m.crons, [{ queueId: '1', schedule: '0 * * * *', timezone: 'UTC', paused: false, missedTicks: 'once' }])
@@ -178,7 +179,7 @@ t.test('a message saved through GraphQL is delivered', async (t) => {
   const target = await receiver(t)
   const { app } = await testApp(t, { hooks: { enabled: true, leaderPollMs: 100 } })
   const q = (await ok(app, 'mutation ($u: String) { saveQueue(input: { name: "g", callbackUrl: $u }) { id } }', { u: `${target.url}/gql` })).saveQueue
-  const m = (await ok(app, 'mutation ($q: ID) { saveMessage(input: { queueId: $q, body: { via: "graphql" } }) { id } }', { q: q.id })).saveMessage
+  const m = (await ok(app, 'mutation ($q: ID) { saveMessage(input: { queueId: $q, bodyJson: { via: "graphql" } }) { id } }', { q: q.id })).saveMessage
   const [r] = await target.waitFor(1)
   t.same(JSON.parse(r!.body), { via: 'graphql' })
   t.equal(r!.headers['x-hookpost-message-id'], m.id)
@@ -214,4 +215,25 @@ t.test('the GraphQL secret cannot be dodged: a stray Upgrade header, an encoded 
   for (const name of ['constructor', '__proto__', 'toString']) {
     t.equal((await app.inject({ url: `/graphiql/assets/${name}` })).statusCode, 404, `asset ${name}`)
   }
+})
+
+t.test("pg-hooks' GraphQL types: variables typed as pg-hooks types them validate and work", async (t) => {
+  const { app } = await testApp(t)
+  const q = (await ok(app, 'mutation ($i: QueueInput!) { saveQueue(input: $i) { id } }', { i: { name: 'typed', callbackUrl: 'http://127.0.0.1:9/t' } })).saveQueue
+  // pg-hooks: body String, when DateTime, headers JSON, inputs [MessageInput]!, limit LimitInt
+  const saved = (await ok(app, 'mutation ($b: String, $w: DateTime, $h: JSON, $q: ID) { saveMessage(input: { queueId: $q, body: $b, when: $w, headers: $h }) { id body when headers } }',
+    { b: '{"raw":true}', w: '2099-01-01T00:00:00.000Z', h: { 'x-a': '1' }, q: q.id })).saveMessage
+  t.match(saved, { body: '{"raw":true}', when: '2099-01-01T00:00:00.000Z', headers: { 'x-a': '1' } }, 'a String body is sent as given')
+  const many = (await ok(app, 'mutation ($i: [MessageInput]!) { insertMessages(inputs: $i) { id body } }',
+    { i: [{ queueId: q.id, body: 'a' }, { queueId: q.id, body: 'b' }] })).insertMessages
+  t.same(many.map((m: { body: string }) => m.body), ['a', 'b'], '[MessageInput]! with nullable items')
+  const nullItem = await gql(app, 'mutation ($i: [MessageInput]!) { insertMessages(inputs: $i) { id } }', { i: [{ queueId: q.id, body: 'a' }, null] })
+  t.equal(nullItem.errors?.[0]?.extensions?.statusCode, 400, 'a null input: a 400')
+  t.match(nullItem.errors?.[0]?.message, /inputs\/1/, 'naming it')
+  const page = (await ok(app, 'query ($l: LimitInt) { messages(limit: $l) { id } }', { l: 1 })).messages
+  t.equal(page.length, 1, 'LimitInt')
+  const over = await gql(app, 'query ($l: LimitInt) { messages(limit: $l) { id } }', { l: 101 })
+  t.match(over.errors?.[0]?.message, /limit/, 'LimitInt keeps the list bound, naming limit')
+  const both = await gql(app, 'mutation ($q: ID) { saveMessage(input: { queueId: $q, body: "x", bodyJson: { a: 1 } }) { id } }', { q: q.id })
+  t.match(both.errors?.[0]?.message, /bodyJson.*not both/)
 })

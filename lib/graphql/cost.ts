@@ -31,7 +31,7 @@ export const MAX_ROOT_FIELDS = 25
 // with every other field beside it, not two. Costed by rows alone, 8 aliases of
 // messages(limit: 100) { body } were 800 MiB, past V8's longest string.
 export const BODY_COST = 1500
-const FIELD_COST: Record<string, number> = { body: BODY_COST }
+const FIELD_COST: Record<string, number> = { body: BODY_COST, bodyJson: BODY_COST }
 
 // list fields of the data schema and the most rows each may return (lib/graphql/resolvers.ts enforces
 // the same bounds at run time: `limit` is at most MAX_LIMIT, bulk inputs and deletes at most MAX_BULK_INPUTS)
@@ -48,16 +48,27 @@ const LIST_FIELDS: Record<string, number> = {
   deleteCrons: MAX_BULK_INPUTS
 }
 
-/** The most rows a data field returns: its list maximum, or a literal `limit` or `inputs` list below it. */
-function rowsOf (field: FieldNode): number {
+/** The request's variables, when the rule is made for one request (plugin.ts); else none are known. */
+export type Variables = Record<string, unknown> | null | undefined
+
+/**
+ * The most rows a data field returns: its list maximum, or a `limit` or an `inputs` list below it, given
+ * literally or as a variable (pg-hooks' clients pass inputs as variables).
+ */
+function rowsOf (field: FieldNode, variables: Variables): number {
   const max = LIST_FIELDS[field.name.value]
   if (max === undefined) return 1
-  const inputs = field.arguments?.find(a => a.name.value === 'inputs')?.value
-  if (inputs?.kind === Kind.LIST) return Math.max(1, Math.min(max, inputs.values.length))
-  const limit = field.arguments?.find(a => a.name.value === 'limit')?.value
-  // an AST need not come from text: an IntValue may hold anything, which graphql-js reads with parseInt
-  const n = limit?.kind === Kind.INT ? Number(limit.value) : NaN
-  return Number.isInteger(n) ? Math.max(1, Math.min(max, n)) : max
+  const arg = (name: string): unknown => {
+    const v = field.arguments?.find(a => a.name.value === name)?.value
+    if (v?.kind === Kind.VARIABLE) return variables?.[v.name.value]
+    if (v?.kind === Kind.LIST) return v.values
+    // an AST need not come from text: an IntValue may hold anything, which graphql-js reads with parseInt
+    return v?.kind === Kind.INT ? Number(v.value) : undefined
+  }
+  const inputs = arg('inputs')
+  if (Array.isArray(inputs)) return Math.max(1, Math.min(max, inputs.length))
+  const n = arg('limit')
+  return typeof n === 'number' && Number.isInteger(n) ? Math.max(1, Math.min(max, n)) : max
 }
 
 const INTROSPECTION_ROOTS = new Set(['__schema', '__type'])
@@ -99,7 +110,8 @@ const sizesBySchema = new WeakMap<GraphQLSchema, Record<string, number>>()
 interface Measure { cost: number, depth: number, rootFields: number }
 
 /** Cost, depth and root-field count of each operation; each fragment is measured once. */
-export function measure (schema: GraphQLSchema, definitions: readonly any[]): Array<{ node: any, m: Measure }> {
+export function measure (schema: GraphQLSchema, definitions: readonly any[], variables?: Variables):
+Array<{ node: any, m: Measure }> {
   let sizes = sizesBySchema.get(schema)
   if (sizes === undefined) sizesBySchema.set(schema, sizes = introspectionSizes(schema))
   const fragments = new Map<string, FragmentDefinitionNode>()
@@ -121,7 +133,7 @@ export function measure (schema: GraphQLSchema, definitions: readonly any[]): Ar
         const introspection = where === 'introspection' || INTROSPECTION_ROOTS.has(name)
         const next: Where = introspection ? 'introspection' : 'data'
         const under = walk(sel.selectionSet, next)
-        const rows = introspection ? (sizes[name] ?? 1) : rowsOf(sel)
+        const rows = introspection ? (sizes[name] ?? 1) : rowsOf(sel, variables)
         const own = introspection ? 1 : (FIELD_COST[name] ?? 1)
         m = { cost: own + rows * under.cost, depth: introspection ? 0 : 1 + under.depth, rootFields: 1 }
       } else if (sel.kind === Kind.INLINE_FRAGMENT) {
@@ -172,10 +184,19 @@ export function validateDocument (schema: GraphQLSchema, document: DocumentNode)
   return validate(schema, document, [...specifiedRules, costRule])
 }
 
+/** The rule for one request: its variables size the lists they feed (an `inputs` list, a `limit`). */
+export function costRuleFor (variables: Variables) {
+  return (context: ValidationContext) => costVisitor(context, variables)
+}
+
 export function costRule (context: ValidationContext) {
+  return costVisitor(context, undefined)
+}
+
+function costVisitor (context: ValidationContext, variables: Variables) {
   return {
     Document (node: { definitions: readonly any[] }) {
-      for (const { node: op, m } of measure(context.getSchema(), node.definitions)) {
+      for (const { node: op, m } of measure(context.getSchema(), node.definitions, variables)) {
         const name = op.name?.value ?? 'the operation'
         if (m.depth > MAX_QUERY_DEPTH) {
           context.reportError(new GraphQLError(

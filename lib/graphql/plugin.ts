@@ -8,7 +8,7 @@ import { publicError } from '../api/public-error.js'
 import { CHANNELS } from '../db/channels.js'
 import { decodeOutcomes } from '../delivery/events.js'
 import { errors } from '../errors.js'
-import { costRule, parseDocument, validateDocument } from './cost.js'
+import { costRuleFor, parseDocument, validateDocument } from './cost.js'
 import { graphiqlRoutes } from './graphiql.js'
 import { loaders, resolvers, TOPICS } from './resolvers.js'
 import { schema } from './schema.js'
@@ -106,8 +106,11 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
     graphiql: false,
     path: GRAPHQL_PATH,
     // depth, cost and root fields are bounded by costRule, linear in the document (mercurius's
-    // queryDepth would also count introspection's `ofType` chains and refuse GraphiQL's schema query)
-    validationRules: [costRule as any],
+    // queryDepth would also count introspection's `ofType` chains and refuse GraphiQL's schema query).
+    // Made per request, so that an `inputs` list or a `limit` passed as a variable counts as what it is;
+    // a rule that depends on the variables rules out mercurius's cache of validated queries
+    cache: false,
+    validationRules: ({ variables }: { variables?: Record<string, unknown> }) => [costRuleFor(variables) as any],
     context: () => ({ app }),
     errorFormatter: (result, ctx) => {
       // mercurius wraps schema-validation failures in one error carrying the graphql-js errors: unwrap them

@@ -22,12 +22,24 @@ export const TOPICS = { delivered: 'MESSAGE_DELIVERED', failed: 'MESSAGE_FAILED'
 
 const ID_FIELDS = ['id', 'queueId', 'deadLetterQueueId', 'cronId', 'deadLetterOf']
 
-/** GraphQL input -> the REST body shape: ids as numbers, absent fields dropped; then REST's schema. */
-function inputOf (raw: Args, schema: object): Args {
+/**
+ * GraphQL input -> the REST body shape: ids as numbers, absent fields dropped, bodyJson (a JSON body)
+ * as REST's body; then REST's schema.
+ */
+function inputOf (raw: Args | null, schema: object, name = 'input'): Args {
+  if (raw === null) throw new errors.HOOKPOST_ERR_INVALID_FIELD(name, 'must be an input, not null')
   const out: Args = {}
   for (const [k, v] of Object.entries(raw)) {
     if (v === undefined) continue
-    out[k] = v !== null && ID_FIELDS.includes(k) ? toId(v, `input/${k}`) : v
+    out[k] = v !== null && ID_FIELDS.includes(k) ? toId(v, `${name}/${k}`) : v
+  }
+  if ('bodyJson' in out) {
+    if (out.body !== undefined && out.body !== null) {
+      throw new errors.HOOKPOST_ERR_INVALID_FIELD(`${name}/bodyJson`,
+        'give body (text) or bodyJson (a JSON value), not both')
+    }
+    out.body = out.bodyJson
+    delete out.bodyJson
   }
   const { id, ...rest } = out
   validate(schema, rest, 'input')
@@ -88,6 +100,29 @@ const JSONScalar = new GraphQLScalarType({
   }
 })
 
+// Platformatic's page size: an integer; its bounds are a list's (0 to MAX_LIMIT), checked with the
+// other list parameters so that the error names `limit`
+const LimitInt = new GraphQLScalarType({
+  name: 'LimitInt',
+  serialize: (v) => v,
+  parseValue: (v) => {
+    if (typeof v !== 'number' || !Number.isInteger(v)) {
+      throw new TypeError('LimitInt: an integer from 0 to ' + MAX_LIMIT)
+    }
+    return v
+  },
+  parseLiteral: (ast: ValueNode) => {
+    if (ast.kind !== Kind.INT) throw new TypeError('LimitInt: an integer from 0 to ' + MAX_LIMIT)
+    return Number(ast.value)
+  }
+})
+
+// pg-hooks' body is a String: a JSON body reads as its JSON text there, and as itself in bodyJson
+const bodyFields = {
+  body: (r: { body: unknown }) => r.body === null || typeof r.body === 'string' ? r.body : JSON.stringify(r.body),
+  bodyJson: (r: { body: unknown }) => typeof r.body === 'string' ? null : r.body
+}
+
 const DateTime = new GraphQLScalarType({
   name: 'DateTime',
   serialize: (v) => (v instanceof Date ? v.toISOString() : String(v))
@@ -100,6 +135,7 @@ const C = list(cronResource)
 export const resolvers = {
   JSON: JSONScalar,
   DateTime,
+  LimitInt,
   Query: {
     queues: Q.list,
     getQueueById: Q.get,
@@ -112,23 +148,25 @@ export const resolvers = {
     countCrons: C.count
   },
   Message: {
+    ...bodyFields,
     attemptCount: (m: Message) => (m as unknown as { attempts: number }).attempts
   },
+  Cron: bodyFields,
   Mutation: {
     saveQueue: async (_: unknown, { input }: Args, { app }: Ctx) => await save<Queue>(app, queueResource, input),
     saveMessage: async (_: unknown, { input }: Args, { app }: Ctx) => await save<Message>(app, messageResource, input),
     saveCron: async (_: unknown, { input }: Args, { app }: Ctx) => await save<Cron>(app, cronResource, input),
     // all or nothing, like a multi-row INSERT
     insertQueues: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
-      await insertAll(app.pool, queueResource, bulk<Args>(inputs).map(i => inputOf(i, queueResource.create)),
-        writeContext(app)),
+      await insertAll(app.pool, queueResource,
+        bulk<Args>(inputs).map((i, n) => inputOf(i, queueResource.create, `inputs/${n}`)), writeContext(app)),
     // one INSERT for the lot; each message keeps its own when
     insertMessages: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
-      await createMessages(app.pool, bulk<Args>(inputs).map(i => inputOf(i, messageResource.create)),
-        app.metrics.enqueuedByApi),
+      await createMessages(app.pool,
+        bulk<Args>(inputs).map((i, n) => inputOf(i, messageResource.create, `inputs/${n}`)), app.metrics.enqueuedByApi),
     insertCrons: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
-      await insertAll(app.pool, cronResource, bulk<Args>(inputs).map(i => inputOf(i, cronResource.create)),
-        writeContext(app)),
+      await insertAll(app.pool, cronResource,
+        bulk<Args>(inputs).map((i, n) => inputOf(i, cronResource.create, `inputs/${n}`)), writeContext(app)),
     deleteQueues: async (_: unknown, { where, force }: Args, { app }: Ctx) =>
       await removeWhere(app, queueResource, where, { force: force === true }),
     deleteMessages: async (_: unknown, { where }: Args, { app }: Ctx) =>

@@ -28,13 +28,15 @@ function where (scalar: string, list = true): string {
 }
 
 const listArgs = (type: string): string =>
-  `limit: Int, offset: Int, where: ${type}WhereArguments, orderBy: [${type}OrderByArguments!]`
+  `limit: LimitInt, offset: Int, where: ${type}WhereArguments, orderBy: [${type}OrderByArguments!]`
 
 export const schema = `
 "Any JSON value"
 scalar JSON
 "An ISO 8601 date-time"
 scalar DateTime
+"A page size: an integer from 0 to 100 (Platformatic's LimitInt)"
+scalar LimitInt
 
 enum OrderByDirection { ASC DESC }
 
@@ -67,15 +69,18 @@ type Queue {
   updatedAt: DateTime!
   deadLetterQueue: Queue
   "the queue's messages, oldest first"
-  messages(limit: Int = 100): [Message!]!
+  messages(limit: LimitInt = 100): [Message!]!
   "the queue's crons, oldest first"
-  crons(limit: Int = 100): [Cron!]!
+  crons(limit: LimitInt = 100): [Cron!]!
 }
 
 type Message {
   id: ID!
   queueId: ID!
-  body: JSON
+  "the body as sent: a JSON body as its JSON text (pg-hooks' type)"
+  body: String
+  "the body as a JSON value, when it was given as one"
+  bodyJson: JSON
   headers: JSON!
   when: DateTime!
   nextAttemptAt: DateTime
@@ -95,7 +100,7 @@ type Message {
   queue: Queue
   cron: Cron
   "the attempt log, first attempt first"
-  attempts(limit: Int = 100): [Attempt!]!
+  attempts(limit: LimitInt = 100): [Attempt!]!
 }
 
 type Cron {
@@ -103,7 +108,10 @@ type Cron {
   queueId: ID!
   schedule: String!
   timezone: String!
-  body: JSON
+  "the body of each tick's message: a JSON body as its JSON text (pg-hooks' type)"
+  body: String
+  "the body as a JSON value, when it was given as one"
+  bodyJson: JSON
   headers: JSON!
   paused: Boolean!
   missedTicks: String!
@@ -162,9 +170,12 @@ input QueueInput {
 input MessageInput {
   id: ID
   queueId: ID
-  body: JSON
+  "sent byte for byte (pg-hooks' type)"
+  body: String
+  "a JSON value, sent as its JSON text (instead of body)"
+  bodyJson: JSON
   headers: JSON
-  when: String
+  when: DateTime
   idempotencyKey: String
 }
 
@@ -173,7 +184,10 @@ input CronInput {
   queueId: ID
   schedule: String
   timezone: String
-  body: JSON
+  "sent byte for byte (pg-hooks' type)"
+  body: String
+  "a JSON value, sent as its JSON text (instead of body)"
+  bodyJson: JSON
   headers: JSON
   paused: Boolean
   missedTicks: String
@@ -195,15 +209,15 @@ type Query {
 type Mutation {
   "create, or update when input.id is given"
   saveQueue(input: QueueInput!): Queue!
-  insertQueues(inputs: [QueueInput!]!): [Queue!]!
+  insertQueues(inputs: [QueueInput]!): [Queue!]!
   "force: also delete undelivered messages"
   deleteQueues(where: QueueWhereArguments, force: Boolean = false): [Queue!]!
   saveMessage(input: MessageInput!): Message!
   "each message keeps its own when"
-  insertMessages(inputs: [MessageInput!]!): [Message!]!
+  insertMessages(inputs: [MessageInput]!): [Message!]!
   deleteMessages(where: MessageWhereArguments): [Message!]!
   saveCron(input: CronInput!): Cron!
-  insertCrons(inputs: [CronInput!]!): [Cron!]!
+  insertCrons(inputs: [CronInput]!): [Cron!]!
   deleteCrons(where: CronWhereArguments): [Cron!]!
   "re-queue a failed message with a fresh retry budget"
   retryMessage(id: ID!): Message!
