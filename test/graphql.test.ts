@@ -237,3 +237,28 @@ t.test("pg-hooks' GraphQL types: variables typed as pg-hooks types them validate
   const both = await gql(app, 'mutation ($q: ID) { saveMessage(input: { queueId: $q, body: "x", bodyJson: { a: 1 } }) { id } }', { q: q.id })
   t.match(both.errors?.[0]?.message, /bodyJson.*not both/)
 })
+
+t.test("pg-hooks' relation fields take a list's arguments: Queue.messages, Queue.crons, Queue.queues, Cron.messages", async (t) => {
+  const { app, url } = await testApp(t)
+  const pool = testPool(t, url)
+  const dlq = (await ok(app, 'mutation { saveQueue(input: { name: "dlq", callbackUrl: "http://127.0.0.1:9/d" }) { id } }')).saveQueue
+  const q = (await ok(app, `mutation { saveQueue(input: { name: "q", callbackUrl: "http://127.0.0.1:9/q", deadLetterQueueId: ${dlq.id} }) { id } }`)).saveQueue
+  const c = (await ok(app, `mutation { saveCron(input: { queueId: ${q.id}, schedule: "0 * * * *" }) { id } }`)).saveCron
+  await ok(app, `mutation { insertMessages(inputs: [{ queueId: ${q.id}, body: "a" }, { queueId: ${q.id}, body: "b" }, { queueId: ${q.id}, body: "c" }, { queueId: ${dlq.id}, body: "d" }]) { id } }`)
+  await pool.query('UPDATE hookpost.messages SET cron_id = $1 WHERE body IN (\'a\', \'c\')', [c.id])
+  const data = await ok(app, `{
+    queues(orderBy: [{ field: id, direction: ASC }], limit: 2) {
+      name
+      messages(where: { id: { gt: 1 } }, orderBy: [{ field: id, direction: DESC }], limit: 1, offset: 0) { body }
+      all: messages(limit: 5) { body }
+      crons(limit: 5) { id messages(orderBy: [{ field: id, direction: DESC }], limit: 5) { body } }
+      queues(limit: 5) { name }
+    }
+  }`)
+  t.same(data.queues, [
+    { name: 'dlq', messages: [{ body: 'd' }], all: [{ body: 'd' }], crons: [], queues: [{ name: 'q' }] },
+    { name: 'q', messages: [{ body: 'c' }], all: [{ body: 'a' }, { body: 'b' }, { body: 'c' }], crons: [{ id: String(c.id), messages: [{ body: 'c' }, { body: 'a' }] }], queues: [] }
+  ], 'each parent filtered, ordered and paged on its own; aliases with other arguments apart')
+  const bad = await gql(app, '{ queues { messages(limit: 101) { id } } }')
+  t.match(bad.errors?.[0]?.message, /limit/, 'the list bound holds per parent')
+})

@@ -8,9 +8,9 @@ import { cronResource, messageResource, queueResource, signingSecretInput } from
 import { toId, validate } from '../api/validate.js'
 import { errors } from '../errors.js'
 import { cronsOfQueues, getCronsByIds, updateCron, type Cron } from '../store/crons.js'
-import { MAX_LIMIT } from '../store/list.js'
-import { createMessages, messagesOfQueues, type Message } from '../store/messages.js'
-import { getQueuesByIds, type Queue } from '../store/queues.js'
+import { MAX_LIMIT, type ListQuery } from '../store/list.js'
+import { createMessages, messagesOfParents, type Message } from '../store/messages.js'
+import { getQueuesByIds, queuesDeadLetteringTo, type Queue } from '../store/queues.js'
 import { attemptsOf, redriveQueue, retryMessage } from '../store/redrive.js'
 import { rotateSigningSecret } from '../store/signing-secrets.js'
 import { countedSubscription, type SubscriberCount } from './subscribers.js'
@@ -206,6 +206,27 @@ function subscription (topic: string, field: string) {
 
 type Query<P = Args> = Array<{ obj: any, params: P }>
 
+/**
+ * A relation list with a list's arguments (Platformatic's Queue.messages(where, orderBy, limit, offset)):
+ * one statement for every parent asking with the same arguments, each parent paged on its own.
+ */
+function pages<T> (r: Resource<T>,
+  rowsOf: (pool: FastifyInstance['pool'], ids: number[], q: ListQuery) => Promise<Array<T & { parentId: number }>>) {
+  return async (qs: Query, { app }: Ctx): Promise<T[][]> => {
+    const groups = new Map<string, Query>()
+    for (const q of qs) {
+      const key = JSON.stringify(q.params)
+      groups.set(key, [...(groups.get(key) ?? []), q])
+    }
+    const byParent = new Map<Query[number], T[]>()
+    for (const group of groups.values()) {
+      const rows = await rowsOf(app.pool, group.map(q => q.obj.id), fromArgs(r.entity, group[0]!.params))
+      for (const q of group) byParent.set(q, rows.filter(row => row.parentId === q.obj.id))
+    }
+    return qs.map(q => byParent.get(q) ?? [])
+  }
+}
+
 // one SQL statement per relation field per request, whatever the number of parents
 export const loaders = {
   Queue: {
@@ -214,14 +235,9 @@ export const loaders = {
       const byId = new Map(queues.map(q => [q.id, q]))
       return qs.map(q => byId.get(q.obj.deadLetterQueueId) ?? null)
     },
-    messages: async (qs: Query<{ limit?: number }>, { app }: Ctx) => {
-      const rows = await messagesOfQueues(app.pool, qs.map(q => q.obj.id), limitOf(qs))
-      return qs.map(q => rows.filter(m => m.queueId === q.obj.id).slice(0, q.params.limit ?? MAX_LIMIT))
-    },
-    crons: async (qs: Query<{ limit?: number }>, { app }: Ctx) => {
-      const rows = await cronsOfQueues(app.pool, qs.map(q => q.obj.id), limitOf(qs))
-      return qs.map(q => rows.filter(c => c.queueId === q.obj.id).slice(0, q.params.limit ?? MAX_LIMIT))
-    }
+    messages: pages(messageResource, async (pool, ids, q) => await messagesOfParents(pool, 'queue_id', ids, q)),
+    crons: pages(cronResource, cronsOfQueues),
+    queues: pages(queueResource, queuesDeadLetteringTo)
   },
   Message: {
     queue: async (qs: Query, { app }: Ctx) => {
@@ -242,6 +258,7 @@ export const loaders = {
     queue: async (qs: Query, { app }: Ctx) => {
       const byId = new Map((await getQueuesByIds(app.pool, qs.map(q => q.obj.queueId))).map(q => [q.id, q]))
       return qs.map(q => byId.get(q.obj.queueId) ?? null)
-    }
+    },
+    messages: pages(messageResource, async (pool, ids, q) => await messagesOfParents(pool, 'cron_id', ids, q))
   }
 }

@@ -68,10 +68,12 @@ type Queue {
   createdAt: DateTime!
   updatedAt: DateTime!
   deadLetterQueue: Queue
-  "the queue's messages, oldest first"
-  messages(limit: LimitInt = 100): [Message!]!
-  "the queue's crons, oldest first"
-  crons(limit: LimitInt = 100): [Cron!]!
+  "the queue's messages (oldest first unless orderBy says otherwise)"
+  messages(${listArgs('Message')}): [Message!]!
+  "the queue's crons"
+  crons(${listArgs('Cron')}): [Cron!]!
+  "the queues whose dead-letter queue this is"
+  queues(${listArgs('Queue')}): [Queue!]!
 }
 
 type Message {
@@ -120,6 +122,8 @@ type Cron {
   createdAt: DateTime!
   updatedAt: DateTime!
   queue: Queue
+  "the messages of the cron's ticks"
+  messages(${listArgs('Message')}): [Message!]!
 }
 
 type Attempt {

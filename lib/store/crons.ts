@@ -7,7 +7,7 @@ import { fromStored, toStored } from '../domain/body.js'
 import { errors } from '../errors.js'
 import { checkHeaders } from '../domain/headers.js'
 import { nextTick, ScheduleError, validateSchedule } from '../domain/schedule.js'
-import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
+import { countStatement, listStatement, pagesOfParents, type Entity, type Filter, type ListQuery } from './list.js'
 
 export interface Cron {
   id: number
@@ -71,13 +71,11 @@ function checkSchedule (schedule: string, timezone: string): void {
 // Tell the leader to look at the crons again; it sleeps until the next tick otherwise
 const NOTIFY = notify(CHANNELS.crons)
 
-export async function cronsOfQueues (pool: Pool, queueIds: readonly number[], limit: number): Promise<Cron[]> {
-  // at most `limit` rows per queue
-  const { rows } = await read<Row>(pool,
-    `SELECT ${cronEntity.select} FROM unnest($1::bigint[]) AS q(qid)
-       CROSS JOIN LATERAL (SELECT * FROM hookpost.crons WHERE queue_id = q.qid ORDER BY id LIMIT $2) AS c
-     ORDER BY id`, [[...new Set(queueIds)], limit])
-  return rows.map(toCron)
+/** A page of crons of each queue, in one query (GraphQL's Queue.crons). */
+export async function cronsOfQueues (pool: Queryable, queueIds: readonly number[], q: ListQuery):
+Promise<Array<Cron & { parentId: number }>> {
+  const { rows } = await read<Row & { parentId: number }>(pool, pagesOfParents(cronEntity, 'queue_id', queueIds, q))
+  return rows.map(r => ({ ...toCron(r), parentId: r.parentId }))
 }
 
 export async function getCronsByIds (pool: Pool, ids: readonly number[]): Promise<Cron[]> {

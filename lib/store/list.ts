@@ -85,16 +85,39 @@ function conditions (entity: Entity, filters: Filter[], values: unknown[]): stri
   return parts
 }
 
-export function listStatement (entity: Entity, q: ListQuery): Statement {
-  const values: unknown[] = []
-  const where = whereClause(entity, q.where, values)
-  const order = q.orderBy.map(o => {
+function orderClause (entity: Entity, orderBy: ListQuery['orderBy']): string {
+  const order = orderBy.map(o => {
     const def = entity.fields[o.field]
     if (!def?.sort) throw new Error(`field ${o.field} is not sortable`)
     return `${def.column} ${o.direction === 'desc' ? 'DESC' : 'ASC'}`
   })
   // id last keeps paging stable when the sort key has ties
   order.push('id ASC')
+  return order.join(', ')
+}
+
+/**
+ * One page per parent, in one statement: the rows whose `parentColumn` is each of `parentIds`, each
+ * parent's filtered, ordered and paged on its own (GraphQL's Queue.messages(where, orderBy, limit,
+ * offset)). Each row says its parent in "parentId"; each parent is an index range on its column.
+ */
+export function pagesOfParents (entity: Entity, parentColumn: string, parentIds: readonly number[], q: ListQuery):
+Statement {
+  const values: unknown[] = [[...new Set(parentIds)]]
+  const conds = [`${parentColumn} = p.pid`, ...conditions(entity, q.where, values)]
+  values.push(q.limit, q.offset)
+  return {
+    text: `SELECT p.pid AS "parentId", x.* FROM unnest($1::bigint[]) AS p(pid)
+      CROSS JOIN LATERAL (SELECT ${entity.select} FROM ${entity.table} WHERE ${conds.join(' AND ')}
+        ORDER BY ${orderClause(entity, q.orderBy)} LIMIT $${values.length - 1} OFFSET $${values.length}) AS x`,
+    values
+  }
+}
+
+export function listStatement (entity: Entity, q: ListQuery): Statement {
+  const values: unknown[] = []
+  const where = whereClause(entity, q.where, values)
+  const order = [orderClause(entity, q.orderBy)]
   values.push(q.limit, q.offset)
   return {
     text: `SELECT ${entity.select} FROM ${entity.table} ${where}

@@ -7,7 +7,7 @@ import { arrayLiteral } from '../db/arrays.js'
 import { fromStored, toStored } from '../domain/body.js'
 import { errors } from '../errors.js'
 import { checkHeaders } from '../domain/headers.js'
-import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
+import { countStatement, listStatement, pagesOfParents, type Entity, type Filter, type ListQuery } from './list.js'
 
 export interface Message {
   id: number
@@ -68,14 +68,11 @@ export function toMessage (row: Row): Message {
   return { ...rest, body: fromStored(row.body, bodyJson) }
 }
 
-/** Up to `limit` messages of each queue, oldest first, in one query (GraphQL's Queue.messages). */
-export async function messagesOfQueues (pool: Pool, queueIds: readonly number[], limit: number): Promise<Message[]> {
-  // at most `limit` rows per queue are read, each queue an index range on (queue_id, id)
-  const { rows } = await read<Row>(pool,
-    `SELECT ${messageEntity.select} FROM unnest($1::bigint[]) AS q(qid)
-       CROSS JOIN LATERAL (SELECT * FROM hookpost.messages WHERE queue_id = q.qid ORDER BY id LIMIT $2) AS m
-     ORDER BY id`, [[...new Set(queueIds)], limit])
-  return rows.map(toMessage)
+/** A page of messages of each queue or cron, in one query (GraphQL's Queue.messages and Cron.messages). */
+export async function messagesOfParents (pool: Queryable, parent: 'queue_id' | 'cron_id', ids: readonly number[],
+  q: ListQuery): Promise<Array<Message & { parentId: number }>> {
+  const { rows } = await read<Row & { parentId: number }>(pool, pagesOfParents(messageEntity, parent, ids, q))
+  return rows.map(r => ({ ...toMessage(r), parentId: r.parentId }))
 }
 
 export async function listMessages (pool: Pool, q: ListQuery): Promise<Message[]> {

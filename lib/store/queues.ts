@@ -6,7 +6,7 @@ import { errors } from '../errors.js'
 import { checkHeaders } from '../domain/headers.js'
 import { assertAllowedTarget } from '../domain/ssrf-guard.js'
 import { type TargetPolicy } from '../domain/ssrf.js'
-import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
+import { countStatement, listStatement, pagesOfParents, type Entity, type Filter, type ListQuery } from './list.js'
 
 export interface Queue {
   id: number
@@ -93,6 +93,13 @@ export async function getQueue (pool: Queryable, id: number): Promise<Queue> {
   const { rows } = await read<Queue>(pool, `SELECT ${queueEntity.select} FROM hookpost.queues WHERE id = $1`, [id])
   if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
   return rows[0]
+}
+
+/** A page of the queues whose dead-letter queue each of these is, in one query (GraphQL's Queue.queues). */
+export async function queuesDeadLetteringTo (pool: Queryable, ids: readonly number[], q: ListQuery):
+Promise<Array<Queue & { parentId: number }>> {
+  const statement = pagesOfParents(queueEntity, 'dead_letter_queue_id', ids, q)
+  return (await read<Queue & { parentId: number }>(pool, statement)).rows
 }
 
 export async function getQueuesByIds (pool: Pool, ids: readonly number[]): Promise<Queue[]> {
