@@ -1,4 +1,5 @@
 // build(config) -> FastifyInstance. Registers everything, never listens: the entry point does that.
+import { EventEmitter } from 'node:events'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
@@ -16,6 +17,7 @@ import type { Clock } from './delivery/clock.js'
 import { holdWorkerLock } from './delivery/sql.js'
 import { enginePlugin } from './engine.js'
 import { EnqueueBatcher } from './store/enqueue-batcher.js'
+import type { EntityChange } from './api/crud.js'
 import { GRAPHQL_PATH, graphqlPlugin } from './graphql/plugin.js'
 import { installUpgradeGate } from './graphql/upgrade-gate.js'
 import { makeAuthHook } from './http/auth.js'
@@ -41,6 +43,8 @@ declare module 'fastify' {
     workerId: string
     /** POST /messages and saveMessage go through it: concurrent enqueues share one commit */
     enqueuer: EnqueueBatcher
+    /** 'change': a row the API saved or deleted (lib/api/crud.ts EntityChange), for GraphQL's subscriptions */
+    entityChanges: EventEmitter<{ change: [EntityChange] }>
   }
 }
 
@@ -114,6 +118,7 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   // first, so that its request hook sees every route and app.metrics is there for the rest
   await app.register(fp(metricsPlugin))
   app.decorate('enqueuer', new EnqueueBatcher(pool, app.metrics.enqueuedByApi))
+  app.decorate('entityChanges', new EventEmitter<{ change: [EntityChange] }>())
 
   await app.register(swagger, {
     openapi: {

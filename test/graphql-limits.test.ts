@@ -43,6 +43,11 @@ t.test('GraphiQL\'s own introspection query passes; deep data queries do not', a
   const r = await gql(app, getIntrospectionQuery())
   t.equal(r.errors, undefined, 'getIntrospectionQuery() validates')
   t.ok(r.data.__schema.types.length > 10, 'and returns the schema')
+  // with every option, as GraphiQL, codegen and Apollo may send it: never refused, however wide the schema grows
+  const options = ['descriptions', 'specifiedByUrl', 'directiveIsRepeatable', 'schemaDescription', 'inputValueDeprecation', 'oneOf']
+  const all = getIntrospectionQuery(Object.fromEntries(options.map(o => [o, true])))
+  const full = await gql(app, all)
+  t.equal(full.errors, undefined, `getIntrospectionQuery() with every option validates: ${JSON.stringify(full.errors)}`)
   let deep = 'id'
   for (let i = 0; i < 6; i++) deep = `queue { crons(limit: 1) { ${deep} } }`
   const d = await gql(app, `{ messages(limit: 1) { ${deep} } }`)
@@ -51,6 +56,7 @@ t.test('GraphiQL\'s own introspection query passes; deep data queries do not', a
   // introspection is bounded by cost: lists nested inside lists grow with the schema's width
   const wide = await gql(app, '{ __schema { types { fields { type { fields { type { fields { type { fields { name } } } } } } } } } }')
   t.equal(wide.status, 400, 'nested introspection lists are refused for cost')
+  t.match(wide.errors?.[0]?.message, /introspection is too expensive/)
 })
 
 t.test('every list field has a limit, and the estimate bounds the rows returned (issue 10.4)', async (t) => {

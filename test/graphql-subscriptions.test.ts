@@ -149,3 +149,33 @@ t.test('connection_init twice on one socket counts once: the subscribers lock is
   await eventually(async () => !app.listener.hasSubscribers && !(await subscribersLockHeld(app)))
   t.pass('closing the socket lets the lock go')
 })
+
+t.test("Platformatic's entity subscriptions: queueSaved, messageSaved, cronSaved and their *Deleted, from REST and GraphQL writes", async (t) => {
+  const app = await listening(t, {})
+  const c = await connect(t, app)
+  await c.next(m => m.type === 'connection_ack')
+  const subscribe = async (id: string, query: string): Promise<void> => { c.send({ id, type: 'subscribe', payload: { query } }) }
+  await subscribe('qs', 'subscription { queueSaved { id name } }')
+  await subscribe('ms', 'subscription { messageSaved { id body } }')
+  await subscribe('cs', 'subscription { cronSaved { id schedule } }')
+  await subscribe('md', 'subscription { messageDeleted { id } }')
+  await subscribe('qd', 'subscription { queueDeleted { id } }')
+  // a subscription is live once the server holds it: the subscribers lock says so
+  await eventually(async () => (await app.pool.query(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'
+    AND classid = $1 AND objid = $2 AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+  [...SUBSCRIBERS_LOCK])).rows[0].n > 0)
+  const q = (await app.inject({ method: 'POST', url: '/queues', payload: { name: 'ev', callbackUrl: 'http://127.0.0.1:9/e' } })).json()
+  t.same((await c.next(m => m.id === 'qs')).payload.data.queueSaved, { id: String(q.id), name: 'ev' }, 'a REST create')
+  await app.inject({ method: 'POST', url: '/graphql', payload: { query: `mutation { saveMessage(input: { queueId: ${q.id}, body: "hi" }) { id } }` } })
+  const m = (await c.next(m => m.id === 'ms')).payload.data.messageSaved
+  t.equal(m.body, 'hi', 'a GraphQL create')
+  await app.inject({ method: 'POST', url: '/crons', payload: { queueId: q.id, schedule: '0 * * * *' } })
+  t.equal((await c.next(m => m.id === 'cs')).payload.data.cronSaved.schedule, '0 * * * *')
+  await app.inject({ method: 'DELETE', url: `/messages/${m.id}` })
+  t.same((await c.next(m => m.id === 'md')).payload.data.messageDeleted, { id: m.id }, 'a delete: its id')
+  await app.inject({ method: 'PUT', url: `/queues/${q.id}`, payload: { name: 'ev2' } })
+  await eventually(async () => c.messages.filter(x => x.id === 'qs').length === 2)
+  t.equal(c.messages.filter(x => x.id === 'qs')[1].payload.data.queueSaved.name, 'ev2', 'an update')
+  await app.inject({ method: 'DELETE', url: `/queues/${q.id}?force=true` })
+  t.same((await c.next(m => m.id === 'qd')).payload.data.queueDeleted, { id: String(q.id) })
+})

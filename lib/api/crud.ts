@@ -8,8 +8,16 @@ import { errors } from '../errors.js'
 import { MAX_BULK_INPUTS, matchingIds, type Entity, type Filter, type ListQuery } from '../store/list.js'
 import type { Enqueued, MessageInput, OnEnqueued } from '../store/messages.js'
 
+/**
+ * A row the API saved (created or updated) or deleted: GraphQL's entity subscriptions (queueSaved,
+ * messageDeleted, …) publish them, as Platformatic DB does for the writes that go through its API.
+ */
+export interface EntityChange { entity: string, kind: 'saved' | 'deleted', row: { id: number } }
+
 /** What a write needs from the app besides the pool, the same for REST and GraphQL. */
 export interface WriteContext {
+  /** told of every row a write saved or deleted, after it is committed */
+  changed: (change: EntityChange) => void
   /** the SSRF policy a queue's callbackUrl must pass */
   targets: TargetPolicy
   /** counts the messages a write created (metrics) */
@@ -18,8 +26,9 @@ export interface WriteContext {
   enqueue: (input: MessageInput) => Promise<Enqueued>
 }
 
-/** The parts of the app a write uses (its decorations: config, metrics, enqueuer). */
+/** The parts of the app a write uses (its decorations: config, metrics, enqueuer, entityChanges). */
 export interface WriteDeps {
+  entityChanges: { emit: (event: 'change', change: EntityChange) => boolean }
   config: { hooks: TargetPolicy }
   metrics: { enqueuedByApi: OnEnqueued }
   enqueuer: { enqueue: (input: MessageInput) => Promise<Enqueued> }
@@ -27,6 +36,7 @@ export interface WriteDeps {
 
 export function writeContext (app: WriteDeps): WriteContext {
   return {
+    changed: (change) => { app.entityChanges.emit('change', change) },
     targets: app.config.hooks,
     onEnqueued: app.metrics.enqueuedByApi,
     enqueue: async (input) => await app.enqueuer.enqueue(input)
@@ -87,7 +97,19 @@ export async function updateMatching<T> (pool: Pool, r: Resource<T>, filters: Fi
     const out: T[] = []
     for (const id of await idsMatching(c, r.entity, filters, 'update')) out.push(await r.modify(c, id, input, ctx))
     return out
-  })
+  }).then(rows => saved(ctx, r, rows))
+}
+
+/** Tell ctx.changed of rows saved (after their commit); returns them. */
+export function saved<T> (ctx: WriteContext, r: Pick<Resource<T>, 'entity'>, rows: T[]): T[] {
+  for (const row of rows) ctx.changed({ entity: r.entity.name, kind: 'saved', row: row as { id: number } })
+  return rows
+}
+
+/** Tell ctx.changed of rows deleted; returns them. */
+export function deleted<T> (ctx: WriteContext, r: Pick<Resource<T>, 'entity'>, rows: T[]): T[] {
+  for (const row of rows) ctx.changed({ entity: r.entity.name, kind: 'deleted', row: row as { id: number } })
+  return rows
 }
 
 /** Insert each input in one transaction: all or nothing, like a multi-row INSERT. */
@@ -96,5 +118,5 @@ export async function insertAll<T> (pool: Pool, r: Resource<T>, inputs: unknown[
     const out: T[] = []
     for (const i of inputs) out.push((await r.insert(c, i, ctx)).item)
     return out
-  })
+  }).then(rows => saved(ctx, r, rows))
 }

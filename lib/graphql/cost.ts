@@ -10,7 +10,7 @@
 // The walk is memoised per fragment, so it is linear in the document's size: fragments that spread
 // another fragment twice, n levels deep, are 2^n fields when expanded but n fragments to analyse.
 import {
-  GraphQLError, Kind, parse, specifiedRules, validate, type DocumentNode,
+  GraphQLError, Kind, getIntrospectionQuery, parse, specifiedRules, validate, type DocumentNode,
   isInputObjectType, isInterfaceType, isObjectType, isUnionType, isEnumType,
   type FieldNode, type FragmentDefinitionNode, type GraphQLSchema, type SelectionSetNode, type ValidationContext
 } from 'graphql'
@@ -107,7 +107,27 @@ function introspectionSizes (schema: GraphQLSchema): Record<string, number> {
 
 const sizesBySchema = new WeakMap<GraphQLSchema, Record<string, number>>()
 
-interface Measure { cost: number, depth: number, rootFields: number }
+/** cost: data; icost: introspection, which has a budget of its own (introspectionBudget) */
+interface Measure { cost: number, icost: number, depth: number, rootFields: number }
+
+// Introspection costs what the schema's width makes it (its lists are sized by the widest type), and
+// tools must always read the schema: so it is held to twice what the fullest standard introspection
+// query (getIntrospectionQuery with every option, as GraphiQL, codegen and Apollo send it) costs on
+// this schema, whatever the schema grows to. Lists of types nested in lists of fields pass that at once.
+const INTROSPECTION_HEADROOM = 2
+const budgets = new WeakMap<GraphQLSchema, number>()
+
+export function introspectionBudget (schema: GraphQLSchema): number {
+  let b = budgets.get(schema)
+  if (b === undefined) {
+    const all = ['descriptions', 'specifiedByUrl', 'directiveIsRepeatable', 'schemaDescription',
+      'inputValueDeprecation', 'oneOf']
+    const full = parse(getIntrospectionQuery(Object.fromEntries(all.map(o => [o, true]))))
+    b = INTROSPECTION_HEADROOM * Math.max(...measure(schema, full.definitions).map(x => x.m.icost))
+    budgets.set(schema, b)
+  }
+  return b
+}
 
 /** Cost, depth and root-field count of each operation; each fragment is measured once. */
 export function measure (schema: GraphQLSchema, definitions: readonly any[], variables?: Variables):
@@ -124,7 +144,7 @@ Array<{ node: any, m: Measure }> {
   // insert hands back is data too: a repeated idempotencyKey returns the stored message, once per input.)
   type Where = 'introspection' | 'root' | 'data'
   const walk = (set: SelectionSetNode | undefined, where: Where): Measure => {
-    const out: Measure = { cost: 0, depth: 0, rootFields: 0 }
+    const out: Measure = { cost: 0, icost: 0, depth: 0, rootFields: 0 }
     if (set === undefined) return out
     for (const sel of set.selections) {
       let m: Measure
@@ -134,8 +154,14 @@ Array<{ node: any, m: Measure }> {
         const next: Where = introspection ? 'introspection' : 'data'
         const under = walk(sel.selectionSet, next)
         const rows = introspection ? (sizes[name] ?? 1) : rowsOf(sel, variables)
-        const own = introspection ? 1 : (FIELD_COST[name] ?? 1)
-        m = { cost: own + rows * under.cost, depth: introspection ? 0 : 1 + under.depth, rootFields: 1 }
+        m = introspection
+          ? { cost: 0, icost: 1 + rows * under.icost, depth: 0, rootFields: 1 }
+          : {
+              cost: (FIELD_COST[name] ?? 1) + rows * under.cost,
+              icost: rows * under.icost,
+              depth: 1 + under.depth,
+              rootFields: 1
+            }
       } else if (sel.kind === Kind.INLINE_FRAGMENT) {
         m = walk(sel.selectionSet, where)
       } else {
@@ -145,7 +171,7 @@ Array<{ node: any, m: Measure }> {
         const frag = fragments.get(name)
         // an unknown or cyclic spread is the spec rules' business (KnownFragmentNames, NoFragmentCycles)
         if (known !== undefined) m = known
-        else if (frag === undefined || visiting.has(key)) m = { cost: 0, depth: 0, rootFields: 0 }
+        else if (frag === undefined || visiting.has(key)) m = { cost: 0, icost: 0, depth: 0, rootFields: 0 }
         else {
           visiting.add(key)
           m = walk(frag.selectionSet, where)
@@ -154,6 +180,7 @@ Array<{ node: any, m: Measure }> {
         }
       }
       out.cost += m.cost
+      out.icost += m.icost
       out.depth = Math.max(out.depth, m.depth)
       out.rootFields += m.rootFields
     }
@@ -214,6 +241,12 @@ function costVisitor (context: ValidationContext, variables: Variables) {
             `query is too expensive: cost ${m.cost} exceeds ${MAX_QUERY_COST}; ` +
               'ask for fewer rows (limit) or fewer nested lists',
             { nodes: [op] }))
+        }
+        const budget = introspectionBudget(context.getSchema())
+        if (!(m.icost <= budget)) {
+          context.reportError(new GraphQLError(
+            `introspection is too expensive: cost ${m.icost} exceeds ${budget} (twice the standard ` +
+              'introspection query); nest fewer lists of types and fields', { nodes: [op] }))
         }
       }
     }

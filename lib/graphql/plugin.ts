@@ -10,7 +10,7 @@ import { decodeOutcomes } from '../delivery/events.js'
 import { errors } from '../errors.js'
 import { costRuleFor, parseDocument, validateDocument } from './cost.js'
 import { graphiqlRoutes } from './graphiql.js'
-import { loaders, resolvers, TOPICS } from './resolvers.js'
+import { entityTopic, loaders, resolvers, TOPICS } from './resolvers.js'
 import { schema } from './schema.js'
 import { SubscriberCount } from './subscribers.js'
 import { guardWebSocket } from './ws-guard.js'
@@ -150,6 +150,12 @@ export async function graphqlPlugin (app: FastifyInstance): Promise<void> {
   })
 
   await app.register(graphiqlRoutes)
+
+  // rows saved or deleted through this process's API -> the entity subscriptions (queueSaved, …)
+  app.entityChanges.on('change', ({ entity, kind, row }) => {
+    const { topic, field } = entityTopic(entity, kind)
+    app.graphql.pubsub.publish({ topic, payload: { [field]: kind === 'saved' ? row : { id: row.id } } })
+  })
 
   // NOTIFY hookpost_events -> mercurius pubsub, in every process
   app.listener.on('notification', (channel: string, payload: string | undefined) => {

@@ -2,7 +2,7 @@
 // validation. Relation fields go through loaders, one query per field per request, never one per row.
 import type { FastifyInstance } from 'fastify'
 import { GraphQLScalarType, Kind, type ValueNode } from 'graphql'
-import { bulk, idsToDelete, insertAll, writeContext, type Resource } from '../api/crud.js'
+import { bulk, deleted, idsToDelete, insertAll, saved, writeContext, type Resource } from '../api/crud.js'
 import { filtersOf, fromArgs, relationLimit } from '../api/list-query.js'
 import { cronResource, messageResource, queueResource, signingSecretInput } from '../api/resources.js'
 import { toId, validate } from '../api/validate.js'
@@ -19,6 +19,17 @@ type Args = Record<string, any>
 interface Ctx { app: FastifyInstance }
 
 export const TOPICS = { delivered: 'MESSAGE_DELIVERED', failed: 'MESSAGE_FAILED' } as const
+
+/** The topic and field of an entity event: queueSaved, messageDeleted, … */
+export function entityTopic (entity: string, kind: 'saved' | 'deleted'): { topic: string, field: string } {
+  const field = `${entity}${kind === 'saved' ? 'Saved' : 'Deleted'}`
+  return { topic: `ENTITY_${field}`, field }
+}
+const ENTITY_SUBSCRIPTIONS = Object.fromEntries(['queue', 'message', 'cron'].flatMap(entity =>
+  (['saved', 'deleted'] as const).map(kind => {
+    const { topic, field } = entityTopic(entity, kind)
+    return [field, { subscribe: subscription(topic, field) }]
+  })))
 
 const ID_FIELDS = ['id', 'queueId', 'deadLetterQueueId', 'cronId', 'deadLetterOf']
 
@@ -53,11 +64,13 @@ function limitOf (qs: Query<{ limit?: number }>): number {
 
 /** save = create, or update when input.id is given (Platformatic's rule) */
 async function save<T> (app: FastifyInstance, r: Resource<T>, raw: Args): Promise<T> {
+  const ctx = writeContext(app)
   if (raw.id !== undefined && raw.id !== null) {
     const { id, ...input } = inputOf(raw, r.update)
-    return await r.modify(app.pool, id, input, writeContext(app))
+    return saved(ctx, r, [await r.modify(app.pool, id, input, ctx)])[0]!
   }
-  return (await r.insert(app.pool, inputOf(raw, r.create), writeContext(app))).item
+  const { item, created } = await r.insert(app.pool, inputOf(raw, r.create), ctx)
+  return created ? saved(ctx, r, [item])[0]! : item
 }
 
 async function removeWhere<T> (app: FastifyInstance, r: Resource<T>, where: Args, query: { force?: boolean }):
@@ -65,7 +78,7 @@ Promise<T[]> {
   const out: T[] = []
   const ids = await idsToDelete(app.pool, r.entity, filtersOf(r.entity, where))
   for (const id of ids) out.push(await r.remove(app.pool, id, query))
-  return out
+  return deleted(writeContext(app), r, out)
 }
 
 function list<T> (r: Resource<T>) {
@@ -162,8 +175,9 @@ export const resolvers = {
         bulk<Args>(inputs).map((i, n) => inputOf(i, queueResource.create, `inputs/${n}`)), writeContext(app)),
     // one INSERT for the lot; each message keeps its own when
     insertMessages: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
-      await createMessages(app.pool,
-        bulk<Args>(inputs).map((i, n) => inputOf(i, messageResource.create, `inputs/${n}`)), app.metrics.enqueuedByApi),
+      saved(writeContext(app), messageResource, await createMessages(app.pool,
+        bulk<Args>(inputs).map((i, n) => inputOf(i, messageResource.create, `inputs/${n}`)),
+        app.metrics.enqueuedByApi)),
     insertCrons: async (_: unknown, { inputs }: Args, { app }: Ctx) =>
       await insertAll(app.pool, cronResource,
         bulk<Args>(inputs).map((i, n) => inputOf(i, cronResource.create, `inputs/${n}`)), writeContext(app)),
@@ -186,7 +200,8 @@ export const resolvers = {
   },
   Subscription: {
     messageDelivered: { subscribe: subscription(TOPICS.delivered, 'messageDelivered') },
-    messageFailed: { subscribe: subscription(TOPICS.failed, 'messageFailed') }
+    messageFailed: { subscribe: subscription(TOPICS.failed, 'messageFailed') },
+    ...ENTITY_SUBSCRIPTIONS
   }
 }
 

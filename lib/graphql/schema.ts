@@ -233,8 +233,19 @@ type Mutation {
   resumeCron(id: ID!): Cron!
 }
 
+type QueueDeleted { id: ID }
+type MessageDeleted { id: ID }
+type CronDeleted { id: ID }
+
 type Subscription {
   messageDelivered(queueId: ID): MessageEvent!
   messageFailed(queueId: ID): MessageEvent!
+  "Platformatic's entity events: a row saved or deleted through this process's API"
+  queueSaved: Queue
+  queueDeleted: QueueDeleted
+  messageSaved: Message
+  messageDeleted: MessageDeleted
+  cronSaved: Cron
+  cronDeleted: CronDeleted
 }
 `

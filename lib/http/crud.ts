@@ -3,7 +3,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { JsonSchemaToTsProvider } from '@fastify/type-provider-json-schema-to-ts'
 import type { Pool } from 'pg'
-import { updateMatching, writeContext, type Resource } from '../api/crud.js'
+import { deleted, saved, updateMatching, writeContext, type Resource } from '../api/crud.js'
 import { errors } from '../errors.js'
 import { fieldsProjection, fieldsQuery } from './fields.js'
 import { fromQuerystring, listQuerySchema, whereQuerySchema } from '../api/list-query.js'
@@ -129,6 +129,7 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
       // 200 either way, as Platformatic DB (and so pg-hooks) answers a create; a repeat of an idempotency
       // key is told apart by this header, as Stripe's API does
       if (!created) reply.header(IDEMPOTENT_REPLAYED, 'true')
+      else saved(ctx, r, [item])
       return item
     })
 
@@ -141,7 +142,7 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
         body: r.update,
         response: one
       }
-    }, async (req) => await r.modify(pool, req.params.id, req.body, ctx))
+    }, async (req) => saved(ctx, r, [await r.modify(pool, req.params.id, req.body, ctx)])[0])
 
     // Platformatic's bulk update: PUT /{entity}?where.<field>.<op>=… with the change as the body
     app.put('/', {
@@ -163,13 +164,13 @@ export function crudRoutes<T> (r: Resource<T>, opts: { hide?: boolean } = {}) {
         schema: {
           ...summary(`delete a ${r.entity.name}`, ids.remove), params: idParams, querystring: forceQuery, response: one
         }
-      }, async (req) => await r.remove(pool, req.params.id, { force: req.query.force === true }))
+      }, async (req) => deleted(ctx, r, [await r.remove(pool, req.params.id, { force: req.query.force === true })])[0])
     } else {
       app.delete('/:id', {
         schema: {
           ...summary(`delete a ${r.entity.name}`, ids.remove), params: idParams, querystring: fieldsOnly, response: one
         }
-      }, async (req) => await r.remove(pool, req.params.id, {}))
+      }, async (req) => deleted(ctx, r, [await r.remove(pool, req.params.id, {})])[0])
     }
   }
 }
