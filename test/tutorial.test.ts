@@ -42,3 +42,46 @@ t.test('the seed tutorial with curl: queue, message, cron, with pg-hooks field n
   const attempts = await curl(`${server.url}/messages/${message.id}/attempts`)
   t.match(attempts, [{ attempt: 1, statusCode: 200, errorKind: null }])
 })
+
+t.test("pg-hooks users' idioms against a real server process: typed variables, re-runs, GET-then-PUT, fields/like/or, relations", async (t) => {
+  const server = await spawnServer(t, { DATABASE_URL: await testDatabase(t) })
+  const call = async (method: string, path: string, body?: unknown): Promise<{ status: number, json: any, headers: Headers }> => {
+    const res = await fetch(`${server.url}${path}`, {
+      method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body)
+    })
+    return { status: res.status, json: await res.json(), headers: res.headers }
+  }
+  // a setup script run twice: each run creates "its" queue again (pg-hooks allows repeated names)
+  const first = await call('POST', '/queues', { name: 'script', callbackUrl: 'http://127.0.0.1:9/s' })
+  const second = await call('POST', '/queues', { name: 'script', callbackUrl: 'http://127.0.0.1:9/s' })
+  t.same([first.status, second.status], [200, 200], 'a create answers 200, twice')
+  // GraphQL with variables typed as pg-hooks types them
+  const gql = await call('POST', '/graphql', {
+    query: 'mutation ($i: [MessageInput]!) { insertMessages(inputs: $i) { id body when } }',
+    variables: { i: [{ queueId: first.json.id, body: 'one', when: '2099-01-01T00:00:00.000Z', headers: '{"x-a":"1"}' }] }
+  })
+  t.equal(gql.status, 200, JSON.stringify(gql.json.errors))
+  const m = gql.json.data.insertMessages[0]
+  t.match(m, { body: 'one', when: '2099-01-01T00:00:00.000Z' })
+  const page = await call('POST', '/graphql', { query: 'query ($l: LimitInt) { queues(limit: $l) { id } }', variables: { l: 1 } })
+  t.equal(page.json.data.queues.length, 1, 'LimitInt')
+  // GET-then-PUT
+  const got = await call('GET', `/queues/${first.json.id}`)
+  const put = await call('PUT', `/queues/${first.json.id}`, { ...got.json, maxRetries: 2 })
+  t.equal(put.status, 200)
+  t.equal(put.json.maxRetries, 2)
+  // fields, like, or
+  const listed = await call('GET', `/queues?where.name.like=scr%25&where.or=(id.eq=${first.json.id},id.eq=${second.json.id})&fields=id`)
+  t.same(listed.json, [{ id: first.json.id }, { id: second.json.id }])
+  // every relation route
+  t.equal((await call('GET', `/messages/${m.id}/queue`)).json.id, first.json.id)
+  t.equal((await call('GET', `/messages/${m.id}/cron`)).status, 404)
+  t.equal((await call('GET', `/queues/${first.json.id}/messages`)).json.length, 1)
+  for (const path of [`/queues/${first.json.id}/crons`, `/queues/${first.json.id}/queues`]) t.same((await call('GET', path)).json, [], path)
+  t.equal((await call('GET', `/queues/${first.json.id}/dead_letter_queue`)).status, 404)
+  const cron = await call('POST', '/crons', { queueId: first.json.id, schedule: '0 * * * *' })
+  t.equal((await call('GET', `/crons/${cron.json.id}/queue`)).json.id, first.json.id)
+  t.same((await call('GET', `/crons/${cron.json.id}/messages`)).json, [])
+  const doc = await call('GET', '/documentation/json')
+  t.equal(doc.json.paths['/queues'].get.operationId, 'getQueues', "Platformatic's operationIds")
+})

@@ -44,6 +44,14 @@ function inputOf (raw: Args | null, schema: object, name = 'input'): Args {
     if (v === undefined) continue
     out[k] = v !== null && ID_FIELDS.includes(k) ? toId(v, `${name}/${k}`) : v
   }
+  // pg-hooks' JSON scalar takes headers as a JSON string literal too ("{\"x-a\": \"1\"}"), as its tests pass them
+  if (typeof out.headers === 'string' && /^\s*\{/.test(out.headers)) {
+    try {
+      out.headers = JSON.parse(out.headers)
+    } catch {
+      throw new errors.HOOKPOST_ERR_INVALID_FIELD(`${name}/headers`, 'a string of headers must be a JSON object')
+    }
+  }
   if ('bodyJson' in out) {
     if (out.body !== undefined && out.body !== null) {
       throw new errors.HOOKPOST_ERR_INVALID_FIELD(`${name}/bodyJson`,
