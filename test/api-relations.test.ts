@@ -80,8 +80,9 @@ t.test("Platformatic's list idioms: like, ilike and or, over REST and GraphQL al
   t.same(await names('where.name.like=orders-%25'), ['orders-eu', 'orders-us'], 'like')
   t.same(await names('where.name.like=b%25'), [], 'like is case-sensitive')
   t.same(await names('where.name.ilike=b%25'), ['Billing'], 'ilike is not')
-  t.same(await names('where.or=(name.eq=audit,name.like=%25-us)'), ['orders-us', 'audit'], 'or')
-  t.same(await names('where.or=(id.in=1|2,name.eq=audit)&where.name.neq=orders-eu'), ['orders-us', 'audit'], 'or, ANDed with the rest; in values split by |')
+  t.same(await names('where.or=(name.eq=audit|name.like=%25-us)'), ['orders-us', 'audit'], "or, Platformatic's syntax: | between conditions")
+  t.same(await names('where.or=(id.in=1,2|name.eq=audit)&where.name.neq=orders-eu'), ['orders-us', 'audit'], 'or, ANDed with the rest; in values split by ,')
+  t.same(await names('where.or=(id.eq=1|id.eq=2)'), ['orders-eu', 'orders-us'], 'integers (attack round: "1|2" was read as one value)')
   for (const [qs, field] of [['where.id.like=1', 'where.id.like'], ['where.or=name.eq=a', 'where.or'], ['where.or=(nope.eq=1)', 'where.or'],
     ['where.or=(id.eq=x)', 'where.or'], ['where.or=(name.like)', 'where.or']]) {
     const r = await app.inject({ url: `/queues?${qs}` })
@@ -164,4 +165,39 @@ t.test('bulk PUT /{entity}?where…: every matching row changed, all or none; a 
   t.same((await pool.query("SELECT backoff_base_ms FROM hookpost.queues WHERE name = 'bulk-a'")).rows[0].backoff_base_ms, 30000, 'all or none')
   t.equal((await app.inject({ method: 'PUT', url: '/queues?where.name.eq=nothing', payload: { maxRetries: 1 } })).json().length, 0, 'no match: an empty list')
   t.equal((await app.inject({ method: 'PUT', url: '/queues?limit=1&where.id.eq=1', payload: { maxRetries: 1 } })).statusCode, 400, 'no paging on a bulk update')
+})
+
+t.test('attack round: like patterns are bounded and well formed, fields never strips an error, the same when keeps a backoff', async (t) => {
+  const { app, url } = await testApp(t)
+  const pool = testPool(t, url)
+  const q = (await app.inject({ method: 'POST', url: '/queues', payload: { name: 'p', callbackUrl: 'http://127.0.0.1:9/x' } })).json()
+  const get = async (u: string): Promise<{ statusCode: number, json: () => any }> => await app.inject({ url: u })
+  for (const [qs, why] of [
+    ['where.name.like=a%5C', 'a pattern ending with its escape character (was a 500)'],
+    ['where.or=(name.ilike=0%5C)', 'the same inside or'],
+    [`where.name.like=${'a'.repeat(101)}`, 'a pattern over 100 characters'],
+    ['where.name.like=a&where.name.ilike=b&where.or=(name.like=c|id.eq=1)', 'three patterns in one request']
+  ]) {
+    const r = await get(`/queues?${qs}`)
+    t.equal(r.statusCode, 400, why)
+    t.match(r.json(), { code: 'HOOKPOST_ERR_INVALID_FIELD', message: /where\.name\.(like|ilike)/ }, `${why}: names the filter`)
+  }
+  t.equal((await get('/queues?where.name.like=a%5C%5C')).statusCode, 200, 'an escaped backslash is a pattern')
+  const gqlRes = await app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ queues(where: { name: { like: "a\\\\" } }) { id } }' } })
+  t.equal(gqlRes.json().errors?.[0]?.extensions?.statusCode, 400, 'GraphQL too')
+  // fields= shapes what a success returns, never an error
+  const missing = await get('/messages/999?fields=id')
+  t.equal(missing.statusCode, 404)
+  t.match(missing.json(), { statusCode: 404, code: 'HOOKPOST_ERR_NOT_FOUND', message: String })
+  // a message waiting out a retry's backoff: sending its own when back (GET-then-PUT) keeps the backoff
+  const m = (await app.inject({ method: 'POST', url: '/messages', payload: { queueId: q.id, body: 'a', when: '2020-01-01T00:00:00Z' } })).json()
+  await pool.query("UPDATE hookpost.messages SET run_at = now() + interval '10 minutes', retries = 1 WHERE id = $1", [m.id])
+  const row = (await get(`/messages/${m.id}`)).json()
+  const put = await app.inject({ method: 'PUT', url: `/messages/${m.id}`, payload: { ...row, body: 'b' } })
+  t.equal(put.statusCode, 200, put.body)
+  const { rows: [after] } = await pool.query('SELECT run_at > now() + interval \'9 minutes\' AS waiting FROM hookpost.messages WHERE id = $1', [m.id])
+  t.equal(after.waiting, true, 'the next attempt is still 10 minutes away')
+  await app.inject({ method: 'PUT', url: `/messages/${m.id}`, payload: { when: '2020-01-02T00:00:00Z' } })
+  const { rows: [moved] } = await pool.query('SELECT run_at <= now() AS due FROM hookpost.messages WHERE id = $1', [m.id])
+  t.equal(moved.due, true, 'a new when is the next attempt')
 })

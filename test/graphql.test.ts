@@ -262,3 +262,12 @@ t.test("pg-hooks' relation fields take a list's arguments: Queue.messages, Queue
   const bad = await gql(app, '{ queues { messages(limit: 101) { id } } }')
   t.match(bad.errors?.[0]?.message, /limit/, 'the list bound holds per parent')
 })
+
+t.test("pg-hooks' inputs carry read-only fields: accepted and ignored, as REST drops them", async (t) => {
+  const { app } = await testApp(t)
+  const q = (await ok(app, 'mutation { saveQueue(input: { name: "ro", callbackUrl: "http://127.0.0.1:9/r", createdAt: "2020-01-01T00:00:00Z" }) { id createdAt } }')).saveQueue
+  t.not(q.createdAt, '2020-01-01T00:00:00.000Z', 'createdAt not written')
+  const m = (await ok(app, 'mutation ($i: MessageInput!) { saveMessage(input: $i) { id failed sentAt retries } }',
+    { i: { queueId: q.id, body: 'x', failed: true, sentAt: '2020-01-01T00:00:00Z', retries: 9, cronId: null } })).saveMessage
+  t.match(m, { failed: false, sentAt: null, retries: 0 }, 'delivery state cannot be forged through GraphQL either')
+})

@@ -45,7 +45,8 @@ t.test('the seed tutorial with curl: queue, message, cron, with pg-hooks field n
 
 t.test("pg-hooks users' idioms against a real server process: typed variables, re-runs, GET-then-PUT, fields/like/or, relations", async (t) => {
   const server = await spawnServer(t, { DATABASE_URL: await testDatabase(t) })
-  const call = async (method: string, path: string, body?: unknown): Promise<{ status: number, json: any, headers: Headers }> => {
+  type Answer = { status: number, json: any, headers: Headers }
+  const call = async (method: string, path: string, body?: unknown): Promise<Answer> => {
     const res = await fetch(`${server.url}${path}`, {
       method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body)
     })
@@ -71,7 +72,7 @@ t.test("pg-hooks users' idioms against a real server process: typed variables, r
   t.equal(put.status, 200)
   t.equal(put.json.maxRetries, 2)
   // fields, like, or
-  const listed = await call('GET', `/queues?where.name.like=scr%25&where.or=(id.eq=${first.json.id},id.eq=${second.json.id})&fields=id`)
+  const listed = await call('GET', `/queues?where.name.like=scr%25&where.or=(id.eq=${first.json.id}|id.eq=${second.json.id})&fields=id`)
   t.same(listed.json, [{ id: first.json.id }, { id: second.json.id }])
   // every relation route
   t.equal((await call('GET', `/messages/${m.id}/queue`)).json.id, first.json.id)

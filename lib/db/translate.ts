@@ -18,7 +18,9 @@ export const SQLSTATE = {
   STRING_TOO_LONG: '22001',
   UNTRANSLATABLE_CHARACTER: '22P05',
   NUL_IN_TEXT: '22021',
-  INVALID_JSON: '22032'
+  INVALID_JSON: '22032',
+  // a LIKE pattern that ends with its escape character
+  INVALID_ESCAPE_SEQUENCE: '22025'
 } as const
 
 const UNAVAILABLE_CLASSES = ['08', '57', '53'] // connection exception, operator intervention, insufficient resources
@@ -120,6 +122,7 @@ function translatePgError (err: unknown, params?: readonly string[]): unknown {
     case SQLSTATE.UNTRANSLATABLE_CHARACTER:
     case SQLSTATE.NUL_IN_TEXT:
     case SQLSTATE.INVALID_JSON:
+    case SQLSTATE.INVALID_ESCAPE_SEQUENCE:
       out = new errors.HOOKPOST_ERR_INVALID_FIELD(field, e.message)
       break
     default:

@@ -22,6 +22,28 @@ export const headersSchema = {
   maxProperties: 64
 } as const
 
+const NAME = new RegExp(HEADER_NAME_PATTERN)
+const VALUE = new RegExp(HEADER_VALUE_PATTERN)
+
+/**
+ * What headersSchema and checkHeaders would refuse in a stored object, said in words; undefined when
+ * nothing: for rows that never passed the API (a pg-hooks import).
+ */
+export function headersProblem (h: Record<string, unknown>): string | undefined {
+  const names = Object.keys(h)
+  if (names.length > headersSchema.maxProperties) return `more than ${headersSchema.maxProperties} headers`
+  for (const k of names) {
+    const v = h[k]
+    if (!NAME.test(k)) return `${JSON.stringify(k)} is not a header name`
+    if (RESERVED_HEADERS.has(k.toLowerCase())) return `${k} is set by hookpost and cannot be stored`
+    if (typeof v !== 'string') return `${k} must be a string, not ${v === null ? 'null' : typeof v}`
+    if (v.length > headersSchema.additionalProperties.maxLength || !VALUE.test(v)) {
+      return `${k} has a value that cannot be sent`
+    }
+  }
+  return undefined
+}
+
 /** Refuses headers hookpost or the HTTP client own, naming the first one. */
 export function checkHeaders (h: Record<string, unknown> | null | undefined): void {
   if (!h) return

@@ -60,6 +60,9 @@ function inputOf (raw: Args | null, schema: object, name = 'input'): Args {
     out.body = out.bodyJson
     delete out.bodyJson
   }
+  // read-only fields pg-hooks' inputs carry (failed, sentAt, createdAt, …) are dropped, as REST drops them
+  const writable = (schema as { properties?: object }).properties ?? {}
+  for (const k of Object.keys(out)) if (k !== 'id' && !(k in writable)) delete out[k]
   const { id, ...rest } = out
   validate(schema, rest, 'input')
   return out

@@ -169,6 +169,10 @@ input QueueInput {
   backoffMaxMs: Int
   backoffJitter: String
   deadLetterQueueId: ID
+  "read-only: accepted (pg-hooks' input has it) and ignored"
+  createdAt: DateTime
+  "read-only: accepted and ignored"
+  updatedAt: DateTime
 }
 
 input MessageInput {
@@ -181,6 +185,13 @@ input MessageInput {
   headers: JSON
   when: DateTime
   idempotencyKey: String
+  "read-only, as the ones below: accepted (pg-hooks' input has them) and ignored"
+  failed: Boolean
+  sentAt: DateTime
+  retries: Int
+  cronId: ID
+  createdAt: DateTime
+  updatedAt: DateTime
 }
 
 input CronInput {
@@ -195,6 +206,10 @@ input CronInput {
   headers: JSON
   paused: Boolean
   missedTicks: String
+  "read-only: accepted (pg-hooks' input has it) and ignored"
+  createdAt: DateTime
+  "read-only: accepted and ignored"
+  updatedAt: DateTime
 }
 
 type Query {

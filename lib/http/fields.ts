@@ -41,9 +41,10 @@ export function fieldsProjection (app: FastifyInstance): void {
     }
     chosen.set(req, names)
   })
-  app.addHook('preSerialization', async (req, _reply, payload: unknown) => {
+  app.addHook('preSerialization', async (req, reply, payload: unknown) => {
     const names = chosen.get(req)
-    if (names === undefined) return payload
+    // an error keeps its whole body: statusCode, code and message are the contract (attack round)
+    if (names === undefined || reply.statusCode >= 300) return payload
     return Array.isArray(payload) ? payload.map(row => pick(row, names)) : pick(payload, names)
   })
 }

@@ -7,6 +7,7 @@
 // whose ids are already taken by other rows. The pg-hooks tables are read, never changed.
 import type { Pool, PoolClient } from 'pg'
 import { CHANNELS, notify } from '../db/channels.js'
+import { headersProblem } from '../domain/headers.js'
 import { isValidTimezone, nextTick, validateSchedule } from '../domain/schedule.js'
 
 export interface ImportOptions {
@@ -96,15 +97,34 @@ export async function importPgHooks (pool: Pool, o: ImportOptions): Promise<Impo
         coalesce(created_at AT TIME ZONE $1, now()), coalesce(updated_at AT TIME ZONE $1, now())
       FROM ${src('messages')}
       RETURNING sent_at IS NULL AND NOT failed AS pending, failed`, [o.timezone])
+    // rows that never passed the API: their headers are held to its rules, or the import refused
+    for (const table of ['queues', 'crons', 'messages']) {
+      const { rows } = await client.query<{ id: string, headers: Record<string, unknown> }>(
+        `SELECT h.id, h.headers FROM hookpost.${table} h JOIN ${src(table)} s ON s.id = h.id WHERE h.headers <> '{}'`)
+      for (const r of rows) {
+        const problem = headersProblem(r.headers)
+        if (problem !== undefined) {
+          throw new ImportError(`${table.slice(0, -1)} ${r.id}: headers: ${problem}; fix it in pg-hooks' table first`)
+        }
+      }
+    }
     // a dead message has a dead letter here: redrive and retention find it by that
     await client.query(`INSERT INTO hookpost.dead_letters (message_id, queue_id, attempts, last_error, created_at)
       SELECT m.id, m.queue_id, m.attempts, m.last_error, m.updated_at
       FROM hookpost.messages m JOIN ${src('messages')} s ON s.id = m.id WHERE m.failed`)
 
-    // ids made here from now on follow the imported ones
+    // ids made here from now on follow the imported ones, and never go back: ids hookpost gave rows
+    // since deleted were seen by receivers (attack round: a sequence set to max(id) reused them)
     for (const table of ['queues', 'crons', 'messages']) {
-      await client.query(`SELECT setval(pg_get_serial_sequence('hookpost.${table}', 'id'),
-        greatest(1, (SELECT max(id) FROM hookpost.${table})))`)
+      const seq = (await client.query<{ seq: string }>(
+        `SELECT pg_get_serial_sequence('hookpost.${table}', 'id') AS seq`)).rows[0]!.seq
+      // seq is the sequence's name as PostgreSQL quotes it
+      const { rows: [s] } = await client.query<{ last: string, called: boolean }>(
+        `SELECT last_value AS last, is_called AS called FROM ${seq}`)
+      const top = (await client.query<{ top: string | null }>(
+        `SELECT max(id) AS top FROM hookpost.${table}`)).rows[0]!.top
+      const used = s!.called ? BigInt(s!.last) : 0n
+      if (top !== null && BigInt(top) > used) await client.query('SELECT setval($1, $2, true)', [seq, top])
     }
     await client.query(notify(CHANNELS.messages))
     await client.query(notify(CHANNELS.crons))
@@ -119,6 +139,12 @@ export async function importPgHooks (pool: Pool, o: ImportOptions): Promise<Impo
     }
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {})
+    // a row PostgreSQL refuses (a constraint of hookpost's schema pg-hooks did not have): said with its row
+    const e = err as { code?: string, table?: string, detail?: string, message?: string }
+    if (!(err instanceof ImportError) && typeof e.code === 'string' && /^2[23]/.test(e.code)) {
+      const detail = e.detail !== undefined ? ` (${e.detail})` : ''
+      throw new ImportError(`${e.table ?? 'a row'}: ${e.message ?? ''}${detail}; fix it in pg-hooks' table first`)
+    }
     throw err
   } finally {
     client.release()

@@ -262,8 +262,10 @@ export async function updateMessage (pool: Queryable, id: number, input: Message
   if (input.headers !== undefined) set('headers = $$', JSON.stringify(input.headers))
   if (input.when !== undefined) {
     set('"when" = $$', input.when)
-    // the right-hand "when" would be the old value: reuse the parameter
-    sets.push(`run_at = $${values.length}`)
+    // a new when is the next attempt; the same when sent back (GET-then-PUT) leaves a retry's backoff
+    // alone (attack round: it made the next attempt due at once). The right-hand "when" is the old value
+    const when = `$${values.length}::timestamptz`
+    sets.push(`run_at = CASE WHEN "when" IS DISTINCT FROM ${when} THEN ${when} ELSE run_at END`)
   }
   // a message claimed for delivery (its lease running) is not changed under the call
   const { rows } = await write<Row>(pool,
