@@ -177,7 +177,7 @@ t.test('attack round: like patterns are bounded and well formed, fields never st
     ['where.or=(name.ilike=0%5C)', 'the same inside or'],
     [`where.name.like=${'a'.repeat(101)}`, 'a pattern over 100 characters'],
     ['where.name.like=a&where.name.ilike=b&where.or=(name.like=c|id.eq=1)', 'three patterns in one request']
-  ]) {
+  ] as Array<[string, string]>) {
     const r = await get(`/queues?${qs}`)
     t.equal(r.statusCode, 400, why)
     t.match(r.json(), { code: 'HOOKPOST_ERR_INVALID_FIELD', message: /where\.name\.(like|ilike)/ }, `${why}: names the filter`)
