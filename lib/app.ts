@@ -48,6 +48,31 @@ declare module 'fastify' {
   }
 }
 
+type OpenAPIDocument = Record<string, any> & { components?: Record<string, any> }
+
+/**
+ * The OpenAPI document with each titled schema (Queue, Message, Cron, Attempt: lib/api/resources.ts)
+ * in components.schemas and referenced from where it was inline, as Platformatic DB's document has its
+ * entities. Routes keep their schemas inline: validation and serialization are unchanged.
+ */
+function hoistTitledSchemas (doc: OpenAPIDocument): OpenAPIDocument {
+  const schemas: Record<string, unknown> = doc.components?.schemas ?? {}
+  const walk = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(walk)
+    if (node === null || typeof node !== 'object') return node
+    const o = node as Record<string, unknown>
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(o)) out[k] = walk(v)
+    if (typeof o.title === 'string' && /^[A-Z]\w*$/.test(o.title) && o.type === 'object') {
+      schemas[o.title] ??= out
+      return { $ref: `#/components/schemas/${o.title}` }
+    }
+    return out
+  }
+  const paths = walk(doc.paths)
+  return { ...doc, paths, components: { ...doc.components, schemas } }
+}
+
 export interface BuildOptions {
   /** a logger instance instead of one made from config */
   logger?: Logger
@@ -127,7 +152,9 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
         securitySchemes: { adminSecret: { type: 'apiKey', in: 'header', name: ADMIN_SECRET_HEADER.toUpperCase() } }
       },
       security: config.adminSecret !== null ? [{ adminSecret: [] }] : []
-    }
+    },
+    transformObject: (d) =>
+      hoistTitledSchemas(('openapiObject' in d ? d.openapiObject : d.swaggerObject) as OpenAPIDocument)
   })
   await app.register(swaggerUi, { routePrefix: '/documentation' })
   await app.register(healthRoutes)

@@ -201,3 +201,19 @@ t.test('attack round: like patterns are bounded and well formed, fields never st
   const { rows: [moved] } = await pool.query('SELECT run_at <= now() AS due FROM hookpost.messages WHERE id = $1', [m.id])
   t.equal(moved.due, true, 'a new when is the next attempt')
 })
+
+t.test('the OpenAPI document names its entities in components, as Platformatic DB does', async (t) => {
+  const { app } = await testApp(t)
+  const doc = (await app.inject({ url: '/documentation/json' })).json()
+  t.same(Object.keys(doc.components.schemas).sort(), ['Attempt', 'Cron', 'Message', 'Queue'])
+  t.match(doc.components.schemas.Queue, { type: 'object', properties: { id: {}, name: {}, callbackUrl: {} } })
+  const list = doc.paths['/queues'].get.responses['200'].content['application/json'].schema
+  t.same(list, { type: 'array', items: { $ref: '#/components/schemas/Queue' } }, 'getQueues returns Queue[]')
+  t.same(doc.paths['/messages/{id}'].get.responses['200'].content['application/json'].schema, { $ref: '#/components/schemas/Message' })
+  t.same(doc.paths['/messages/{id}/queue'].get.responses['200'].content['application/json'].schema, { $ref: '#/components/schemas/Queue' })
+  t.equal(JSON.stringify(doc).includes('"title":"Queue"'), true, 'defined once, in components')
+  t.equal(JSON.stringify(doc.paths).includes('"title":"Queue"'), false, 'and referenced from the paths')
+  // the routes still serialize as before
+  const q = (await app.inject({ method: 'POST', url: '/queues', payload: { name: 'c', callbackUrl: 'http://127.0.0.1:9/c' } })).json()
+  t.match(q, { id: Number, name: 'c', headers: {} })
+})

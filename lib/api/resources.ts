@@ -70,7 +70,10 @@ const queueWritable = {
   }
 }
 
+// each item schema's title names it in the OpenAPI document's components (lib/app.ts hoists them),
+// as Platformatic DB names its entities: generated clients get the types Queue, Message, Cron
 const queueItem = {
+  title: 'Queue',
   type: 'object',
   properties: {
     id: { type: 'integer' },
@@ -113,6 +116,7 @@ const messageWritable = {
 }
 
 export const messageItem = {
+  title: 'Message',
   type: 'object',
   properties: {
     id: { type: 'integer' },
@@ -170,6 +174,7 @@ export const messageResource: Resource<Message> = {
 }
 
 export const attemptItem = {
+  title: 'Attempt',
   type: 'object',
   properties: {
     id: { type: 'integer' },
@@ -210,6 +215,7 @@ const cronWritable = {
 }
 
 const cronItem = {
+  title: 'Cron',
   type: 'object',
   properties: {
     id: { type: 'integer' },
