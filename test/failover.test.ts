@@ -83,7 +83,9 @@ t.test('LISTEN connections that drop and come back within the grace keep their c
   let open: () => void = () => {}
   const gate = new Promise<void>(resolve => { open = resolve })
   const target = await receiver(t, async (_r, res) => { await gate; res.end() })
-  const env = { DATABASE_URL: url, HOOKPOST_ALL_PROCESSES_DELIVER: 'true', HOOKPOST_REAP_GRACE_MS: '4000' }
+  // the grace outlasts the outage below with room: 2.5 s of terminations, then a reconnect whose backoff
+  // (100 ms doubling while connects fail) can add a few seconds on a loaded machine
+  const env = { DATABASE_URL: url, HOOKPOST_ALL_PROCESSES_DELIVER: 'true', HOOKPOST_REAP_GRACE_MS: '8000' }
   const servers = await Promise.all([0, 1].map(async () => await spawnServer(t, env)))
   await eventually(async () => servers.find(isLeader), 10_000)
   const q = await (await fetch(`${servers[0]!.url}/queues`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'blip', callbackUrl: target.url }) })).json() as { id: number }
@@ -91,7 +93,7 @@ t.test('LISTEN connections that drop and come back within the grace keep their c
   await target.waitFor(100, 10_000) // both processes' calls held open at the receiver
   // every claim older than the grace: the old rule would hand them all back at the first sight of a missing lock
   await eventually(async () => (await pool.query(`SELECT count(*)::int AS n FROM hookpost.messages
-    WHERE locked_by IS NOT NULL AND locked_at > now() - interval '4500 milliseconds'`)).rows[0].n === 0, 15_000, 100)
+    WHERE locked_by IS NOT NULL AND locked_at > now() - interval '8500 milliseconds'`)).rows[0].n === 0, 20_000, 100)
   // 2.5 s without either worker lock: the reaper (every 2 s) sees it at least once
   const until = Date.now() + 2500
   let terminated = 0
