@@ -45,7 +45,10 @@ export interface Config {
     readonly bufferBytes: number
     /** a claimed message is invisible to other workers this long; must exceed the longest queue timeout */
     readonly leaseMs: number
-    /** a dead process's claims younger than this are left to their lease (its LISTEN may be reconnecting) */
+    /**
+     * a process's claims go back once the leader has seen it without its worker lock this long (its LISTEN
+     * may be reconnecting); claims younger than this are left alone too
+     */
     readonly reapGraceMs: number
     /** backstop poll when no NOTIFY arrives */
     readonly pollMs: number
@@ -106,7 +109,8 @@ export const DEFAULTS = {
   bufferBytes: 64 * 1024 * 1024,
   // 30 s default timeout + slack: a lease shorter than the timeout would hand a live call to another worker
   leaseMs: 60_000,
-  // a LISTEN connection reconnects within a few seconds; a dead process's claims wait this long at most
+  // a LISTEN connection reconnects within a few seconds; a dead process's claims come back after about
+  // this long once the leader sees it gone (plus one reaper pass)
   reapGraceMs: 10_000,
   pollMs: 2000,
   shutdownGraceMs: 10_000,
