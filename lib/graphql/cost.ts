@@ -113,7 +113,7 @@ interface Measure { cost: number, icost: number, depth: number, rootFields: numb
 // Introspection costs what the schema's width makes it (its lists are sized by the widest type), and
 // tools must always read the schema: so it is held to twice what the fullest standard introspection
 // query (getIntrospectionQuery with every option, as GraphiQL, codegen and Apollo send it) costs on
-// this schema, whatever the schema grows to. Lists of types nested in lists of fields pass that at once.
+// this schema, whatever the schema grows to. Lists of types nested in lists of fields exceed that at once.
 const INTROSPECTION_HEADROOM = 2
 const budgets = new WeakMap<GraphQLSchema, number>()
 

@@ -1,5 +1,5 @@
 // Platformatic DB's `fields` parameter: `?fields=id,name` returns only those fields of each row, on
-// lists, single rows, relations and writes alike. The names are checked before the handler runs
+// lists, single rows, relations and writes alike (never an error body). The names are checked before the handler runs
 // (a 400 naming `fields`, nothing written), against the route's own 200 schema.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { errors } from '../errors.js'
