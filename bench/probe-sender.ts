@@ -45,6 +45,8 @@ async function main (): Promise<void> {
         body,
         timeoutMs: 30_000,
         idempotencyKey: null,
+        eventId: null,
+        eventType: null,
         signingSecrets: null
       })
       if (!r.ok) throw new Error(`send failed: ${r.error ?? ''}`)

@@ -27,11 +27,14 @@ import { loggerOptions } from './logger.js'
 import { VERSION } from './version.js'
 import { ADMIN_SECRET_HEADER } from './api/auth.js'
 import { metricsPlugin } from './metrics.js'
+import { catalogueInDocument } from './http/openapi-catalogue.js'
 import cronRoutes, { cronAliasRoutes } from '../routes/crons.js'
 import healthRoutes from '../routes/health.js'
 import metricsRoutes from '../routes/metrics.js'
 import messageRoutes from '../routes/messages.js'
 import queueRoutes from '../routes/queues.js'
+import eventRoutes from '../routes/events.js'
+import eventTypeRoutes from '../routes/event-types.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -156,7 +159,7 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
     transformObject: (d) =>
       hoistTitledSchemas(('openapiObject' in d ? d.openapiObject : d.swaggerObject) as OpenAPIDocument)
   })
-  await app.register(swaggerUi, { routePrefix: '/documentation' })
+  await app.register(swaggerUi, { routePrefix: '/documentation', ...catalogueInDocument(pool, config.adminSecret) })
   await app.register(healthRoutes)
   await app.register(metricsRoutes)
 
@@ -171,6 +174,8 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
     await scope.register(messageRoutes, { prefix: '/messages' })
     await scope.register(cronRoutes, { prefix: '/crons' })
     await scope.register(cronAliasRoutes, { prefix: '/cron' })
+    await scope.register(eventRoutes, { prefix: '/events' })
+    await scope.register(eventTypeRoutes, { prefix: '/event-types' })
   })
   // GraphQL has its own auth hook: the WebSocket handshake is checked at connection_init instead.
   // Its endpoint documents itself (introspection, /graphiql): kept out of the REST document

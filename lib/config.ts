@@ -62,7 +62,15 @@ export interface Config {
     readonly allowPrivateNetworks: boolean
     /** CIDRs or addresses always allowed as targets, over every SSRF block */
     readonly ssrfAllow: readonly string[]
-    /** the leader deletes delivered messages and dead letters older than this many hours; 0: keep them */
+    /**
+     * a publish of a type not in the catalogue (/event-types) is accepted (true, the default) or refused
+     * with a 400 naming `type`
+     */
+    readonly acceptUnknownEventTypes: boolean
+    /**
+     * the leader deletes delivered messages and dead letters older than this many hours; 0: keep them.
+     * Events go once they are older than deliveredHours and none of their messages is left
+     */
     readonly retention: {
       readonly deliveredHours: number
       readonly deadHours: number
@@ -294,6 +302,8 @@ export function loadConfig (opts: LoadOptions = {}): Config {
       allowPrivateNetworks: bool('HOOKPOST_ALLOW_PRIVATE_NETWORKS',
         pick(env.HOOKPOST_ALLOW_PRIVATE_NETWORKS, hooks.allowPrivateNetworks), env.NODE_ENV !== 'production'),
       ssrfAllow: cidrList('HOOKPOST_SSRF_ALLOW', pick(env.HOOKPOST_SSRF_ALLOW, hooks.ssrfAllow)),
+      acceptUnknownEventTypes: bool('HOOKPOST_ACCEPT_UNKNOWN_EVENT_TYPES',
+        pick(env.HOOKPOST_ACCEPT_UNKNOWN_EVENT_TYPES, hooks.acceptUnknownEventTypes), true),
       retention: {
         deliveredHours: int('HOOKPOST_RETENTION_DELIVERED_HOURS',
           pick(env.HOOKPOST_RETENTION_DELIVERED_HOURS, hooks.retention?.deliveredHours),

@@ -15,7 +15,7 @@ import { DELIVERY_SESSION_OPTIONS } from './delivery/sql.js'
 import { Worker } from './delivery/worker.js'
 import { CronScheduler } from './services/cron.js'
 import { Reaper } from './services/reaper.js'
-import { Retention } from './services/retention.js'
+import { Retention, type RetentionKind } from './services/retention.js'
 import { SubscriberCheck } from './services/subscribers.js'
 
 export interface Delivery {
@@ -74,7 +74,7 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
   })
   // cron ticks are materialised by the leader only, on the main (fully durable) pool
   const crons = new CronScheduler(app.pool, log, app.metrics.enqueuedByCron, opts.cronClock)
-  const onDeleted = (kind: 'delivered' | 'dead', n: number): void => app.metrics.retentionDeleted(kind, n)
+  const onDeleted = (kind: RetentionKind, n: number): void => app.metrics.retentionDeleted(kind, n)
   // in the delivery session: a deletion a crash forgets is made again on the next pass
   const retention = new Retention(pool, { ...h.retention, onDeleted }, log)
   const reaper = new Reaper(pool, h.leaseMs, h.reapGraceMs, log)

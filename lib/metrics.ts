@@ -8,6 +8,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Statement } from './delivery/sql.js'
 import type { DeliveryEvent, Worker } from './delivery/worker.js'
 import type { OnEnqueued } from './store/messages.js'
+import type { RetentionKind } from './services/retention.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -128,7 +129,7 @@ export class Metrics {
     })
     this.retained = new Counter({
       name: 'hookpost_retention_deleted_total',
-      help: 'Messages deleted by retention (delivered or dead)',
+      help: 'Rows deleted by retention: delivered messages, dead messages, events',
       labelNames: ['kind'],
       registers
     })
@@ -152,7 +153,7 @@ export class Metrics {
     if (n > 0) this.enqueued.inc({ queue: String(queueId), source }, n)
   }
 
-  retentionDeleted (kind: 'delivered' | 'dead', n: number): void {
+  retentionDeleted (kind: RetentionKind, n: number): void {
     if (n > 0) this.retained.inc({ kind }, n)
   }
 

@@ -3,6 +3,8 @@ import { cronResource, messageResource, queueResource, signingSecretInput } from
 import { crudRoutes, errorReplies, idParams, toManyRoute, toOneRoute, typed } from '../lib/http/crud.js'
 import { fieldsProjection } from '../lib/http/fields.js'
 import { redriveQueue } from '../lib/store/redrive.js'
+import { replayQueue } from '../lib/store/replay.js'
+import { replayInput, replayResult } from '../lib/api/events.js'
 import { removeSigningSecret, rotateSigningSecret } from '../lib/store/signing-secrets.js'
 
 // not `as const`: replies are typed by the store (a Date here), which Fastify serializes by this schema
@@ -33,6 +35,19 @@ export default async function queueRoutes (instance: FastifyInstance): Promise<v
       }
     }
   }, async (req) => await redriveQueue(app.pool, req.params.id))
+
+  app.post('/:id/replay', {
+    schema: {
+      tags: ['queues'],
+      operationId: 'replayQueue',
+      summary: 're-send, as new messages, the stored events this queue would have matched in a window',
+      description: 'Events the queue already received, or that are still on their way to it, are skipped, and ' +
+        'each event is replayed to a queue at most once: a second replay of the same window creates nothing.',
+      params: idParams,
+      body: replayInput,
+      response: { ...errorReplies, 200: replayResult }
+    }
+  }, async (req) => await replayQueue(app.pool, req.params.id, req.body))
 
   app.post('/:id/signing-secret', {
     schema: {

@@ -205,7 +205,7 @@ t.test('attack round: like patterns are bounded and well formed, fields never st
 t.test('the OpenAPI document names its entities in components, as Platformatic DB does', async (t) => {
   const { app } = await testApp(t)
   const doc = (await app.inject({ url: '/documentation/json' })).json()
-  t.same(Object.keys(doc.components.schemas).sort(), ['Attempt', 'Cron', 'Message', 'Queue'])
+  t.same(Object.keys(doc.components.schemas).sort(), ['Attempt', 'Cron', 'Delivery', 'Event', 'EventType', 'EventWithDeliveries', 'Message', 'Queue'])
   t.match(doc.components.schemas.Queue, { type: 'object', properties: { id: {}, name: {}, callbackUrl: {} } })
   const list = doc.paths['/queues'].get.responses['200'].content['application/json'].schema
   t.same(list, { type: 'array', items: { $ref: '#/components/schemas/Queue' } }, 'getQueues returns Queue[]')

@@ -34,6 +34,8 @@ export function row (queueId: number, over: Partial<ClaimedRow> = {}): ClaimedRo
     retries: 0,
     attempts: 0,
     idempotencyKey: null,
+    eventId: null,
+    eventType: null,
     when: new Date(0),
     claimToken: `t${id}`,
     size: 1024,

@@ -10,7 +10,7 @@ import {
   type Completion
 } from '../lib/delivery/sql.js'
 import { backlogStatement, copiesByQueueStatement } from '../lib/metrics.js'
-import { deleteDead, deleteDelivered } from '../lib/services/retention.js'
+import { deleteDead, deleteDelivered, deleteEvents } from '../lib/services/retention.js'
 import type { Statement } from '../lib/db/query.js'
 import { testDatabase } from './helpers.js'
 
@@ -47,7 +47,7 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
   const { rows: [big, small] } = await c.query(`INSERT INTO hookpost.queues (name, callback_url)
     VALUES ('big', 'http://127.0.0.1:9/b'), ('small', 'http://127.0.0.1:9/s') RETURNING id`)
   // statistics taken while autovacuum is kept away: they stay as stale as after a real mass update
-  for (const table of ['messages', 'attempts', 'dead_letters']) {
+  for (const table of ['messages', 'attempts', 'dead_letters', 'events']) {
     await c.query(`ALTER TABLE hookpost.${table} SET (autovacuum_enabled = false)`)
   }
   // 150k pending far in the future, all on one queue (the hardest case: skipping it, the statistics say
@@ -62,7 +62,13 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     SELECT id, $1, 1, now() - interval '8 days' FROM unnest($2::bigint[]) id`, [big.id, dead.map(r => r.id)])
   await c.query(`INSERT INTO hookpost.attempts (message_id, attempt, started_at, duration_ms, status_code)
     SELECT id, 1, now() - interval '8 days', 1, 200 FROM hookpost.messages WHERE sent_at IS NOT NULL`)
-  await c.query('ANALYZE hookpost.messages, hookpost.attempts, hookpost.dead_letters')
+  // 20k events a week old, half of them still with a message of theirs (retention keeps those)
+  await c.query(`INSERT INTO hookpost.events (type, payload, created_at)
+    SELECT 'order.created', '{}', now() - interval '8 days' FROM generate_series(1, 20000)`)
+  await c.query(`INSERT INTO hookpost.messages (queue_id, body, "when", sent_at, attempts, event_id, event_type)
+    SELECT $1, 'x', now() - interval '1 day', now() - interval '1 day', 1, id, type FROM hookpost.events WHERE id % 2 = 0`,
+  [small.id])
+  await c.query('ANALYZE hookpost.messages, hookpost.attempts, hookpost.dead_letters, hookpost.events')
   // the backlog falls due at once; some of it is claimed, as while a worker drains it
   await c.query('UPDATE hookpost.messages SET run_at = now() WHERE sent_at IS NULL AND NOT failed')
   const { rows: claimed } = await c.query(`UPDATE hookpost.messages SET run_at = now() + interval '1 minute',
@@ -100,6 +106,7 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     flush: complete(claimed.slice(50, 250).map((r, i) => outcome(r.id, r.token, i % 10 !== 0)), 'w'),
     'retention, delivered': deleteDelivered(168, 500),
     'retention, dead': deleteDead(168, 500),
+    'retention, events': deleteEvents(168, 500),
     'metrics, backlog': backlogStatement(),
     'metrics, dead-letter copies': copiesByQueueStatement(claimed.slice(0, 10).map(r => r.id))
   }
@@ -112,7 +119,7 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
       await c.query(`SET plan_cache_mode = ${mode}`)
       const { rows } = await c.query(`EXPLAIN (FORMAT JSON) EXECUTE ${prepared}${args}`)
       const all = nodes(rows[0]['QUERY PLAN'][0].Plan)
-      const seq = all.filter(x => x['Node Type'] === 'Seq Scan' && ['messages', 'attempts', 'dead_letters'].includes(x['Relation Name'] ?? ''))
+      const seq = all.filter(x => x['Node Type'] === 'Seq Scan' && ['messages', 'attempts', 'dead_letters', 'events'].includes(x['Relation Name'] ?? ''))
       const parallel = all.filter(x => x['Parallel Aware'] === true || /^Gather/.test(x['Node Type']))
       t.same({ seq: seq.map(x => x['Relation Name']), parallel: parallel.map(x => x['Node Type']) }, { seq: [], parallel: [] },
         `${name} (${mode.replace('force_', '').replace('_plan', '')}): no sequential scan, no parallel worker`)

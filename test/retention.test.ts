@@ -61,7 +61,7 @@ t.test('one pass deletes exactly the old delivered and old dead messages, with t
   const counted: Array<[string, number]> = []
   const r = new Retention(
     pool, { deliveredHours: 168, deadHours: 720, onDeleted: (k, n) => counted.push([k, n]) }, silentLog)
-  t.same(await r.purge(), { delivered: 2, dead: 1 })
+  t.same(await r.purge(), { delivered: 2, dead: 1, events: 0 })
   t.same(counted, [['delivered', 2], ['dead', 1]], 'onDeleted hears each batch')
   const after = await remaining(pool)
   t.same(after.messages, ['deliveredRecent', 'deadRecent', 'deadAgain', 'redriven', 'pendingOld'], 'old delivered, old dead and the old copy are gone; nothing else')
@@ -70,7 +70,32 @@ t.test('one pass deletes exactly the old delivered and old dead messages, with t
   const { rows } = await pool.query('SELECT count(*) AS n FROM hookpost.messages WHERE id = ANY($1::bigint[])', [[ids.deliveredOld, ids.deadOld, ids.copyOld]])
   t.equal(rows[0].n, 0)
 
-  t.same(await retention.purge(), { delivered: 0, dead: 0 }, 'a second pass finds nothing')
+  t.same(await retention.purge(), { delivered: 0, dead: 0, events: 0 }, 'a second pass finds nothing')
+})
+
+t.test('events go once they are old and none of their messages is left', async (t) => {
+  const { url } = await testApp(t)
+  const pool = testPool(t, url)
+  const { rows: [q] } = await pool.query("INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/') RETURNING id")
+  const event = async (name: string, ago: string): Promise<number> => (await pool.query(
+    "INSERT INTO hookpost.events (type, payload, created_at) VALUES ($1, '{}', now() - $2::interval) RETURNING id", [name, ago])).rows[0].id
+  const oldAlone = await event('old.alone', '8 days')
+  const oldDelivered = await event('old.delivered', '8 days')
+  const oldPending = await event('old.pending', '8 days')
+  await event('recent.alone', '6 days')
+  // the old event's message was delivered long ago: it goes first, then its event
+  await pool.query(`INSERT INTO hookpost.messages (queue_id, body, sent_at, event_id, event_type)
+    VALUES ($1, 'x', now() - interval '8 days', $2, 'old.delivered'), ($1, 'y', NULL, $3, 'old.pending')`,
+  [q.id, oldDelivered, oldPending])
+  const counted: Array<[string, number]> = []
+  const r = new Retention(pool, { deliveredHours: 168, deadHours: 720, onDeleted: (k, n) => counted.push([k, n]) }, silentLog)
+  t.same(await r.purge(), { delivered: 1, dead: 0, events: 2 })
+  t.same(counted, [['delivered', 1], ['events', 2]])
+  const { rows } = await pool.query('SELECT type FROM hookpost.events ORDER BY id')
+  t.same(rows.map(x => x.type), ['old.pending', 'recent.alone'], 'an event with a message left stays, as does a recent one')
+  t.notOk(rows.some(x => x.id === oldAlone))
+  t.same(await new Retention(pool, { deliveredHours: 0, deadHours: 720 }, silentLog).purge(), { delivered: 0, dead: 0, events: 0 },
+    'deliveredHours 0 keeps events too')
 })
 
 t.test('age 0 switches each kind off', async (t) => {
@@ -81,13 +106,13 @@ t.test('age 0 switches each kind off', async (t) => {
 
   const off = new Retention(pool, { deliveredHours: 0, deadHours: 0 }, silentLog)
   t.notOk(off.enabled)
-  t.same(await off.purge(), { delivered: 0, dead: 0 })
+  t.same(await off.purge(), { delivered: 0, dead: 0, events: 0 })
   off.start() // does nothing when both are off
   t.notOk(off.active)
   t.same(await remaining(pool), before, 'nothing deleted')
 
-  t.same(await new Retention(pool, { deliveredHours: 0, deadHours: 720 }, silentLog).purge(), { delivered: 0, dead: 1 }, 'dead only')
-  t.same(await new Retention(pool, { deliveredHours: 168, deadHours: 0 }, silentLog).purge(), { delivered: 2, dead: 0 }, 'then delivered only')
+  t.same(await new Retention(pool, { deliveredHours: 0, deadHours: 720 }, silentLog).purge(), { delivered: 0, dead: 1, events: 0 }, 'dead only')
+  t.same(await new Retention(pool, { deliveredHours: 168, deadHours: 0 }, silentLog).purge(), { delivered: 2, dead: 0, events: 0 }, 'then delivered only')
 })
 
 t.test('many rows go in batches of 500', async (t) => {
@@ -99,7 +124,7 @@ t.test('many rows go in batches of 500', async (t) => {
   const batches: number[] = []
   const r = new Retention(
     pool, { deliveredHours: 168, deadHours: 720, onDeleted: (_k, n) => batches.push(n) }, silentLog)
-  t.same(await r.purge(), { delivered: 1203, dead: 0 })
+  t.same(await r.purge(), { delivered: 1203, dead: 0, events: 0 })
   t.same(batches, [500, 500, 203])
   const { rows } = await pool.query('SELECT body, count(*) AS n FROM hookpost.messages GROUP BY body')
   t.same(rows, [{ body: 'new', n: 7 }])
@@ -136,7 +161,7 @@ t.test('batches are paced: a batch that took t ms is followed by a pause of 9t, 
   const endPause = await slow.firstPause
   t.same(slow.pauses, [2700], 'paused 9x the batch after the first')
   endPause()
-  t.same(await purged, { delivered: 1203, dead: 0 })
+  t.same(await purged, { delivered: 1203, dead: 0, events: 0 })
   t.same(slow.pauses, [2700, 2700], 'no pause after the last, short batch')
 })
 
@@ -162,9 +187,9 @@ t.test('the leader runs retention at election; configured from hooks.retention',
   const pool = testPool(t, url)
   const { rows: [q] } = await pool.query("INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/') RETURNING id")
   await pool.query('INSERT INTO hookpost.messages (queue_id, body, sent_at) VALUES ($1, \'old\', now() - interval \'2 days\'), ($1, \'new\', now() - interval \'1 hour\')', [q.id])
-  const purged = signal<[{ delivered: number, dead: number }]>(app.delivery!.retention, 'purged')
+  const purged = signal<[{ delivered: number, dead: number, events: number }]>(app.delivery!.retention, 'purged')
   await app.ready()
-  t.same(await purged, [{ delivered: 1, dead: 0 }], 'purged at election')
+  t.same(await purged, [{ delivered: 1, dead: 0, events: 0 }], 'purged at election')
   t.ok(app.delivery!.leader.isLeader && app.delivery!.retention.active, 'started on election')
   t.same((await pool.query('SELECT body FROM hookpost.messages')).rows.map(r => r.body), ['new'])
   const metrics = (await app.inject({ url: '/metrics' })).body

@@ -20,6 +20,8 @@ function call (url: string, over: Partial<Call> = {}): Call {
     body: '{"a":1}',
     timeoutMs: 5000,
     idempotencyKey: 'k-1',
+    eventId: null,
+    eventType: null,
     signingSecrets: null,
     ...over
   }

@@ -5,6 +5,7 @@ import type { Queryable } from '../db/pool.js'
 import { MAX_QUEUE_TIMEOUT_MS } from '../delivery/lease.js'
 import { bodySchema } from '../domain/body.js'
 import { headersSchema } from '../domain/headers.js'
+import { eventTypesSchema, filterSchema, payloadFormatSchema } from '../domain/events.js'
 import {
   countCrons, createCron, cronEntity, deleteCron, getCron, listCrons, updateCron, type Cron
 } from '../store/crons.js'
@@ -67,7 +68,10 @@ const queueWritable = {
   deadLetterQueueId: {
     ...nullableId,
     description: 'queue that receives a copy of every message whose retries are exhausted'
-  }
+  },
+  eventTypes: eventTypesSchema,
+  filter: filterSchema,
+  payloadFormat: payloadFormatSchema
 }
 
 // each item schema's title names it in the OpenAPI document's components (lib/app.ts hoists them),
@@ -81,6 +85,9 @@ const queueItem = {
     method: { type: 'string' },
     headers: { type: 'object', additionalProperties: { type: 'string' } },
     deadLetterQueueId: { type: ['integer', 'null'] },
+    eventTypes: { type: 'array', items: { type: 'string' } },
+    filter: { type: ['object', 'null'], additionalProperties: true },
+    payloadFormat: { type: 'string' },
     signed: {
       type: 'boolean',
       description: 'deliveries carry Standard Webhooks signatures (see POST /queues/{id}/signing-secret)'
@@ -134,6 +141,9 @@ export const messageItem = {
     cronId: { type: ['integer', 'null'] },
     deadLetterOf: { type: ['integer', 'null'], description: 'on a dead-letter-queue copy: the message that died' },
     idempotencyKey: { type: ['string', 'null'] },
+    eventId: { type: ['integer', 'null'], description: 'the event this message delivers (GET /events/{id})' },
+    eventType: { type: ['string', 'null'] },
+    replay: { type: 'boolean', description: 'made by POST /queues/{id}/replay' },
     createdAt: { type: 'string', format: 'date-time' },
     updatedAt: { type: 'string', format: 'date-time' }
   }

@@ -173,3 +173,24 @@ function textValidator (schema: object): Validator {
 export function validatorCompiler ({ schema, httpPart }: { schema: object, httpPart?: string }): Validator {
   return httpPart === 'body' ? bodyValidator(schema) : textValidator(schema)
 }
+
+/**
+ * A JSON Schema a client stores (an event type's payload schema), compiled to check values against it.
+ * Each on its own ajv instance, so that one schema's $id can never clash with, or be referred to by,
+ * another's; references outside the schema do not resolve (nothing is fetched). A schema ajv refuses is
+ * a 400 naming `field`.
+ */
+export function compileUserSchema (schema: unknown, field: string): ValidateFunction {
+  try {
+    return withFormats(new Ajv({ allErrors: false, strict: false, coerceTypes: false, useDefaults: false }))
+      .compile(schema as object)
+  } catch (err) {
+    throw new errors.HOOKPOST_ERR_INVALID_FIELD(field,
+      `not a valid JSON Schema: ${String((err as Error).message).slice(0, 300)}`)
+  }
+}
+
+/** A value against a compiled user schema: a 400 that names the path inside dataVar ("payload/items/0"). */
+export function checkAgainst (fn: ValidateFunction, value: unknown, dataVar: string): void {
+  if (!fn(value)) throw formatSchemaErrors(fn.errors as AjvError[], dataVar)
+}

@@ -20,7 +20,9 @@ export const SQLSTATE = {
   NUL_IN_TEXT: '22021',
   INVALID_JSON: '22032',
   // a LIKE pattern that ends with its escape character
-  INVALID_ESCAPE_SEQUENCE: '22025'
+  INVALID_ESCAPE_SEQUENCE: '22025',
+  // raised by hookpost's SQL functions (hookpost.publish, hookpost.enqueue) for an argument they refuse
+  INVALID_PARAMETER_VALUE: '22023'
 } as const
 
 const UNAVAILABLE_CLASSES = ['08', '57', '53'] // connection exception, operator intervention, insufficient resources
@@ -53,7 +55,17 @@ const CONSTRAINT_FIELDS: Record<string, string> = {
   messages_idempotency_key_check: 'idempotencyKey',
   crons_queue_id_fkey: 'queueId',
   crons_headers_check: 'headers',
-  crons_missed_ticks_check: 'missedTicks'
+  crons_missed_ticks_check: 'missedTicks',
+  queues_event_types_check: 'eventTypes',
+  queues_filter_check: 'filter',
+  queues_payload_format_check: 'payloadFormat',
+  event_types_name_check: 'name',
+  event_types_name_key: 'name',
+  event_types_description_check: 'description',
+  event_types_schema_check: 'schema',
+  events_type_check: 'type',
+  events_headers_check: 'headers',
+  events_idempotency_key_check: 'idempotencyKey'
 }
 
 /** A row still referenced, by the constraint that refuses its delete: the error that says why. */
@@ -123,6 +135,7 @@ function translatePgError (err: unknown, params?: readonly string[]): unknown {
     case SQLSTATE.NUL_IN_TEXT:
     case SQLSTATE.INVALID_JSON:
     case SQLSTATE.INVALID_ESCAPE_SEQUENCE:
+    case SQLSTATE.INVALID_PARAMETER_VALUE:
       out = new errors.HOOKPOST_ERR_INVALID_FIELD(field, e.message)
       break
     default:

@@ -22,6 +22,8 @@ export function sendClaimed (dispatcher: Dispatcher): Send {
     body: row.body,
     timeoutMs: row.queue.timeoutMs,
     idempotencyKey: row.idempotencyKey,
+    eventId: row.eventId,
+    eventType: row.eventType,
     signingSecrets: row.queue.signingSecrets
   }, cut)
 }

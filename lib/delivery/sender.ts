@@ -22,6 +22,9 @@ export interface Call {
   body: string | null
   timeoutMs: number
   idempotencyKey: string | null
+  /** a fan-out message's event, or null */
+  eventId: number | null
+  eventType: string | null
   signingSecrets: string[] | null
 }
 
@@ -61,6 +64,10 @@ export function requestHeaders (c: Call): Record<string, string> {
   h['x-hookpost-attempt'] = String(c.attempt)
   h['x-hookpost-queue-id'] = String(c.queueId)
   if (c.idempotencyKey !== null) h['idempotency-key'] = c.idempotencyKey
+  if (c.eventType !== null) {
+    h['x-hookpost-event-type'] = c.eventType
+    h['x-hookpost-event-id'] = String(c.eventId)
+  }
   if (c.signingSecrets !== null && c.signingSecrets.length > 0) {
     // the message id is the webhook-id: stable across retries, so receivers de-duplicate on it
     Object.assign(h, signatureHeaders(

@@ -43,6 +43,9 @@ export interface ClaimedRow {
   retries: number
   attempts: number
   idempotencyKey: string | null
+  /** a fan-out message's event (migrations/010.do.sql): sent as x-hookpost-event-id and -type */
+  eventId: number | null
+  eventType: string | null
   /** when the message was due first: delivery latency is measured from it */
   when: Date
   /**
@@ -122,11 +125,12 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
         FROM fits, hookpost.queues q
         WHERE m.id = fits.id AND q.id = m.queue_id
         RETURNING m.id, m.locked_at, m.queue_id, m.body, m.headers, m.retries, m.attempts, m.idempotency_key, m."when",
-          fits.size
+          m.event_id, m.event_type, fits.size
       )
       SELECT c.id, c.locked_at::text AS "claimToken", c.queue_id AS "queueId", c.body, c.headers, c.retries, c.attempts,
         c.size, (SELECT seen FROM total),
-        c.idempotency_key AS "idempotencyKey", (extract(epoch FROM c."when") * 1000)::float8 AS "whenMs",
+        c.idempotency_key AS "idempotencyKey", c.event_id AS "eventId", c.event_type AS "eventType",
+        (extract(epoch FROM c."when") * 1000)::float8 AS "whenMs",
         CASE WHEN row_number() OVER (PARTITION BY c.queue_id) = 1 THEN (
           SELECT json_build_object('callbackUrl', q.callback_url, 'method', q.method, 'headers', q.headers,
             'timeoutMs', q.timeout_ms, 'maxRetries', q.max_retries, 'backoffBaseMs', q.backoff_base_ms,
@@ -153,6 +157,8 @@ export function claimedRows (rows: ClaimResultRow[]): ClaimedRow[] {
     retries: r.retries,
     attempts: r.attempts,
     idempotencyKey: r.idempotencyKey,
+    eventId: r.eventId,
+    eventType: r.eventType,
     when: new Date(r.whenMs),
     claimToken: r.claimToken,
     size: r.size,

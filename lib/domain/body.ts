@@ -14,13 +14,15 @@ export const MAX_BODY_DEPTH = 256
 /**
  * What JSON text cannot say back, or undefined: nesting past max levels, or a number past a double's range
  * (1e400 parses as Infinity, which JSON.stringify would store as null). Iterative: it cannot overflow.
+ * For any JSON value the API stores (a body, an event's payload, a payload schema).
  */
-function unsayable (value: unknown, max: number): string | undefined {
+export function unsayable (value: unknown, max = MAX_BODY_DEPTH): string | undefined {
+  if (value === null || (typeof value !== 'object' && typeof value !== 'number')) return undefined
   if (typeof value === 'number') return Number.isFinite(value) ? undefined : 'a number too large for JSON'
   const stack: Array<[object, number]> = [[value as object, 1]]
   while (stack.length > 0) {
     const [node, depth] = stack.pop()!
-    if (depth > max) return `JSON nested more than ${MAX_BODY_DEPTH} levels deep`
+    if (depth > max) return `JSON nested more than ${max} levels deep`
     for (const child of Array.isArray(node) ? node : Object.values(node)) {
       if (child !== null && typeof child === 'object') stack.push([child, depth + 1])
       else if (typeof child === 'number' && !Number.isFinite(child)) return 'a number too large for JSON'
@@ -40,7 +42,7 @@ export function toStored (body: unknown): StoredBody {
     }
     return { body, bodyJson: false }
   }
-  const problem = typeof body === 'object' || typeof body === 'number' ? unsayable(body, MAX_BODY_DEPTH) : undefined
+  const problem = unsayable(body)
   if (problem !== undefined) throw new errors.HOOKPOST_ERR_INVALID_FIELD('body', problem)
   return { body: JSON.stringify(body), bodyJson: true }
 }

@@ -12,7 +12,7 @@ export const HEADER_VALUE_PATTERN = '^[\\t\\u0020-\\u007e\\u0080-\\u00ff]*$'
 export const RESERVED_HEADERS = new Set([
   'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer',
   'proxy-connection', 'expect',
-  'x-hookpost-message-id', 'x-hookpost-attempt', 'x-hookpost-queue-id'
+  'x-hookpost-message-id', 'x-hookpost-attempt', 'x-hookpost-queue-id', 'x-hookpost-event-type', 'x-hookpost-event-id'
 ])
 
 export const headersSchema = {

@@ -31,7 +31,8 @@ export const MAX_ROOT_FIELDS = 25
 // with every other field beside it, not two. Costed by rows alone, 8 aliases of
 // messages(limit: 100) { body } were 800 MiB, past V8's longest string.
 export const BODY_COST = 1500
-const FIELD_COST: Record<string, number> = { body: BODY_COST, bodyJson: BODY_COST }
+// an event's payload is a body (1 MiB at most); a payload schema is at most 64 KB
+const FIELD_COST: Record<string, number> = { body: BODY_COST, bodyJson: BODY_COST, payload: BODY_COST, schema: 100 }
 
 // list fields of the data schema and the most rows each may return (lib/graphql/resolvers.ts enforces
 // the same bounds at run time: `limit` is at most MAX_LIMIT, bulk inputs and deletes at most MAX_BULK_INPUTS)
@@ -40,6 +41,9 @@ const LIST_FIELDS: Record<string, number> = {
   messages: MAX_LIMIT,
   crons: MAX_LIMIT,
   attempts: MAX_LIMIT,
+  events: MAX_LIMIT,
+  eventTypes: MAX_LIMIT,
+  deleteEventTypes: MAX_BULK_INPUTS,
   insertQueues: MAX_BULK_INPUTS,
   insertMessages: MAX_BULK_INPUTS,
   insertCrons: MAX_BULK_INPUTS,

@@ -13,6 +13,10 @@ import { createMessages, messagesOfParents, type Message } from '../store/messag
 import { getQueuesByIds, queuesDeadLetteringTo, type Queue } from '../store/queues.js'
 import { attemptsOf, redriveQueue, retryMessage } from '../store/redrive.js'
 import { rotateSigningSecret } from '../store/signing-secrets.js'
+import { eventTypeResource, publish, publishInput, replayInput } from '../api/events.js'
+import { countEvents, eventEntity, getEvent, getEventsByIds, listEvents, type Event } from '../store/events.js'
+import { type EventType } from '../store/event-types.js'
+import { replayQueue, type ReplayInput } from '../store/replay.js'
 import { countedSubscription, type SubscriberCount } from './subscribers.js'
 
 type Args = Record<string, any>
@@ -31,7 +35,7 @@ const ENTITY_SUBSCRIPTIONS = Object.fromEntries(['queue', 'message', 'cron'].fla
     return [field, { subscribe: subscription(topic, field) }]
   })))
 
-const ID_FIELDS = ['id', 'queueId', 'deadLetterQueueId', 'cronId', 'deadLetterOf']
+const ID_FIELDS = ['id', 'queueId', 'deadLetterQueueId', 'cronId', 'deadLetterOf', 'eventId']
 
 /**
  * GraphQL input -> the REST body shape: ids as numbers, absent fields dropped, bodyJson (a JSON body)
@@ -92,7 +96,7 @@ Promise<T[]> {
   return deleted(writeContext(app), r, out)
 }
 
-function list<T> (r: Resource<T>) {
+function list<T> (r: Pick<Resource<T>, 'entity' | 'list' | 'get' | 'count'>) {
   return {
     list: async (_: unknown, args: Args, { app }: Ctx) => await r.list(app.pool, fromArgs(r.entity, args)),
     get: async (_: unknown, args: Args, { app }: Ctx) => {
@@ -155,6 +159,8 @@ const DateTime = new GraphQLScalarType({
 const Q = list(queueResource)
 const M = list(messageResource)
 const C = list(cronResource)
+const E = list<Event>({ entity: eventEntity, list: listEvents, get: getEvent, count: countEvents })
+const ET = list(eventTypeResource)
 
 export const resolvers = {
   JSON: JSONScalar,
@@ -169,7 +175,13 @@ export const resolvers = {
     countMessages: M.count,
     crons: C.list,
     getCronById: C.get,
-    countCrons: C.count
+    countCrons: C.count,
+    events: E.list,
+    getEventById: E.get,
+    countEvents: E.count,
+    eventTypes: ET.list,
+    getEventTypeById: ET.get,
+    countEventTypes: ET.count
   },
   Message: {
     ...bodyFields,
@@ -204,6 +216,18 @@ export const resolvers = {
         { secret: secret ?? undefined, graceSeconds: graceSeconds ?? undefined }, 'args')
       return await rotateSigningSecret(app.pool, toId(queueId, 'queueId'), opts)
     },
+    publishEvent: async (_: unknown, { input }: Args, { app }: Ctx) =>
+      (await publish(app.pool, inputOf(input, publishInput) as any,
+        { acceptUnknownTypes: app.config.hooks.acceptUnknownEventTypes })).event,
+    replayQueue: async (_: unknown, { id, since, until, eventTypes }: Args, { app }: Ctx) => {
+      const input = validate<ReplayInput>(replayInput,
+        { since, until: until ?? undefined, eventTypes: eventTypes ?? undefined }, 'args')
+      return await replayQueue(app.pool, toId(id, 'id'), input)
+    },
+    saveEventType: async (_: unknown, { input }: Args, { app }: Ctx) =>
+      await save<EventType>(app, eventTypeResource, input),
+    deleteEventTypes: async (_: unknown, { where }: Args, { app }: Ctx) =>
+      await removeWhere(app, eventTypeResource, where, {}),
     pauseCron: async (_: unknown, { id }: Args, { app }: Ctx) =>
       await updateCron(app.pool, toId(id, 'id'), { paused: true }),
     resumeCron: async (_: unknown, { id }: Args, { app }: Ctx) =>
@@ -275,6 +299,11 @@ export const loaders = {
       const byId = new Map(crons.map(c => [c.id, c]))
       return qs.map(q => byId.get(q.obj.cronId) ?? null)
     },
+    event: async (qs: Query, { app }: Ctx) => {
+      const events = await getEventsByIds(app.pool, qs.map(q => q.obj.eventId).filter(x => x !== null))
+      const byId = new Map(events.map(e => [e.id, e]))
+      return qs.map(q => byId.get(q.obj.eventId) ?? null)
+    },
     attempts: async (qs: Query<{ limit?: number }>, { app }: Ctx) => {
       const byMessage = await attemptsOf(app.pool, qs.map(q => q.obj.id), limitOf(qs))
       return qs.map(q => (byMessage.get(q.obj.id) ?? []).slice(0, q.params.limit ?? MAX_LIMIT))
@@ -286,5 +315,8 @@ export const loaders = {
       return qs.map(q => byId.get(q.obj.queueId) ?? null)
     },
     messages: pages(messageResource, async (pool, ids, q) => await messagesOfParents(pool, 'cron_id', ids, q))
+  },
+  Event: {
+    messages: pages(messageResource, async (pool, ids, q) => await messagesOfParents(pool, 'event_id', ids, q))
   }
 }

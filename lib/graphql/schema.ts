@@ -4,6 +4,8 @@ import { filterableFields, sortableFields, type Entity, type FieldType } from '.
 import { cronEntity } from '../store/crons.js'
 import { messageEntity } from '../store/messages.js'
 import { queueEntity } from '../store/queues.js'
+import { eventEntity } from '../store/events.js'
+import { eventTypeEntity } from '../store/event-types.js'
 
 const WHERE_TYPES: Record<FieldType, string> = {
   integer: 'WhereInt',
@@ -49,6 +51,8 @@ input WhereDateTime { ${where('String')} }
 ${whereAndOrder('Queue', queueEntity)}
 ${whereAndOrder('Message', messageEntity)}
 ${whereAndOrder('Cron', cronEntity)}
+${whereAndOrder('Event', eventEntity)}
+${whereAndOrder('EventType', eventTypeEntity)}
 
 type Queue {
   id: ID!
@@ -63,6 +67,12 @@ type Queue {
   backoffMaxMs: Int!
   backoffJitter: String!
   deadLetterQueueId: ID
+  "event types it receives: order.created (exactly), order.* (one or more segments after order.), * (all)"
+  eventTypes: [String!]!
+  "it receives only events whose payload contains this object (PostgreSQL @>)"
+  filter: JSON
+  "raw (the payload as published) or standard-webhooks ({type, timestamp, data})"
+  payloadFormat: String!
   "deliveries carry Standard Webhooks signatures"
   signed: Boolean!
   createdAt: DateTime!
@@ -97,10 +107,16 @@ type Message {
   cronId: ID
   deadLetterOf: ID
   idempotencyKey: String
+  "the event this message delivers, when it came from a publish or a replay"
+  eventId: ID
+  eventType: String
+  "made by a replay"
+  replay: Boolean!
   createdAt: DateTime!
   updatedAt: DateTime!
   queue: Queue
   cron: Cron
+  event: Event
   "the attempt log, first attempt first"
   attempts(limit: LimitInt = 100): [Attempt!]!
 }
@@ -126,6 +142,39 @@ type Cron {
   messages(${listArgs('Message')}): [Message!]!
 }
 
+type Event {
+  id: ID!
+  type: String!
+  payload: JSON
+  headers: JSON!
+  when: DateTime!
+  idempotencyKey: String
+  "how many queues it went to when it was published"
+  endpoints: Int!
+  createdAt: DateTime!
+  "its messages: one per queue it went to, and per replay"
+  messages(${listArgs('Message')}): [Message!]!
+}
+
+type EventType {
+  id: ID!
+  name: String!
+  description: String
+  "the JSON Schema payloads of this type must match"
+  schema: JSON
+  deprecated: Boolean!
+  createdAt: DateTime!
+  updatedAt: DateTime!
+}
+
+type ReplayResult {
+  queueId: ID!
+  "messages created"
+  replayed: Int!
+  "the per-call cap was reached: call again for the rest"
+  more: Boolean!
+}
+
 type Attempt {
   id: ID!
   messageId: ID!
@@ -143,6 +192,8 @@ type Attempt {
 type queuesCount { total: Int! }
 type messagesCount { total: Int! }
 type cronsCount { total: Int! }
+type eventsCount { total: Int! }
+type eventTypesCount { total: Int! }
 
 type RedriveResult { queueId: ID!, requeued: Int! }
 
@@ -169,6 +220,9 @@ input QueueInput {
   backoffMaxMs: Int
   backoffJitter: String
   deadLetterQueueId: ID
+  eventTypes: [String!]
+  filter: JSON
+  payloadFormat: String
   "read-only: accepted (pg-hooks' input has it) and ignored"
   createdAt: DateTime
   "read-only: accepted and ignored"
@@ -191,6 +245,28 @@ input MessageInput {
   retries: Int
   cronId: ID
   createdAt: DateTime
+  updatedAt: DateTime
+}
+
+input PublishEventInput {
+  type: String!
+  "any JSON value"
+  payload: JSON
+  headers: JSON
+  when: DateTime
+  "a repeat with the same key returns the first event and creates nothing"
+  idempotencyKey: String
+}
+
+input EventTypeInput {
+  id: ID
+  name: String
+  description: String
+  schema: JSON
+  deprecated: Boolean
+  "read-only: accepted and ignored"
+  createdAt: DateTime
+  "read-only: accepted and ignored"
   updatedAt: DateTime
 }
 
@@ -222,6 +298,12 @@ type Query {
   crons(${listArgs('Cron')}): [Cron!]!
   getCronById(id: ID!): Cron
   countCrons(where: CronWhereArguments): cronsCount!
+  events(${listArgs('Event')}): [Event!]!
+  getEventById(id: ID!): Event
+  countEvents(where: EventWhereArguments): eventsCount!
+  eventTypes(${listArgs('EventType')}): [EventType!]!
+  getEventTypeById(id: ID!): EventType
+  countEventTypes(where: EventTypeWhereArguments): eventTypesCount!
 }
 
 "insert* take at most 1,000 inputs; delete* refuse a where that matches more than 1,000 rows"
@@ -244,6 +326,12 @@ type Mutation {
   redriveQueue(id: ID!): RedriveResult!
   "set or rotate a queue's signing secret (generated when not given); the previous one signs too for graceSeconds"
   rotateSigningSecret(queueId: ID!, secret: String, graceSeconds: Int): SigningSecret!
+  "publish an event: every queue subscribed to its type, and whose filter it matches, gets a message"
+  publishEvent(input: PublishEventInput!): Event!
+  "re-send to a queue the stored events it would have matched in [since, until)"
+  replayQueue(id: ID!, since: DateTime!, until: DateTime, eventTypes: [String!]): ReplayResult!
+  saveEventType(input: EventTypeInput!): EventType!
+  deleteEventTypes(where: EventTypeWhereArguments): [EventType!]!
   pauseCron(id: ID!): Cron!
   resumeCron(id: ID!): Cron!
 }

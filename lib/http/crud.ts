@@ -201,8 +201,8 @@ export function toOneRoute<F, T> (app: FastifyInstance, from: Resource<F>, path:
  * GET /{id}/{path}: the rows whose `field` points at this row (/queues/{id}/messages), with the list
  * parameters of GET /{path}. 404 for a missing row rather than an empty list.
  */
-export function toManyRoute<F, T> (app: FastifyInstance, from: Resource<F>, path: string, to: Resource<T>,
-  field: string): void {
+export function toManyRoute<F, T> (app: FastifyInstance, from: Pick<Resource<F>, 'entity' | 'tag' | 'get'>,
+  path: string, to: Resource<T>, field: string): void {
   typed(app).get(`/:id/${path}`, {
     schema: {
       tags: [from.tag],

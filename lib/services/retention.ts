@@ -1,7 +1,8 @@
 // Retention, on the leader only: delivered messages older than deliveredHours and dead messages whose
 // dead letter is older than deadHours are deleted, their attempt log and dead-letter rows with them
-// (ON DELETE CASCADE). In small batches with a pause between them, so no statement holds many row
-// locks for long and the delivery path always gets in between.
+// (ON DELETE CASCADE); then events older than deliveredHours that no message refers to any more. In
+// small batches with a pause between them, so no statement holds many row locks for long and the
+// delivery path always gets in between.
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { Clock } from '../delivery/clock.js'
@@ -25,13 +26,16 @@ export function pauseAfter (elapsedMs: number): number {
 // old rows accumulate slowly: a pass every 5 minutes keeps each pass to a few batches
 const INTERVAL_MS = 5 * 60_000
 
+/** what a batch deletes: delivered messages, dead messages, events */
+export type RetentionKind = 'delivered' | 'dead' | 'events'
+
 export interface RetentionOptions {
-  /** delete delivered messages older than this; 0: keep them */
+  /** delete delivered messages older than this, and events as old that no message refers to; 0: keep them */
   deliveredHours: number
   /** delete dead messages whose dead letter is older than this; 0: keep them */
   deadHours: number
   /** told how many rows each batch deleted (the metrics count them) */
-  onDeleted?: (kind: 'delivered' | 'dead', count: number) => void
+  onDeleted?: (kind: RetentionKind, count: number) => void
 }
 
 /** One batch of delivered messages past the age. SKIP LOCKED: a row someone holds waits for the next pass. */
@@ -68,9 +72,29 @@ export function deleteDead (hours: number, limit: number): Statement {
   }
 }
 
+/**
+ * One batch of events past the age whose messages are all gone (a replay holds the events it reads FOR
+ * SHARE, so SKIP LOCKED leaves them to the next pass). An index range on created_at, and an index
+ * probe per event on messages_event_uniq.
+ */
+export function deleteEvents (hours: number, limit: number): Statement {
+  return {
+    name: 'hookpost_retention_events',
+    text: `DELETE FROM hookpost.events WHERE id IN (
+        SELECT e.id FROM hookpost.events e
+        WHERE e.created_at < now() - $1::integer * interval '1 hour'
+          AND NOT EXISTS (SELECT 1 FROM hookpost.messages m WHERE m.event_id = e.id)
+        LIMIT $2 FOR UPDATE OF e SKIP LOCKED
+      )`,
+    values: [hours, limit]
+  }
+}
+
+export type Purged = Record<RetentionKind, number>
+
 export interface RetentionEvents {
-  /** a purge ended: how many messages of each kind it deleted */
-  purged: [{ delivered: number, dead: number }]
+  /** a purge ended: how many rows of each kind it deleted */
+  purged: [Purged]
 }
 
 export class Retention extends Loop<RetentionEvents> {
@@ -99,18 +123,23 @@ export class Retention extends Loop<RetentionEvents> {
     return INTERVAL_MS
   }
 
-  /** Delete everything past its age, batch by batch; returns how many messages went. */
-  async purge (): Promise<{ delivered: number, dead: number }> {
+  /** Delete everything past its age, batch by batch; returns how many rows of each kind went. */
+  async purge (): Promise<Purged> {
     const delivered = this.o.deliveredHours > 0
       ? await this.drain('delivered', deleteDelivered(this.o.deliveredHours, BATCH_ROWS))
       : 0
     const dead = this.o.deadHours > 0 ? await this.drain('dead', deleteDead(this.o.deadHours, BATCH_ROWS)) : 0
-    if (delivered > 0 || dead > 0) this.log.info({ delivered, dead }, 'retention: old messages deleted')
-    this.emit('purged', { delivered, dead })
-    return { delivered, dead }
+    // after the messages: an event goes once none of them is left
+    const events = this.o.deliveredHours > 0
+      ? await this.drain('events', deleteEvents(this.o.deliveredHours, BATCH_ROWS))
+      : 0
+    const purged = { delivered, dead, events }
+    if (delivered > 0 || dead > 0 || events > 0) this.log.info(purged, 'retention: old messages and events deleted')
+    this.emit('purged', purged)
+    return purged
   }
 
-  private async drain (kind: 'delivered' | 'dead', statement: Statement): Promise<number> {
+  private async drain (kind: RetentionKind, statement: Statement): Promise<number> {
     let total = 0
     // stop() is honoured between batches and ends a pause: at most one DELETE to wait for
     while (!this.stopping) {

@@ -25,6 +25,11 @@ export interface Message {
   cronId: number | null
   deadLetterOf: number | null
   idempotencyKey: string | null
+  /** the event this message delivers (a fan-out or a replay), or null */
+  eventId: number | null
+  eventType: string | null
+  /** made by a replay (POST /queues/{id}/replay) */
+  replay: boolean
   createdAt: Date
   updatedAt: Date
 }
@@ -44,6 +49,7 @@ export const messageEntity: Entity = {
     CASE WHEN sent_at IS NULL AND NOT failed THEN run_at END AS "nextAttemptAt",
     sent_at AS "sentAt", failed, retries, attempts, last_status AS "lastStatus", last_error AS "lastError",
     cron_id AS "cronId", dead_letter_of AS "deadLetterOf", idempotency_key AS "idempotencyKey",
+    event_id AS "eventId", event_type AS "eventType", replay,
     created_at AS "createdAt", updated_at AS "updatedAt"`,
   fields: {
     id: { column: 'id', type: 'integer', filter: true, sort: true },
@@ -56,6 +62,9 @@ export const messageEntity: Entity = {
     cronId: { column: 'cron_id', type: 'integer', filter: true, sort: true },
     deadLetterOf: { column: 'dead_letter_of', type: 'integer', filter: true, sort: true },
     idempotencyKey: { column: 'idempotency_key', type: 'string', filter: true },
+    eventId: { column: 'event_id', type: 'integer', filter: true, sort: true },
+    eventType: { column: 'event_type', type: 'string', filter: true },
+    replay: { column: 'replay', type: 'boolean', filter: true },
     createdAt: { column: 'created_at', type: 'date-time', filter: true, sort: true },
     updatedAt: { column: 'updated_at', type: 'date-time', filter: true, sort: true }
   }
@@ -68,9 +77,9 @@ export function toMessage (row: Row): Message {
   return { ...rest, body: fromStored(row.body, bodyJson) }
 }
 
-/** A page of messages of each queue or cron, in one query (GraphQL's Queue.messages and Cron.messages). */
-export async function messagesOfParents (pool: Queryable, parent: 'queue_id' | 'cron_id', ids: readonly number[],
-  q: ListQuery): Promise<Array<Message & { parentId: number }>> {
+/** A page of messages of each queue, cron or event, in one query (GraphQL's Queue/Cron/Event.messages). */
+export async function messagesOfParents (pool: Queryable, parent: 'queue_id' | 'cron_id' | 'event_id',
+  ids: readonly number[], q: ListQuery): Promise<Array<Message & { parentId: number }>> {
   const { rows } = await read<Row & { parentId: number }>(pool, pagesOfParents(messageEntity, parent, ids, q))
   return rows.map(r => ({ ...toMessage(r), parentId: r.parentId }))
 }

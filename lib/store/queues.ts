@@ -6,6 +6,7 @@ import { errors } from '../errors.js'
 import { checkHeaders } from '../domain/headers.js'
 import { assertAllowedTarget } from '../domain/ssrf-guard.js'
 import { type TargetPolicy } from '../domain/ssrf.js'
+import type { PayloadFormat } from '../domain/events.js'
 import { countStatement, listStatement, pagesOfParents, type Entity, type Filter, type ListQuery } from './list.js'
 
 export interface Queue {
@@ -20,6 +21,11 @@ export interface Queue {
   backoffMaxMs: number
   backoffJitter: 'full' | 'equal' | 'none'
   deadLetterQueueId: number | null
+  /** event type patterns the queue is subscribed to (lib/domain/events.ts); empty: direct messages only */
+  eventTypes: string[]
+  /** events whose payload does not contain this (jsonb @>) are not sent here; null: no filter */
+  filter: Record<string, unknown> | null
+  payloadFormat: PayloadFormat
   /** deliveries carry Standard Webhooks signatures; the secret itself is never listed */
   signed: boolean
   createdAt: Date
@@ -34,6 +40,7 @@ export const queueEntity: Entity = {
   select: `id, name, callback_url AS "callbackUrl", method, headers, max_retries AS "maxRetries",
     timeout_ms AS "timeoutMs", backoff_base_ms AS "backoffBaseMs", backoff_max_ms AS "backoffMaxMs",
     backoff_jitter AS "backoffJitter", dead_letter_queue_id AS "deadLetterQueueId",
+    event_types AS "eventTypes", filter, payload_format AS "payloadFormat",
     signing_secret IS NOT NULL AS signed,
     created_at AS "createdAt", updated_at AS "updatedAt"`,
   fields: {
@@ -47,6 +54,7 @@ export const queueEntity: Entity = {
     backoffMaxMs: { column: 'backoff_max_ms', type: 'integer' },
     backoffJitter: { column: 'backoff_jitter', type: 'string' },
     deadLetterQueueId: { column: 'dead_letter_queue_id', type: 'integer', filter: true, sort: true },
+    payloadFormat: { column: 'payload_format', type: 'string', filter: true, sort: true },
     createdAt: { column: 'created_at', type: 'date-time', filter: true, sort: true },
     updatedAt: { column: 'updated_at', type: 'date-time', filter: true, sort: true }
   }
@@ -63,7 +71,10 @@ const WRITABLE: Record<keyof QueueInput, string> = {
   backoffBaseMs: 'backoff_base_ms',
   backoffMaxMs: 'backoff_max_ms',
   backoffJitter: 'backoff_jitter',
-  deadLetterQueueId: 'dead_letter_queue_id'
+  deadLetterQueueId: 'dead_letter_queue_id',
+  eventTypes: 'event_types',
+  filter: 'filter',
+  payloadFormat: 'payload_format'
 }
 
 function columnsOf (input: QueueInput): { cols: string[], values: unknown[], fields: string[] } {
@@ -76,7 +87,8 @@ function columnsOf (input: QueueInput): { cols: string[], values: unknown[], fie
     cols.push(col)
     fields.push(field)
     // pg would send a JS object as JSON anyway, but an explicit string keeps jsonb exact
-    values.push(field === 'headers' ? JSON.stringify(v ?? {}) : v)
+    const json = field === 'headers' || (field === 'filter' && v !== null)
+    values.push(json ? JSON.stringify(v ?? {}) : v)
   }
   return { cols, values, fields }
 }
