@@ -15,6 +15,11 @@
 //         pre-inserted backlogs of N delivered in BENCH_ROUNDS pairs, without and then with retention
 //         (lib/services/retention.ts itself, run here on the bench's pool) deleting that history meanwhile;
 //         the median pair's ratio is the figure
+//   fan   events (issue: fan-out): in BENCH_ROUNDS rounds, FAN_N direct messages on FAN_Q queues, then
+//         FAN_N / FAN_Q events published (hookpost.publish) to FAN_Q queues subscribed to their type, both
+//         pre-inserted and made due at once as in "pre"; the median round's ratio is the figure. Then
+//         PostgreSQL's execution time (EXPLAIN ANALYZE) per resulting message of hookpost.enqueue and of
+//         hookpost.publish, and of one publish with 1,000 queues of which FAN_Q match (off unless listed)
 //   scale hookpost pre-inserted once per backlog in BENCH_BACKLOGS (e.g. 20000,100000,1000000), each
 //         against the first: is throughput flat in the backlog? (after the others; off unless listed)
 // "pre" and "raw" are prepared alike: rows inserted with a far-future due time, VACUUM ANALYZE,
@@ -78,13 +83,19 @@ const RECEIVER_MODE = process.env.BENCH_RECEIVER === 'inproc' ? 'inproc' : 'chil
 const QUEUES = envInt('BENCH_QUEUES', 1, 1, 10_000)
 const SERVERS = envInt('BENCH_SERVERS', 1, 1, 16)
 const RETENTION_N = envInt('BENCH_RETENTION_N', 1_000_000, 1, 10_000_000)
+// the fan phase: messages per side, and endpoints per event
+const FAN_N = envInt('BENCH_FAN_N', 10_000, 10, 1_000_000)
+const FAN_Q = envInt('BENCH_FAN_QUEUES', 10, 1, 100)
+// the fan phase's cost samples: statements EXPLAIN ANALYZEd per kind, and queues in all for the last one
+const FAN_SAMPLES = 200
+const FAN_ALL_QUEUES = 1000
 const BACKLOGS = (process.env.BENCH_BACKLOGS ?? '').split(',').map(s => s.trim()).filter(s => s !== '').map(Number)
 if (BACKLOGS.some(n => !Number.isInteger(n) || n < 1 || n > 10_000_000)) throw new Error('BENCH_BACKLOGS: integers 1..10000000')
 const PHASES = new Set((process.env.BENCH_PHASES ?? `raw,pre,rest,lat${BACKLOGS.length > 0 ? ',scale' : ''}`)
   .split(',').map(s => s.trim()).filter(s => s !== ''))
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(s => s !== '')
 const ADMIN_SECRET = process.env.PLT_ADMIN_SECRET !== undefined && process.env.PLT_ADMIN_SECRET !== '' ? process.env.PLT_ADMIN_SECRET : undefined
-for (const p of PHASES) if (!['raw', 'pre', 'rest', 'lat', 'scale', 'ret'].includes(p)) throw new Error(`BENCH_PHASES: unknown phase ${p}`)
+for (const p of PHASES) if (!['raw', 'pre', 'rest', 'lat', 'scale', 'ret', 'fan'].includes(p)) throw new Error(`BENCH_PHASES: unknown phase ${p}`)
 
 /** the server's delivery settings as it will resolve them (lib/config.ts) */
 function serverSettings (): Record<string, number> {
@@ -360,19 +371,38 @@ async function postMessages (ctx: Ctx, queueId: number, n: number): Promise<void
 }
 
 /**
+ * n messages on the queues of tag, round robin, due in the far future (the insert trigger copies "when"
+ * to run_at); returns the size of each body
+ */
+async function insertDirect (ctx: Ctx, tag: string, n: number): Promise<number> {
+  await ctx.db.query(`INSERT INTO hookpost.messages (queue_id, body, body_json, "when")
+    SELECT ($1::bigint[])[1 + g % cardinality($1::bigint[])], $2, true, $3::timestamptz FROM generate_series(1, $4) g`,
+  [ctx.queueSets[tag]!, BODY_TEXT, FAR_FUTURE, n])
+  return BODY_BYTES
+}
+
+/** the event type the queues of a fan phase's tag are subscribed to (bench.<tag>.*) */
+const fanType = (tag: string): string => `bench.${tag}.created`
+
+/** n messages on the queues of tag as n / (its queues) events, each fanned out to all of them, far in the future */
+async function insertEvents (ctx: Ctx, tag: string, n: number): Promise<number> {
+  await ctx.db.query('SELECT hookpost.publish($1, $2::jsonb, \'{}\', $3::timestamptz) FROM generate_series(1, $4)',
+    [fanType(tag), BODY_TEXT, FAR_FUTURE, Math.ceil(n / ctx.queueSets[tag]!.length)])
+  // published as jsonb (SQL's type for it), the payload is sent as PostgreSQL writes jsonb out
+  return (await ctx.db.query<{ n: number }>('SELECT octet_length($1::jsonb::text) AS n', [BODY_TEXT])).rows[0]!.n
+}
+
+/**
  * n messages pre-inserted on the queues of tag, round robin, then made due at once. Statistics are
  * taken while they are all far in the future, as in production after a backlog builds up: the
  * claim then runs on statistics made stale by the mass update, which is the case to be fast in.
  */
-async function phasePre (ctx: Ctx, tag: string, n: number): Promise<Throughput> {
+async function phasePre (ctx: Ctx, tag: string, n: number, insert = insertDirect): Promise<Throughput> {
   const qs = ctx.queueSets[tag]!
-  // due in the far future (the insert trigger copies "when" into run_at): the worker leaves them alone
-  await ctx.db.query(`INSERT INTO hookpost.messages (queue_id, body, body_json, "when")
-    SELECT ($1::bigint[])[1 + g % cardinality($1::bigint[])], $2, true, $3::timestamptz FROM generate_series(1, $4) g`,
-  [qs, BODY_TEXT, FAR_FUTURE, n])
+  const bodyBytes = await insert(ctx, tag, n)
   await ctx.db.query('VACUUM ANALYZE hookpost.messages')
   await ctx.db.query('CHECKPOINT')
-  await receiver.expect(tag, { n, bodyBytes: BODY_BYTES })
+  await receiver.expect(tag, { n, bodyBytes })
   const { snap, t0 } = await makeDue(ctx.db,
     'UPDATE hookpost.messages SET run_at = now() WHERE queue_id = ANY($1::bigint[]) AND sent_at IS NULL AND NOT failed', [qs], true)
   const s = await untilReceived(tag)
@@ -567,10 +597,71 @@ async function phaseRetention (ctx: Ctx): Promise<RetentionRun> {
   return { rounds, median }
 }
 
+interface FanRound { direct: Throughput, events: Throughput, ratio: number }
+interface FanCost {
+  /** PostgreSQL execution time per resulting message, ms: hookpost.enqueue, and hookpost.publish to FAN_Q queues */
+  enqueueMsPerMessage: number
+  publishMsPerMessage: number
+  /** one publish's execution time with FAN_ALL_QUEUES queues of which FAN_Q match, ms */
+  publishManyQueuesP50Ms: number
+  publishManyQueuesP99Ms: number
+}
+interface FanRun { rounds: FanRound[], median: FanRound, cost: FanCost }
+
+/** The median Execution Time of EXPLAIN ANALYZE of a statement run FAN_SAMPLES times, ms (and its p99). */
+async function executionMs (db: pg.Pool, sql: string, values: unknown[]): Promise<{ p50: number, p99: number }> {
+  const times: number[] = []
+  for (let i = 0; i < FAN_SAMPLES; i++) {
+    const { rows } = await db.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, values)
+    times.push((rows[0]!['QUERY PLAN'] as Array<{ 'Execution Time': number }>)[0]!['Execution Time'])
+  }
+  times.sort((a, b) => a - b)
+  return { p50: percentile(times, 0.5), p99: percentile(times, 0.99) }
+}
+
+/**
+ * BENCH_ROUNDS rounds of FAN_N direct messages then the same number as events (alternating), each
+ * pre-inserted and made due at once; then what publishing costs PostgreSQL. The cost samples are due in
+ * the far future: nothing is delivered while they are taken, and they stay behind.
+ */
+async function phaseFan (ctx: Ctx): Promise<FanRun> {
+  const rounds: FanRound[] = []
+  for (let i = 1; i <= ROUNDS; i++) {
+    const direct = await phasePre(ctx, `fan-direct-${i}`, FAN_N)
+    const events = await phasePre(ctx, `fan-events-${i}`, FAN_N, insertEvents)
+    rounds.push({ direct, events, ratio: events.deliveredPerSec / direct.deliveredPerSec })
+  }
+  const median = [...rounds].sort((a, b) => a.ratio - b.ratio)[Math.floor(rounds.length / 2)]!
+  const qs = ctx.queueSets['fan-cost']!
+  const enqueue = await executionMs(ctx.db, 'SELECT hookpost.enqueue($1::bigint, $2::jsonb, \'{}\', $3::timestamptz)',
+    [qs[0], BODY_TEXT, FAR_FUTURE])
+  const publish = await executionMs(ctx.db, 'SELECT hookpost.publish($1, $2::jsonb, \'{}\', $3::timestamptz)',
+    [fanType('fan-cost'), BODY_TEXT, FAR_FUTURE])
+  // the other queues are subscribed to other types, some with a filter: none of them matches
+  const others = FAN_ALL_QUEUES - (await ctx.db.query<{ n: number }>('SELECT count(*)::int AS n FROM hookpost.queues')).rows[0]!.n
+  await ctx.db.query(`INSERT INTO hookpost.queues (name, callback_url, event_types, filter)
+    SELECT 'bench-other-' || g, 'http://127.0.0.1:9/other', ARRAY['other.' || g || '.*', 'bench.x' || g], 
+      CASE WHEN g % 2 = 0 THEN jsonb_build_object('tenant', g) END
+    FROM generate_series(1, $1) g`, [Math.max(0, others)])
+  await ctx.db.query('ANALYZE hookpost.queues')
+  const many = await executionMs(ctx.db, 'SELECT hookpost.publish($1, $2::jsonb, \'{}\', $3::timestamptz)',
+    [fanType('fan-cost'), BODY_TEXT, FAR_FUTURE])
+  return {
+    rounds,
+    median,
+    cost: {
+      enqueueMsPerMessage: enqueue.p50,
+      publishMsPerMessage: publish.p50 / qs.length,
+      publishManyQueuesP50Ms: many.p50,
+      publishManyQueuesP99Ms: many.p99
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
-async function createQueue (control: Pool, name: string, callbackUrl: string): Promise<number> {
-  const res = await control.request({ path: '/queues', method: 'POST', headers: apiHeaders(), body: JSON.stringify({ name, callbackUrl }) })
+async function createQueue (control: Pool, name: string, callbackUrl: string, more: object = {}): Promise<number> {
+  const res = await control.request({ path: '/queues', method: 'POST', headers: apiHeaders(), body: JSON.stringify({ name, callbackUrl, ...more }) })
   const text = await res.body.text()
   if (res.statusCode !== 200) throw new Error(`POST /queues answered ${res.statusCode}: ${text}`)
   return (JSON.parse(text) as { id: number }).id
@@ -609,6 +700,16 @@ async function main (): Promise<void> {
     for (const tag of sets) {
       queueSets[tag] = []
       for (let k = 0; k < QUEUES; k++) queueSets[tag].push(await createQueue(control, `bench-${tag}-${k}`, `${receiverOrigin}/r/${tag}`))
+    }
+    const fanSets = PHASES.has('fan')
+      ? ['fan-cost', ...Array.from({ length: ROUNDS }, (_, i) => [`fan-direct-${i + 1}`, `fan-events-${i + 1}`]).flat()]
+      : []
+    for (const tag of fanSets) {
+      queueSets[tag] = []
+      for (let k = 0; k < FAN_Q; k++) {
+        queueSets[tag].push(await createQueue(control, `bench-${tag}-${k}`, `${receiverOrigin}/r/${tag}`,
+          { eventTypes: [`bench.${tag}.*`] }))
+      }
     }
   } finally {
     await control.close()
@@ -654,6 +755,14 @@ async function main (): Promise<void> {
     ret = await step(`retention under load: ${fmt(RETENTION_N)} old, ${fmt(N)} delivered without and with it`,
       async () => await phaseRetention(ctx))
   }
+  const fan = PHASES.has('fan')
+    ? await step(`events: ${fmt(FAN_N)} direct messages against ${fmt(FAN_N / FAN_Q)} events to ${FAN_Q} queues`,
+      async () => {
+        if (!warm) await warmHookpost(ctx)
+        warm = true
+        return await phaseFan(ctx)
+      })
+    : undefined
   const scale: Throughput[] = []
   if (PHASES.has('scale')) {
     if (!warm) await step('hookpost warm-up', async () => await warmHookpost(ctx))
@@ -715,6 +824,19 @@ async function main (): Promise<void> {
         `retention deleting ${fmt(r.deletedPerSec)} rows/s (${fmt(r.deleted)} in all)`)
       for (const x of [r.without, r.with]) for (const note of x.notes) out.push(`ret: WARNING ${note}`)
     }
+  }
+  if (fan !== undefined) {
+    out.push('')
+    out.push(`events: ${fmt(FAN_N)} direct messages on ${FAN_Q} queues, against ${fmt(FAN_N / FAN_Q)} events each fanned out to ${FAN_Q} queues (both pre-inserted)`)
+    for (const [i, r] of fan.rounds.entries()) {
+      out.push(`  round ${i + 1}${r === fan.median ? ' (median)' : ''}: direct ${fmt(r.direct.deliveredPerSec)}/s, ` +
+        `events ${fmt(r.events.deliveredPerSec)}/s (${fmt(100 * r.ratio, 1)}%)`)
+      for (const x of [r.direct, r.events]) for (const note of x.notes) out.push(`fan: WARNING ${note}`)
+    }
+    const c = fan.cost
+    out.push(`  PostgreSQL execution time per resulting message (median of ${FAN_SAMPLES}): hookpost.enqueue ${fmt(c.enqueueMsPerMessage, 3)} ms, ` +
+      `hookpost.publish to ${FAN_Q} queues ${fmt(c.publishMsPerMessage, 3)} ms (${fmt(100 * c.publishMsPerMessage / c.enqueueMsPerMessage, 1)}%)`)
+    out.push(`  one publish with ${FAN_ALL_QUEUES} queues of which ${FAN_Q} match: p50 ${fmt(c.publishManyQueuesP50Ms, 3)} ms, p99 ${fmt(c.publishManyQueuesP99Ms, 3)} ms (target < 2 ms)`)
   }
   if (scale.length > 0) {
     out.push('')
@@ -804,6 +926,13 @@ async function main (): Promise<void> {
             deleted: r.deleted,
             deletedPerSec: round(r.deletedPerSec, 1)
           }))
+        },
+    fan: fan === undefined
+      ? null
+      : {
+          ratio: round(fan.median.ratio, 4),
+          rounds: fan.rounds.map(r => ({ direct: fig(r.direct), events: fig(r.events), ratio: round(r.ratio, 4) })),
+          cost: fan.cost
         },
     scale: scale.map(r => ({ ...fig(r), ofFirst: round(r.deliveredPerSec / scale[0]!.deliveredPerSec, 4) })),
     ratios: {

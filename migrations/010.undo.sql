@@ -36,14 +36,14 @@ BEGIN
   RETURN new_id;
 END $$;
 DROP FUNCTION IF EXISTS hookpost.publish(text, jsonb, jsonb, timestamptz, text);
-DROP FUNCTION IF EXISTS hookpost.publish_event(text, jsonb, jsonb, timestamptz, text);
+DROP FUNCTION IF EXISTS hookpost.publish_event(text, json, jsonb, timestamptz, text);
 DROP INDEX IF EXISTS hookpost.messages_event_uniq;
 ALTER TABLE hookpost.messages DROP COLUMN IF EXISTS event_id, DROP COLUMN IF EXISTS event_type, DROP COLUMN IF EXISTS replay;
 ALTER TABLE hookpost.queues DROP COLUMN IF EXISTS event_types, DROP COLUMN IF EXISTS filter, DROP COLUMN IF EXISTS payload_format;
 DROP TABLE IF EXISTS hookpost.events;
 DROP TABLE IF EXISTS hookpost.event_types;
 DROP FUNCTION IF EXISTS hookpost.bad_header(jsonb);
-DROP FUNCTION IF EXISTS hookpost.event_body(text, text, jsonb, timestamptz);
+DROP FUNCTION IF EXISTS hookpost.event_body(text, text, json, timestamptz);
 DROP FUNCTION IF EXISTS hookpost.event_type_patterns(text);
 DROP FUNCTION IF EXISTS hookpost.event_patterns_valid(text[]);
 DROP FUNCTION IF EXISTS hookpost.event_type_valid(text);

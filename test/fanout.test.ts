@@ -45,9 +45,9 @@ t.test('three endpoints with overlapping patterns and a filter each get exactly 
     t.match(r.headers['x-hookpost-event-id'], /^\d+$/)
     t.equal(r.headers['content-type'], 'application/json')
   }
-  // the raw payload as published
-  t.same(JSON.parse(at('/de').find(r => r.headers['x-hookpost-event-type'] === 'user.deleted')!.body),
-    { id: 5, country: 'DE', extra: [1] })
+  // the raw payload as published, byte for byte (key order and all)
+  t.equal(at('/de').find(r => r.headers['x-hookpost-event-type'] === 'user.deleted')!.body,
+    JSON.stringify({ id: 5, country: 'DE', extra: [1] }))
 
   // reading it back: the event with its deliveries, its messages, and the messages by event
   const list = (await app.inject({ url: '/events?where.type.eq=order.created&orderby.id=asc' })).json()
@@ -102,6 +102,8 @@ t.test('the standard-webhooks envelope verifies with the standardwebhooks packag
   t.equal(verified.type, 'invoice.paid')
   t.same(verified.data, { invoice: 'in_1', amount: 12.5 })
   t.equal(new Date(verified.timestamp).toISOString(), new Date(ev.createdAt).toISOString(), 'the event\'s time')
+  t.equal(r!.body, `{"type":"invoice.paid","timestamp":"${verified.timestamp}","data":{"invoice":"in_1","amount":12.5}}`,
+    'the envelope around the payload as published')
   t.equal(r!.headers['x-hookpost-event-type'], 'invoice.paid')
 })
 
@@ -178,6 +180,9 @@ t.test('bad input is a 400 that names the field, and nothing is stored', async (
     ['POST', '/events', { type: 'a.b', payload: 1, headers: { 'x-hookpost-event-type': 'forged' } }, /headers/],
     ['POST', '/events', { type: 'a.b', payload: 1, idempotencyKey: 'é' }, /idempotencyKey/],
     ['POST', '/events', { type: 'a.b', payload: { s: 'nul\u0000' } }, /payload/],
+    ['POST', '/events', { type: 'a.b', payload: { 'k\u0000': 1 } }, /payload/],
+    ['POST', '/events', { type: 'a.b', payload: ['\udc00'] }, /payload/],
+    ['POST', '/events', { type: 'a.b', payload: JSON.parse('['.repeat(300) + ']'.repeat(300)) }, /payload/],
     ['POST', '/queues', { name: 'b', callbackUrl: 'http://127.0.0.1:9/b', eventTypes: ['order*'] }, /eventTypes\/0/],
     ['POST', '/queues', { name: 'b', callbackUrl: 'http://127.0.0.1:9/b', eventTypes: ['*.created'] }, /eventTypes\/0/],
     ['POST', '/queues', { name: 'b', callbackUrl: 'http://127.0.0.1:9/b', eventTypes: [''] }, /eventTypes\/0/],

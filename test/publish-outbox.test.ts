@@ -72,7 +72,7 @@ t.test('the application role can publish and nothing else; keys hold under concu
   await post(app, '/queues', { name: 'a', callbackUrl: 'http://127.0.0.1:9/a', eventTypes: ['*'] })
   const db = await appRole(t, admin, url)
   await t.rejects(db.query('SELECT * FROM hookpost.events'), { code: '42501' })
-  await t.rejects(db.query("SELECT * FROM hookpost.publish_event('a', '1', '{}', now(), null)"), { code: '42501' },
+  await t.rejects(db.query("SELECT * FROM hookpost.publish_event('a', '1'::json, '{}', now(), null)"), { code: '42501' },
     'cannot call the internal function')
   const ids = await Promise.all(Array.from({ length: 6 }, async () =>
     (await db.query("SELECT hookpost.publish('a.b', '{}', '{}', now(), 'evt-1') AS id")).rows[0].id))

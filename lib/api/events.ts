@@ -3,7 +3,7 @@
 import type { ValidateFunction } from 'ajv'
 import type { Pool } from 'pg'
 import type { Queryable } from '../db/pool.js'
-import { bodySchema, unsayable } from '../domain/body.js'
+import { bodySchema, jsonbProblem, unsayable } from '../domain/body.js'
 import {
   EVENT_PATTERN_PATTERN, EVENT_TYPE_PATTERN, MAX_EVENT_PATTERNS, MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH
 } from '../domain/events.js'
@@ -133,7 +133,7 @@ export interface PublishOptions {
  */
 export async function publish (db: Queryable, input: EventInput, opts: PublishOptions):
 Promise<{ event: Event, created: boolean }> {
-  const problem = unsayable(input.payload)
+  const problem = unsayable(input.payload) ?? jsonbProblem(input.payload)
   if (problem !== undefined) throw new errors.HOOKPOST_ERR_INVALID_FIELD('payload', problem)
   const type = await findEventType(db, input.type)
   if (type === undefined && !opts.acceptUnknownTypes) {

@@ -33,6 +33,27 @@ export function unsayable (value: unknown, max = MAX_BODY_DEPTH): string | undef
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 
+/**
+ * What jsonb cannot hold in a JSON value's strings (keys too), or undefined: a NUL (jsonb refuses
+ * \u0000) or half a surrogate pair (no character). For values PostgreSQL reads as jsonb: an event's payload.
+ */
+export function jsonbProblem (value: unknown): string | undefined {
+  const stack: unknown[] = [value]
+  while (stack.length > 0) {
+    const node = stack.pop()
+    const texts = typeof node === 'string'
+      ? [node]
+      : node !== null && typeof node === 'object' && !Array.isArray(node) ? Object.keys(node) : []
+    for (const s of texts) {
+      if (s.includes('\u0000')) return 'a NUL (\\u0000) character cannot be stored'
+      if (LONE_SURROGATE.test(s)) return 'a lone UTF-16 surrogate is not text'
+    }
+    if (node === null || typeof node !== 'object') continue
+    for (const child of Array.isArray(node) ? node : Object.values(node)) stack.push(child)
+  }
+  return undefined
+}
+
 export function toStored (body: unknown): StoredBody {
   if (body === undefined || body === null) return { body: null, bodyJson: false }
   if (typeof body === 'string') {

@@ -71,7 +71,7 @@ Promise<{ event: Event, created: boolean }> {
       name: 'hookpost_publish',
       params: PUBLISH_PARAMS,
       text: `SELECT event_id AS "eventId", endpoints, created, created_at AS "createdAt", event_when AS "when"
-        FROM hookpost.publish_event($1, $2::jsonb, $3::jsonb, $4::timestamptz, $5)`,
+        FROM hookpost.publish_event($1, $2::json, $3::jsonb, $4::timestamptz, $5)`,
       values: [input.type, JSON.stringify(input.payload), JSON.stringify(input.headers ?? {}),
         input.when ?? null, input.idempotencyKey ?? null]
     })

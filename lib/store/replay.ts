@@ -47,7 +47,7 @@ export async function replayQueue (pool: Pool, queueId: number, input: ReplayInp
           JOIN hookpost.events e ON e.created_at >= $2::timestamptz AND e.created_at < coalesce($3::timestamptz, now())
         WHERE q.id = $1
           AND hookpost.event_type_patterns(e.type) && coalesce($4::text[], q.event_types)
-          AND (q.filter IS NULL OR e.payload @> q.filter)
+          AND (q.filter IS NULL OR e.payload::jsonb @> q.filter)
           AND NOT EXISTS (
             SELECT 1 FROM hookpost.messages m
             WHERE m.event_id = e.id AND m.queue_id = q.id AND (m.replay OR m.sent_at IS NOT NULL OR NOT m.failed)
