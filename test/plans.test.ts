@@ -142,3 +142,27 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
   t.ok(onAttempts.length > 0 && onAttempts.every(x => /Index/.test(x['Node Type']) && x['Index Cond'] !== undefined),
     `attempts read by index lookups only: ${onAttempts.map(x => x['Node Type']).join(', ')}`)
 })
+
+t.test('a publish finds its subscribers through the GIN index, with no pending list to scan', async (t) => {
+  const url = await testDatabase(t)
+  const c = new pg.Client({ connectionString: url })
+  await c.connect()
+  t.teardown(async () => { await c.end() })
+  const { rows: [idx] } = await c.query("SELECT reloptions FROM pg_class WHERE relname = 'queues_event_types_idx'")
+  t.same(idx.reloptions, ['fastupdate=off'], 'patterns go into the index when a queue is written')
+  // 20,000 queues subscribed to other types, just created and analysed; 10 to the published one
+  await c.query(`INSERT INTO hookpost.queues (name, callback_url, event_types)
+    SELECT 'q' || g, 'http://127.0.0.1:9/', ARRAY['other.' || g || '.*'] FROM generate_series(1, 20000) g`)
+  await c.query(`INSERT INTO hookpost.queues (name, callback_url, event_types, filter)
+    SELECT 'm' || g, 'http://127.0.0.1:9/', ARRAY['order.*'], '{"a": 1}' FROM generate_series(1, 10) g`)
+  await c.query('ANALYZE hookpost.queues')
+  // publish_event's match, as migrations/010.do.sql has it
+  const { rows } = await c.query(`EXPLAIN (ANALYZE, FORMAT JSON) SELECT q.id FROM hookpost.queues q
+    WHERE q.event_types && hookpost.event_type_patterns('order.created') AND (q.filter IS NULL OR '{"a": 1}'::jsonb @> q.filter)`)
+  const plan = rows[0]['QUERY PLAN'][0]
+  const all = nodes(plan.Plan)
+  t.ok(all.some(n => n['Node Type'] === 'Bitmap Index Scan' && n['Index Name'] === 'queues_event_types_idx'), 'the GIN index')
+  t.equal(plan.Plan['Actual Rows'], 10)
+  const { rows: [pub] } = await c.query("SELECT * FROM hookpost.publish_event('order.created', '{\"a\": 1}', '{}', now(), null)")
+  t.equal(pub.endpoints, 10)
+})
