@@ -131,6 +131,30 @@ Promise<{ app: FastifyInstance, url: string, config: Config, pool: pg.Pool }> {
   return { ...ctx, pool: testPool(t, ctx.url) }
 }
 
+/**
+ * An application's role on the test database, with exactly the grants the README documents for the
+ * outbox functions given (signatures), plus an orders table of its own; dropped at teardown.
+ */
+export async function applicationRole (t: T, admin: pg.Pool, url: string, functions: string[]): Promise<pg.Pool> {
+  const role = `hp_app_${randomBytes(4).toString('hex')}`
+  const password = randomBytes(12).toString('hex')
+  await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`)
+  await admin.query(`GRANT USAGE ON SCHEMA hookpost TO ${role}`)
+  for (const f of functions) await admin.query(`GRANT EXECUTE ON FUNCTION ${f} TO ${role}`)
+  await admin.query('CREATE TABLE public.orders (id serial PRIMARY KEY, item text NOT NULL)')
+  await admin.query(`GRANT SELECT, INSERT ON public.orders TO ${role}; GRANT USAGE ON SEQUENCE public.orders_id_seq TO ${role}`)
+  const u = new URL(url)
+  u.username = role
+  u.password = password
+  const pool = new pg.Pool({ connectionString: u.toString(), max: 6 })
+  t.teardown(async () => {
+    await pool.end()
+    // the test database is dropped after this; the role is cluster-wide and goes now
+    await admin.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`).catch(() => {})
+  })
+  return pool
+}
+
 /** A write through the API that must succeed; its JSON reply. */
 export async function post (app: FastifyInstance, url: string, payload: object, method: 'POST' | 'PUT' = 'POST'): Promise<any> {
   const res = await app.inject({ method, url, payload })

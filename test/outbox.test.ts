@@ -1,32 +1,13 @@
 // The transactional outbox: an application role, with only the documented grants, enqueues inside its
 // own transaction; the message commits or rolls back with the application's data.
-import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import pg from 'pg'
-import { eventually, receiver, testApp, testPool } from './helpers.js'
+import type pg from 'pg'
+import { applicationRole, eventually, receiver, testApp, testPool } from './helpers.js'
 import { workerAsleep } from './signals.js'
 
-async function appRole (t: Parameters<typeof testApp>[0], adminPool: pg.Pool, url: string): Promise<pg.Pool> {
-  const role = `hp_app_${randomBytes(4).toString('hex')}`
-  const password = randomBytes(12).toString('hex')
-  await adminPool.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`)
-  // exactly the grants the README documents, plus the application's own table
-  await adminPool.query(`GRANT USAGE ON SCHEMA hookpost TO ${role}`)
-  await adminPool.query(`GRANT EXECUTE ON FUNCTION hookpost.enqueue(bigint, text, jsonb, timestamptz, text) TO ${role}`)
-  await adminPool.query(`GRANT EXECUTE ON FUNCTION hookpost.enqueue(bigint, jsonb, jsonb, timestamptz, text) TO ${role}`)
-  await adminPool.query('CREATE TABLE public.orders (id serial PRIMARY KEY, item text NOT NULL)')
-  await adminPool.query(`GRANT SELECT, INSERT ON public.orders TO ${role}; GRANT USAGE ON SEQUENCE public.orders_id_seq TO ${role}`)
-  const u = new URL(url)
-  u.username = role
-  u.password = password
-  const pool = new pg.Pool({ connectionString: u.toString(), max: 6 })
-  t.teardown(async () => {
-    await pool.end()
-    // the test database is dropped after this; the role is cluster-wide and goes now
-    await adminPool.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`).catch(() => {})
-  })
-  return pool
-}
+const appRole = async (t: Parameters<typeof testApp>[0], admin: pg.Pool, url: string): Promise<pg.Pool> =>
+  await applicationRole(t, admin, url, ['hookpost.enqueue(bigint, text, jsonb, timestamptz, text)',
+    'hookpost.enqueue(bigint, jsonb, jsonb, timestamptz, text)'])
 
 t.test('an outbox insert that rolls back is never delivered; one that commits is, at once', async (t) => {
   const target = await receiver(t)

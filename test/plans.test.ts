@@ -19,6 +19,7 @@ interface PlanNode {
   'Relation Name'?: string
   'Parallel Aware'?: boolean
   'Index Cond'?: string
+  'Index Name'?: string
   Plans?: PlanNode[]
 }
 

@@ -1,32 +1,14 @@
 // Publishing from SQL, inside the application's own transaction: an application role with only the
 // documented grants calls hookpost.publish; the event and its messages commit or roll back with the
 // application's data. And the SQL rules agree with the API's.
-import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import pg from 'pg'
+import type pg from 'pg'
 import { EVENT_PATTERN_PATTERN, EVENT_TYPE_PATTERN } from '../lib/domain/events.js'
-import { deliveringApp, post, receiver, testApp, testPool } from './helpers.js'
+import { applicationRole, deliveringApp, post, receiver, testApp, testPool } from './helpers.js'
 import { workerAsleep } from './signals.js'
 
-async function appRole (t: Parameters<typeof testApp>[0], adminPool: pg.Pool, url: string): Promise<pg.Pool> {
-  const role = `hp_pub_${randomBytes(4).toString('hex')}`
-  const password = randomBytes(12).toString('hex')
-  await adminPool.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`)
-  // exactly the grants the README documents, plus the application's own table
-  await adminPool.query(`GRANT USAGE ON SCHEMA hookpost TO ${role}`)
-  await adminPool.query(`GRANT EXECUTE ON FUNCTION hookpost.publish(text, jsonb, jsonb, timestamptz, text) TO ${role}`)
-  await adminPool.query('CREATE TABLE public.orders (id serial PRIMARY KEY, item text NOT NULL)')
-  await adminPool.query(`GRANT SELECT, INSERT ON public.orders TO ${role}; GRANT USAGE ON SEQUENCE public.orders_id_seq TO ${role}`)
-  const u = new URL(url)
-  u.username = role
-  u.password = password
-  const pool = new pg.Pool({ connectionString: u.toString(), max: 4 })
-  t.teardown(async () => {
-    await pool.end()
-    await adminPool.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`).catch(() => {})
-  })
-  return pool
-}
+const appRole = async (t: Parameters<typeof testApp>[0], admin: pg.Pool, url: string): Promise<pg.Pool> =>
+  await applicationRole(t, admin, url, ['hookpost.publish(text, jsonb, jsonb, timestamptz, text)'])
 
 t.test('a publish that rolls back is never delivered; one that commits is, within milliseconds', async (t) => {
   const target = await receiver(t)

@@ -5,6 +5,7 @@ import type { Queryable } from '../db/pool.js'
 import { read, write } from '../db/query.js'
 import { errors } from '../errors.js'
 import { countStatement, listStatement, type Entity, type Filter, type ListQuery } from './list.js'
+import { insertRow, updateRow, type Writable } from './rows.js'
 
 export interface EventType {
   id: number
@@ -31,22 +32,11 @@ export const eventTypeEntity: Entity = {
   }
 }
 
-const WRITABLE: Record<keyof EventTypeInput, string> = {
-  name: 'name', description: 'description', schema: 'schema', deprecated: 'deprecated'
-}
-
-function columnsOf (input: EventTypeInput): { cols: string[], values: unknown[], fields: string[] } {
-  const cols: string[] = []
-  const values: unknown[] = []
-  const fields: string[] = []
-  for (const [field, col] of Object.entries(WRITABLE)) {
-    const v = (input as Record<string, unknown>)[field]
-    if (v === undefined) continue
-    cols.push(col)
-    fields.push(field)
-    values.push(field === 'schema' && v !== null ? JSON.stringify(v) : v)
-  }
-  return { cols, values, fields }
+const WRITABLE: Writable = {
+  columns: {
+    name: 'name', description: 'description', schema: 'schema', deprecated: 'deprecated'
+  } satisfies Record<keyof EventTypeInput, string>,
+  json: new Set(['schema'])
 }
 
 export async function listEventTypes (pool: Pool, q: ListQuery): Promise<EventType[]> {
@@ -80,26 +70,13 @@ export async function allEventTypes (pool: Queryable, limit: number): Promise<Ev
 }
 
 export async function createEventType (pool: Queryable, input: EventTypeInput): Promise<EventType> {
-  const { cols, values, fields } = columnsOf(input)
-  const { rows } = await write<EventType>(pool, {
-    text: `INSERT INTO hookpost.event_types (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})
-      RETURNING ${eventTypeEntity.select}`,
-    values,
-    params: fields
-  })
-  return rows[0]!
+  return await insertRow<EventType>(pool, eventTypeEntity, WRITABLE, input)
 }
 
 export async function updateEventType (pool: Queryable, id: number, input: EventTypeInput): Promise<EventType> {
-  const { cols, values, fields } = columnsOf(input)
-  const sets = [...cols.map((c, i) => `${c} = $${i + 2}`), 'updated_at = now()']
-  const { rows } = await write<EventType>(pool, {
-    text: `UPDATE hookpost.event_types SET ${sets.join(', ')} WHERE id = $1 RETURNING ${eventTypeEntity.select}`,
-    values: [id, ...values],
-    params: ['id', ...fields]
-  })
-  if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('eventType', id)
-  return rows[0]
+  const row = await updateRow<EventType>(pool, eventTypeEntity, WRITABLE, id, input)
+  if (row === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('eventType', id)
+  return row
 }
 
 /** Events already published keep their type: the catalogue only describes and checks what comes next. */

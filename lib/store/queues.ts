@@ -8,6 +8,7 @@ import { assertAllowedTarget } from '../domain/ssrf-guard.js'
 import { type TargetPolicy } from '../domain/ssrf.js'
 import type { PayloadFormat } from '../domain/events.js'
 import { countStatement, listStatement, pagesOfParents, type Entity, type Filter, type ListQuery } from './list.js'
+import { insertRow, updateRow, type Writable } from './rows.js'
 
 export interface Queue {
   id: number
@@ -60,37 +61,24 @@ export const queueEntity: Entity = {
   }
 }
 
-// API field -> column, for the fields a client may write
-const WRITABLE: Record<keyof QueueInput, string> = {
-  name: 'name',
-  callbackUrl: 'callback_url',
-  method: 'method',
-  headers: 'headers',
-  maxRetries: 'max_retries',
-  timeoutMs: 'timeout_ms',
-  backoffBaseMs: 'backoff_base_ms',
-  backoffMaxMs: 'backoff_max_ms',
-  backoffJitter: 'backoff_jitter',
-  deadLetterQueueId: 'dead_letter_queue_id',
-  eventTypes: 'event_types',
-  filter: 'filter',
-  payloadFormat: 'payload_format'
-}
-
-function columnsOf (input: QueueInput): { cols: string[], values: unknown[], fields: string[] } {
-  const cols: string[] = []
-  const values: unknown[] = []
-  const fields: string[] = []
-  for (const [field, col] of Object.entries(WRITABLE)) {
-    const v = (input as Record<string, unknown>)[field]
-    if (v === undefined) continue
-    cols.push(col)
-    fields.push(field)
-    // pg would send a JS object as JSON anyway, but an explicit string keeps jsonb exact
-    const json = field === 'headers' || (field === 'filter' && v !== null)
-    values.push(json ? JSON.stringify(v ?? {}) : v)
-  }
-  return { cols, values, fields }
+// the fields a client may write (API field -> column)
+const WRITABLE: Writable = {
+  columns: {
+    name: 'name',
+    callbackUrl: 'callback_url',
+    method: 'method',
+    headers: 'headers',
+    maxRetries: 'max_retries',
+    timeoutMs: 'timeout_ms',
+    backoffBaseMs: 'backoff_base_ms',
+    backoffMaxMs: 'backoff_max_ms',
+    backoffJitter: 'backoff_jitter',
+    deadLetterQueueId: 'dead_letter_queue_id',
+    eventTypes: 'event_types',
+    filter: 'filter',
+    payloadFormat: 'payload_format'
+  } satisfies Record<keyof QueueInput, string>,
+  json: new Set(['headers', 'filter'])
 }
 
 export async function listQueues (pool: Pool, q: ListQuery): Promise<Queue[]> {
@@ -127,14 +115,7 @@ export async function getQueuesByIds (pool: Pool, ids: readonly number[]): Promi
 export async function createQueue (pool: Queryable, input: QueueInput, targets: TargetPolicy): Promise<Queue> {
   checkHeaders(input.headers)
   if (input.callbackUrl !== undefined) await assertAllowedTarget(input.callbackUrl, targets)
-  const { cols, values, fields } = columnsOf(input)
-  const { rows } = await write<Queue>(pool, {
-    text: `INSERT INTO hookpost.queues (${cols.join(', ')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(', ')})
-     RETURNING ${queueEntity.select}`,
-    values,
-    params: fields
-  })
-  return rows[0]!
+  return await insertRow<Queue>(pool, queueEntity, WRITABLE, input)
 }
 
 export async function updateQueue (
@@ -142,16 +123,9 @@ export async function updateQueue (
 ): Promise<Queue> {
   checkHeaders(input.headers)
   if (input.callbackUrl !== undefined) await assertAllowedTarget(input.callbackUrl, targets)
-  const { cols, values, fields } = columnsOf(input)
-  const sets = cols.map((c, i) => `${c} = $${i + 2}`)
-  sets.push('updated_at = now()')
-  const { rows } = await write<Queue>(pool, {
-    text: `UPDATE hookpost.queues SET ${sets.join(', ')} WHERE id = $1 RETURNING ${queueEntity.select}`,
-    values: [id, ...values],
-    params: ['id', ...fields]
-  })
-  if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
-  return rows[0]
+  const row = await updateRow<Queue>(pool, queueEntity, WRITABLE, id, input)
+  if (row === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
+  return row
 }
 
 /**
