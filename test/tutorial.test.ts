@@ -1,5 +1,6 @@
 // The README's tutorial, run with curl against a real server process.
 import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { eventually, receiver, spawnServer, testDatabase } from './helpers.js'
@@ -85,4 +86,29 @@ t.test("pg-hooks users' idioms against a real server process: typed variables, r
   t.same((await call('GET', `/crons/${cron.json.id}/messages`)).json, [])
   const doc = await call('GET', '/documentation/json')
   t.equal(doc.json.paths['/queues'].get.operationId, 'getQueues', "Platformatic's operationIds")
+})
+
+t.test("the README's events section, its curl commands run as written against a real server", async (t) => {
+  const target = await receiver(t)
+  const server = await spawnServer(t, { DATABASE_URL: await testDatabase(t) })
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  const section = readme.slice(readme.indexOf('## Events and subscriptions'))
+  const blocks = [...section.slice(0, section.indexOf('\n## ', 5)).matchAll(/```sh\n([\s\S]*?)```/g)].map(m => m[1]!)
+  t.equal(blocks.length, 3, 'publish, catalogue, replay')
+  const outputs: string[] = []
+  for (const block of blocks) {
+    const script = block.replaceAll('http://127.0.0.1:3042', server.url).replaceAll('http://127.0.0.1:4000', target.url)
+    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', script], { timeout: 20_000 })
+    outputs.push(stdout)
+  }
+  // the queue, then the publish: it went to the one queue subscribed to order.*, whose filter it matches
+  t.match(outputs[0], /"endpoints":1/)
+  t.match(outputs[0], /"deliveries":\[\{"messageId":\d+,"queueId":1/)
+  const [r] = await target.waitFor(1)
+  t.equal(r!.url, '/billing')
+  t.equal(r!.headers['x-hookpost-event-type'], 'order.created')
+  const envelope = JSON.parse(r!.body)
+  t.same([envelope.type, envelope.data], ['order.created', { order: 42, country: 'DE' }])
+  t.match(outputs[1], /"name":"order.created"/)
+  t.match(outputs[2], /\{"queueId":1,"replayed":\d+,"more":false\}/)
 })
