@@ -184,8 +184,10 @@ export class Metrics {
       const c = of(e.queueId)
       c.delivered.inc()
       c.duration.observe(e.result.durationMs / 1000)
-      // clocks: "when" is the database's now(); never report a negative latency
-      c.latency.observe(Math.max(0, Date.now() - e.when.getTime()) / 1000)
+      // clocks: "when" is the database's now(); never report a negative latency. A "when" JS cannot
+      // count with (±infinity through plain SQL, before 010 refused it) has no latency to report
+      const when = e.when.getTime()
+      if (Number.isFinite(when)) c.latency.observe(Math.max(0, Date.now() - when) / 1000)
     })
     worker.on('failed', (e: DeliveryEvent) => {
       const c = of(e.queueId)

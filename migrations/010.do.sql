@@ -46,6 +46,27 @@ AS $$
   END
 $$;
 
+-- A due time the API would take (lib/api/date-time.ts: a 4-digit year, so 0001 to 9999): an infinite
+-- or far-off one, given through SQL, became a Date the engine could not do arithmetic with (attack round:
+-- a message due at -infinity crashed the delivering process at every restart; one in year 290000 made
+-- the worker spin). NULL is "now".
+CREATE FUNCTION hookpost.when_valid(t timestamptz) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT t IS NULL OR (isfinite(t) AND t >= '0001-01-01 00:00:00+00' AND t < '10000-01-01 00:00:00+00') $$;
+
+-- Plain SQL inserts get the rule from the insert trigger (as 006 did for keys, rather than a CHECK
+-- that every UPDATE of an existing row would test): 23514, naming the constraint, as a CHECK would.
+CREATE OR REPLACE FUNCTION hookpost.messages_before_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT hookpost.when_valid(NEW."when") THEN
+    RAISE EXCEPTION 'hookpost.messages: "when" must be a time from year 1 to 9999, not %', NEW."when"
+      USING ERRCODE = 'check_violation', CONSTRAINT = 'messages_when_check',
+            SCHEMA = 'hookpost', TABLE = 'messages', COLUMN = 'when';
+  END IF;
+  NEW.run_at := NEW."when";
+  RETURN NEW;
+END $$;
+
 -- The API's header rules (lib/domain/headers.ts; test/outbox.test.ts checks they agree), once for every
 -- SQL entry point: the first header that could never be sent, or is hookpost's own, or NULL.
 CREATE FUNCTION hookpost.bad_header(h jsonb) RETURNS text
@@ -78,7 +99,7 @@ CREATE TABLE hookpost.events (
   -- as given (json keeps the text); filters read it as jsonb
   payload         json NOT NULL,
   headers         jsonb NOT NULL DEFAULT '{}' CONSTRAINT events_headers_check CHECK (jsonb_typeof(headers) = 'object'),
-  "when"          timestamptz NOT NULL DEFAULT now(),
+  "when"          timestamptz NOT NULL DEFAULT now() CONSTRAINT events_when_check CHECK (hookpost.when_valid("when")),
   idempotency_key text CONSTRAINT events_idempotency_key_check CHECK (hookpost.idempotency_key_sendable(idempotency_key)),
   -- how many queues it went to at publish time
   endpoints       integer NOT NULL DEFAULT 0,
@@ -110,6 +131,21 @@ ALTER TABLE hookpost.messages
   ADD COLUMN replay boolean NOT NULL DEFAULT false;
 CREATE UNIQUE INDEX messages_event_uniq ON hookpost.messages (event_id, queue_id, replay) WHERE event_id IS NOT NULL;
 
+-- Each subscriber gets its own copy of the body: a publish stores at most this many bytes of them
+-- (256 MiB: a 1 MiB payload to 256 queues), so that one statement cannot write gigabytes (attack round:
+-- 200 MB from one request). Past it, 22023 naming the payload.
+CREATE FUNCTION hookpost.fanout_fits(endpoints bigint, payload_bytes bigint) RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  IF endpoints * payload_bytes > 268435456 THEN
+    RAISE EXCEPTION 'hookpost.publish: a payload of % bytes to % queues is % bytes of copies, more than 256 MiB',
+      payload_bytes, endpoints, endpoints * payload_bytes
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'payload';
+  END IF;
+  RETURN true;
+END $$;
+
 -- The fan-out: the event and one message per matching queue, in one statement. Not granted to anyone:
 -- applications call hookpost.publish, the API calls this for the counts.
 CREATE FUNCTION hookpost.publish_event(p_type text, p_payload json, p_headers jsonb, p_when timestamptz, p_key text)
@@ -136,6 +172,10 @@ BEGIN
     RAISE EXCEPTION 'hookpost.publish: idempotency_key must be 1 to 255 printable ASCII characters (U+0020 to U+007E)'
       USING ERRCODE = 'invalid_parameter_value', COLUMN = 'idempotencyKey';
   END IF;
+  IF NOT hookpost.when_valid(p_when) THEN
+    RAISE EXCEPTION 'hookpost.publish: "when" must be a time from year 1 to 9999, not %', p_when
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'when';
+  END IF;
   IF p_headers IS NOT NULL AND jsonb_typeof(p_headers) <> 'object' THEN
     RAISE EXCEPTION 'hookpost.publish: headers must be a JSON object'
       USING ERRCODE = 'invalid_parameter_value', COLUMN = 'headers';
@@ -145,14 +185,19 @@ BEGIN
     RAISE EXCEPTION 'hookpost.publish: header % is not allowed (reserved, not a token, or not a latin-1 string)', bad
       USING ERRCODE = 'invalid_parameter_value', COLUMN = 'headers';
   END IF;
+  -- the subscribers, each held (KEY SHARE) until the messages are written: a queue being deleted is
+  -- waited for and then left out, rather than failing the publish on its foreign key (attack round)
   RETURN QUERY
-    WITH targets AS (
+    WITH targets AS MATERIALIZED (
       SELECT q.id, q.payload_format FROM hookpost.queues q
       WHERE q.event_types && hookpost.event_type_patterns(p_type)
         AND (q.filter IS NULL OR doc @> q.filter)
+      FOR KEY SHARE OF q
     ), ev AS (
       INSERT INTO hookpost.events (type, payload, headers, "when", idempotency_key, endpoints)
-      SELECT p_type, p_payload, coalesce(p_headers, '{}'), coalesce(p_when, now()), p_key, (SELECT count(*) FROM targets)
+      SELECT p_type, p_payload, coalesce(p_headers, '{}'), coalesce(p_when, now()), p_key, n
+      FROM (SELECT count(*) AS n FROM targets) t
+      WHERE hookpost.fanout_fits(t.n, octet_length(p_payload::text))
       ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
       RETURNING id, events.endpoints, events.created_at, events."when"
     ), fanned AS (
@@ -181,7 +226,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT event_id FROM hookpost.publish_event($1, $2::json, $3, $4, $5) $$;
 REVOKE ALL ON FUNCTION hookpost.publish(text, jsonb, jsonb, timestamptz, text) FROM PUBLIC;
 
--- enqueue_message as 006 made it, with the header rule now in hookpost.bad_header (one home in SQL)
+-- enqueue_message as 006 made it, with the header rule now in hookpost.bad_header (one home in SQL) and
+-- "when" checked by hookpost.when_valid
 CREATE OR REPLACE FUNCTION hookpost.enqueue_message(
   p_queue_id bigint, p_body text, p_body_json boolean, p_headers jsonb, p_when timestamptz, p_key text
 ) RETURNS bigint
@@ -194,6 +240,10 @@ DECLARE
 BEGIN
   IF NOT hookpost.idempotency_key_sendable(p_key) THEN
     RAISE EXCEPTION 'hookpost.enqueue: idempotency_key must be 1 to 255 printable ASCII characters (U+0020 to U+007E): it is sent as the Idempotency-Key header'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT hookpost.when_valid(p_when) THEN
+    RAISE EXCEPTION 'hookpost.enqueue: "when" must be a time from year 1 to 9999, not %', p_when
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   bad := hookpost.bad_header(p_headers);

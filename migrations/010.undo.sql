@@ -42,7 +42,15 @@ ALTER TABLE hookpost.messages DROP COLUMN IF EXISTS event_id, DROP COLUMN IF EXI
 ALTER TABLE hookpost.queues DROP COLUMN IF EXISTS event_types, DROP COLUMN IF EXISTS filter, DROP COLUMN IF EXISTS payload_format;
 DROP TABLE IF EXISTS hookpost.events;
 DROP TABLE IF EXISTS hookpost.event_types;
+DROP FUNCTION IF EXISTS hookpost.fanout_fits(bigint, bigint);
 DROP FUNCTION IF EXISTS hookpost.bad_header(jsonb);
+-- the insert trigger as 001 made it
+CREATE OR REPLACE FUNCTION hookpost.messages_before_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.run_at := NEW."when";
+  RETURN NEW;
+END $$;
+DROP FUNCTION IF EXISTS hookpost.when_valid(timestamptz);
 DROP FUNCTION IF EXISTS hookpost.event_body(text, text, json, timestamptz);
 DROP FUNCTION IF EXISTS hookpost.event_type_patterns(text);
 DROP FUNCTION IF EXISTS hookpost.event_patterns_valid(text[]);

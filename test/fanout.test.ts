@@ -240,3 +240,127 @@ t.test('replay after an outage delivers the missed events once; a second replay 
   // a window that has not started yet replays nothing
   t.same((await post(app, `/queues/${q.id}/replay`, { since: new Date(Date.now() + 60_000).toISOString() })).replayed, 0)
 })
+
+t.test('attack round: payload schemas that would block or crash the process are refused at save', async (t) => {
+  const { app, url } = await testApp(t)
+  const pool = testPool(t, url)
+  const save = async (name: string, schema: unknown): Promise<{ statusCode: number, message: string }> => {
+    const res = await app.inject({ method: 'POST', url: '/event-types', payload: { name, schema } })
+    return { statusCode: res.statusCode, message: res.json().message }
+  }
+  for (const schema of [
+    { type: 'string', pattern: '^(a+)+$' },
+    { type: 'object', properties: { s: { type: 'string', pattern: '(x+x+)+y' } } },
+    { type: 'object', patternProperties: { '^(ab+)*$': {} } }
+  ]) {
+    const r = await save('redos', schema)
+    t.equal(r.statusCode, 400, JSON.stringify(schema))
+    t.match(r.message, /"schema": the pattern .* could take exponential time/)
+  }
+  for (const schema of [{ $ref: '#' }, { not: { $ref: '#' } }, { allOf: [{ $ref: '#' }] }]) {
+    const r = await save('loop', schema)
+    t.equal(r.statusCode, 400, JSON.stringify(schema))
+    t.match(r.message, /"schema": it refers to itself without end/)
+  }
+  t.equal((await save('ok.examples', { type: 'string', examples: [{ pattern: '(a+)+' }] })).statusCode, 200,
+    'a "pattern" inside examples is data')
+  // recursion over the data is fine: it ends with the data
+  t.equal((await save('tree', { type: 'object', properties: { child: { $ref: '#' } } })).statusCode, 200)
+  t.equal((await app.inject({ method: 'POST', url: '/events', payload: { type: 'tree', payload: { child: { child: {} } } } })).statusCode, 200)
+  // one stored past the API (plain SQL) is a 400 at publish, not a 500
+  await pool.query('INSERT INTO hookpost.event_types (name, schema) VALUES (\'sql.loop\', \'{"$ref": "#"}\')')
+  const pub = await app.inject({ method: 'POST', url: '/events', payload: { type: 'sql.loop', payload: 1 } })
+  t.equal(pub.statusCode, 400)
+  t.match(pub.json().message, /"payload": its schema could not be evaluated/)
+  // and in the catalogue, a description keeps its text or is refused (half a surrogate pair)
+  const desc = await app.inject({ method: 'POST', url: '/event-types', payload: { name: 'd', description: 'x\ud800' } })
+  t.equal(desc.statusCode, 400)
+  t.match(desc.json().message, /description/)
+})
+
+t.test('attack round: a queue deleted while an event is published is left out; the event stands', async (t) => {
+  const { app, url } = await testApp(t)
+  const pool = testPool(t, url)
+  const keep = await post(app, '/queues', { name: 'keep', callbackUrl: 'http://127.0.0.1:9/k', eventTypes: ['fk.*'] })
+  const gone = await post(app, '/queues', { name: 'gone', callbackUrl: 'http://127.0.0.1:9/g', eventTypes: ['fk.*'] })
+  const deleter = await pool.connect()
+  await deleter.query('BEGIN')
+  await deleter.query('DELETE FROM hookpost.queues WHERE id = $1', [gone.id])
+  const publishing = app.inject({ method: 'POST', url: '/events', payload: { type: 'fk.x', payload: 1 } })
+  // the publish waits on the deleted queue's row lock: then the delete commits
+  const { rows: [db] } = await pool.query('SELECT current_database() AS name')
+  await eventually(async () => (await pool.query(`SELECT count(*)::int AS n FROM pg_locks l
+    JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.datname = $1`, [db.name])).rows[0].n > 0)
+  await deleter.query('COMMIT')
+  deleter.release()
+  const res = await publishing
+  t.equal(res.statusCode, 200, res.body)
+  t.equal(res.json().endpoints, 1)
+  const { rows } = await pool.query('SELECT queue_id FROM hookpost.messages')
+  t.same(rows.map(r => Number(r.queue_id)), [keep.id])
+})
+
+t.test('attack round: bounds on what one request writes, and what the catalogue document carries', async (t) => {
+  const { app, url } = await testApp(t)
+  const pool = testPool(t, url)
+  await pool.query(`INSERT INTO hookpost.queues (name, callback_url, event_types)
+    SELECT 'q' || g, 'http://127.0.0.1:9/', '{*}' FROM generate_series(1, 300) g`)
+  // 300 copies of 900 KB: past 256 MiB
+  const big = await app.inject({ method: 'POST', url: '/events', payload: { type: 'big', payload: 'x'.repeat(900_000) } })
+  t.equal(big.statusCode, 400)
+  t.match(big.json().message, /"payload": .*300 queues.*more than 256 MiB/)
+  t.equal((await pool.query('SELECT count(*)::int AS n FROM hookpost.events')).rows[0].n, 0)
+  t.equal((await app.inject({ method: 'POST', url: '/events', payload: { type: 'small', payload: 'x'.repeat(1000) } })).json().endpoints, 300)
+
+  // one replay per GraphQL request
+  const twice = await app.inject({
+    method: 'POST',
+    url: '/graphql',
+    payload: { query: 'mutation { a: replayQueue(id: 1, since: "2026-01-01T00:00:00Z") { replayed } b: replayQueue(id: 1, since: "2026-01-01T00:00:00Z") { replayed } }' }
+  })
+  t.match(twice.json().errors?.[0].message, /cost/i)
+
+  // 20 types of 60 KB schemas: the document lists all of them, with the schemas that fit in 1 MiB
+  for (let i = 0; i < 20; i++) {
+    await post(app, '/event-types', { name: `big.${i}`, schema: { type: 'object', description: 'd'.repeat(60_000) } })
+  }
+  const doc = await app.inject({ url: '/documentation/json' })
+  const hooks = doc.json()['x-webhooks']
+  t.equal(Object.keys(hooks).length, 20)
+  const omitted = Object.values(hooks).filter((h: any) => /too large to list here/.test(h.post.description))
+  t.ok(omitted.length > 0 && omitted.length < 20, `${omitted.length} listed without their schema`)
+  t.ok(doc.body.length < 1.5 * 1024 * 1024, `${doc.body.length} bytes`)
+})
+
+t.test('attack round: filters kept exactly, replays due at the event\'s when, no stored event headers on direct messages', async (t) => {
+  const target = await receiver(t)
+  const { app, pool } = await deliveringApp(t)
+  // as JSON text: 1e400 is what a client sends, not what JS can hold
+  for (const [filter, why] of [['{"a":1e400}', /number too large/], ['{"a":'.repeat(300) + '1' + '}'.repeat(300), /nested/],
+    ['{"k\\u0000":1}', /NUL/]] as const) {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/queues',
+      headers: { 'content-type': 'application/json' },
+      payload: `{"name":"f","callbackUrl":"http://127.0.0.1:9/","filter":${filter}}`
+    })
+    t.equal(res.statusCode, 400)
+    t.match(res.json().message, why)
+  }
+  // replay keeps the event's own when
+  const later = new Date(Date.now() + 3_600_000).toISOString()
+  const ev = await post(app, '/events', { type: 'when.t', payload: 1, when: later })
+  const q = await post(app, '/queues', { name: 'late', callbackUrl: `${target.url}/late`, eventTypes: ['when.*'] })
+  t.equal((await post(app, `/queues/${q.id}/replay`, { since: new Date(Date.now() - 60_000).toISOString() })).replayed, 1)
+  const [m] = (await app.inject({ url: `/events/${ev.id}/messages` })).json()
+  t.equal(new Date(m.when).toISOString(), later)
+  // a direct message stored by plain SQL with our event headers: they are not sent
+  const d = await post(app, '/queues', { name: 'direct', callbackUrl: `${target.url}/direct` })
+  await pool.query(`INSERT INTO hookpost.messages (queue_id, body, headers) VALUES ($1, 'x',
+    '{"x-hookpost-event-type": "forged", "x-hookpost-event-id": "1", "x-other": "y"}')`, [d.id])
+  const [r] = await target.waitFor(1)
+  t.equal(r!.url, '/direct')
+  t.equal(r!.headers['x-other'], 'y')
+  t.notOk(r!.headers['x-hookpost-event-type'])
+  t.notOk(r!.headers['x-hookpost-event-id'])
+})

@@ -107,7 +107,7 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     flush: complete(claimed.slice(50, 250).map((r, i) => outcome(r.id, r.token, i % 10 !== 0)), 'w'),
     'retention, delivered': deleteDelivered(168, 500),
     'retention, dead': deleteDead(168, 500),
-    'retention, events': deleteEvents(168, 500),
+    'retention, events': deleteEvents(168, 720, 50),
     'metrics, backlog': backlogStatement(),
     'metrics, dead-letter copies': copiesByQueueStatement(claimed.slice(0, 10).map(r => r.id))
   }

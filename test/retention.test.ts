@@ -2,6 +2,7 @@ import t from 'tap'
 import type pg from 'pg'
 import type { Clock } from '../lib/delivery/clock.js'
 import { BATCH_PAUSE_MS, pauseAfter, Retention } from '../lib/services/retention.js'
+import { replayQueue } from '../lib/store/replay.js'
 import { silentLog, testApp, testPool } from './helpers.js'
 import { signal } from './signals.js'
 
@@ -73,28 +74,48 @@ t.test('one pass deletes exactly the old delivered and old dead messages, with t
   t.same(await retention.purge(), { delivered: 0, dead: 0, events: 0 }, 'a second pass finds nothing')
 })
 
-t.test('events go once they are old and none of their messages is left', async (t) => {
+t.test('an event and its messages go together, once every one of them is past its age', async (t) => {
   const { url } = await testApp(t)
   const pool = testPool(t, url)
-  const { rows: [q] } = await pool.query("INSERT INTO hookpost.queues (name, callback_url) VALUES ('q', 'http://127.0.0.1:9/') RETURNING id")
+  const { rows: [a, b] } = await pool.query(`INSERT INTO hookpost.queues (name, callback_url)
+    VALUES ('a', 'http://127.0.0.1:9/'), ('b', 'http://127.0.0.1:9/') RETURNING id`)
   const event = async (name: string, ago: string): Promise<number> => (await pool.query(
     "INSERT INTO hookpost.events (type, payload, created_at) VALUES ($1, '{}', now() - $2::interval) RETURNING id", [name, ago])).rows[0].id
-  const oldAlone = await event('old.alone', '8 days')
-  const oldDelivered = await event('old.delivered', '8 days')
-  const oldPending = await event('old.pending', '8 days')
+  const message = async (eventId: number, queueId: number, sentAgo: string | null, failed = false): Promise<number> =>
+    (await pool.query(`INSERT INTO hookpost.messages (queue_id, body, sent_at, failed, event_id, event_type)
+      VALUES ($1, 'x', now() - $2::interval, $3, $4, 'e') RETURNING id`, [queueId, sentAgo, failed, eventId])).rows[0].id
+  await event('old.alone', '8 days')
+  const done = await event('old.done', '9 days')
+  await message(done, a.id, '8 days')
+  await pool.query('INSERT INTO hookpost.attempts (message_id, attempt, started_at, duration_ms) VALUES ($1, 1, now(), 1)',
+    [await message(done, b.id, '8 days')])
+  // delivered long ago to a, dead lately on b: a's copy stays with the event, so a replay to a finds it
+  // received (attack round: retention took a's message first, and a replay sent the event to a again)
+  const mixed = await event('old.mixed', '9 days')
+  await message(mixed, a.id, '8 days')
+  const deadRecent = await message(mixed, b.id, null, true)
+  await pool.query("INSERT INTO hookpost.dead_letters (message_id, queue_id, attempts, created_at) VALUES ($1, $2, 1, now() - interval '1 day')", [deadRecent, b.id])
+  const pending = await event('old.pending', '8 days')
+  await message(pending, a.id, null)
   await event('recent.alone', '6 days')
-  // the old event's message was delivered long ago: it goes first, then its event
-  await pool.query(`INSERT INTO hookpost.messages (queue_id, body, sent_at, event_id, event_type)
-    VALUES ($1, 'x', now() - interval '8 days', $2, 'old.delivered'), ($1, 'y', NULL, $3, 'old.pending')`,
-  [q.id, oldDelivered, oldPending])
+
   const counted: Array<[string, number]> = []
   const onDeleted = (k: string, n: number): number => counted.push([k, n])
   const r = new Retention(pool, { deliveredHours: 168, deadHours: 720, onDeleted }, silentLog)
-  t.same(await r.purge(), { delivered: 1, dead: 0, events: 2 })
-  t.same(counted, [['delivered', 1], ['events', 2]])
+  t.same(await r.purge(), { delivered: 0, dead: 0, events: 2 }, "an event's messages are not taken on their own")
+  t.same(counted, [['events', 2]])
   const { rows } = await pool.query('SELECT type FROM hookpost.events ORDER BY id')
-  t.same(rows.map(x => x.type), ['old.pending', 'recent.alone'], 'an event with a message left stays, as does a recent one')
-  t.notOk(rows.some(x => x.id === oldAlone))
+  t.same(rows.map(x => x.type), ['old.mixed', 'old.pending', 'recent.alone'])
+  const left = await pool.query('SELECT event_id FROM hookpost.messages ORDER BY id')
+  t.same(left.rows.map(x => Number(x.event_id)), [mixed, mixed, pending], 'the done event took its two messages')
+  t.equal((await pool.query('SELECT count(*)::int AS n FROM hookpost.attempts')).rows[0].n, 0, 'and their attempts')
+  const replayed = await replayQueue(pool, a.id, { since: '1970-01-01T00:00:00Z', eventTypes: ['*'] })
+  t.equal(replayed.replayed, 1, 'a replay to a sends only the event a never had (recent.alone)')
+  await pool.query('DELETE FROM hookpost.messages WHERE replay')
+  // the dead one's dead letter ages past deadHours: then the mixed event goes, both messages with it
+  await pool.query("UPDATE hookpost.dead_letters SET created_at = now() - interval '31 days'")
+  t.same(await r.purge(), { delivered: 0, dead: 0, events: 1 })
+  // deadHours 0 keeps dead messages, and so their events; deliveredHours 0 keeps every event
   const keep = new Retention(pool, { deliveredHours: 0, deadHours: 720 }, silentLog)
   t.same(await keep.purge(), { delivered: 0, dead: 0, events: 0 }, 'deliveredHours 0 keeps events too')
 })

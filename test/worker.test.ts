@@ -68,6 +68,17 @@ t.test('a short claim sleeps until the next row is due, and a NOTIFY wakes it', 
   t.same(await idle2, [2000], 'nothing more due: pollMs')
 })
 
+t.test('a due time JS cannot count with is a poll, never a spin (attack round: year 290000 spun the loop)', async (t) => {
+  const { db, worker } = setup(t)
+  for (const at of [new Date(Number.NaN), Infinity as unknown as Date, -Infinity as unknown as Date]) {
+    db.nextDueAt = at
+    const idle = signal<[number]>(worker, 'idle')
+    if (worker.active) worker.notify()
+    else worker.start()
+    t.same(await idle, [2000], `${String(at)}: asleep for pollMs`)
+  }
+})
+
 t.test('a saturated queue is skipped by the next claim; other queues are still served', async (t) => {
   const { db, http, worker } = setup(t, { concurrency: 8, queueConcurrency: 2, batchSize: 5 })
   db.due = Array.from({ length: 20 }, () => row(1))

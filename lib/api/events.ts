@@ -1,6 +1,7 @@
 // Events as REST and GraphQL both see them: what may be published, the event type catalogue with its
 // payload schemas, and replay. The fan-out itself is SQL (lib/store/events.ts).
 import type { ValidateFunction } from 'ajv'
+import safeRegex from 'safe-regex2'
 import type { Pool } from 'pg'
 import type { Queryable } from '../db/pool.js'
 import { bodySchema, jsonbProblem, unsayable } from '../domain/body.js'
@@ -110,15 +111,67 @@ function payloadValidator (t: EventType): ValidateFunction {
   return fn
 }
 
-/** A payload schema as it may be stored: bounded in size and depth, and one ajv compiles. */
+// values inside a schema that are data, not schema: a "pattern" key there is not a regular expression
+const DATA_KEYWORDS = new Set(['const', 'enum', 'default', 'examples'])
+// values a recursion without end fails on whatever they are: one of each JSON type
+const PROBES: unknown[] = [null, true, 0, '', [], {}]
+
+/** The first regular expression in a schema (pattern, patternProperties) that could backtrack exponentially. */
+function unsafePattern (schema: unknown): string | undefined {
+  const stack = [schema]
+  while (stack.length > 0) {
+    const node = stack.pop()
+    if (node === null || typeof node !== 'object') continue
+    if (Array.isArray(node)) {
+      for (const child of node) stack.push(child)
+      continue
+    }
+    for (const [k, v] of Object.entries(node)) {
+      if (DATA_KEYWORDS.has(k)) continue
+      if (k === 'pattern' && typeof v === 'string' && !safeRegex(v)) return v
+      if (k === 'patternProperties' && v !== null && typeof v === 'object') {
+        const bad = Object.keys(v).find(p => !safeRegex(p))
+        if (bad !== undefined) return bad
+      }
+      stack.push(v)
+    }
+  }
+  return undefined
+}
+
+/**
+ * A payload schema as it may be stored: bounded in size and depth, with no regular expression that can
+ * backtrack exponentially (attack round: "^(a+)+$" held the event loop for minutes on a 40-character
+ * payload), one ajv compiles, and one that evaluates (attack round: {"$ref": "#"} overflowed the stack
+ * at every publish).
+ */
 function checkPayloadSchema (schema: unknown): void {
   if (schema === undefined || schema === null) return
-  const problem = unsayable(schema, MAX_SCHEMA_DEPTH)
+  const problem = unsayable(schema, MAX_SCHEMA_DEPTH) ?? jsonbProblem(schema)
   if (problem !== undefined) throw new errors.HOOKPOST_ERR_INVALID_FIELD('schema', problem)
   if (Buffer.byteLength(JSON.stringify(schema)) > MAX_SCHEMA_BYTES) {
     throw new errors.HOOKPOST_ERR_INVALID_FIELD('schema', `larger than ${MAX_SCHEMA_BYTES} bytes`)
   }
-  compileUserSchema(schema, 'schema')
+  const pattern = unsafePattern(schema)
+  if (pattern !== undefined) {
+    throw new errors.HOOKPOST_ERR_INVALID_FIELD('schema', `the pattern ${JSON.stringify(pattern).slice(0, 100)} ` +
+      'could take exponential time to match (a repetition inside a repetition): write it without one, or use a format')
+  }
+  const fn = compileUserSchema(schema, 'schema')
+  for (const value of PROBES) {
+    try {
+      fn(value)
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err
+      throw new errors.HOOKPOST_ERR_INVALID_FIELD('schema', 'it refers to itself without end ($ref to itself)')
+    }
+  }
+}
+
+/** A description text can hold as given (attack round: half a surrogate pair was stored as U+FFFD). */
+function checkDescription (description: string | null | undefined): void {
+  const problem = typeof description === 'string' ? jsonbProblem(description) : undefined
+  if (problem !== undefined) throw new errors.HOOKPOST_ERR_INVALID_FIELD('description', problem)
 }
 
 export interface PublishOptions {
@@ -176,10 +229,12 @@ export const eventTypeResource: Resource<EventType> = {
   count: countEventTypes,
   get: getEventType,
   insert: async (db: Queryable, input: EventTypeInput) => {
+    checkDescription(input.description)
     checkPayloadSchema(input.schema)
     return { item: await createEventType(db, input), created: true }
   },
   modify: async (db: Queryable, id: number, input: EventTypeInput) => {
+    checkDescription(input.description)
     checkPayloadSchema(input.schema)
     return await updateEventType(db, id, input)
   },

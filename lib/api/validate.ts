@@ -190,7 +190,18 @@ export function compileUserSchema (schema: unknown, field: string): ValidateFunc
   }
 }
 
-/** A value against a compiled user schema: a 400 that names the path inside dataVar ("payload/items/0"). */
+/**
+ * A value against a compiled user schema: a 400 that names the path inside dataVar ("payload/items/0").
+ * A schema that recurses without end ({"$ref": "#"}) overflows the stack: that is a 400 too, not a 500.
+ */
 export function checkAgainst (fn: ValidateFunction, value: unknown, dataVar: string): void {
-  if (!fn(value)) throw formatSchemaErrors(fn.errors as AjvError[], dataVar)
+  let ok: boolean
+  try {
+    ok = fn(value) as boolean
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err
+    throw new errors.HOOKPOST_ERR_INVALID_FIELD(dataVar,
+      'its schema could not be evaluated: it refers to itself without end')
+  }
+  if (!ok) throw formatSchemaErrors(fn.errors as AjvError[], dataVar)
 }

@@ -65,7 +65,10 @@ const CONSTRAINT_FIELDS: Record<string, string> = {
   event_types_schema_check: 'schema',
   events_type_check: 'type',
   events_headers_check: 'headers',
-  events_idempotency_key_check: 'idempotencyKey'
+  events_idempotency_key_check: 'idempotencyKey',
+  events_when_check: 'when',
+  // raised by the insert trigger (migrations/010.do.sql)
+  messages_when_check: 'when'
 }
 
 /** A row still referenced, by the constraint that refuses its delete: the error that says why. */

@@ -67,6 +67,10 @@ export function requestHeaders (c: Call): Record<string, string> {
   if (c.eventType !== null) {
     h['x-hookpost-event-type'] = c.eventType
     h['x-hookpost-event-id'] = String(c.eventId)
+  } else if ('x-hookpost-event-type' in h || 'x-hookpost-event-id' in h) {
+    // ours, stored by plain SQL (or before 010 reserved them) on a message that is no event's: not sent
+    delete h['x-hookpost-event-type']
+    delete h['x-hookpost-event-id']
   }
   if (c.signingSecrets !== null && c.signingSecrets.length > 0) {
     // the message id is the webhook-id: stable across retries, so receivers de-duplicate on it

@@ -106,7 +106,9 @@ export class Worker extends Loop<WorkerEvents> {
     // a finishing call or a NOTIFY wakes us; else the next row falls due (a due row another
     // transaction holds is skipped by the claim but still "due": never spin on it)
     const at = await this.o.claims.nextDue(req.skipQueues)
-    const untilDue = at === null ? this.o.pollMs : Math.min(this.o.pollMs, at.getTime() - this.clock.now())
+    // a due time JS cannot count with (±infinity, a year past 275760: through plain SQL) is a poll
+    const dueAt = at instanceof Date ? at.getTime() : Number.NaN
+    const untilDue = Number.isFinite(dueAt) ? Math.min(this.o.pollMs, dueAt - this.clock.now()) : this.o.pollMs
     return Math.max(MIN_IDLE_MS, untilDue)
   }
 

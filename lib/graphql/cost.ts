@@ -31,8 +31,11 @@ export const MAX_ROOT_FIELDS = 25
 // with every other field beside it, not two. Costed by rows alone, 8 aliases of
 // messages(limit: 100) { body } were 800 MiB, past V8's longest string.
 export const BODY_COST = 1500
-// an event's payload is a body (1 MiB at most); a payload schema is at most 64 KB
-const FIELD_COST: Record<string, number> = { body: BODY_COST, bodyJson: BODY_COST, payload: BODY_COST, schema: 100 }
+// an event's payload is a body (1 MiB at most); a payload schema is at most 64 KB. A replay writes up to
+// MAX_REPLAY messages: costed so that a request holds one (attack round: 25 aliased replays wrote 250,000)
+const FIELD_COST: Record<string, number> = {
+  body: BODY_COST, bodyJson: BODY_COST, payload: BODY_COST, schema: 100, replayQueue: MAX_QUERY_COST / 2 + 1
+}
 
 // list fields of the data schema and the most rows each may return (lib/graphql/resolvers.ts enforces
 // the same bounds at run time: `limit` is at most MAX_LIMIT, bulk inputs and deletes at most MAX_BULK_INPUTS)

@@ -4,6 +4,7 @@ import type { Queryable } from '../db/pool.js'
 import { read, transaction, write } from '../db/query.js'
 import { errors } from '../errors.js'
 import { checkHeaders } from '../domain/headers.js'
+import { jsonbProblem, unsayable } from '../domain/body.js'
 import { assertAllowedTarget } from '../domain/ssrf-guard.js'
 import { type TargetPolicy } from '../domain/ssrf.js'
 import type { PayloadFormat } from '../domain/events.js'
@@ -112,8 +113,16 @@ export async function getQueuesByIds (pool: Pool, ids: readonly number[]): Promi
  * targets: the SSRF policy a callbackUrl must pass (config.hooks). Required: no caller gets a lax
  * default by forgetting it
  */
+/** A filter jsonb can hold as given (attack round: 1e400 was stored as null, 5,000 levels were a 500). */
+function checkFilter (filter: QueueInput['filter']): void {
+  if (filter === undefined || filter === null) return
+  const problem = unsayable(filter) ?? jsonbProblem(filter)
+  if (problem !== undefined) throw new errors.HOOKPOST_ERR_INVALID_FIELD('filter', problem)
+}
+
 export async function createQueue (pool: Queryable, input: QueueInput, targets: TargetPolicy): Promise<Queue> {
   checkHeaders(input.headers)
+  checkFilter(input.filter)
   if (input.callbackUrl !== undefined) await assertAllowedTarget(input.callbackUrl, targets)
   return await insertRow<Queue>(pool, queueEntity, WRITABLE, input)
 }
@@ -122,6 +131,7 @@ export async function updateQueue (
   pool: Queryable, id: number, input: QueueInput, targets: TargetPolicy
 ): Promise<Queue> {
   checkHeaders(input.headers)
+  checkFilter(input.filter)
   if (input.callbackUrl !== undefined) await assertAllowedTarget(input.callbackUrl, targets)
   const row = await updateRow<Queue>(pool, queueEntity, WRITABLE, id, input)
   if (row === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)

@@ -26,9 +26,11 @@ export const MAX_REPLAY = 10_000
 
 /**
  * One message per event published in [since, until) that matches the patterns (the queue's, or those
- * given) and the queue's filter, unless the queue already has, for that event, a message delivered or
- * still pending, or a replayed one (in any state): so the endpoint gets what it missed, once, and a
- * second replay of the same window creates nothing. Oldest event first; at most MAX_REPLAY a call.
+ * given) and the queue's filter, due at the event's own `when`, unless the queue already has, for that
+ * event, a message delivered or still pending, or a replayed one (in any state): so the endpoint gets
+ * what it missed, once, and a second replay of the same window creates nothing. An event's messages
+ * stay as long as the event does (retention takes them together), so this holds for as long as there
+ * is an event to replay. Oldest event first; at most MAX_REPLAY a call.
  */
 export async function replayQueue (pool: Pool, queueId: number, input: ReplayInput): Promise<ReplayResult> {
   const since = new Date(input.since)
@@ -40,9 +42,9 @@ export async function replayQueue (pool: Pool, queueId: number, input: ReplayInp
   // the INSERT wakes the workers itself (messages_notify, a statement trigger)
   const { rowCount } = await write(pool, {
     params: ['id', 'since', 'until', 'eventTypes', 'limit'],
-    text: `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, event_id, event_type, replay)
+    text: `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", event_id, event_type, replay)
         SELECT q.id, hookpost.event_body(q.payload_format, e.type, e.payload, e.created_at), true, e.headers,
-          e.id, e.type, true
+          e."when", e.id, e.type, true
         FROM hookpost.queues q
           JOIN hookpost.events e ON e.created_at >= $2::timestamptz AND e.created_at < coalesce($3::timestamptz, now())
         WHERE q.id = $1
@@ -54,8 +56,9 @@ export async function replayQueue (pool: Pool, queueId: number, input: ReplayInp
           )
         ORDER BY e.id
         LIMIT $5
-        -- retention passes over events being replayed (lib/services/retention.ts deleteEvents)
-        FOR SHARE OF e
+        -- retention passes over events being replayed (lib/services/retention.ts deleteEvents), and a
+        -- queue being deleted is waited for: then there is nothing to replay to
+        FOR KEY SHARE OF q FOR SHARE OF e
         ON CONFLICT (event_id, queue_id, replay) WHERE event_id IS NOT NULL DO NOTHING`,
     values: [queueId, since.toISOString(), until?.toISOString() ?? null, input.eventTypes ?? null, MAX_REPLAY]
   })
