@@ -16,6 +16,7 @@ import { Worker } from './delivery/worker.js'
 import { CronScheduler } from './services/cron.js'
 import { Reaper } from './services/reaper.js'
 import { Retention, type RetentionKind } from './services/retention.js'
+import { publishOperationalEvents } from './services/operational-events.js'
 import { SubscriberCheck } from './services/subscribers.js'
 
 export interface Delivery {
@@ -94,6 +95,8 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
   // this process's own subscribers are known at once, others' within a check
   const subscribersSeen = (): boolean => subscribers.seen || listener.hasSubscribers
   worker.on('flushed', outcomePublisher(pool, subscribersSeen, log))
+  // on the main pool: an operator's alert is as durable as an application's event
+  publishOperationalEvents(worker, app.pool, log, (type, n) => app.metrics.operationalEvents(type, n))
 
   // start and stop in order, never overlapping
   let transition: Promise<void> = Promise.resolve()

@@ -9,6 +9,7 @@ import type { Statement } from './delivery/sql.js'
 import type { DeliveryEvent, Worker } from './delivery/worker.js'
 import type { OnEnqueued } from './store/messages.js'
 import type { RetentionKind } from './services/retention.js'
+import type { OperationalEvent } from './services/operational-events.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -63,6 +64,7 @@ export class Metrics {
   private readonly leader: Gauge
   private readonly inFlight: Gauge
   private readonly retained: Counter<'kind'>
+  private readonly operational: Counter<'type'>
   private readonly httpRequests: Counter<'method' | 'route' | 'status_code'>
   private readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>
 
@@ -127,6 +129,12 @@ export class Metrics {
       help: 'Delivery calls in flight in this process',
       registers
     })
+    this.operational = new Counter({
+      name: 'hookpost_operational_events_total',
+      help: 'hookpost\'s own events published: hookpost.queue.disabled, hookpost.message.dead_lettered',
+      labelNames: ['type'],
+      registers
+    })
     this.retained = new Counter({
       name: 'hookpost_retention_deleted_total',
       help: 'Rows deleted by retention: delivered messages, dead messages, events',
@@ -151,6 +159,10 @@ export class Metrics {
 
   private countEnqueued (queueId: number, n: number, source: EnqueueSource): void {
     if (n > 0) this.enqueued.inc({ queue: String(queueId), source }, n)
+  }
+
+  operationalEvents (type: OperationalEvent, n: number): void {
+    if (n > 0) this.operational.inc({ type }, n)
   }
 
   retentionDeleted (kind: RetentionKind, n: number): void {

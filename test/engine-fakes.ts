@@ -2,7 +2,7 @@
 // memory with the claim rules the policy relies on (due order, skipped queues, limit). For unit tests
 // of the policy only; the real claim is tested against PostgreSQL in delivery.test.ts.
 import type { Complete, DeadLetter } from '../lib/delivery/completer.js'
-import type { Claims } from '../lib/delivery/database.js'
+import type { Claims, DisabledQueue } from '../lib/delivery/database.js'
 import type { ClaimRequest } from '../lib/delivery/producer.js'
 import type { Cut, Result } from '../lib/delivery/sender.js'
 import type { ClaimedRow, Completion, QueueTarget } from '../lib/delivery/sql.js'
@@ -90,6 +90,13 @@ export class FakeClaims implements Claims {
   readonly nextDue = async (): Promise<Date | null> => this.nextDueAt
 
   readonly release = async (rows: ClaimedRow[]): Promise<void> => { this.released.push(...rows) }
+
+  disabled: Array<{ queueId: number, reason: string }> = []
+  readonly disable = async (queueId: number, reason: string): Promise<DisabledQueue | null> => {
+    if (this.disabled.some(d => d.queueId === queueId)) return null
+    this.disabled.push({ queueId, reason })
+    return { id: queueId, name: `q${queueId}`, disabledAt: new Date(0), reason }
+  }
 
   readonly complete: Complete = async (batch) => {
     if (this.failComplete > 0) {

@@ -7,7 +7,7 @@ import pg from 'pg'
 import { arrayLiteral } from '../lib/db/arrays.js'
 import {
   claim, complete, DELIVERY_SESSION_OPTIONS, nextDue, nextDueBeyond, reapDeadClaims, release, unlockedClaimOwners,
-  type Completion
+  unparkStragglers, type Completion
 } from '../lib/delivery/sql.js'
 import { backlogStatement, copiesByQueueStatement } from '../lib/metrics.js'
 import { deleteDead, deleteDelivered, deleteEvents } from '../lib/services/retention.js'
@@ -63,6 +63,12 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     SELECT id, $1, 1, now() - interval '8 days' FROM unnest($2::bigint[]) id`, [big.id, dead.map(r => r.id)])
   await c.query(`INSERT INTO hookpost.attempts (message_id, attempt, started_at, duration_ms, status_code)
     SELECT id, 1, now() - interval '8 days', 1, 200 FROM hookpost.messages WHERE sent_at IS NOT NULL`)
+  // a paused queue with 10k parked messages (migrations/011.do.sql)
+  const { rows: [paused] } = await c.query(`INSERT INTO hookpost.queues (name, callback_url, paused)
+    VALUES ('paused', 'http://127.0.0.1:9/p', true) RETURNING id`)
+  await c.query(`INSERT INTO hookpost.messages (queue_id, body, "when")
+    SELECT $1, 'x', now() FROM generate_series(1, 10000)`, [paused.id])
+  await c.query('UPDATE hookpost.messages SET run_at = \'infinity\' WHERE queue_id = $1', [paused.id])
   // 20k events a week old, half of them still with a message of theirs (retention keeps those)
   await c.query(`INSERT INTO hookpost.events (type, payload, created_at)
     SELECT 'order.created', '{}', now() - interval '8 days' FROM generate_series(1, 20000)`)
@@ -84,6 +90,7 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     attempt: 1,
     when: new Date(),
     retryAt: ok ? null : new Date(Date.now() + 1000),
+    parked: false,
     result: {
       ok,
       status: ok ? 200 : 500,
@@ -102,6 +109,7 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     'next due': nextDue(),
     'next due beyond a saturated queue': nextDueBeyond([big.id]),
     'reaper, who holds claims without a lock': unlockedClaimOwners(60_000),
+    'reaper, unparking stragglers': unparkStragglers(),
     reaper: reapDeadClaims(['w', 'gone'], 60_000, 10_000),
     release: release(claimed.slice(0, 50).map(r => ({ id: r.id, claimToken: r.token })), 'w'),
     flush: complete(claimed.slice(50, 250).map((r, i) => outcome(r.id, r.token, i % 10 !== 0)), 'w'),

@@ -149,3 +149,25 @@ t.test('stop: waiting claims go back; calls in flight get the grace, then are cu
   t.equal(db.completed.length, 0)
   t.notOk(worker.active)
 })
+
+t.test('a 410 Gone parks the message and disables its queue once; its waiting rows go back, others flow', async (t) => {
+  const { db, http, worker } = setup(t, { concurrency: 4, queueConcurrency: 1, batchSize: 10 })
+  db.due = [row(1), row(1), row(1), row(2)]
+  worker.start()
+  await signal(worker, 'idle')
+  t.equal(http.calls.length, 2, 'one call per queue')
+  const disabled = signal<[{ id: number, reason: string }]>(worker, 'disabled')
+  const failed = signal<[{ retryAt: Date | null }]>(worker, 'failed')
+  http.answerAll(fail(410), 1)
+  t.equal((await failed)[0].retryAt, null, 'not retried')
+  const [q] = await disabled
+  t.match(q, { id: 1, reason: /410 Gone/ })
+  t.same(db.released.map(r => r.queueId), [1, 1], "queue 1's waiting rows were given back, to be parked by a claim")
+  const delivered = signal(worker, 'delivered')
+  http.answerAll(ok(), 2)
+  await delivered
+  await worker.flush()
+  const recorded = db.completed.flat()
+  t.same(recorded.map(c => [c.queueId, c.parked, c.retryAt]), [[1, true, null], [2, false, null]], 'recorded as parked, not dead')
+  t.equal(db.disabled.length, 1)
+})

@@ -71,7 +71,15 @@ const queueWritable = {
   },
   eventTypes: eventTypesSchema,
   filter: filterSchema,
-  payloadFormat: payloadFormatSchema
+  payloadFormat: payloadFormatSchema,
+  paused: {
+    type: 'boolean',
+    description: 'paused: its messages are parked (not attempted, not failed); false delivers them, in order'
+  },
+  disabled: {
+    type: 'boolean',
+    description: 'set by hookpost when the endpoint answers 410 Gone; parks messages as paused does. false enables it'
+  }
 }
 
 // each item schema's title names it in the OpenAPI document's components (lib/app.ts hoists them),
@@ -88,6 +96,8 @@ const queueItem = {
     eventTypes: { type: 'array', items: { type: 'string' } },
     filter: { type: ['object', 'null'], additionalProperties: true },
     payloadFormat: { type: 'string' },
+    disabledReason: { type: ['string', 'null'] },
+    disabledAt: nullableDate,
     signed: {
       type: 'boolean',
       description: 'deliveries carry Standard Webhooks signatures (see POST /queues/{id}/signing-secret)'
@@ -144,6 +154,7 @@ export const messageItem = {
     eventId: { type: ['integer', 'null'], description: 'the event this message delivers (GET /events/{id})' },
     eventType: { type: ['string', 'null'] },
     replay: { type: 'boolean', description: 'made by POST /queues/{id}/replay' },
+    parked: { type: 'boolean', description: 'its queue is paused or disabled: waiting, not attempted, not failed' },
     createdAt: { type: 'string', format: 'date-time' },
     updatedAt: { type: 'string', format: 'date-time' }
   }

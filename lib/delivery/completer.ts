@@ -15,6 +15,9 @@ export interface DeadLetter { messageId: number, queueId: number, dlqMessageId: 
 /** Write a batch of outcomes in one statement; resolves to the messages that died. */
 export type Complete = (batch: Completion[]) => Promise<DeadLetter[]>
 
+/** the answer that disables a queue: Standard Webhooks' "stop sending" */
+export const GONE = 410
+
 const FLUSH_EAGER = 200
 const FLUSH_MAX = 500
 const FLUSH_DELAY_MS = 50
@@ -42,17 +45,21 @@ export class Completer {
 
   get waiting (): number { return this.pending.length }
 
-  /** Queue one attempt's outcome; a failure gets its retry time, or null when its retries ran out. */
+  /**
+   * Queue one attempt's outcome; a failure gets its retry time, or null when its retries ran out. A 410
+   * Gone is neither: the message is parked (Standard Webhooks: 410 means "stop"), its queue disabled.
+   */
   record (row: ClaimedRow, attempt: number, result: Result): Completion {
     let retryAt: Date | null = null
-    if (!result.ok) {
+    const parked = !result.ok && result.status === GONE
+    if (!result.ok && !parked) {
       const now = this.o.clock.now()
       const delay = nextRetryDelay({ retries: row.retries, status: result.status, retryAfter: result.retryAfter, now },
         row.queue, this.o.random)
       retryAt = delay === null ? null : new Date(now + delay)
     }
     const c: Completion = {
-      id: row.id, claimToken: row.claimToken, queueId: row.queueId, attempt, when: row.when, result, retryAt
+      id: row.id, claimToken: row.claimToken, queueId: row.queueId, attempt, when: row.when, result, retryAt, parked
     }
     this.pending.push(c)
     this.schedule()

@@ -13,7 +13,12 @@ export interface Claims {
   /** give claims back untouched, due now for anyone */
   release: (rows: sql.ClaimedRow[]) => Promise<void>
   complete: Complete
+  /** disable a queue (its endpoint answered 410 Gone); what this call disabled, or null when it already was */
+  disable: (queueId: number, reason: string) => Promise<DisabledQueue | null>
 }
+
+/** A queue the engine disabled, as the operational event tells it */
+export interface DisabledQueue { id: number, name: string, disabledAt: Date, reason: string }
 
 export function pgClaims (pool: Pool, leaseMs: number, workerId: string): Claims {
   return {
@@ -28,6 +33,10 @@ export function pgClaims (pool: Pool, leaseMs: number, workerId: string): Claims
       return rows[0]?.at ?? null
     },
     release: async (rows) => { await pool.query(sql.release(rows, workerId)) },
-    complete: async (batch) => (await pool.query<DeadLetter>(sql.complete(batch, workerId))).rows
+    complete: async (batch) => (await pool.query<DeadLetter>(sql.complete(batch, workerId))).rows,
+    disable: async (queueId, reason) => {
+      const { rows } = await pool.query<Omit<DisabledQueue, 'reason'>>(sql.disableQueue(queueId, reason))
+      return rows[0] === undefined ? null : { ...rows[0], reason }
+    }
   }
 }

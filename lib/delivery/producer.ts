@@ -226,6 +226,17 @@ export class Producer {
     return out
   }
 
+  /** The rows of one queue still waiting (it was disabled): to give back. */
+  dropQueue (queueId: number): ClaimedRow[] {
+    const s = this.queues.get(queueId)
+    if (s === undefined) return []
+    const out = s.waiting.splice(0).map(c => c.row)
+    for (const row of out) this.drop(s, row)
+    this.buffered -= out.length
+    this.forget(queueId, s)
+    return out
+  }
+
   /** Every row still waiting (stopping): to give back. Calls in flight stay counted until done(). */
   drain (): ClaimedRow[] {
     const out: ClaimedRow[] = []

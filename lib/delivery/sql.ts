@@ -68,6 +68,8 @@ export type ClaimResultRow = Omit<ClaimedRow, 'queue' | 'when'> & {
   whenMs: number
   queue: QueueTarget | null
   seen: number
+  /** its queue is paused or disabled: parked by the claim, not to be sent (it still counts in seen) */
+  parked: boolean
 }
 
 /**
@@ -118,16 +120,21 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
           ) q WHERE qupto <= $6::bigint OR qupto = size
         ) d WHERE (SELECT bytes FROM total) > least($5::bigint, $6::bigint) AND (upto <= $5::bigint OR upto = size)
       ),
+      -- a paused or disabled queue's rows are parked instead (migrations/011.do.sql): due never, until
+      -- the queue is resumed or enabled
       claimed AS (
         UPDATE hookpost.messages m
-        SET run_at = now() + greatest($2::integer, q.timeout_ms + ${LEASE_SLACK_MS}) * interval '1 millisecond',
-          locked_by = $3, locked_at = now()
+        SET run_at = CASE WHEN q.paused OR q.disabled THEN 'infinity'::timestamptz
+            ELSE now() + greatest($2::integer, q.timeout_ms + ${LEASE_SLACK_MS}) * interval '1 millisecond' END,
+          locked_by = CASE WHEN q.paused OR q.disabled THEN NULL ELSE $3 END,
+          locked_at = CASE WHEN q.paused OR q.disabled THEN NULL ELSE now() END
         FROM fits, hookpost.queues q
         WHERE m.id = fits.id AND q.id = m.queue_id
         RETURNING m.id, m.locked_at, m.queue_id, m.body, m.headers, m.retries, m.attempts, m.idempotency_key, m."when",
-          m.event_id, m.event_type, fits.size
+          m.event_id, m.event_type, fits.size, m.locked_by IS NULL AS parked
       )
-      SELECT c.id, c.locked_at::text AS "claimToken", c.queue_id AS "queueId", c.body, c.headers, c.retries, c.attempts,
+      SELECT c.id, c.locked_at::text AS "claimToken", c.queue_id AS "queueId",
+        CASE WHEN NOT c.parked THEN c.body END AS body, c.headers, c.retries, c.attempts, c.parked,
         c.size, (SELECT seen FROM total),
         c.idempotency_key AS "idempotencyKey", c.event_id AS "eventId", c.event_type AS "eventType",
         (extract(epoch FROM c."when") * 1000)::float8 AS "whenMs",
@@ -145,10 +152,11 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
   }
 }
 
-/** Give every row of a claim its queue's settings and its due time as a Date. */
-export function claimedRows (rows: ClaimResultRow[]): ClaimedRow[] {
+/** The rows of a claim to send (not the parked ones), each with its queue's settings and its due time as a Date. */
+export function claimedRows (all: ClaimResultRow[]): ClaimedRow[] {
   const queues = new Map<number, QueueTarget>()
-  for (const r of rows) if (r.queue !== null) queues.set(r.queueId, r.queue)
+  for (const r of all) if (r.queue !== null) queues.set(r.queueId, r.queue)
+  const rows = all.some(r => r.parked) ? all.filter(r => !r.parked) : all
   return rows.map(r => ({
     id: r.id,
     queueId: r.queueId,
@@ -239,6 +247,22 @@ export function reapDeadClaims (owners: string[], leaseMs: number, graceMs: numb
   }
 }
 
+/**
+ * Unpark what a claim parked just as its queue was resumed: the claim began before the resume and
+ * committed after the resume's own unparking had looked (lib/store/queues.ts). Rare, so the reaper's
+ * pass sweeps for it: an index probe per active queue on messages_parked_idx, which holds parked rows only.
+ */
+export function unparkStragglers (): Statement {
+  return {
+    name: 'hookpost_unpark_stragglers',
+    text: `UPDATE hookpost.messages m SET run_at = m."when", updated_at = now()
+      FROM hookpost.queues q
+      WHERE q.id = m.queue_id AND NOT q.paused AND NOT q.disabled
+        AND m.run_at = 'infinity' AND m.sent_at IS NULL AND NOT m.failed`,
+    values: []
+  }
+}
+
 /** Whether any process holds the shared subscribers lock (SUBSCRIBERS_LOCK, lib/db/locks.ts). */
 export function subscribersExist (): Statement {
   return {
@@ -247,6 +271,18 @@ export function subscribersExist (): Statement {
       WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2 AND granted
       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS yes`,
     values: [...SUBSCRIBERS_LOCK]
+  }
+}
+
+/**
+ * Disable a queue whose endpoint said to stop (410 Gone): its messages are parked by the claims that
+ * meet them. Returns the queue when this call disabled it (not when it already was).
+ */
+export function disableQueue (queueId: number, reason: string): Statement {
+  return {
+    text: `UPDATE hookpost.queues SET disabled = true, disabled_reason = $2, disabled_at = now(), updated_at = now()
+      WHERE id = $1 AND NOT disabled RETURNING id, name, disabled_at AS "disabledAt"`,
+    values: [queueId, reason]
   }
 }
 
@@ -267,15 +303,17 @@ export interface Completion {
   attempt: number
   when: Date
   result: Result
-  /** for failures: when to retry, or null for dead */
+  /** for failures: when to retry, or null for dead (or parked) */
   retryAt: Date | null
+  /** the endpoint answered 410 Gone: the message is parked, its queue disabled (lib/delivery/completer.ts) */
+  parked: boolean
 }
 
 /**
  * Record a batch of attempts in one statement, so one commit covers many messages:
  *  - successes: sent_at set (even when another worker now holds the lease: a success is final);
- *  - failures: rescheduled, or marked failed when retries are exhausted, only while this very claim
- *    still holds the message (otherwise a newer claim, even our own, owns the outcome);
+ *  - failures: rescheduled, or marked failed when retries are exhausted, or parked (410 Gone), only
+ *    while this very claim still holds the message (otherwise a newer claim, even our own, owns it);
  *  - one attempt-log row for every message updated;
  *  - each newly failed message gets a dead-letter row, and a copy on its queue's dead-letter queue.
  * Returns the ids that died, with their DLQ copy.
@@ -286,10 +324,10 @@ export function complete (batch: Completion[], workerId: string): Statement {
     name: 'hookpost_complete',
     text: `WITH input AS (
         SELECT id, status, duration_ms, to_timestamp(started_ms / 1000) AS started_at, error_kind, error, response_body,
-          to_timestamp(retry_ms / 1000) AS retry_at, ok, token
+          to_timestamp(retry_ms / 1000) AS retry_at, ok, token, park
         FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::float8[], $5::text[], $6::text[], $7::text[],
-            $8::float8[], $9::boolean[], $11::timestamptz[])
-          AS d(id, status, duration_ms, started_ms, error_kind, error, response_body, retry_ms, ok, token)
+            $8::float8[], $9::boolean[], $11::timestamptz[], $12::boolean[])
+          AS d(id, status, duration_ms, started_ms, error_kind, error, response_body, retry_ms, ok, token, park)
       ),
       ok AS (
         UPDATE hookpost.messages m
@@ -301,9 +339,11 @@ export function complete (batch: Completion[], workerId: string): Statement {
       ),
       bad AS (
         UPDATE hookpost.messages m
-        SET attempts = m.attempts + 1, retries = m.retries + 1, last_status = d.status, last_error = d.error,
-            run_at = coalesce(d.retry_at, m.run_at), failed = d.retry_at IS NULL, locked_by = NULL, locked_at = NULL,
-            updated_at = now()
+        SET attempts = m.attempts + 1, retries = m.retries + (NOT d.park)::integer, last_status = d.status,
+            last_error = d.error, locked_by = NULL, locked_at = NULL, updated_at = now(),
+            -- parked (a 410 Gone: its queue is disabled): neither retried nor failed, its budget untouched
+            run_at = CASE WHEN d.park THEN 'infinity'::timestamptz ELSE coalesce(d.retry_at, m.run_at) END,
+            failed = d.retry_at IS NULL AND NOT d.park
         FROM input d
         WHERE m.id = d.id AND NOT d.ok AND m.sent_at IS NULL AND NOT m.failed
           AND m.locked_by = $10 AND m.locked_at = d.token
@@ -343,7 +383,7 @@ export function complete (batch: Completion[], workerId: string): Statement {
       // eslint-disable-next-line no-control-regex -- NUL is the very character to remove
       arrayLiteral(r.map(x => x.responseBody?.replace(/\u0000/g, '') ?? null)),
       arrayLiteral(batch.map(c => c.retryAt?.getTime() ?? null)), arrayLiteral(r.map(x => x.ok)), workerId,
-      arrayLiteral(batch.map(c => c.claimToken))
+      arrayLiteral(batch.map(c => c.claimToken)), arrayLiteral(batch.map(c => c.parked))
     ]
   }
 }

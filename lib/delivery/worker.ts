@@ -3,8 +3,8 @@
 // the claims (database.ts), the send (sender.ts) and the clock, so its policy is tested with fakes.
 import type { Logger } from 'pino'
 import { systemClock, type Clock } from './clock.js'
-import { Completer, type DeadLetter } from './completer.js'
-import type { Claims } from './database.js'
+import { Completer, GONE, type DeadLetter } from './completer.js'
+import type { Claims, DisabledQueue } from './database.js'
 import { Executor, type Send } from './executor.js'
 import { Loop } from './loop.js'
 import { Producer, type ProducerOptions } from './producer.js'
@@ -51,6 +51,8 @@ export interface WorkerEvents {
   retried: [Completion]
   /** a message's retries ran out, written with its dead letter (and DLQ copy) */
   dead: [DeadLetter]
+  /** this process disabled a queue: its endpoint answered 410 Gone */
+  disabled: [DisabledQueue]
   /** claims given back untouched (stopping, stale, cut off by shutdown) */
   released: [{ count: number }]
 }
@@ -63,6 +65,8 @@ export class Worker extends Loop<WorkerEvents> {
   private readonly executor: Executor
   private readonly completer: Completer
   private readonly releases = new Set<Promise<void>>()
+  // queues being disabled by this process: one statement each, however many 410s come back
+  private readonly disabling = new Set<number>()
   private idle: (() => void) | undefined
 
   constructor (private readonly o: WorkerOptions) {
@@ -134,8 +138,9 @@ export class Worker extends Loop<WorkerEvents> {
       // cut off by shutdown: not an attempt the endpoint failed, so give the message back as it was
       this.release([row])
     } else {
-      const { retryAt } = this.completer.record(row, attempt, result)
+      const { retryAt, parked } = this.completer.record(row, attempt, result)
       this.logOutcome(row, attempt, result, retryAt)
+      if (parked) this.disable(row)
       const event: DeliveryEvent = { messageId: row.id, queueId: row.queueId, attempt, when: row.when, result, retryAt }
       this.emit(result.ok ? 'delivered' : 'failed', event)
     }
@@ -162,6 +167,23 @@ export class Worker extends Loop<WorkerEvents> {
     if (retries || dead.length > 0) this.wake()
   }
 
+  /** The endpoint answered 410 Gone: disable its queue, and give back its rows waiting here to be parked. */
+  private disable (row: ClaimedRow): void {
+    if (this.disabling.has(row.queueId)) return
+    this.disabling.add(row.queueId)
+    this.release(this.producer.dropQueue(row.queueId))
+    const reason = `the endpoint answered 410 Gone (${row.queue.callbackUrl})`
+    this.o.claims.disable(row.queueId, reason).then((q) => {
+      if (q === null) return
+      this.log.warn({ queueId: q.id, reason }, 'queue disabled; its messages are parked until it is enabled')
+      this.emit('disabled', q)
+    }, (err) => {
+      // its next 410 tries again
+      this.log.error({ err, queueId: row.queueId }, 'disabling a queue failed')
+    }).finally(() => this.disabling.delete(row.queueId))
+      .catch((err: Error) => this.log.error({ err }, "a 'disabled' listener failed"))
+  }
+
   private logOutcome (row: ClaimedRow, attempt: number, result: Result, retryAt: Date | null): void {
     const log = this.log
     if (result.ok) {
@@ -180,7 +202,9 @@ export class Worker extends Loop<WorkerEvents> {
       errorKind: result.errorKind,
       error: result.error,
       retryAt
-    }, retryAt !== null ? 'delivery failed; will retry' : 'delivery failed; retries exhausted')
+    }, retryAt !== null
+      ? 'delivery failed; will retry'
+      : result.status === GONE ? 'delivery failed with 410 Gone; message parked' : 'delivery failed; retries exhausted')
   }
 
   private release (rows: ClaimedRow[]): void {

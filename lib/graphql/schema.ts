@@ -73,6 +73,12 @@ type Queue {
   filter: JSON
   "raw (the payload as published) or standard-webhooks ({type, timestamp, data})"
   payloadFormat: String!
+  "its messages are parked (not attempted, not failed) until it is resumed"
+  paused: Boolean!
+  "disabled by hookpost (the endpoint answered 410 Gone) or an operator: its messages are parked"
+  disabled: Boolean!
+  disabledReason: String
+  disabledAt: DateTime
   "deliveries carry Standard Webhooks signatures"
   signed: Boolean!
   createdAt: DateTime!
@@ -112,6 +118,8 @@ type Message {
   eventType: String
   "made by a replay"
   replay: Boolean!
+  "its queue is paused or disabled: waiting, not attempted, not failed"
+  parked: Boolean!
   createdAt: DateTime!
   updatedAt: DateTime!
   queue: Queue
@@ -223,6 +231,9 @@ input QueueInput {
   eventTypes: [String!]
   filter: JSON
   payloadFormat: String
+  paused: Boolean
+  "false enables a disabled queue"
+  disabled: Boolean
   "read-only: accepted (pg-hooks' input has it) and ignored"
   createdAt: DateTime
   "read-only: accepted and ignored"

@@ -3,11 +3,12 @@
 // its claims go back once it has stayed without the lock for the grace period (HOOKPOST_REAP_GRACE_MS),
 // seen by this leader every REAP_INTERVAL_MS. So a LISTEN connection that drops and comes back within
 // the grace keeps every claim, however old; the grace runs from the lock's loss, not from the claim.
+// Each pass also unparks the few messages a claim parked as their queue was being resumed.
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { Clock } from '../delivery/clock.js'
 import { Loop } from '../delivery/loop.js'
-import { reapDeadClaims, unlockedClaimOwners } from '../delivery/sql.js'
+import { reapDeadClaims, unlockedClaimOwners, unparkStragglers } from '../delivery/sql.js'
 
 const REAP_INTERVAL_MS = 2000
 
@@ -58,6 +59,11 @@ export class Reaper extends Loop<ReaperEvents> {
         this.log.warn({ count, processes: dead }, 'handed back the claims of a process that died')
         this.emit('reaped', { count })
       }
+    }
+    const unparked = (await this.pool.query(unparkStragglers())).rowCount ?? 0
+    if (unparked > 0) {
+      this.log.info({ count: unparked }, 'unparked messages of a queue resumed while they were being parked')
+      this.emit('reaped', { count: unparked })
     }
     this.emit('checked', { unlocked: [...unlocked] })
     return count

@@ -30,6 +30,8 @@ export interface Message {
   eventType: string | null
   /** made by a replay (POST /queues/{id}/replay) */
   replay: boolean
+  /** its queue is paused or disabled: not attempted until the queue is resumed or enabled */
+  parked: boolean
   createdAt: Date
   updatedAt: Date
 }
@@ -46,7 +48,8 @@ export const messageEntity: Entity = {
   name: 'message',
   table: 'hookpost.messages',
   select: `id, queue_id AS "queueId", body, body_json AS "bodyJson", headers, "when",
-    CASE WHEN sent_at IS NULL AND NOT failed THEN run_at END AS "nextAttemptAt",
+    CASE WHEN sent_at IS NULL AND NOT failed AND run_at <> 'infinity' THEN run_at END AS "nextAttemptAt",
+    run_at = 'infinity' AND sent_at IS NULL AND NOT failed AS parked,
     sent_at AS "sentAt", failed, retries, attempts, last_status AS "lastStatus", last_error AS "lastError",
     cron_id AS "cronId", dead_letter_of AS "deadLetterOf", idempotency_key AS "idempotencyKey",
     event_id AS "eventId", event_type AS "eventType", replay,

@@ -10,6 +10,7 @@ import { type TargetPolicy } from '../domain/ssrf.js'
 import type { PayloadFormat } from '../domain/events.js'
 import { countStatement, listStatement, pagesOfParents, type Entity, type Filter, type ListQuery } from './list.js'
 import { insertRow, updateRow, type Writable } from './rows.js'
+import { CHANNELS, notify } from '../db/channels.js'
 
 export interface Queue {
   id: number
@@ -28,13 +29,20 @@ export interface Queue {
   /** events whose payload does not contain this (jsonb @>) are not sent here; null: no filter */
   filter: Record<string, unknown> | null
   payloadFormat: PayloadFormat
+  /** paused by an operator: its messages are parked (not attempted, not failed) until it is resumed */
+  paused: boolean
+  /** disabled by hookpost (its endpoint answered 410 Gone) or an operator: its messages are parked too */
+  disabled: boolean
+  disabledReason: string | null
+  disabledAt: Date | null
   /** deliveries carry Standard Webhooks signatures; the secret itself is never listed */
   signed: boolean
   createdAt: Date
   updatedAt: Date
 }
 
-export type QueueInput = Partial<Omit<Queue, 'id' | 'signed' | 'createdAt' | 'updatedAt'>>
+export type QueueInput =
+  Partial<Omit<Queue, 'id' | 'signed' | 'disabledReason' | 'disabledAt' | 'createdAt' | 'updatedAt'>>
 
 export const queueEntity: Entity = {
   name: 'queue',
@@ -42,7 +50,8 @@ export const queueEntity: Entity = {
   select: `id, name, callback_url AS "callbackUrl", method, headers, max_retries AS "maxRetries",
     timeout_ms AS "timeoutMs", backoff_base_ms AS "backoffBaseMs", backoff_max_ms AS "backoffMaxMs",
     backoff_jitter AS "backoffJitter", dead_letter_queue_id AS "deadLetterQueueId",
-    event_types AS "eventTypes", filter, payload_format AS "payloadFormat",
+    event_types AS "eventTypes", filter, payload_format AS "payloadFormat", paused, disabled,
+    disabled_reason AS "disabledReason", disabled_at AS "disabledAt",
     signing_secret IS NOT NULL AS signed,
     created_at AS "createdAt", updated_at AS "updatedAt"`,
   fields: {
@@ -57,13 +66,15 @@ export const queueEntity: Entity = {
     backoffJitter: { column: 'backoff_jitter', type: 'string' },
     deadLetterQueueId: { column: 'dead_letter_queue_id', type: 'integer', filter: true, sort: true },
     payloadFormat: { column: 'payload_format', type: 'string', filter: true, sort: true },
+    paused: { column: 'paused', type: 'boolean', filter: true, sort: true },
+    disabled: { column: 'disabled', type: 'boolean', filter: true, sort: true },
     createdAt: { column: 'created_at', type: 'date-time', filter: true, sort: true },
     updatedAt: { column: 'updated_at', type: 'date-time', filter: true, sort: true }
   }
 }
 
 // the fields a client may write (API field -> column)
-const WRITABLE: Writable = {
+const WRITABLE = {
   columns: {
     name: 'name',
     callbackUrl: 'callback_url',
@@ -77,10 +88,26 @@ const WRITABLE: Writable = {
     deadLetterQueueId: 'dead_letter_queue_id',
     eventTypes: 'event_types',
     filter: 'filter',
-    payloadFormat: 'payload_format'
+    payloadFormat: 'payload_format',
+    paused: 'paused',
+    disabled: 'disabled'
   } satisfies Record<keyof QueueInput, string>,
   json: new Set(['headers', 'filter'])
+} satisfies Writable
+
+// what updateQueue writes besides: why a queue is disabled, and since when
+const STORED: Writable = {
+  columns: { ...WRITABLE.columns, disabledReason: 'disabled_reason', disabledAt: 'disabled_at' },
+  json: WRITABLE.json
 }
+
+// Resuming or enabling a queue delivers what was parked (migrations/011.do.sql), in the order it was
+// due, in the same statement as the change: never a queue active with messages parked forever
+const UNPARK = `, unparked AS (
+    UPDATE hookpost.messages m SET run_at = m."when", updated_at = now()
+    FROM row WHERE NOT row.paused AND NOT row.disabled
+      AND m.queue_id = row.id AND m.run_at = 'infinity' AND m.sent_at IS NULL AND NOT m.failed
+  )`
 
 export async function listQueues (pool: Pool, q: ListQuery): Promise<Queue[]> {
   return (await read<Queue>(pool, listStatement(queueEntity, q))).rows
@@ -133,8 +160,22 @@ export async function updateQueue (
   checkHeaders(input.headers)
   checkFilter(input.filter)
   if (input.callbackUrl !== undefined) await assertAllowedTarget(input.callbackUrl, targets)
-  const row = await updateRow<Queue>(pool, queueEntity, WRITABLE, id, input)
+  // a disabled queue sent back as it was read (GET-then-PUT) keeps its reason: only a change is noted
+  if (input.disabled !== undefined && (await getQueue(pool, id)).disabled === input.disabled) {
+    const { disabled, ...rest } = input
+    input = rest
+  }
+  const resuming = input.paused === false || input.disabled === false
+  const stored = input.disabled === undefined
+    ? input
+    : {
+        ...input,
+        disabledReason: input.disabled ? 'disabled by an operator' : null,
+        disabledAt: input.disabled ? new Date() : null
+      }
+  const row = await updateRow<Queue>(pool, queueEntity, STORED, id, stored, resuming ? UNPARK : '')
   if (row === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
+  if (resuming) await write(pool, notify(CHANNELS.messages))
   return row
 }
 

@@ -40,13 +40,17 @@ export async function insertRow<T extends QueryResultRow> (db: Queryable, entity
   return rows[0]!
 }
 
-/** UPDATE the given fields (and updated_at) of row id; undefined when there is no such row. */
+/**
+ * UPDATE the given fields (and updated_at) of row id; undefined when there is no such row. `then`: more
+ * data-modifying CTEs of the same statement (so, atomic with it), which see the updated row as `row`.
+ */
 export async function updateRow<T extends QueryResultRow> (db: Queryable, entity: Entity, w: Writable, id: number,
-  input: object): Promise<T | undefined> {
+  input: object, then = ''): Promise<T | undefined> {
   const { cols, values, fields } = columnsOf(w, input)
   const sets = [...cols.map((c, i) => `${c} = $${i + 2}`), 'updated_at = now()']
   const { rows } = await write<T>(db, {
-    text: `UPDATE ${entity.table} SET ${sets.join(', ')} WHERE id = $1 RETURNING ${entity.select}`,
+    text: `WITH row AS (UPDATE ${entity.table} SET ${sets.join(', ')} WHERE id = $1 RETURNING ${entity.select})
+      ${then} SELECT * FROM row`,
     values: [id, ...values],
     params: ['id', ...fields]
   })

@@ -1,0 +1,52 @@
+// hookpost's own events, published through the fan-out like any application's (lib/store/events.ts):
+// an operator subscribes a queue (a Slack or PagerDuty webhook) to `hookpost.*` and hears of a queue
+// disabled or a message dead-lettered. Counted in /metrics. Published by the process that saw it
+// happen, each once (an idempotency key per occurrence); a publish that fails is logged, not retried.
+import type { Pool } from 'pg'
+import type { Logger } from 'pino'
+import type { DisabledQueue } from '../delivery/database.js'
+import type { DeadLetter } from '../delivery/completer.js'
+import type { Worker } from '../delivery/worker.js'
+
+export const OPERATIONAL_EVENTS = {
+  queueDisabled: 'hookpost.queue.disabled',
+  messageDeadLettered: 'hookpost.message.dead_lettered'
+} as const
+export type OperationalEvent = typeof OPERATIONAL_EVENTS[keyof typeof OPERATIONAL_EVENTS]
+
+/**
+ * One event per dead message of a flushed batch, in one statement. A message that was itself one of
+ * hookpost's events gets none: a subscriber queue that keeps failing would otherwise feed itself.
+ */
+const DEAD_LETTERED_SQL = `SELECT count(hookpost.publish($3, jsonb_build_object(
+    'messageId', m.id, 'queueId', m.queue_id, 'attempts', m.attempts, 'lastStatus', m.last_status,
+    'lastError', m.last_error, 'deadLetterQueueMessageId', d.dlq, 'eventId', m.event_id, 'eventType', m.event_type),
+    '{}', now(), $3 || ':' || m.id || ':' || m.attempts))::integer AS n
+  FROM unnest($1::bigint[], $2::bigint[]) AS d(id, dlq) JOIN hookpost.messages m ON m.id = d.id
+  WHERE m.event_type IS NULL OR m.event_type NOT LIKE 'hookpost.%'`
+
+const DISABLED_SQL = 'SELECT hookpost.publish($1, $2::jsonb, \'{}\', now(), $3) AS id'
+
+/** Publish the worker's operational events on pool; onPublished counts them (metrics). */
+export function publishOperationalEvents (worker: Worker, pool: Pool, log: Logger,
+  onPublished: (type: OperationalEvent, n: number) => void): void {
+  let dead: DeadLetter[] = []
+  const failed = (type: OperationalEvent) => (err: Error) =>
+    log.error({ err, type }, 'publishing an operational event failed')
+  worker.on('dead', (d) => { dead.push(d) })
+  // a batch's dead letters are told before its 'flushed': one statement for them all
+  worker.on('flushed', () => {
+    if (dead.length === 0) return
+    const batch = dead
+    dead = []
+    const type = OPERATIONAL_EVENTS.messageDeadLettered
+    pool.query<{ n: number }>(DEAD_LETTERED_SQL, [batch.map(d => d.messageId), batch.map(d => d.dlqMessageId), type])
+      .then(({ rows }) => onPublished(type, rows[0]?.n ?? 0), failed(type))
+  })
+  worker.on('disabled', (q: DisabledQueue) => {
+    const type = OPERATIONAL_EVENTS.queueDisabled
+    const payload = { queueId: q.id, name: q.name, reason: q.reason, disabledAt: q.disabledAt }
+    pool.query(DISABLED_SQL, [type, JSON.stringify(payload), `${type}:${q.id}:${q.disabledAt.getTime()}`])
+      .then(() => onPublished(type, 1), failed(type))
+  })
+}

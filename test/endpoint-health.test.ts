@@ -1,0 +1,84 @@
+// Endpoint health against a real server and real receivers: a paused queue parks its messages while
+// others flow, and delivers them in order when resumed; a 410 Gone disables a queue, parks its messages
+// (not failed, budget untouched) and tells a subscriber of hookpost.*; enabling delivers what was parked;
+// a dead letter is told too.
+import t from 'tap'
+import { deliveringApp, eventually, post, receiver } from './helpers.js'
+
+t.test('a paused queue parks its messages while others flow; resuming delivers them in order', async (t) => {
+  const target = await receiver(t)
+  const { app, pool } = await deliveringApp(t)
+  const a = await post(app, '/queues', { name: 'a', callbackUrl: `${target.url}/a` })
+  const b = await post(app, '/queues', { name: 'b', callbackUrl: `${target.url}/b` })
+  t.equal((await post(app, `/queues/${a.id}`, { paused: true }, 'PUT')).paused, true)
+  const parked = []
+  for (let i = 1; i <= 3; i++) parked.push(await post(app, '/messages', { queueId: a.id, body: `a${i}` }))
+  await post(app, '/messages', { queueId: b.id, body: 'b1' })
+  const [first] = await target.waitFor(1)
+  t.equal(first!.url, '/b', 'the other queue flows')
+  // the claim that met them parked them: not attempted, not failed, no retry spent
+  await eventually(async () => (await pool.query("SELECT count(*)::int AS n FROM hookpost.messages WHERE run_at = 'infinity'")).rows[0].n === 3)
+  const m = (await app.inject({ url: `/messages/${parked[0].id}` })).json()
+  t.match(m, { parked: true, nextAttemptAt: null, failed: false, retries: 0, attempts: 0 })
+  t.equal(target.requests.length, 1)
+  const listed = (await app.inject({ url: '/queues?where.paused.eq=true' })).json()
+  t.same(listed.map((q: any) => q.id), [a.id])
+
+  t.equal((await post(app, `/queues/${a.id}`, { paused: false }, 'PUT')).paused, false)
+  const got = await target.waitFor(4)
+  t.same(got.slice(1).map(r => r.body), ['a1', 'a2', 'a3'], 'delivered, in order')
+})
+
+t.test('a message parked as its queue was resumed is unparked by the next reaper pass', async (t) => {
+  const { app, pool } = await deliveringApp(t)
+  const q = await post(app, '/queues', { name: 'r', callbackUrl: 'http://127.0.0.1:9/r' })
+  // what a claim that began before the resume leaves behind when it commits after it
+  const { rows: [m] } = await pool.query("INSERT INTO hookpost.messages (queue_id, body, \"when\") VALUES ($1, 'x', '2999-01-01') RETURNING id", [q.id])
+  await pool.query("UPDATE hookpost.messages SET run_at = 'infinity' WHERE id = $1", [m.id])
+  t.equal(await app.delivery!.reaper.reap(), 0)
+  const { rows: [after] } = await pool.query('SELECT run_at = "when" AS due FROM hookpost.messages WHERE id = $1', [m.id])
+  t.equal(after.due, true, 'due again at its own when')
+})
+
+t.test('a 410 Gone disables the queue and parks its messages; a subscriber of hookpost.* hears of it; enabling delivers', async (t) => {
+  let gone = true
+  const target = await receiver(t, (r, res) => {
+    res.statusCode = r.url === '/c' && gone ? 410 : r.url === '/d' ? 500 : 200
+    res.end()
+  })
+  const { app, pool } = await deliveringApp(t)
+  const ops = await post(app, '/queues', { name: 'ops', callbackUrl: `${target.url}/ops`, eventTypes: ['hookpost.*'] })
+  const c = await post(app, '/queues', { name: 'c', callbackUrl: `${target.url}/c`, maxRetries: 5, backoffBaseMs: 0, backoffMaxMs: 0 })
+  const c1 = await post(app, '/messages', { queueId: c.id, body: 'c1' })
+  const event = await eventually(async () => target.requests.find(r => r.url === '/ops'))
+  t.equal(event!.headers['x-hookpost-event-type'], 'hookpost.queue.disabled')
+  t.match(JSON.parse(event!.body), { queueId: c.id, name: 'c', reason: /410 Gone/ })
+  const disabled = (await app.inject({ url: `/queues/${c.id}` })).json()
+  t.match(disabled, { disabled: true, disabledReason: /410 Gone/, disabledAt: String })
+  await eventually(async () => (await app.inject({ url: `/messages/${c1.id}` })).json().parked)
+  t.match((await app.inject({ url: `/messages/${c1.id}` })).json(), { failed: false, retries: 0, attempts: 1, lastStatus: 410 })
+  // sent back as read (GET-then-PUT), a disabled queue keeps its reason
+  const again = await post(app, `/queues/${c.id}`, { ...disabled, maxRetries: 6 }, 'PUT')
+  t.match(again, { disabled: true, disabledReason: /410 Gone/, disabledAt: disabled.disabledAt, maxRetries: 6 })
+  // still accepting, and parking
+  const c2 = await post(app, '/messages', { queueId: c.id, body: 'c2' })
+  await eventually(async () => (await app.inject({ url: `/messages/${c2.id}` })).json().parked)
+  t.equal(target.requests.filter(r => r.url === '/c').length, 1, 'one call, then none')
+
+  gone = false
+  const enabled = await post(app, `/queues/${c.id}`, { disabled: false }, 'PUT')
+  t.match(enabled, { disabled: false, disabledReason: null, disabledAt: null })
+  await eventually(async () => target.requests.filter(r => r.url === '/c').length === 3)
+  t.same(target.requests.filter(r => r.url === '/c').map(r => r.body), ['c1', 'c1', 'c2'], 'the parked ones, in order')
+  await eventually(async () => (await pool.query('SELECT count(*)::int AS n FROM hookpost.messages WHERE queue_id = $1 AND sent_at IS NOT NULL', [c.id])).rows[0].n === 2)
+
+  // a dead letter is told as well
+  const d = await post(app, '/queues', { name: 'd', callbackUrl: `${target.url}/d`, maxRetries: 0 })
+  const d1 = await post(app, '/messages', { queueId: d.id, body: 'd1' })
+  const dead = await eventually(async () => target.requests.find(r => r.headers['x-hookpost-event-type'] === 'hookpost.message.dead_lettered'))
+  t.match(JSON.parse(dead!.body), { messageId: d1.id, queueId: d.id, attempts: 1, lastStatus: 500 })
+  t.equal(ops.id > 0, true)
+  const metrics = (await app.inject({ url: '/metrics' })).body
+  t.match(metrics, /hookpost_operational_events_total\{type="hookpost.queue.disabled"\} 1/)
+  t.match(metrics, /hookpost_operational_events_total\{type="hookpost.message.dead_lettered"\} 1/)
+})
