@@ -10,6 +10,9 @@ ALTER TABLE hookpost.queues
   ADD COLUMN paused boolean NOT NULL DEFAULT false,
   ADD COLUMN disabled boolean NOT NULL DEFAULT false,
   ADD COLUMN disabled_reason text CONSTRAINT queues_disabled_reason_check CHECK (length(disabled_reason) <= 1000),
-  ADD COLUMN disabled_at timestamptz;
+  ADD COLUMN disabled_at timestamptz,
+  -- a 429 or 503 with Retry-After holds the whole queue until then: the claims that meet its messages
+  -- make them due at that time instead of sending them
+  ADD COLUMN held_until timestamptz;
 -- what resuming a queue unparks: only parked rows are in it, so parking is the only update that pays for it
 CREATE INDEX messages_parked_idx ON hookpost.messages (queue_id) WHERE run_at = 'infinity' AND sent_at IS NULL AND NOT failed;

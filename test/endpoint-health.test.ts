@@ -82,3 +82,34 @@ t.test('a 410 Gone disables the queue and parks its messages; a subscriber of ho
   t.match(metrics, /hookpost_operational_events_total\{type="hookpost.queue.disabled"\} 1/)
   t.match(metrics, /hookpost_operational_events_total\{type="hookpost.message.dead_lettered"\} 1/)
 })
+
+t.test('a 429 with Retry-After holds the whole queue until then, while others flow', async (t) => {
+  let first = true
+  const target = await receiver(t, (r, res) => {
+    if (r.url === '/e' && first) {
+      first = false
+      res.writeHead(429, { 'retry-after': '1' })
+    }
+    res.end()
+  })
+  const { app } = await deliveringApp(t)
+  const e = await post(app, '/queues', { name: 'e', callbackUrl: `${target.url}/e`, backoffBaseMs: 0, backoffMaxMs: 60_000 })
+  const f = await post(app, '/queues', { name: 'f', callbackUrl: `${target.url}/f` })
+  await post(app, '/messages', { queueId: e.id, body: 'e1' })
+  const held = await eventually(async () => {
+    const q = (await app.inject({ url: `/queues/${e.id}` })).json()
+    return q.heldUntil !== null && q
+  })
+  const asked = target.requests.find(r => r.url === '/e')!.at
+  t.ok(new Date(held.heldUntil).getTime() - asked >= 900, `held until ${held.heldUntil}`)
+  // calls in flight when the 429 came back cannot be recalled: these come after it
+  await post(app, '/messages', { queueId: e.id, body: 'e2' })
+  await post(app, '/messages', { queueId: e.id, body: 'e3' })
+  await post(app, '/messages', { queueId: f.id, body: 'f1' })
+  await eventually(async () => target.requests.some(r => r.url === '/f'))
+  t.equal(target.requests.filter(r => r.url === '/e').length, 1, 'nothing more to e while held, f flows')
+  const got = await target.waitFor(5)
+  const later = got.filter(r => r.url === '/e').slice(1)
+  t.same(later.map(r => r.body).sort(), ['e1', 'e2', 'e3'], 'the held messages, then')
+  t.ok(later.every(r => r.at - asked >= 900), `none before the second asked for: ${later.map(r => r.at - asked).join(', ')} ms`)
+})

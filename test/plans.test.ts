@@ -91,6 +91,7 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     when: new Date(),
     retryAt: ok ? null : new Date(Date.now() + 1000),
     parked: false,
+    holdUntil: null,
     result: {
       ok,
       status: ok ? 200 : 500,

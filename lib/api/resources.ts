@@ -98,6 +98,7 @@ const queueItem = {
     payloadFormat: { type: 'string' },
     disabledReason: { type: ['string', 'null'] },
     disabledAt: nullableDate,
+    heldUntil: { ...nullableDate, description: 'a 429 or 503 with Retry-After asked the queue to wait until then' },
     signed: {
       type: 'boolean',
       description: 'deliveries carry Standard Webhooks signatures (see POST /queues/{id}/signing-secret)'

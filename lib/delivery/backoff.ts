@@ -48,10 +48,16 @@ export interface Outcome {
 export function nextRetryDelay (o: Outcome, p: RetryPolicy, random: () => number = Math.random): number | null {
   const retry = o.retries + 1
   if (retry > p.maxRetries) return null
-  const computed = retryDelayMs(retry, p, random)
-  if (o.status === 429 || o.status === 503) {
-    const asked = parseRetryAfter(o.retryAfter, o.now)
-    if (asked !== null) return Math.min(asked, p.backoffMaxMs)
-  }
-  return computed
+  return askedDelay(o, p) ?? retryDelayMs(retry, p, random)
+}
+
+/**
+ * How long a 429 or 503 with a Retry-After asks to be left alone, within the queue's backoffMaxMs; null
+ * for any other answer. The whole queue waits that long, not only the message (Worker, sql.complete).
+ */
+export function askedDelay (o: Pick<Outcome, 'status' | 'retryAfter' | 'now'>, p: Pick<RetryPolicy, 'backoffMaxMs'>):
+number | null {
+  if (o.status !== 429 && o.status !== 503) return null
+  const asked = parseRetryAfter(o.retryAfter, o.now)
+  return asked === null ? null : Math.min(asked, p.backoffMaxMs)
 }

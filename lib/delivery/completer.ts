@@ -4,7 +4,7 @@
 // flushes of 200 (bench/probe-sql.ts); recording later costs nothing but a short wait before a
 // delivered message shows as sent (a crash meanwhile means a resend, as for any unrecorded call).
 import type { Logger } from 'pino'
-import { nextRetryDelay } from './backoff.js'
+import { askedDelay, nextRetryDelay } from './backoff.js'
 import type { Clock } from './clock.js'
 import type { Result } from './sender.js'
 import type { ClaimedRow, Completion } from './sql.js'
@@ -51,15 +51,26 @@ export class Completer {
    */
   record (row: ClaimedRow, attempt: number, result: Result): Completion {
     let retryAt: Date | null = null
+    let holdUntil: Date | null = null
     const parked = !result.ok && result.status === GONE
     if (!result.ok && !parked) {
       const now = this.o.clock.now()
+      const asked = askedDelay({ status: result.status, retryAfter: result.retryAfter, now }, row.queue)
+      holdUntil = asked === null ? null : new Date(now + asked)
       const delay = nextRetryDelay({ retries: row.retries, status: result.status, retryAfter: result.retryAfter, now },
         row.queue, this.o.random)
       retryAt = delay === null ? null : new Date(now + delay)
     }
     const c: Completion = {
-      id: row.id, claimToken: row.claimToken, queueId: row.queueId, attempt, when: row.when, result, retryAt, parked
+      id: row.id,
+      claimToken: row.claimToken,
+      queueId: row.queueId,
+      attempt,
+      when: row.when,
+      result,
+      retryAt,
+      parked,
+      holdUntil
     }
     this.pending.push(c)
     this.schedule()

@@ -121,13 +121,14 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
         ) d WHERE (SELECT bytes FROM total) > least($5::bigint, $6::bigint) AND (upto <= $5::bigint OR upto = size)
       ),
       -- a paused or disabled queue's rows are parked instead (migrations/011.do.sql): due never, until
-      -- the queue is resumed or enabled
+      -- the queue is resumed or enabled; a held queue's (a 429 or 503 asked to wait) are due when it ends
       claimed AS (
         UPDATE hookpost.messages m
         SET run_at = CASE WHEN q.paused OR q.disabled THEN 'infinity'::timestamptz
+            WHEN q.held_until > now() THEN q.held_until
             ELSE now() + greatest($2::integer, q.timeout_ms + ${LEASE_SLACK_MS}) * interval '1 millisecond' END,
-          locked_by = CASE WHEN q.paused OR q.disabled THEN NULL ELSE $3 END,
-          locked_at = CASE WHEN q.paused OR q.disabled THEN NULL ELSE now() END
+          locked_by = CASE WHEN q.paused OR q.disabled OR q.held_until > now() THEN NULL ELSE $3 END,
+          locked_at = CASE WHEN q.paused OR q.disabled OR q.held_until > now() THEN NULL ELSE now() END
         FROM fits, hookpost.queues q
         WHERE m.id = fits.id AND q.id = m.queue_id
         RETURNING m.id, m.locked_at, m.queue_id, m.body, m.headers, m.retries, m.attempts, m.idempotency_key, m."when",
@@ -307,6 +308,8 @@ export interface Completion {
   retryAt: Date | null
   /** the endpoint answered 410 Gone: the message is parked, its queue disabled (lib/delivery/completer.ts) */
   parked: boolean
+  /** a 429 or 503 with Retry-After: the whole queue waits until then (queues.held_until) */
+  holdUntil: Date | null
 }
 
 /**
@@ -324,10 +327,12 @@ export function complete (batch: Completion[], workerId: string): Statement {
     name: 'hookpost_complete',
     text: `WITH input AS (
         SELECT id, status, duration_ms, to_timestamp(started_ms / 1000) AS started_at, error_kind, error, response_body,
-          to_timestamp(retry_ms / 1000) AS retry_at, ok, token, park
+          to_timestamp(retry_ms / 1000) AS retry_at, ok, token, park, to_timestamp(hold_ms / 1000) AS hold_until,
+          queue_id
         FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::float8[], $5::text[], $6::text[], $7::text[],
-            $8::float8[], $9::boolean[], $11::timestamptz[], $12::boolean[])
-          AS d(id, status, duration_ms, started_ms, error_kind, error, response_body, retry_ms, ok, token, park)
+            $8::float8[], $9::boolean[], $11::timestamptz[], $12::boolean[], $13::float8[], $14::bigint[])
+          AS d(id, status, duration_ms, started_ms, error_kind, error, response_body, retry_ms, ok, token, park,
+            hold_ms, queue_id)
       ),
       ok AS (
         UPDATE hookpost.messages m
@@ -349,6 +354,13 @@ export function complete (batch: Completion[], workerId: string): Statement {
           AND m.locked_by = $10 AND m.locked_at = d.token
         RETURNING m.id, m.attempts, m.failed, m.queue_id, m.body, m.body_json, m.headers, m.last_status, m.last_error,
           m.dead_letter_of
+      ),
+      -- a Retry-After on 429 or 503 holds the whole queue until then: claims meeting its rows defer them.
+      -- Updates no row unless such an answer is in the batch
+      held AS (
+        UPDATE hookpost.queues q SET held_until = greatest(q.held_until, h.until)
+        FROM (SELECT queue_id, max(hold_until) AS until FROM input WHERE hold_until IS NOT NULL GROUP BY queue_id) h
+        WHERE q.id = h.queue_id AND (q.held_until IS NULL OR q.held_until < h.until)
       ),
       logged AS (
         INSERT INTO hookpost.attempts
@@ -383,7 +395,8 @@ export function complete (batch: Completion[], workerId: string): Statement {
       // eslint-disable-next-line no-control-regex -- NUL is the very character to remove
       arrayLiteral(r.map(x => x.responseBody?.replace(/\u0000/g, '') ?? null)),
       arrayLiteral(batch.map(c => c.retryAt?.getTime() ?? null)), arrayLiteral(r.map(x => x.ok)), workerId,
-      arrayLiteral(batch.map(c => c.claimToken)), arrayLiteral(batch.map(c => c.parked))
+      arrayLiteral(batch.map(c => c.claimToken)), arrayLiteral(batch.map(c => c.parked)),
+      arrayLiteral(batch.map(c => c.holdUntil?.getTime() ?? null)), arrayLiteral(batch.map(c => c.queueId))
     ]
   }
 }

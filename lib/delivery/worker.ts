@@ -138,9 +138,12 @@ export class Worker extends Loop<WorkerEvents> {
       // cut off by shutdown: not an attempt the endpoint failed, so give the message back as it was
       this.release([row])
     } else {
-      const { retryAt, parked } = this.completer.record(row, attempt, result)
+      const { retryAt, parked, holdUntil } = this.completer.record(row, attempt, result)
       this.logOutcome(row, attempt, result, retryAt)
       if (parked) this.disable(row)
+      // the endpoint asked the whole queue to wait: what waits here goes back, and the claims that meet
+      // it again make it due when the wait ends (sql.claim, once the outcome is written)
+      else if (holdUntil !== null) this.release(this.producer.dropQueue(row.queueId))
       const event: DeliveryEvent = { messageId: row.id, queueId: row.queueId, attempt, when: row.when, result, retryAt }
       this.emit(result.ok ? 'delivered' : 'failed', event)
     }

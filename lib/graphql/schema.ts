@@ -79,6 +79,8 @@ type Queue {
   disabled: Boolean!
   disabledReason: String
   disabledAt: DateTime
+  "a 429 or 503 with Retry-After asked the whole queue to wait until then"
+  heldUntil: DateTime
   "deliveries carry Standard Webhooks signatures"
   signed: Boolean!
   createdAt: DateTime!

@@ -35,6 +35,8 @@ export interface Queue {
   disabled: boolean
   disabledReason: string | null
   disabledAt: Date | null
+  /** a 429 or 503 with Retry-After asked the whole queue to wait until then */
+  heldUntil: Date | null
   /** deliveries carry Standard Webhooks signatures; the secret itself is never listed */
   signed: boolean
   createdAt: Date
@@ -42,7 +44,7 @@ export interface Queue {
 }
 
 export type QueueInput =
-  Partial<Omit<Queue, 'id' | 'signed' | 'disabledReason' | 'disabledAt' | 'createdAt' | 'updatedAt'>>
+  Partial<Omit<Queue, 'id' | 'signed' | 'disabledReason' | 'disabledAt' | 'heldUntil' | 'createdAt' | 'updatedAt'>>
 
 export const queueEntity: Entity = {
   name: 'queue',
@@ -51,7 +53,7 @@ export const queueEntity: Entity = {
     timeout_ms AS "timeoutMs", backoff_base_ms AS "backoffBaseMs", backoff_max_ms AS "backoffMaxMs",
     backoff_jitter AS "backoffJitter", dead_letter_queue_id AS "deadLetterQueueId",
     event_types AS "eventTypes", filter, payload_format AS "payloadFormat", paused, disabled,
-    disabled_reason AS "disabledReason", disabled_at AS "disabledAt",
+    disabled_reason AS "disabledReason", disabled_at AS "disabledAt", held_until AS "heldUntil",
     signing_secret IS NOT NULL AS signed,
     created_at AS "createdAt", updated_at AS "updatedAt"`,
   fields: {
