@@ -83,9 +83,10 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
   const leader = new Leader(config.db.connectionString!, h.lock, h.leaderPollMs, log)
   app.metrics.watch(worker, pool, log)
 
-  listener.on('notification', (channel: string) => {
+  listener.on('notification', (channel: string, payload: string) => {
     if (channel === CHANNELS.messages) worker.notify()
     else if (channel === CHANNELS.crons) crons.notify()
+    else if (channel === CHANNELS.queues) worker.giveBackQueue(Number(payload))
   })
   // notifications sent while the connection was down are lost: look again
   listener.on('reconnect', () => { worker.notify(); crons.notify() })

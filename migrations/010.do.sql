@@ -218,12 +218,25 @@ REVOKE ALL ON FUNCTION hookpost.publish_event(text, json, jsonb, timestamptz, te
 -- The outbox's publish: SELECT hookpost.publish('order.created', '{"id": 1}') inside the application's
 -- transaction returns the event id; the messages commit or roll back with it. Granted like enqueue:
 --   GRANT EXECUTE ON FUNCTION hookpost.publish(text, jsonb, jsonb, timestamptz, text) TO app;
+-- The hookpost.* types and idempotency keys are hookpost's own (its operational events): an application
+-- can neither forge one nor take its key first (attack round: a key taken ahead suppressed an alert).
 CREATE FUNCTION hookpost.publish(
   type text, payload jsonb, headers jsonb DEFAULT '{}', "when" timestamptz DEFAULT now(), idempotency_key text DEFAULT NULL
 ) RETURNS bigint
-LANGUAGE sql SECURITY DEFINER
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT event_id FROM hookpost.publish_event($1, $2::json, $3, $4, $5) $$;
+AS $$
+BEGIN
+  IF $1 LIKE 'hookpost.%' THEN
+    RAISE EXCEPTION 'hookpost.publish: the hookpost.* types are hookpost''s own'
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'type';
+  END IF;
+  IF $5 LIKE 'hookpost.%' THEN
+    RAISE EXCEPTION 'hookpost.publish: idempotency keys beginning with hookpost. are hookpost''s own'
+      USING ERRCODE = 'invalid_parameter_value', COLUMN = 'idempotencyKey';
+  END IF;
+  RETURN (SELECT event_id FROM hookpost.publish_event($1, $2::json, $3, $4, $5));
+END $$;
 REVOKE ALL ON FUNCTION hookpost.publish(text, jsonb, jsonb, timestamptz, text) FROM PUBLIC;
 
 -- enqueue_message as 006 made it, with the header rule now in hookpost.bad_header (one home in SQL) and

@@ -113,3 +113,53 @@ t.test('a 429 with Retry-After holds the whole queue until then, while others fl
   t.same(later.map(r => r.body).sort(), ['e1', 'e2', 'e3'], 'the held messages, then')
   t.ok(later.every(r => r.at - asked >= 900), `none before the second asked for: ${later.map(r => r.at - asked).join(', ')} ms`)
 })
+
+t.test('attack round: no alert loop through a dead-letter queue; no URL in the reason; a pause stops what waits; hookpost.* is reserved', async (t) => {
+  const target = await receiver(t, (r, res) => {
+    res.statusCode = ['/alerts', '/alerts-dlq', '/bad'].includes(r.url) ? 500 : r.url.startsWith('/gone') ? 410 : 200
+    res.end()
+  })
+  const { app, pool } = await deliveringApp(t)
+  const dlq = await post(app, '/queues', { name: 'alerts-dlq', callbackUrl: `${target.url}/alerts-dlq`, maxRetries: 0 })
+  await post(app, '/queues', { name: 'alerts', callbackUrl: `${target.url}/alerts`, eventTypes: ['hookpost.*'], maxRetries: 0, deadLetterQueueId: dlq.id })
+  const bad = await post(app, '/queues', { name: 'bad', callbackUrl: `${target.url}/bad`, maxRetries: 0 })
+  await post(app, '/messages', { queueId: bad.id, body: 'x' })
+  // the original dies (one event); the alert about it dies on alerts; its copy dies on alerts-dlq
+  await eventually(async () => (await pool.query('SELECT count(*)::int AS n FROM hookpost.messages WHERE queue_id = $1 AND failed', [dlq.id])).rows[0].n === 1)
+  await app.delivery!.worker.flush()
+  const { rows: [n] } = await pool.query("SELECT count(*)::int AS n FROM hookpost.events WHERE type = 'hookpost.message.dead_lettered'")
+  t.equal(n.n, 1, 'one event, for the original only')
+
+  // a long callback URL with credentials: disabled all the same, and the URL is told to nobody
+  const url = `${target.url.replace('http://', 'http://user:p4ssw0rd@')}/gone?token=SECRET${'x'.repeat(1000)}`
+  const gone = await post(app, '/queues', { name: 'gone', callbackUrl: url })
+  await post(app, '/messages', { queueId: gone.id, body: 'g' })
+  const q = await eventually(async () => { const x = (await app.inject({ url: `/queues/${gone.id}` })).json(); return x.disabled && x })
+  t.equal(q.disabledReason, 'the endpoint answered 410 Gone')
+  const told = await eventually(async () => (await pool.query("SELECT payload::text AS p FROM hookpost.events WHERE type = 'hookpost.queue.disabled'")).rows[0])
+  t.notMatch(told.p, /p4ssw0rd|SECRET/)
+
+  // hookpost.* types and keys are hookpost's own
+  for (const payload of [{ type: 'hookpost.queue.disabled', payload: {} }, { type: 'x.y', payload: {}, idempotencyKey: 'hookpost.message.dead_lettered:1:1' }]) {
+    const res = await app.inject({ method: 'POST', url: '/events', payload })
+    t.equal(res.statusCode, 400)
+    t.match(res.json().message, /hookpost's own/)
+  }
+  await t.rejects(pool.query("SELECT hookpost.publish('hookpost.queue.disabled', '{}')"), { code: '22023' })
+  await t.rejects(pool.query("SELECT hookpost.publish('x.y', '{}', '{}', now(), 'hookpost.x')"), { code: '22023' })
+})
+
+t.test('attack round: a pause takes back what a worker holds; only calls already in flight go out', async (t) => {
+  const target = await receiver(t, async (_r, res) => { await new Promise(resolve => setTimeout(resolve, 100)); res.end() })
+  const { app } = await deliveringApp(t, { hooks: { queueConcurrency: 2 } })
+  const q = await post(app, '/queues', { name: 'slow', callbackUrl: `${target.url}/slow` })
+  await app.inject({ method: 'POST', url: '/graphql', payload: { query: `mutation { insertMessages(inputs: [${Array.from({ length: 30 }, (_, i) => `{ queueId: ${q.id}, body: "m${i}" }`).join(',')}]) { id } }` } })
+  await target.waitFor(2)
+  await post(app, `/queues/${q.id}`, { paused: true }, 'PUT')
+  const afterPause = target.requests.length
+  // the rows it held went back and were parked by the next claim
+  const parked = async (): Promise<number> =>
+    (await app.inject({ url: `/queues/${q.id}/messages?limit=100` })).json().filter((m: any) => m.parked).length
+  await eventually(async () => await parked() >= 30 - afterPause - 2)
+  t.ok(target.requests.length - afterPause <= 2, `${target.requests.length - afterPause} calls after the pause answered (2 may be in flight)`)
+})

@@ -1,8 +1,8 @@
 // Fakes for the worker's ports (lib/delivery/database.ts Claims, executor.ts Send): a queue table in
 // memory with the claim rules the policy relies on (due order, skipped queues, limit). For unit tests
 // of the policy only; the real claim is tested against PostgreSQL in delivery.test.ts.
-import type { Complete, DeadLetter } from '../lib/delivery/completer.js'
-import type { Claims, DisabledQueue } from '../lib/delivery/database.js'
+import type { Complete, DeadLetter, DisabledQueue } from '../lib/delivery/completer.js'
+import type { Claims } from '../lib/delivery/database.js'
 import type { ClaimRequest } from '../lib/delivery/producer.js'
 import type { Cut, Result } from '../lib/delivery/sender.js'
 import type { ClaimedRow, Completion, QueueTarget } from '../lib/delivery/sql.js'
@@ -91,12 +91,8 @@ export class FakeClaims implements Claims {
 
   readonly release = async (rows: ClaimedRow[]): Promise<void> => { this.released.push(...rows) }
 
-  disabled: Array<{ queueId: number, reason: string }> = []
-  readonly disable = async (queueId: number, reason: string): Promise<DisabledQueue | null> => {
-    if (this.disabled.some(d => d.queueId === queueId)) return null
-    this.disabled.push({ queueId, reason })
-    return { id: queueId, name: `q${queueId}`, disabledAt: new Date(0), reason }
-  }
+  /** queues disabled by a written 410, once each */
+  disabled = new Set<number>()
 
   readonly complete: Complete = async (batch) => {
     if (this.failComplete > 0) {
@@ -104,8 +100,15 @@ export class FakeClaims implements Claims {
       throw new Error('database away')
     }
     this.completed.push(batch)
-    return batch.filter(c => this.dead(c))
+    const disabled: DisabledQueue[] = []
+    for (const c of batch) {
+      if (!c.parked || this.disabled.has(c.queueId)) continue
+      this.disabled.add(c.queueId)
+      disabled.push({ id: c.queueId, name: `q${c.queueId}`, disabledAt: new Date(0), reason: 'gone' })
+    }
+    const dead = batch.filter(c => this.dead(c))
       .map((c): DeadLetter => ({ messageId: c.id, queueId: c.queueId, dlqMessageId: null }))
+    return { dead, disabled }
   }
 }
 

@@ -6,7 +6,7 @@ import type { Pool } from 'pg'
 import type { Queryable } from '../db/pool.js'
 import { bodySchema, jsonbProblem, unsayable } from '../domain/body.js'
 import {
-  EVENT_PATTERN_PATTERN, EVENT_TYPE_PATTERN, MAX_EVENT_PATTERNS, MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH
+  EVENT_PATTERN_PATTERN, EVENT_TYPE_PATTERN, MAX_EVENT_PATTERNS, MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH, RESERVED_PREFIX
 } from '../domain/events.js'
 import { headersSchema } from '../domain/headers.js'
 import { errors } from '../errors.js'
@@ -186,6 +186,13 @@ export interface PublishOptions {
  */
 export async function publish (db: Queryable, input: EventInput, opts: PublishOptions):
 Promise<{ event: Event, created: boolean }> {
+  if (input.type.startsWith(RESERVED_PREFIX)) {
+    throw new errors.HOOKPOST_ERR_INVALID_FIELD('type', `the ${RESERVED_PREFIX}* types are hookpost's own`)
+  }
+  if (input.idempotencyKey?.startsWith(RESERVED_PREFIX) === true) {
+    throw new errors.HOOKPOST_ERR_INVALID_FIELD('idempotencyKey',
+      `keys beginning with ${RESERVED_PREFIX} are hookpost's own`)
+  }
   const problem = unsayable(input.payload) ?? jsonbProblem(input.payload)
   if (problem !== undefined) throw new errors.HOOKPOST_ERR_INVALID_FIELD('payload', problem)
   const type = await findEventType(db, input.type)

@@ -8,10 +8,16 @@ export const CHANNELS = {
   /** a cron was created or changed: the scheduler looks again */
   crons: 'hookpost_crons',
   /** delivery outcomes, published by whichever process delivered, for every process's subscribers */
-  events: 'hookpost_events'
+  events: 'hookpost_events',
+  /** a queue was paused or disabled (the payload is its id): every worker gives back what it holds of it */
+  queues: 'hookpost_queues'
 } as const
 
 export type Channel = typeof CHANNELS[keyof typeof CHANNELS]
+
+/** Tell every process LISTENing on the channel this payload (sent at commit). */
+export const notifyWith = (channel: Channel, payload: string): Statement =>
+  ({ text: 'SELECT pg_notify($1, $2)', values: [channel, payload] })
 
 /** Wake every process LISTENing on the channel (sent at commit, once per transaction and channel). */
 export const notify = (channel: Channel): Statement =>

@@ -12,8 +12,14 @@ import type { ClaimedRow, Completion } from './sql.js'
 /** A message whose retries ran out, as the completing statement reports it. */
 export interface DeadLetter { messageId: number, queueId: number, dlqMessageId: number | null }
 
-/** Write a batch of outcomes in one statement; resolves to the messages that died. */
-export type Complete = (batch: Completion[]) => Promise<DeadLetter[]>
+/** A queue a 410 Gone disabled, as the completing statement reports it (and the operational event tells it). */
+export interface DisabledQueue { id: number, name: string, disabledAt: Date, reason: string }
+
+/** What writing a batch did besides recording it: the messages that died, the queues disabled. */
+export interface Recorded { dead: DeadLetter[], disabled: DisabledQueue[] }
+
+/** Write a batch of outcomes in one statement. */
+export type Complete = (batch: Completion[]) => Promise<Recorded>
 
 /** the answer that disables a queue: Standard Webhooks' "stop sending" */
 export const GONE = 410
@@ -40,7 +46,7 @@ export class Completer {
     /** the backoff's random source; tests pin it */
     random?: () => number
     /** a batch was written, with the messages of it that died */
-    onFlushed: (batch: Completion[], dead: DeadLetter[]) => void
+    onFlushed: (batch: Completion[], recorded: Recorded) => void
   }) {}
 
   get waiting (): number { return this.pending.length }
@@ -119,9 +125,9 @@ export class Completer {
     while (this.pending.length >= (all ? 1 : FLUSH_EAGER)) {
       const batch = this.pending.splice(0, FLUSH_MAX)
       try {
-        const dead = await this.o.complete(batch)
+        const recorded = await this.o.complete(batch)
         this.errors = 0
-        this.o.onFlushed(batch, dead)
+        this.o.onFlushed(batch, recorded)
       } catch (err) {
         this.pending.unshift(...batch)
         this.errors++

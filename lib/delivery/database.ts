@@ -2,7 +2,7 @@
 // release of unsent claims and the recording of outcomes. The worker receives these as functions, so
 // its policy runs in tests against fakes (test/worker.test.ts) and here against PostgreSQL.
 import type { Pool } from 'pg'
-import type { Complete, DeadLetter } from './completer.js'
+import type { Complete, Recorded } from './completer.js'
 import type { ClaimRequest } from './producer.js'
 import * as sql from './sql.js'
 
@@ -13,12 +13,7 @@ export interface Claims {
   /** give claims back untouched, due now for anyone */
   release: (rows: sql.ClaimedRow[]) => Promise<void>
   complete: Complete
-  /** disable a queue (its endpoint answered 410 Gone); what this call disabled, or null when it already was */
-  disable: (queueId: number, reason: string) => Promise<DisabledQueue | null>
 }
-
-/** A queue the engine disabled, as the operational event tells it */
-export interface DisabledQueue { id: number, name: string, disabledAt: Date, reason: string }
 
 export function pgClaims (pool: Pool, leaseMs: number, workerId: string): Claims {
   return {
@@ -33,10 +28,16 @@ export function pgClaims (pool: Pool, leaseMs: number, workerId: string): Claims
       return rows[0]?.at ?? null
     },
     release: async (rows) => { await pool.query(sql.release(rows, workerId)) },
-    complete: async (batch) => (await pool.query<DeadLetter>(sql.complete(batch, workerId))).rows,
-    disable: async (queueId, reason) => {
-      const { rows } = await pool.query<Omit<DisabledQueue, 'reason'>>(sql.disableQueue(queueId, reason))
-      return rows[0] === undefined ? null : { ...rows[0], reason }
+    complete: async (batch) => {
+      const recorded: Recorded = { dead: [], disabled: [] }
+      for (const r of (await pool.query<sql.CompleteResultRow>(sql.complete(batch, workerId))).rows) {
+        if (r.kind === 'dead') {
+          recorded.dead.push({ messageId: r.messageId, queueId: r.queueId, dlqMessageId: r.dlqMessageId })
+        } else {
+          recorded.disabled.push({ id: r.queueId, name: r.name, disabledAt: r.disabledAt, reason: sql.GONE_REASON })
+        }
+      }
+      return recorded
     }
   }
 }

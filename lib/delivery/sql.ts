@@ -275,18 +275,6 @@ export function subscribersExist (): Statement {
   }
 }
 
-/**
- * Disable a queue whose endpoint said to stop (410 Gone): its messages are parked by the claims that
- * meet them. Returns the queue when this call disabled it (not when it already was).
- */
-export function disableQueue (queueId: number, reason: string): Statement {
-  return {
-    text: `UPDATE hookpost.queues SET disabled = true, disabled_reason = $2, disabled_at = now(), updated_at = now()
-      WHERE id = $1 AND NOT disabled RETURNING id, name, disabled_at AS "disabledAt"`,
-    values: [queueId, reason]
-  }
-}
-
 /** Give claims back untouched (shutdown, demotion, stale prefetch): due now, for anyone. */
 export function release (rows: Array<{ id: number, claimToken: string }>, workerId: string): Statement {
   return {
@@ -296,6 +284,17 @@ export function release (rows: Array<{ id: number, claimToken: string }>, worker
     values: [rows.map(r => r.id), workerId, rows.map(r => r.claimToken)]
   }
 }
+
+/**
+ * Why a queue was disabled by a 410: no URL in it (attack round: the callback URL, credentials and
+ * all, went to every subscriber of hookpost.*)
+ */
+export const GONE_REASON = 'the endpoint answered 410 Gone'
+
+/** A row of the completing statement's answer (complete) */
+export type CompleteResultRow =
+  { kind: 'dead', messageId: number, dlqMessageId: number | null, queueId: number, name: null, disabledAt: null } |
+  { kind: 'disabled', messageId: null, dlqMessageId: null, queueId: number, name: string, disabledAt: Date }
 
 export interface Completion {
   id: number
@@ -319,7 +318,8 @@ export interface Completion {
  *    while this very claim still holds the message (otherwise a newer claim, even our own, owns it);
  *  - one attempt-log row for every message updated;
  *  - each newly failed message gets a dead-letter row, and a copy on its queue's dead-letter queue.
- * Returns the ids that died, with their DLQ copy.
+ * Returns the ids that died, with their DLQ copy (kind 'dead'), and the queues a 410 Gone disabled
+ * (kind 'disabled').
  */
 export function complete (batch: Completion[], workerId: string): Statement {
   const r = batch.map(c => c.result)
@@ -382,11 +382,28 @@ export function complete (batch: Completion[], workerId: string): Statement {
       copies AS MATERIALIZED (
         SELECT c.copy_id AS id, c.copy_of AS dead_letter_of
         FROM to_copy, hookpost.dead_letter_copies(to_copy.q, to_copy.b, to_copy.j, to_copy.h, to_copy.o) c
+      ),
+      letters AS (
+        INSERT INTO hookpost.dead_letters (message_id, queue_id, dlq_message_id, attempts, last_status, last_error)
+        SELECT dead.id, dead.queue_id, copies.id, dead.attempts, dead.last_status, dead.last_error
+        FROM dead LEFT JOIN copies ON copies.dead_letter_of = dead.id
+        RETURNING message_id, dlq_message_id, queue_id
+      ),
+      -- a 410 Gone disables its queue in the statement that parks the message: the two stand or fall
+      -- together (attack round: a disable that failed on its own left the message to be unparked and
+      -- sent again and again). Updates no row unless a 410 is in the batch
+      gone AS (
+        UPDATE hookpost.queues q
+        SET disabled = true, disabled_reason = '${GONE_REASON}', disabled_at = now(), updated_at = now()
+        FROM (SELECT DISTINCT b.queue_id FROM bad b JOIN input d ON d.id = b.id WHERE d.park) g
+        WHERE q.id = g.queue_id AND NOT q.disabled
+        RETURNING q.id, q.name, q.disabled_at
       )
-      INSERT INTO hookpost.dead_letters (message_id, queue_id, dlq_message_id, attempts, last_status, last_error)
-      SELECT dead.id, dead.queue_id, copies.id, dead.attempts, dead.last_status, dead.last_error
-      FROM dead LEFT JOIN copies ON copies.dead_letter_of = dead.id
-      RETURNING message_id AS "messageId", dlq_message_id AS "dlqMessageId", queue_id AS "queueId"`,
+      SELECT 'dead' AS kind, message_id AS "messageId", dlq_message_id AS "dlqMessageId", queue_id AS "queueId",
+        NULL::text AS name, NULL::timestamptz AS "disabledAt"
+      FROM letters
+      UNION ALL
+      SELECT 'disabled', NULL, NULL, id, name, disabled_at FROM gone`,
     values: [
       arrayLiteral(batch.map(c => c.id)), arrayLiteral(r.map(x => x.status)), arrayLiteral(r.map(x => x.durationMs)),
       arrayLiteral(r.map(x => x.startedAt.getTime())), arrayLiteral(r.map(x => x.errorKind)),

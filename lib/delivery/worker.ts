@@ -3,8 +3,8 @@
 // the claims (database.ts), the send (sender.ts) and the clock, so its policy is tested with fakes.
 import type { Logger } from 'pino'
 import { systemClock, type Clock } from './clock.js'
-import { Completer, GONE, type DeadLetter } from './completer.js'
-import type { Claims, DisabledQueue } from './database.js'
+import { Completer, GONE, type DeadLetter, type DisabledQueue, type Recorded } from './completer.js'
+import type { Claims } from './database.js'
 import { Executor, type Send } from './executor.js'
 import { Loop } from './loop.js'
 import { Producer, type ProducerOptions } from './producer.js'
@@ -51,7 +51,7 @@ export interface WorkerEvents {
   retried: [Completion]
   /** a message's retries ran out, written with its dead letter (and DLQ copy) */
   dead: [DeadLetter]
-  /** this process disabled a queue: its endpoint answered 410 Gone */
+  /** a batch written by this process disabled a queue: its endpoint answered 410 Gone */
   disabled: [DisabledQueue]
   /** claims given back untouched (stopping, stale, cut off by shutdown) */
   released: [{ count: number }]
@@ -65,8 +65,6 @@ export class Worker extends Loop<WorkerEvents> {
   private readonly executor: Executor
   private readonly completer: Completer
   private readonly releases = new Set<Promise<void>>()
-  // queues being disabled by this process: one statement each, however many 410s come back
-  private readonly disabling = new Set<number>()
   private idle: (() => void) | undefined
 
   constructor (private readonly o: WorkerOptions) {
@@ -140,10 +138,10 @@ export class Worker extends Loop<WorkerEvents> {
     } else {
       const { retryAt, parked, holdUntil } = this.completer.record(row, attempt, result)
       this.logOutcome(row, attempt, result, retryAt)
-      if (parked) this.disable(row)
-      // the endpoint asked the whole queue to wait: what waits here goes back, and the claims that meet
-      // it again make it due when the wait ends (sql.claim, once the outcome is written)
-      else if (holdUntil !== null) this.release(this.producer.dropQueue(row.queueId))
+      // the endpoint said stop (410: its queue is disabled as the outcome is written) or wait (429 or 503
+      // with Retry-After: the queue is held): what waits here goes back, and the claims that meet it again
+      // park it or make it due when the hold ends (sql.claim)
+      if (parked || holdUntil !== null) this.release(this.producer.dropQueue(row.queueId))
       const event: DeliveryEvent = { messageId: row.id, queueId: row.queueId, attempt, when: row.when, result, retryAt }
       this.emit(result.ok ? 'delivered' : 'failed', event)
     }
@@ -153,7 +151,11 @@ export class Worker extends Loop<WorkerEvents> {
     if (this.executor.inFlight === 0) this.idle?.()
   }
 
-  private flushed (batch: Completion[], dead: DeadLetter[]): void {
+  private flushed (batch: Completion[], { dead, disabled }: Recorded): void {
+    for (const q of disabled) {
+      this.log.warn({ queueId: q.id, reason: q.reason }, 'queue disabled; its messages are parked until it is enabled')
+      this.emit('disabled', q)
+    }
     for (const d of dead) {
       this.log.warn({ messageId: d.messageId, queueId: d.queueId, dlqMessageId: d.dlqMessageId },
         'message dead-lettered')
@@ -168,23 +170,6 @@ export class Worker extends Loop<WorkerEvents> {
     this.emit('flushed', batch)
     // a retry time or a dead-letter copy can be the next thing due: the loop may be asleep past it
     if (retries || dead.length > 0) this.wake()
-  }
-
-  /** The endpoint answered 410 Gone: disable its queue, and give back its rows waiting here to be parked. */
-  private disable (row: ClaimedRow): void {
-    if (this.disabling.has(row.queueId)) return
-    this.disabling.add(row.queueId)
-    this.release(this.producer.dropQueue(row.queueId))
-    const reason = `the endpoint answered 410 Gone (${row.queue.callbackUrl})`
-    this.o.claims.disable(row.queueId, reason).then((q) => {
-      if (q === null) return
-      this.log.warn({ queueId: q.id, reason }, 'queue disabled; its messages are parked until it is enabled')
-      this.emit('disabled', q)
-    }, (err) => {
-      // its next 410 tries again
-      this.log.error({ err, queueId: row.queueId }, 'disabling a queue failed')
-    }).finally(() => this.disabling.delete(row.queueId))
-      .catch((err: Error) => this.log.error({ err }, "a 'disabled' listener failed"))
   }
 
   private logOutcome (row: ClaimedRow, attempt: number, result: Result, retryAt: Date | null): void {
@@ -236,6 +221,11 @@ export class Worker extends Loop<WorkerEvents> {
    */
   giveBackWaiting (): void {
     this.release(this.producer.drain())
+  }
+
+  /** A queue was paused or disabled: its rows waiting here go back, to be parked by the next claim. */
+  giveBackQueue (queueId: number): void {
+    this.release(this.producer.dropQueue(queueId))
   }
 
   /** Stop claiming at once and give back what was claimed but not started; calls in flight go on. */

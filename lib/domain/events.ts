@@ -11,6 +11,9 @@ export const EVENT_TYPE_PATTERN = '^[A-Za-z0-9_.-]{1,255}$'
  */
 export const EVENT_PATTERN_PATTERN = '^(\\*|[A-Za-z0-9_.-]{1,253}\\.\\*|[A-Za-z0-9_.-]{1,255})$'
 
+/** hookpost's own event types and idempotency keys begin so (lib/services/operational-events.ts): nobody else's may */
+export const RESERVED_PREFIX = 'hookpost.'
+
 /** patterns per queue */
 export const MAX_EVENT_PATTERNS = 100
 

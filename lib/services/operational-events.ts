@@ -1,11 +1,11 @@
 // hookpost's own events, published through the fan-out like any application's (lib/store/events.ts):
 // an operator subscribes a queue (a Slack or PagerDuty webhook) to `hookpost.*` and hears of a queue
 // disabled or a message dead-lettered. Counted in /metrics. Published by the process that saw it
-// happen, each once (an idempotency key per occurrence); a publish that fails is logged, not retried.
+// happen, each once (an idempotency key per occurrence, in the hookpost.* namespace only hookpost may
+// use); at most once: a publish that fails is logged, not retried.
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
-import type { DisabledQueue } from '../delivery/database.js'
-import type { DeadLetter } from '../delivery/completer.js'
+import type { DeadLetter, DisabledQueue } from '../delivery/completer.js'
 import type { Worker } from '../delivery/worker.js'
 
 export const OPERATIONAL_EVENTS = {
@@ -16,16 +16,21 @@ export type OperationalEvent = typeof OPERATIONAL_EVENTS[keyof typeof OPERATIONA
 
 /**
  * One event per dead message of a flushed batch, in one statement. A message that was itself one of
- * hookpost's events gets none: a subscriber queue that keeps failing would otherwise feed itself.
+ * hookpost's events gets none, nor does the dead-letter copy of one (attack round: an alert queue and
+ * its dead-letter queue, both failing, fed each other without end). Through publish_event, which takes
+ * the reserved hookpost.* types and keys that hookpost.publish and the API refuse (lib/api/events.ts).
  */
-const DEAD_LETTERED_SQL = `SELECT count(hookpost.publish($3, jsonb_build_object(
-    'messageId', m.id, 'queueId', m.queue_id, 'attempts', m.attempts, 'lastStatus', m.last_status,
-    'lastError', m.last_error, 'deadLetterQueueMessageId', d.dlq, 'eventId', m.event_id, 'eventType', m.event_type),
-    '{}', now(), $3 || ':' || m.id || ':' || m.attempts))::integer AS n
-  FROM unnest($1::bigint[], $2::bigint[]) AS d(id, dlq) JOIN hookpost.messages m ON m.id = d.id
-  WHERE m.event_type IS NULL OR m.event_type NOT LIKE 'hookpost.%'`
+const DEAD_LETTERED_SQL = `SELECT count(*) FILTER (WHERE p.created)::integer AS n
+  FROM unnest($1::bigint[], $2::bigint[]) AS d(id, dlq)
+    JOIN hookpost.messages m ON m.id = d.id
+    LEFT JOIN hookpost.messages o ON o.id = m.dead_letter_of
+    CROSS JOIN LATERAL hookpost.publish_event($3, json_build_object(
+      'messageId', m.id, 'queueId', m.queue_id, 'attempts', m.attempts, 'lastStatus', m.last_status,
+      'lastError', m.last_error, 'deadLetterQueueMessageId', d.dlq, 'eventId', m.event_id, 'eventType', m.event_type),
+      '{}', now(), $3 || ':' || m.id || ':' || m.attempts) AS p
+  WHERE coalesce(m.event_type, o.event_type, '') NOT LIKE 'hookpost.%'`
 
-const DISABLED_SQL = 'SELECT hookpost.publish($1, $2::jsonb, \'{}\', now(), $3) AS id'
+const DISABLED_SQL = 'SELECT created FROM hookpost.publish_event($1, $2::json, \'{}\', now(), $3)'
 
 /** Publish the worker's operational events on pool; onPublished counts them (metrics). */
 export function publishOperationalEvents (worker: Worker, pool: Pool, log: Logger,
@@ -46,7 +51,8 @@ export function publishOperationalEvents (worker: Worker, pool: Pool, log: Logge
   worker.on('disabled', (q: DisabledQueue) => {
     const type = OPERATIONAL_EVENTS.queueDisabled
     const payload = { queueId: q.id, name: q.name, reason: q.reason, disabledAt: q.disabledAt }
-    pool.query(DISABLED_SQL, [type, JSON.stringify(payload), `${type}:${q.id}:${q.disabledAt.getTime()}`])
-      .then(() => onPublished(type, 1), failed(type))
+    const key = `${type}:${q.id}:${q.disabledAt.getTime()}`
+    pool.query<{ created: boolean }>(DISABLED_SQL, [type, JSON.stringify(payload), key])
+      .then(({ rows }) => onPublished(type, rows[0]?.created === true ? 1 : 0), failed(type))
   })
 }

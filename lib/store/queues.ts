@@ -10,7 +10,7 @@ import { type TargetPolicy } from '../domain/ssrf.js'
 import type { PayloadFormat } from '../domain/events.js'
 import { countStatement, listStatement, pagesOfParents, type Entity, type Filter, type ListQuery } from './list.js'
 import { insertRow, updateRow, type Writable } from './rows.js'
-import { CHANNELS, notify } from '../db/channels.js'
+import { CHANNELS, notify, notifyWith } from '../db/channels.js'
 
 export interface Queue {
   id: number
@@ -178,6 +178,11 @@ export async function updateQueue (
   const row = await updateRow<Queue>(pool, queueEntity, STORED, id, stored, resuming ? UNPARK : '')
   if (row === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
   if (resuming) await write(pool, notify(CHANNELS.messages))
+  // what the workers hold of it goes back, for the next claim to park (attack round: hundreds of calls
+  // went out after a pause had answered, from the rows claimed before it)
+  if (row.paused || row.disabled) {
+    await write(pool, notifyWith(CHANNELS.queues, String(id)))
+  }
   return row
 }
 
