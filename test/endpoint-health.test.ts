@@ -150,7 +150,10 @@ t.test('attack round: no alert loop through a dead-letter queue; no URL in the r
 })
 
 t.test('attack round: a pause takes back what a worker holds; only calls already in flight go out', async (t) => {
-  const target = await receiver(t, async (_r, res) => { await new Promise(resolve => setTimeout(resolve, 100)); res.end() })
+  const target = await receiver(t, async (_r, res) => {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    res.end()
+  })
   const { app } = await deliveringApp(t, { hooks: { queueConcurrency: 2 } })
   const q = await post(app, '/queues', { name: 'slow', callbackUrl: `${target.url}/slow` })
   await app.inject({ method: 'POST', url: '/graphql', payload: { query: `mutation { insertMessages(inputs: [${Array.from({ length: 30 }, (_, i) => `{ queueId: ${q.id}, body: "m${i}" }`).join(',')}]) { id } }` } })

@@ -10,7 +10,10 @@ import { SERVER_KEEPALIVES } from './pool.js'
 // a silently dropped connection (NAT, failover) is found by this heartbeat, not hours later
 const HEARTBEAT_MS = 10_000
 const RECONNECT_MIN_MS = 100
-const RECONNECT_MAX_MS = 5000
+// The worker lock comes back with this connection, and the reaper hands a process's claims on after
+// HOOKPOST_REAP_GRACE_MS (default 10 s) without it: a connection lost a few times in a row must not
+// wait 5 s between tries (a LISTEN blip then outlasted an 8 s grace on a loaded machine), so at most 2 s
+const RECONNECT_MAX_MS = 2000
 
 export class Listener extends EventEmitter {
   private client: pg.Client | null = null
