@@ -97,7 +97,7 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
   const subscribersSeen = (): boolean => subscribers.seen || listener.hasSubscribers
   worker.on('flushed', outcomePublisher(pool, subscribersSeen, log))
   // on the main pool: an operator's alert is as durable as an application's event
-  publishOperationalEvents(worker, app.pool, log, (type, n) => app.metrics.operationalEvents(type, n))
+  publishOperationalEvents(worker, reaper, app.pool, log, (type, n) => app.metrics.operationalEvents(type, n))
 
   // start and stop in order, never overlapping
   let transition: Promise<void> = Promise.resolve()

@@ -131,7 +131,8 @@ export class Metrics {
     })
     this.operational = new Counter({
       name: 'hookpost_operational_events_total',
-      help: 'hookpost\'s own events published: hookpost.queue.disabled, hookpost.message.dead_lettered',
+      help: 'hookpost\'s own events published: hookpost.queue.disabled, .circuit_opened, .circuit_closed, ' +
+        'hookpost.message.dead_lettered',
       labelNames: ['type'],
       registers
     })

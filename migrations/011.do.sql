@@ -16,3 +16,24 @@ ALTER TABLE hookpost.queues
   ADD COLUMN held_until timestamptz;
 -- what resuming a queue unparks: only parked rows are in it, so parking is the only update that pays for it
 CREATE INDEX messages_parked_idx ON hookpost.messages (queue_id) WHERE run_at = 'infinity' AND sent_at IS NULL AND NOT failed;
+
+-- The circuit breaker and failing-for-too-long, from each queue's run of failed attempts, kept by the
+-- statement that records outcomes (sql.complete). It writes a queue's row only when its run changes:
+-- a healthy queue's stays untouched. The circuit is 'closed' or 'open'; an open circuit holds the queue
+-- (held_until) for circuit_open_ms, after which it is half-open (read as such) and a single call per
+-- process probes it: a success closes it, a failure opens it again for twice as long (at most 1 h, or
+-- the cooldown when longer). failing_since: the first failure after the last success.
+ALTER TABLE hookpost.queues
+  ADD COLUMN circuit_failure_threshold integer NOT NULL DEFAULT 20
+    CONSTRAINT queues_circuit_failure_threshold_check CHECK (circuit_failure_threshold BETWEEN 0 AND 100000),
+  ADD COLUMN circuit_cooldown_ms integer NOT NULL DEFAULT 60000
+    CONSTRAINT queues_circuit_cooldown_ms_check CHECK (circuit_cooldown_ms BETWEEN 1000 AND 86400000),
+  ADD COLUMN disable_after_hours integer NOT NULL DEFAULT 72
+    CONSTRAINT queues_disable_after_hours_check CHECK (disable_after_hours BETWEEN 0 AND 87600),
+  ADD COLUMN consecutive_failures integer NOT NULL DEFAULT 0,
+  ADD COLUMN failing_since timestamptz,
+  ADD COLUMN circuit_state text NOT NULL DEFAULT 'closed' CONSTRAINT queues_circuit_state_check CHECK (circuit_state IN ('closed', 'open')),
+  ADD COLUMN circuit_opened_at timestamptz,
+  ADD COLUMN circuit_open_ms integer;
+-- the leader's look for queues failing for longer than their disable_after_hours
+CREATE INDEX queues_failing_since_idx ON hookpost.queues (failing_since) WHERE failing_since IS NOT NULL AND NOT disabled;

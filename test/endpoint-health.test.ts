@@ -166,3 +166,49 @@ t.test('attack round: a pause takes back what a worker holds; only calls already
   await eventually(async () => await parked() >= 30 - afterPause - 2)
   t.ok(target.requests.length - afterPause <= 2, `${target.requests.length - afterPause} calls after the pause answered (2 may be in flight)`)
 })
+
+t.test('the circuit opens after a run of failures, holds the queue, probes once, and closes on a success', async (t) => {
+  let healthy = false
+  const target = await receiver(t, (r, res) => {
+    res.statusCode = r.url === '/cb' && !healthy ? 500 : 200
+    res.end()
+  })
+  const { app } = await deliveringApp(t)
+  await post(app, '/queues', { name: 'ops', callbackUrl: `${target.url}/ops`, eventTypes: ['hookpost.queue.*'] })
+  const q = await post(app, '/queues', {
+    name: 'cb', callbackUrl: `${target.url}/cb`, maxRetries: 100, backoffBaseMs: 0, backoffMaxMs: 0, circuitFailureThreshold: 3, circuitCooldownMs: 1000
+  })
+  t.match(q, { circuitState: 'closed', consecutiveFailures: 0, circuitFailureThreshold: 3, disableAfterHours: 72 })
+  const m = await post(app, '/messages', { queueId: q.id, body: 'x' })
+  const opened = await eventually(async () => target.requests.find(r => r.headers['x-hookpost-event-type'] === 'hookpost.queue.circuit_opened'))
+  t.match(JSON.parse(opened!.body), { queueId: q.id, name: 'cb' })
+  const open = (await app.inject({ url: `/queues/${q.id}` })).json()
+  t.match(open, { circuitState: 'open', circuitOpenedAt: String })
+  t.ok(open.consecutiveFailures >= 3, `${open.consecutiveFailures} failures in a row`)
+  const openedAt = new Date(open.circuitOpenedAt).getTime()
+  // nothing during the hold; then one probe, which fails: open again, for twice as long
+  await eventually(async () => (await app.inject({ url: `/queues/${q.id}` })).json().consecutiveFailures > open.consecutiveFailures)
+  const calls = target.requests.filter(r => r.url === '/cb')
+  t.equal(calls.filter(r => r.at > openedAt + 100 && r.at < openedAt + 900).length, 0, 'no call while the circuit was open')
+  t.equal(calls.filter(r => r.at >= openedAt + 900).length, 1, 'a single probe')
+  healthy = true
+  const closed = await eventually(async () => target.requests.find(r => r.headers['x-hookpost-event-type'] === 'hookpost.queue.circuit_closed'), 15_000)
+  t.match(JSON.parse(closed!.body), { queueId: q.id })
+  t.match((await app.inject({ url: `/queues/${q.id}` })).json(), { circuitState: 'closed', consecutiveFailures: 0, failingSince: null })
+  t.match((await app.inject({ url: `/messages/${m.id}` })).json(), { sentAt: String, failed: false })
+  const bad = await app.inject({ method: 'PUT', url: `/queues/${q.id}`, payload: { circuitFailureThreshold: -1 } })
+  t.equal(bad.statusCode, 400)
+  t.match(bad.json().message, /circuitFailureThreshold/)
+})
+
+t.test('a queue failing for longer than disableAfterHours is disabled by the leader, and told', async (t) => {
+  const target = await receiver(t)
+  const { app, pool } = await deliveringApp(t)
+  await post(app, '/queues', { name: 'ops', callbackUrl: `${target.url}/ops`, eventTypes: ['hookpost.*'] })
+  const q = await post(app, '/queues', { name: 'old', callbackUrl: 'http://127.0.0.1:9/old', disableAfterHours: 2 })
+  await pool.query("UPDATE hookpost.queues SET failing_since = now() - interval '3 hours', consecutive_failures = 40 WHERE id = $1", [q.id])
+  await app.delivery!.reaper.reap()
+  t.match((await app.inject({ url: `/queues/${q.id}` })).json(), { disabled: true, disabledReason: 'failing continuously for 2 hours' })
+  const told = await eventually(async () => target.requests.find(r => r.headers['x-hookpost-event-type'] === 'hookpost.queue.disabled'))
+  t.match(JSON.parse(told!.body), { queueId: q.id, reason: 'failing continuously for 2 hours' })
+})

@@ -20,6 +20,7 @@ export function queue (over: Partial<QueueTarget> = {}): QueueTarget {
     backoffMaxMs: 60_000,
     backoffJitter: 'none',
     signingSecrets: null,
+    probe: false,
     ...over
   }
 }
@@ -108,7 +109,7 @@ export class FakeClaims implements Claims {
     }
     const dead = batch.filter(c => this.dead(c))
       .map((c): DeadLetter => ({ messageId: c.id, queueId: c.queueId, dlqMessageId: null }))
-    return { dead, disabled }
+    return { dead, disabled, circuits: [] }
   }
 }
 

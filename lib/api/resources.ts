@@ -79,6 +79,25 @@ const queueWritable = {
   disabled: {
     type: 'boolean',
     description: 'set by hookpost when the endpoint answers 410 Gone; parks messages as paused does. false enables it'
+  },
+  circuitFailureThreshold: {
+    type: 'integer',
+    minimum: 0,
+    maximum: 100000,
+    description: 'failed attempts in a row that open the circuit (no calls for circuitCooldownMs, then one probe); ' +
+      '0: no circuit breaker. Default 20'
+  },
+  circuitCooldownMs: {
+    type: 'integer',
+    minimum: 1000,
+    maximum: 86400000,
+    description: 'how long an open circuit holds the queue; doubled by each failed probe, at most 1 h. Default 60000'
+  },
+  disableAfterHours: {
+    type: 'integer',
+    minimum: 0,
+    maximum: 87600,
+    description: 'a queue failing continuously this long is disabled; 0: never. Default 72'
   }
 }
 
@@ -99,6 +118,10 @@ const queueItem = {
     disabledReason: { type: ['string', 'null'] },
     disabledAt: nullableDate,
     heldUntil: { ...nullableDate, description: 'a 429 or 503 with Retry-After asked the queue to wait until then' },
+    circuitState: { type: 'string', enum: ['closed', 'open', 'half-open'] },
+    circuitOpenedAt: nullableDate,
+    consecutiveFailures: { type: 'integer', description: 'failed attempts since the last success' },
+    failingSince: { ...nullableDate, description: 'the first failure after the last success' },
     signed: {
       type: 'boolean',
       description: 'deliveries carry Standard Webhooks signatures (see POST /queues/{id}/signing-secret)'

@@ -15,8 +15,11 @@ export interface DeadLetter { messageId: number, queueId: number, dlqMessageId: 
 /** A queue a 410 Gone disabled, as the completing statement reports it (and the operational event tells it). */
 export interface DisabledQueue { id: number, name: string, disabledAt: Date, reason: string }
 
-/** What writing a batch did besides recording it: the messages that died, the queues disabled. */
-export interface Recorded { dead: DeadLetter[], disabled: DisabledQueue[] }
+/** A queue whose circuit a batch opened (its run of failures reached the threshold) or closed (a probe got through). */
+export interface CircuitTurn { id: number, name: string, state: 'open' | 'closed', consecutiveFailures: number }
+
+/** What writing a batch did besides recording it: the messages that died, the queues disabled, the circuits turned. */
+export interface Recorded { dead: DeadLetter[], disabled: DisabledQueue[], circuits: CircuitTurn[] }
 
 /** Write a batch of outcomes in one statement. */
 export type Complete = (batch: Completion[]) => Promise<Recorded>

@@ -29,12 +29,15 @@ export function pgClaims (pool: Pool, leaseMs: number, workerId: string): Claims
     },
     release: async (rows) => { await pool.query(sql.release(rows, workerId)) },
     complete: async (batch) => {
-      const recorded: Recorded = { dead: [], disabled: [] }
+      const recorded: Recorded = { dead: [], disabled: [], circuits: [] }
       for (const r of (await pool.query<sql.CompleteResultRow>(sql.complete(batch, workerId))).rows) {
         if (r.kind === 'dead') {
           recorded.dead.push({ messageId: r.messageId, queueId: r.queueId, dlqMessageId: r.dlqMessageId })
-        } else {
+        } else if (r.kind === 'disabled') {
           recorded.disabled.push({ id: r.queueId, name: r.name, disabledAt: r.disabledAt, reason: sql.GONE_REASON })
+        } else {
+          const state = r.turn === 'open' ? 'open' : 'closed'
+          recorded.circuits.push({ id: r.queueId, name: r.name, state, consecutiveFailures: r.run })
         }
       }
       return recorded

@@ -191,6 +191,7 @@ export class Producer {
       }
     }
     if (waitingQueues !== 1 || lone === undefined || lone.meanMs < 0 || lone.meanMs >= BORROW_MAX_MS) return undefined
+    if (lone.waiting[0]!.row.queue.probe) return undefined
     while (lone.waiting.length > 0) {
       const row = this.take(loneId, lone, now, expired)
       if (row !== undefined) return row
@@ -269,7 +270,9 @@ export class Producer {
   }
 
   private sendable (s: QueueSlot): number {
-    return Math.min(s.waiting.length, Math.max(0, this.o.queueConcurrency - s.inFlight))
+    // a half-open circuit is probed by one call at a time (sql.QueueTarget.probe)
+    const limit = s.waiting.length > 0 && s.waiting[0]!.row.queue.probe ? 1 : this.o.queueConcurrency
+    return Math.min(s.waiting.length, Math.max(0, limit - s.inFlight))
   }
 
   /** The fairness rule: a queue holding its limit plus a batch, or nearly its share of the bytes. */

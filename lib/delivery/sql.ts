@@ -33,6 +33,8 @@ export interface QueueTarget {
   backoffJitter: 'full' | 'equal' | 'none'
   /** secrets that sign this delivery: the current one, and the previous one during a rotation */
   signingSecrets: string[] | null
+  /** the queue's circuit is half-open: one call at a time probes it (producer.ts) */
+  probe: boolean
 }
 
 export interface ClaimedRow {
@@ -142,7 +144,7 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
         CASE WHEN row_number() OVER (PARTITION BY c.queue_id) = 1 THEN (
           SELECT json_build_object('callbackUrl', q.callback_url, 'method', q.method, 'headers', q.headers,
             'timeoutMs', q.timeout_ms, 'maxRetries', q.max_retries, 'backoffBaseMs', q.backoff_base_ms,
-            'backoffMaxMs', q.backoff_max_ms, 'backoffJitter', q.backoff_jitter,
+            'backoffMaxMs', q.backoff_max_ms, 'backoffJitter', q.backoff_jitter, 'probe', q.circuit_state = 'open',
             'signingSecrets', CASE WHEN q.signing_secret IS NOT NULL THEN array_remove(ARRAY[q.signing_secret,
               CASE WHEN q.previous_signing_secret_until > now() THEN q.previous_signing_secret END], NULL) END)
           FROM hookpost.queues q WHERE q.id = c.queue_id) END AS queue
@@ -264,6 +266,23 @@ export function unparkStragglers (): Statement {
   }
 }
 
+/**
+ * Disable the queues that have failed continuously for longer than their disable_after_hours (the
+ * leader, each reaper pass): their messages are parked from the next claim on.
+ */
+export function disableFailingQueues (): Statement {
+  return {
+    name: 'hookpost_disable_failing',
+    text: `UPDATE hookpost.queues
+      SET disabled = true, disabled_at = now(), updated_at = now(),
+        disabled_reason = 'failing continuously for ' || disable_after_hours || ' hours'
+      WHERE failing_since IS NOT NULL AND NOT disabled AND disable_after_hours > 0
+        AND failing_since < now() - disable_after_hours * interval '1 hour'
+      RETURNING id, name, disabled_at AS "disabledAt", disabled_reason AS reason`,
+    values: []
+  }
+}
+
 /** Whether any process holds the shared subscribers lock (SUBSCRIBERS_LOCK, lib/db/locks.ts). */
 export function subscribersExist (): Statement {
   return {
@@ -294,7 +313,16 @@ export const GONE_REASON = 'the endpoint answered 410 Gone'
 /** A row of the completing statement's answer (complete) */
 export type CompleteResultRow =
   { kind: 'dead', messageId: number, dlqMessageId: number | null, queueId: number, name: null, disabledAt: null } |
-  { kind: 'disabled', messageId: null, dlqMessageId: null, queueId: number, name: string, disabledAt: Date }
+  { kind: 'disabled', messageId: null, dlqMessageId: null, queueId: number, name: string, disabledAt: Date } |
+  {
+    kind: 'circuit',
+    messageId: null,
+    dlqMessageId: null,
+    queueId: number,
+    name: string
+    turn: 'open' | 'close',
+    run: number
+  }
 
 export interface Completion {
   id: number
@@ -355,13 +383,6 @@ export function complete (batch: Completion[], workerId: string): Statement {
         RETURNING m.id, m.attempts, m.failed, m.queue_id, m.body, m.body_json, m.headers, m.last_status, m.last_error,
           m.dead_letter_of
       ),
-      -- a Retry-After on 429 or 503 holds the whole queue until then: claims meeting its rows defer them.
-      -- Updates no row unless such an answer is in the batch
-      held AS (
-        UPDATE hookpost.queues q SET held_until = greatest(q.held_until, h.until)
-        FROM (SELECT queue_id, max(hold_until) AS until FROM input WHERE hold_until IS NOT NULL GROUP BY queue_id) h
-        WHERE q.id = h.queue_id AND (q.held_until IS NULL OR q.held_until < h.until)
-      ),
       logged AS (
         INSERT INTO hookpost.attempts
           (message_id, attempt, started_at, duration_ms, status_code, error_kind, error, response_body)
@@ -389,21 +410,72 @@ export function complete (batch: Completion[], workerId: string): Statement {
         FROM dead LEFT JOIN copies ON copies.dead_letter_of = dead.id
         RETURNING message_id, dlq_message_id, queue_id
       ),
-      -- a 410 Gone disables its queue in the statement that parks the message: the two stand or fall
-      -- together (attack round: a disable that failed on its own left the message to be unparked and
-      -- sent again and again). Updates no row unless a 410 is in the batch
-      gone AS (
-        UPDATE hookpost.queues q
-        SET disabled = true, disabled_reason = '${GONE_REASON}', disabled_at = now(), updated_at = now()
-        FROM (SELECT DISTINCT b.queue_id FROM bad b JOIN input d ON d.id = b.id WHERE d.park) g
-        WHERE q.id = g.queue_id AND NOT q.disabled
-        RETURNING q.id, q.name, q.disabled_at
+      -- What the batch tells of each queue, written in one UPDATE of its row (two UPDATEs of one row in a
+      -- statement would keep only one) and only when something changed: a healthy queue's row is not
+      -- written. Each queue's run of failed attempts (migrations/011.do.sql): the failures after the
+      -- batch's last success, added to the stored run when the batch has none; a 410 is no failure of it.
+      outcomes AS (
+        SELECT queue_id, max(started_at) FILTER (WHERE ok) AS last_ok, max(hold_until) AS hold, bool_or(park) AS gone
+        FROM input GROUP BY queue_id
+      ),
+      after_ok AS (
+        SELECT i.queue_id, count(*)::integer AS fails, min(i.started_at) AS first_fail
+        FROM input i JOIN outcomes o ON o.queue_id = i.queue_id
+        WHERE NOT i.ok AND NOT i.park AND (o.last_ok IS NULL OR i.started_at > o.last_ok)
+        GROUP BY i.queue_id
+      ),
+      health AS (
+        SELECT q.id, q.circuit_state AS was, q.circuit_failure_threshold AS threshold, o.hold,
+          -- a 410 Gone disables its queue in the statement that parks the message: the two stand or fall
+          -- together (attack round: a disable that failed on its own left the message to be unparked and
+          -- sent again and again)
+          o.gone AND NOT q.disabled AS disabling,
+          CASE WHEN o.last_ok IS NULL THEN q.consecutive_failures ELSE 0 END + coalesce(a.fails, 0) AS run,
+          CASE WHEN coalesce(a.fails, 0) = 0 THEN CASE WHEN o.last_ok IS NULL THEN q.failing_since END
+            WHEN o.last_ok IS NULL THEN coalesce(q.failing_since, a.first_fail) ELSE a.first_fail END AS failing_since,
+          -- an open circuit whose hold is over is half-open: this batch holds its probe
+          q.circuit_state = 'open' AND coalesce(q.held_until <= now(), true) AS probing,
+          o.last_ok IS NOT NULL AS any_ok, coalesce(a.fails, 0) > 0 AS failed_last,
+          CASE WHEN q.circuit_state = 'open' THEN least(coalesce(q.circuit_open_ms, q.circuit_cooldown_ms) * 2,
+            greatest(q.circuit_cooldown_ms, 3600000)) ELSE q.circuit_cooldown_ms END AS open_ms
+        FROM outcomes o JOIN hookpost.queues q ON q.id = o.queue_id LEFT JOIN after_ok a ON a.queue_id = o.queue_id
+      ),
+      decided AS (
+        SELECT h.*, CASE
+            WHEN h.probing AND h.failed_last THEN 'reopen'
+            WHEN h.probing AND h.any_ok THEN 'close'
+            WHEN h.was = 'closed' AND h.threshold > 0 AND h.run >= h.threshold THEN 'open'
+          END AS turn
+        FROM health h
+      ),
+      changed AS (
+        UPDATE hookpost.queues q SET consecutive_failures = d.run, failing_since = d.failing_since,
+          circuit_state = CASE WHEN d.turn = 'close' THEN 'closed' WHEN d.turn IS NOT NULL THEN 'open'
+            ELSE q.circuit_state END,
+          circuit_opened_at = CASE WHEN d.turn = 'close' THEN NULL WHEN d.turn IS NOT NULL THEN now()
+            ELSE q.circuit_opened_at END,
+          circuit_open_ms = CASE WHEN d.turn = 'close' THEN NULL WHEN d.turn IS NOT NULL THEN d.open_ms
+            ELSE q.circuit_open_ms END,
+          -- a Retry-After on 429 or 503, or an open circuit, holds the whole queue: claims defer its rows
+          held_until = greatest(q.held_until, d.hold,
+            CASE WHEN d.turn IN ('open', 'reopen') THEN now() + d.open_ms * interval '1 millisecond' END),
+          disabled = q.disabled OR d.disabling,
+          disabled_reason = CASE WHEN d.disabling THEN '${GONE_REASON}' ELSE q.disabled_reason END,
+          disabled_at = CASE WHEN d.disabling THEN now() ELSE q.disabled_at END
+        FROM decided d
+        WHERE q.id = d.id AND (d.turn IS NOT NULL OR d.disabling OR q.consecutive_failures <> d.run
+          OR q.failing_since IS DISTINCT FROM d.failing_since OR d.hold > coalesce(q.held_until, '-infinity'))
+        RETURNING q.id, q.name, d.turn, d.disabling, q.consecutive_failures, q.disabled_at
       )
       SELECT 'dead' AS kind, message_id AS "messageId", dlq_message_id AS "dlqMessageId", queue_id AS "queueId",
-        NULL::text AS name, NULL::timestamptz AS "disabledAt"
+        NULL::text AS name, NULL::timestamptz AS "disabledAt", NULL::text AS turn, NULL::integer AS run
       FROM letters
       UNION ALL
-      SELECT 'disabled', NULL, NULL, id, name, disabled_at FROM gone`,
+      SELECT 'disabled', NULL, NULL, id, name, disabled_at, NULL, NULL FROM changed WHERE disabling
+      UNION ALL
+      -- a circuit that opened or closed (a failed probe that opens it again is not told again)
+      SELECT 'circuit', NULL, NULL, id, name, NULL, turn, consecutive_failures FROM changed
+      WHERE turn IN ('open', 'close')`,
     values: [
       arrayLiteral(batch.map(c => c.id)), arrayLiteral(r.map(x => x.status)), arrayLiteral(r.map(x => x.durationMs)),
       arrayLiteral(r.map(x => x.startedAt.getTime())), arrayLiteral(r.map(x => x.errorKind)),

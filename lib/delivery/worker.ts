@@ -3,7 +3,7 @@
 // the claims (database.ts), the send (sender.ts) and the clock, so its policy is tested with fakes.
 import type { Logger } from 'pino'
 import { systemClock, type Clock } from './clock.js'
-import { Completer, GONE, type DeadLetter, type DisabledQueue, type Recorded } from './completer.js'
+import { Completer, GONE, type CircuitTurn, type DeadLetter, type DisabledQueue, type Recorded } from './completer.js'
 import type { Claims } from './database.js'
 import { Executor, type Send } from './executor.js'
 import { Loop } from './loop.js'
@@ -53,6 +53,8 @@ export interface WorkerEvents {
   dead: [DeadLetter]
   /** a batch written by this process disabled a queue: its endpoint answered 410 Gone */
   disabled: [DisabledQueue]
+  /** a batch written by this process opened or closed a queue's circuit */
+  circuit: [CircuitTurn]
   /** claims given back untouched (stopping, stale, cut off by shutdown) */
   released: [{ count: number }]
 }
@@ -141,7 +143,10 @@ export class Worker extends Loop<WorkerEvents> {
       // the endpoint said stop (410: its queue is disabled as the outcome is written) or wait (429 or 503
       // with Retry-After: the queue is held): what waits here goes back, and the claims that meet it again
       // park it or make it due when the hold ends (sql.claim)
-      if (parked || holdUntil !== null) this.release(this.producer.dropQueue(row.queueId))
+      // a failed probe of a half-open circuit: the rest wait for the circuit, not for a slot
+      if (parked || holdUntil !== null || (row.queue.probe && !result.ok)) {
+        this.release(this.producer.dropQueue(row.queueId))
+      }
       const event: DeliveryEvent = { messageId: row.id, queueId: row.queueId, attempt, when: row.when, result, retryAt }
       this.emit(result.ok ? 'delivered' : 'failed', event)
     }
@@ -151,7 +156,14 @@ export class Worker extends Loop<WorkerEvents> {
     if (this.executor.inFlight === 0) this.idle?.()
   }
 
-  private flushed (batch: Completion[], { dead, disabled }: Recorded): void {
+  private flushed (batch: Completion[], { dead, disabled, circuits }: Recorded): void {
+    for (const c of circuits) {
+      this.log.warn({ queueId: c.id, consecutiveFailures: c.consecutiveFailures },
+        c.state === 'open' ? 'circuit opened: the queue is held' : 'circuit closed: the queue flows again')
+      this.emit('circuit', c)
+      // an open circuit holds the queue: what waits here goes back, for the claims to hold
+      if (c.state === 'open') this.giveBackQueue(c.id)
+    }
     for (const q of disabled) {
       this.log.warn({ queueId: q.id, reason: q.reason }, 'queue disabled; its messages are parked until it is enabled')
       this.emit('disabled', q)

@@ -79,8 +79,18 @@ type Queue {
   disabled: Boolean!
   disabledReason: String
   disabledAt: DateTime
-  "a 429 or 503 with Retry-After asked the whole queue to wait until then"
+  "a 429 or 503 with Retry-After asked the whole queue to wait until then (or an open circuit holds it)"
   heldUntil: DateTime
+  "failed attempts in a row that open the circuit; 0: none"
+  circuitFailureThreshold: Int!
+  circuitCooldownMs: Int!
+  "failing continuously this long disables the queue; 0: never"
+  disableAfterHours: Int!
+  "closed, open or half-open"
+  circuitState: String!
+  circuitOpenedAt: DateTime
+  consecutiveFailures: Int!
+  failingSince: DateTime
   "deliveries carry Standard Webhooks signatures"
   signed: Boolean!
   createdAt: DateTime!
@@ -236,6 +246,9 @@ input QueueInput {
   paused: Boolean
   "false enables a disabled queue"
   disabled: Boolean
+  circuitFailureThreshold: Int
+  circuitCooldownMs: Int
+  disableAfterHours: Int
   "read-only: accepted (pg-hooks' input has it) and ignored"
   createdAt: DateTime
   "read-only: accepted and ignored"

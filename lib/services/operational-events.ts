@@ -5,11 +5,14 @@
 // use); at most once: a publish that fails is logged, not retried.
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
-import type { DeadLetter, DisabledQueue } from '../delivery/completer.js'
+import type { CircuitTurn, DeadLetter, DisabledQueue } from '../delivery/completer.js'
+import type { Reaper } from './reaper.js'
 import type { Worker } from '../delivery/worker.js'
 
 export const OPERATIONAL_EVENTS = {
   queueDisabled: 'hookpost.queue.disabled',
+  circuitOpened: 'hookpost.queue.circuit_opened',
+  circuitClosed: 'hookpost.queue.circuit_closed',
   messageDeadLettered: 'hookpost.message.dead_lettered'
 } as const
 export type OperationalEvent = typeof OPERATIONAL_EVENTS[keyof typeof OPERATIONAL_EVENTS]
@@ -30,10 +33,10 @@ const DEAD_LETTERED_SQL = `SELECT count(*) FILTER (WHERE p.created)::integer AS 
       '{}', now(), $3 || ':' || m.id || ':' || m.attempts) AS p
   WHERE coalesce(m.event_type, o.event_type, '') NOT LIKE 'hookpost.%'`
 
-const DISABLED_SQL = 'SELECT created FROM hookpost.publish_event($1, $2::json, \'{}\', now(), $3)'
+const PUBLISH_SQL = 'SELECT created FROM hookpost.publish_event($1, $2::json, \'{}\', now(), $3)'
 
-/** Publish the worker's operational events on pool; onPublished counts them (metrics). */
-export function publishOperationalEvents (worker: Worker, pool: Pool, log: Logger,
+/** Publish the operational events of the worker and the leader's reaper on pool; onPublished counts them (metrics). */
+export function publishOperationalEvents (worker: Worker, reaper: Reaper, pool: Pool, log: Logger,
   onPublished: (type: OperationalEvent, n: number) => void): void {
   let dead: DeadLetter[] = []
   const failed = (type: OperationalEvent) => (err: Error) =>
@@ -48,11 +51,18 @@ export function publishOperationalEvents (worker: Worker, pool: Pool, log: Logge
     pool.query<{ n: number }>(DEAD_LETTERED_SQL, [batch.map(d => d.messageId), batch.map(d => d.dlqMessageId), type])
       .then(({ rows }) => onPublished(type, rows[0]?.n ?? 0), failed(type))
   })
-  worker.on('disabled', (q: DisabledQueue) => {
-    const type = OPERATIONAL_EVENTS.queueDisabled
-    const payload = { queueId: q.id, name: q.name, reason: q.reason, disabledAt: q.disabledAt }
-    const key = `${type}:${q.id}:${q.disabledAt.getTime()}`
-    pool.query<{ created: boolean }>(DISABLED_SQL, [type, JSON.stringify(payload), key])
+  const publish = (type: OperationalEvent, payload: object, key: string): void => {
+    pool.query<{ created: boolean }>(PUBLISH_SQL, [type, JSON.stringify(payload), `${type}:${key}`])
       .then(({ rows }) => onPublished(type, rows[0]?.created === true ? 1 : 0), failed(type))
+  }
+  const disabled = (q: DisabledQueue): void => {
+    const payload = { queueId: q.id, name: q.name, reason: q.reason, disabledAt: q.disabledAt }
+    publish(OPERATIONAL_EVENTS.queueDisabled, payload, `${q.id}:${q.disabledAt.getTime()}`)
+  }
+  worker.on('disabled', disabled)
+  reaper.on('disabled', disabled)
+  worker.on('circuit', (c: CircuitTurn) => {
+    const type = c.state === 'open' ? OPERATIONAL_EVENTS.circuitOpened : OPERATIONAL_EVENTS.circuitClosed
+    publish(type, { queueId: c.id, name: c.name, consecutiveFailures: c.consecutiveFailures }, `${c.id}:${Date.now()}`)
   })
 }

@@ -3,12 +3,15 @@
 // its claims go back once it has stayed without the lock for the grace period (HOOKPOST_REAP_GRACE_MS),
 // seen by this leader every REAP_INTERVAL_MS. So a LISTEN connection that drops and comes back within
 // the grace keeps every claim, however old; the grace runs from the lock's loss, not from the claim.
-// Each pass also unparks the few messages a claim parked as their queue was being resumed.
+// Each pass also unparks the few messages a claim parked as their queue was being resumed, and
+// disables the queues that have failed for longer than their disableAfterHours.
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { Clock } from '../delivery/clock.js'
 import { Loop } from '../delivery/loop.js'
-import { reapDeadClaims, unlockedClaimOwners, unparkStragglers } from '../delivery/sql.js'
+import { disableFailingQueues, reapDeadClaims, unlockedClaimOwners, unparkStragglers } from '../delivery/sql.js'
+import type { DisabledQueue } from '../delivery/completer.js'
+import { CHANNELS, notifyWith } from '../db/channels.js'
 
 const REAP_INTERVAL_MS = 2000
 
@@ -17,6 +20,8 @@ export interface ReaperEvents {
   reaped: [{ count: number }]
   /** a pass ended: the processes seen holding claims without their worker lock (tests wait on it) */
   checked: [{ unlocked: string[] }]
+  /** a queue failing for longer than its disableAfterHours was disabled */
+  disabled: [DisabledQueue]
 }
 
 export class Reaper extends Loop<ReaperEvents> {
@@ -59,6 +64,12 @@ export class Reaper extends Loop<ReaperEvents> {
         this.log.warn({ count, processes: dead }, 'handed back the claims of a process that died')
         this.emit('reaped', { count })
       }
+    }
+    for (const q of (await this.pool.query<DisabledQueue>(disableFailingQueues())).rows) {
+      this.log.warn({ queueId: q.id, reason: q.reason }, 'queue disabled; its messages are parked until it is enabled')
+      // every worker gives back what it holds of it
+      await this.pool.query(notifyWith(CHANNELS.queues, String(q.id)))
+      this.emit('disabled', q)
     }
     const unparked = (await this.pool.query(unparkStragglers())).rowCount ?? 0
     if (unparked > 0) {

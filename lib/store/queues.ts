@@ -35,8 +35,18 @@ export interface Queue {
   disabled: boolean
   disabledReason: string | null
   disabledAt: Date | null
-  /** a 429 or 503 with Retry-After asked the whole queue to wait until then */
+  /** a 429 or 503 with Retry-After asked the whole queue to wait until then (or an open circuit holds it) */
   heldUntil: Date | null
+  /** failed attempts in a row that open the circuit; 0: no circuit breaker */
+  circuitFailureThreshold: number
+  /** how long an open circuit holds the queue before a probe; doubles on each failed probe, at most 1 h */
+  circuitCooldownMs: number
+  /** failing continuously this long disables the queue; 0: never */
+  disableAfterHours: number
+  circuitState: 'closed' | 'open' | 'half-open'
+  circuitOpenedAt: Date | null
+  consecutiveFailures: number
+  failingSince: Date | null
   /** deliveries carry Standard Webhooks signatures; the secret itself is never listed */
   signed: boolean
   createdAt: Date
@@ -44,7 +54,8 @@ export interface Queue {
 }
 
 export type QueueInput =
-  Partial<Omit<Queue, 'id' | 'signed' | 'disabledReason' | 'disabledAt' | 'heldUntil' | 'createdAt' | 'updatedAt'>>
+  Partial<Omit<Queue, 'id' | 'signed' | 'disabledReason' | 'disabledAt' | 'heldUntil' | 'createdAt' | 'updatedAt' |
+  'circuitState' | 'circuitOpenedAt' | 'consecutiveFailures' | 'failingSince'>>
 
 export const queueEntity: Entity = {
   name: 'queue',
@@ -54,6 +65,12 @@ export const queueEntity: Entity = {
     backoff_jitter AS "backoffJitter", dead_letter_queue_id AS "deadLetterQueueId",
     event_types AS "eventTypes", filter, payload_format AS "payloadFormat", paused, disabled,
     disabled_reason AS "disabledReason", disabled_at AS "disabledAt", held_until AS "heldUntil",
+    circuit_failure_threshold AS "circuitFailureThreshold", circuit_cooldown_ms AS "circuitCooldownMs",
+    disable_after_hours AS "disableAfterHours",
+    CASE WHEN circuit_state = 'open' AND coalesce(held_until <= now(), true) THEN 'half-open' ELSE circuit_state END
+      AS "circuitState",
+    circuit_opened_at AS "circuitOpenedAt", consecutive_failures AS "consecutiveFailures",
+    failing_since AS "failingSince",
     signing_secret IS NOT NULL AS signed,
     created_at AS "createdAt", updated_at AS "updatedAt"`,
   fields: {
@@ -92,7 +109,10 @@ const WRITABLE = {
     filter: 'filter',
     payloadFormat: 'payload_format',
     paused: 'paused',
-    disabled: 'disabled'
+    disabled: 'disabled',
+    circuitFailureThreshold: 'circuit_failure_threshold',
+    circuitCooldownMs: 'circuit_cooldown_ms',
+    disableAfterHours: 'disable_after_hours'
   } satisfies Record<keyof QueueInput, string>,
   json: new Set(['headers', 'filter'])
 } satisfies Writable
