@@ -1,6 +1,6 @@
--- Endpoint health, part one: a queue can be paused (by an operator) or disabled (by hookpost, when its
--- endpoint answers 410 Gone, or by an operator). Its messages are then parked: not attempted, not
--- failed, their retry budget untouched, until it is resumed or enabled.
+-- Endpoint health: a queue can be paused (by an operator) or disabled (by hookpost, when its endpoint
+-- answers 410 Gone or has failed for disable_after_hours, or by an operator). Its messages are then
+-- parked: not attempted, not failed, their retry budget untouched, until it is resumed or enabled.
 --
 -- A parked message has run_at = 'infinity': out of every claim's range (run_at <= now()) and of the
 -- reaper's, while staying in messages_due_idx, where unparking finds it (run_at = 'infinity'). The claim

@@ -78,7 +78,8 @@ const queueWritable = {
   },
   disabled: {
     type: 'boolean',
-    description: 'set by hookpost when the endpoint answers 410 Gone; parks messages as paused does. false enables it'
+    description: 'set by hookpost when the endpoint answers 410 Gone or has failed for disableAfterHours; parks ' +
+      'messages as paused does. false enables it'
   },
   circuitFailureThreshold: {
     type: 'integer',

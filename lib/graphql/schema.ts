@@ -75,7 +75,7 @@ type Queue {
   payloadFormat: String!
   "its messages are parked (not attempted, not failed) until it is resumed"
   paused: Boolean!
-  "disabled by hookpost (the endpoint answered 410 Gone) or an operator: its messages are parked"
+  "disabled by hookpost (410 Gone, or failing for disableAfterHours) or an operator: its messages are parked"
   disabled: Boolean!
   disabledReason: String
   disabledAt: DateTime

@@ -1,8 +1,8 @@
 // hookpost's own events, published through the fan-out like any application's (lib/store/events.ts):
 // an operator subscribes a queue (a Slack or PagerDuty webhook) to `hookpost.*` and hears of a queue
-// disabled or a message dead-lettered. Counted in /metrics. Published by the process that saw it
-// happen, each once (an idempotency key per occurrence, in the hookpost.* namespace only hookpost may
-// use); at most once: a publish that fails is logged, not retried.
+// disabled, a circuit opened or closed, or a message dead-lettered. Counted in /metrics. Published by
+// the process that saw it happen, each once (an idempotency key per occurrence, in the hookpost.*
+// namespace only hookpost may use); at most once: a publish that fails is logged, not retried.
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { CircuitTurn, DeadLetter, DisabledQueue } from '../delivery/completer.js'

@@ -31,7 +31,10 @@ export interface Queue {
   payloadFormat: PayloadFormat
   /** paused by an operator: its messages are parked (not attempted, not failed) until it is resumed */
   paused: boolean
-  /** disabled by hookpost (its endpoint answered 410 Gone) or an operator: its messages are parked too */
+  /**
+   * disabled by hookpost (its endpoint answered 410 Gone, or failed for disableAfterHours) or an
+   * operator: its messages are parked too
+   */
   disabled: boolean
   disabledReason: string | null
   disabledAt: Date | null
