@@ -47,7 +47,11 @@ t.test('parseRetryAfter: seconds or an HTTP date', async (t) => {
   t.equal(parseRetryAfter('120', now), 120_000)
   t.equal(parseRetryAfter(['7', '9'], now), 7000, 'the first of repeated headers')
   t.equal(parseRetryAfter('Thu, 01 Jan 2026 00:00:30 GMT', now), 30_000)
-  t.equal(parseRetryAfter('Wed, 31 Dec 2025 23:00:00 GMT', now), 0, 'a date in the past: now')
+  // attack round: "0" or a date past let a message spend its budget in 0.3 s; "-5" and "1.5" read as dates
+  t.equal(parseRetryAfter('Wed, 31 Dec 2025 23:00:00 GMT', now), 1000, 'a date in the past: the least wait')
+  t.equal(parseRetryAfter('0', now), 1000, 'zero: the least wait')
+  t.equal(parseRetryAfter(' 4 ', now), 4000)
+  for (const v of ['-5', '1.5', '1e3', '2026-01-01T00:01:00Z']) t.equal(parseRetryAfter(v, now), null, `${v}: unreadable`)
   t.equal(parseRetryAfter(undefined, now), null)
   t.equal(parseRetryAfter('  ', now), null)
   t.equal(parseRetryAfter('later', now), null)

@@ -211,4 +211,24 @@ t.test('a queue failing for longer than disableAfterHours is disabled by the lea
   t.match((await app.inject({ url: `/queues/${q.id}` })).json(), { disabled: true, disabledReason: 'failing continuously for 2 hours' })
   const told = await eventually(async () => target.requests.find(r => r.headers['x-hookpost-event-type'] === 'hookpost.queue.disabled'))
   t.match(JSON.parse(told!.body), { queueId: q.id, reason: 'failing continuously for 2 hours' })
+  // enabled by an operator: a fresh run, not disabled again at the next pass (attack round)
+  t.match(await post(app, `/queues/${q.id}`, { disabled: false }, 'PUT'), { disabled: false, failingSince: null, consecutiveFailures: 0 })
+  await app.delivery!.reaper.reap()
+  t.equal((await app.inject({ url: `/queues/${q.id}` })).json().disabled, false)
+})
+
+t.test('attack round: a breaker turned off while its circuit is open closes it at the probe', async (t) => {
+  const target = await receiver(t, (_r, res) => { res.statusCode = 500; res.end() })
+  const { app } = await deliveringApp(t)
+  const q = await post(app, '/queues', {
+    name: 'off', callbackUrl: `${target.url}/off`, maxRetries: 100, backoffBaseMs: 0, backoffMaxMs: 0, circuitFailureThreshold: 1, circuitCooldownMs: 1000
+  })
+  await post(app, '/messages', { queueId: q.id, body: 'x' })
+  await eventually(async () => (await app.inject({ url: `/queues/${q.id}` })).json().circuitState === 'open')
+  await post(app, `/queues/${q.id}`, { circuitFailureThreshold: 0 }, 'PUT')
+  const closed = await eventually(async () => { const x = (await app.inject({ url: `/queues/${q.id}` })).json(); return x.circuitState === 'closed' && x })
+  t.equal(closed.circuitOpenedAt, null)
+  // and it stays closed: plain retries now
+  await eventually(async () => target.requests.length >= 5)
+  t.equal((await app.inject({ url: `/queues/${q.id}` })).json().circuitState, 'closed')
 })

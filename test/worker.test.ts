@@ -68,6 +68,24 @@ t.test('a short claim sleeps until the next row is due, and a NOTIFY wakes it', 
   t.same(await idle2, [2000], 'nothing more due: pollMs')
 })
 
+t.test('a failed probe gives back the rest of its queue only once the outcome (which opens the circuit again) is written', async (t) => {
+  const { db, http, worker } = setup(t, { concurrency: 4, queueConcurrency: 4, batchSize: 10 })
+  const half = queue({ probe: true })
+  db.due = [row(1, { queue: half }), row(1, { queue: half }), row(1, { queue: half })]
+  worker.start()
+  await signal(worker, 'idle')
+  t.equal(http.calls.length, 1, 'one probe at a time')
+  const failed = signal(worker, 'failed')
+  http.answerAll(fail(500), 1)
+  await failed
+  t.equal(db.released.length, 0, 'nothing given back before the outcome is written (it would be due at once: another probe)')
+  t.equal(http.calls.length, 0, 'and no second probe')
+  const released = signal(worker, 'released')
+  await worker.flush()
+  await released
+  t.equal(db.released.length, 2)
+})
+
 t.test('a due time JS cannot count with is a poll, never a spin (attack round: year 290000 spun the loop)', async (t) => {
   const { db, worker } = setup(t)
   for (const at of [new Date(Number.NaN), Infinity as unknown as Date, -Infinity as unknown as Date]) {
@@ -157,16 +175,19 @@ t.test('a 410 Gone parks the message and disables its queue once; its waiting ro
   await signal(worker, 'idle')
   t.equal(http.calls.length, 2, 'one call per queue')
   const failed = signal<[{ retryAt: Date | null }]>(worker, 'failed')
+  // the queue is disabled by the statement that records the outcome (written at once: rows were waiting),
+  // and told then; its waiting rows go back after it
+  const disabled = signal<[{ id: number }]>(worker, 'disabled')
+  const released = signal(worker, 'released')
   http.answerAll(fail(410), 1)
   t.equal((await failed)[0].retryAt, null, 'not retried')
-  t.same(db.released.map(r => r.queueId), [1, 1], "queue 1's waiting rows were given back, to be parked by a claim")
+  t.match((await disabled)[0], { id: 1 })
+  await released
+  t.same(db.released.map(r => r.queueId), [1, 1], "queue 1's waiting rows were given back once that was written")
   const delivered = signal(worker, 'delivered')
   http.answerAll(ok(), 2)
   await delivered
-  // the queue is disabled by the statement that records the outcome, and told then
-  const disabled = signal<[{ id: number }]>(worker, 'disabled')
   await worker.flush()
-  t.match((await disabled)[0], { id: 1 })
   const recorded = db.completed.flat()
   t.same(recorded.map(c => [c.queueId, c.parked, c.retryAt]), [[1, true, null], [2, false, null]], 'recorded as parked, not dead')
   t.same([...db.disabled], [1])

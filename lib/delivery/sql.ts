@@ -442,6 +442,8 @@ export function complete (batch: Completion[], workerId: string): Statement {
       ),
       decided AS (
         SELECT h.*, CASE
+            -- the breaker turned off (threshold 0) while the circuit was open: it closes at the probe
+            WHEN h.probing AND h.threshold = 0 THEN 'close'
             WHEN h.probing AND h.failed_last THEN 'reopen'
             WHEN h.probing AND h.any_ok THEN 'close'
             WHEN h.was = 'closed' AND h.threshold > 0 AND h.run >= h.threshold THEN 'open'

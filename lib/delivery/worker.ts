@@ -140,12 +140,17 @@ export class Worker extends Loop<WorkerEvents> {
     } else {
       const { retryAt, parked, holdUntil } = this.completer.record(row, attempt, result)
       this.logOutcome(row, attempt, result, retryAt)
-      // the endpoint said stop (410: its queue is disabled as the outcome is written) or wait (429 or 503
-      // with Retry-After: the queue is held): what waits here goes back, and the claims that meet it again
-      // park it or make it due when the hold ends (sql.claim)
-      // a failed probe of a half-open circuit: the rest wait for the circuit, not for a slot
+      // The endpoint said stop (410: its queue is disabled as the outcome is written) or wait (429 or 503
+      // with Retry-After: the queue is held), or a half-open queue's probe failed (it opens again): what
+      // waits here goes back, for the claims that meet it to park or hold (sql.claim). Once this outcome
+      // is written: given back before, it was due at once, and the next claim sent it as more probes
+      // (attack round)
       if (parked || holdUntil !== null || (row.queue.probe && !result.ok)) {
-        this.release(this.producer.dropQueue(row.queueId))
+        const rows = this.producer.dropQueue(row.queueId)
+        if (rows.length > 0) {
+          const back = (): void => this.release(rows)
+          this.completer.flush().then(back, back)
+        }
       }
       const event: DeliveryEvent = { messageId: row.id, queueId: row.queueId, attempt, when: row.when, result, retryAt }
       this.emit(result.ok ? 'delivered' : 'failed', event)

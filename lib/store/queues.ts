@@ -120,9 +120,17 @@ const WRITABLE = {
   json: new Set(['headers', 'filter'])
 } satisfies Writable
 
-// what updateQueue writes besides: why a queue is disabled, and since when
+// what updateQueue writes besides: why a queue is disabled and since when; its run of failures, reset
+// when it is enabled; the circuit's current hold, reset when its cooldown changes
 const STORED: Writable = {
-  columns: { ...WRITABLE.columns, disabledReason: 'disabled_reason', disabledAt: 'disabled_at' },
+  columns: {
+    ...WRITABLE.columns,
+    disabledReason: 'disabled_reason',
+    disabledAt: 'disabled_at',
+    failingSince: 'failing_since',
+    consecutiveFailures: 'consecutive_failures',
+    circuitOpenMs: 'circuit_open_ms'
+  },
   json: WRITABLE.json
 }
 
@@ -191,13 +199,15 @@ export async function updateQueue (
     input = rest
   }
   const resuming = input.paused === false || input.disabled === false
-  const stored = input.disabled === undefined
-    ? input
-    : {
-        ...input,
-        disabledReason: input.disabled ? 'disabled by an operator' : null,
-        disabledAt: input.disabled ? new Date() : null
-      }
+  const stored: Record<string, unknown> = { ...input }
+  if (input.disabled !== undefined) {
+    stored.disabledReason = input.disabled ? 'disabled by an operator' : null
+    stored.disabledAt = input.disabled ? new Date() : null
+    // enabled: a fresh run, or disableAfterHours would take it again at once (attack round)
+    if (!input.disabled) Object.assign(stored, { failingSince: null, consecutiveFailures: 0 })
+  }
+  // a new cooldown applies from the circuit's next opening, not doubled from the old one
+  if (input.circuitCooldownMs !== undefined) stored.circuitOpenMs = null
   const row = await updateRow<Queue>(pool, queueEntity, STORED, id, stored, resuming ? UNPARK : '')
   if (row === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
   if (resuming) await write(pool, notify(CHANNELS.messages))
