@@ -5,7 +5,7 @@ import type { Complete, DeadLetter, DisabledQueue } from '../lib/delivery/comple
 import type { Claims } from '../lib/delivery/database.js'
 import type { ClaimRequest } from '../lib/delivery/producer.js'
 import type { Cut, Result } from '../lib/delivery/sender.js'
-import type { ClaimedRow, Completion, QueueTarget } from '../lib/delivery/sql.js'
+import type { ClaimedRow, Completion, LimitedQueueState, QueueTarget } from '../lib/delivery/sql.js'
 
 let nextId = 1
 
@@ -37,6 +37,8 @@ export function row (queueId: number, over: Partial<ClaimedRow> = {}): ClaimedRo
     idempotencyKey: null,
     eventId: null,
     eventType: null,
+    slot: null,
+    ordered: false,
     when: new Date(0),
     claimToken: `t${id}`,
     size: 1024,
@@ -81,12 +83,15 @@ export class FakeClaims implements Claims {
   dead: (c: Completion) => boolean = () => false
   failComplete = 0
 
-  readonly claim = async (req: ClaimRequest): Promise<{ rows: ClaimedRow[], seen: number }> => {
+  readonly claim = async (req: ClaimRequest): Promise<{ rows: ClaimedRow[], seen: number, limited: number[] }> => {
     this.requests.push(req)
     const eligible = this.due.filter(r => !req.skipQueues.includes(r.queueId)).slice(0, req.limit)
     this.due = this.due.filter(r => !eligible.includes(r))
-    return { rows: eligible, seen: eligible.length }
+    return { rows: eligible, seen: eligible.length, limited: [] }
   }
+
+  readonly claimLimited = async (): Promise<{ rows: ClaimedRow[], states: LimitedQueueState[] }> =>
+    ({ rows: [], states: [] })
 
   readonly nextDue = async (): Promise<Date | null> => this.nextDueAt
 
@@ -109,7 +114,7 @@ export class FakeClaims implements Claims {
     }
     const dead = batch.filter(c => this.dead(c))
       .map((c): DeadLetter => ({ messageId: c.id, queueId: c.queueId, dlqMessageId: null }))
-    return { dead, disabled, circuits: [] }
+    return { dead, disabled, circuits: [], throttled: [] }
   }
 }
 

@@ -31,7 +31,9 @@ t.test('split into payloads under the NOTIFY limit, none lost', async (t) => {
 })
 
 t.test('from a recorded completion', async (t) => {
-  const base = { id: 5, claimToken: 'x', queueId: 2, attempt: 3, when: new Date(0), parked: false, holdUntil: null }
+  const base = {
+    id: 5, claimToken: 'x', queueId: 2, attempt: 3, when: new Date(0), parked: false, holdUntil: null, slotted: false, ordered: false, observedRate: 1
+  }
   t.same(outcomeOf({ ...base, result: ok(201), retryAt: null }), e(5, { queueId: 2, attempt: 3, statusCode: 201 }))
   t.same(outcomeOf({ ...base, result: fail(500), retryAt: new Date() }),
     e(5, { queueId: 2, attempt: 3, ok: false, statusCode: 500, willRetry: true }))

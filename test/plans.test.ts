@@ -6,8 +6,8 @@ import t from 'tap'
 import pg from 'pg'
 import { arrayLiteral } from '../lib/db/arrays.js'
 import {
-  claim, complete, DELIVERY_SESSION_OPTIONS, nextDue, nextDueBeyond, reapDeadClaims, release, unlockedClaimOwners,
-  unparkStragglers, type Completion
+  claim, claimLimited, complete, DELIVERY_SESSION_OPTIONS, freeOrphanSlots, nextDue, nextDueBeyond, reapDeadClaims,
+  release, unlockedClaimOwners, unparkStragglers, wakeStrandedKeys, type Completion
 } from '../lib/delivery/sql.js'
 import { backlogStatement, copiesByQueueStatement } from '../lib/metrics.js'
 import { deleteDead, deleteDelivered, deleteEvents } from '../lib/services/retention.js'
@@ -76,8 +76,22 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     SELECT $1, 'x', now() - interval '1 day', now() - interval '1 day', 1, id, type FROM hookpost.events WHERE id % 2 = 0`,
   [small.id])
   await c.query('ANALYZE hookpost.messages, hookpost.attempts, hookpost.dead_letters, hookpost.events')
+  // after the statistics (migrations/012.do.sql): a rate- and concurrency-limited queue with 20k
+  // messages, and 20k of 1,000 ordering keys on one queue, the later 19k of them waiting for their key
+  const { rows: [limited, keyed] } = await c.query(`INSERT INTO hookpost.queues (name, callback_url, rate_limit_per_second, max_concurrency)
+    VALUES ('limited', 'http://127.0.0.1:9/l', 50, 20), ('keyed', 'http://127.0.0.1:9/k', NULL, NULL) RETURNING id`)
+  await c.query(`INSERT INTO hookpost.messages (queue_id, body, "when")
+    SELECT $1, 'x', '2999-01-01' FROM generate_series(1, 20000)`, [limited.id])
+  await c.query(`INSERT INTO hookpost.messages (queue_id, body, "when", ordering_key)
+    SELECT $1, 'x', '2999-01-01', 'k' || k FROM generate_series(1, 20) i, generate_series(1, 1000) k`, [keyed.id])
+  await c.query(`UPDATE hookpost.messages m SET run_at = 'infinity', key_wait = true WHERE queue_id = $1
+    AND EXISTS (SELECT 1 FROM hookpost.messages p WHERE p.queue_id = m.queue_id AND p.order_key = m.order_key AND p.id < m.id)`,
+  [keyed.id])
   // the backlog falls due at once; some of it is claimed, as while a worker drains it
-  await c.query('UPDATE hookpost.messages SET run_at = now() WHERE sent_at IS NULL AND NOT failed')
+  await c.query('UPDATE hookpost.messages SET run_at = now() WHERE sent_at IS NULL AND NOT failed AND NOT key_wait')
+  const { rows: heads } = await c.query(`UPDATE hookpost.messages SET run_at = now() + interval '1 minute',
+    locked_by = 'w', locked_at = now() WHERE id IN (SELECT id FROM hookpost.messages WHERE sent_at IS NULL AND NOT failed
+    AND queue_id = $1 AND NOT key_wait LIMIT 200) RETURNING id, locked_at::text AS token`, [keyed.id])
   const { rows: claimed } = await c.query(`UPDATE hookpost.messages SET run_at = now() + interval '1 minute',
     locked_by = 'w', locked_at = now() WHERE id IN (SELECT id FROM hookpost.messages WHERE sent_at IS NULL AND NOT failed
     AND queue_id = $1 LIMIT 200) RETURNING id, locked_at::text AS token`, [big.id])
@@ -92,6 +106,9 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     retryAt: ok ? null : new Date(Date.now() + 1000),
     parked: false,
     holdUntil: null,
+    slotted: false,
+    ordered: false,
+    observedRate: 1,
     result: {
       ok,
       status: ok ? 200 : 500,
@@ -112,8 +129,12 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     'reaper, who holds claims without a lock': unlockedClaimOwners(60_000),
     'reaper, unparking stragglers': unparkStragglers(),
     reaper: reapDeadClaims(['w', 'gone'], 60_000, 10_000),
-    release: release(claimed.slice(0, 50).map(r => ({ id: r.id, claimToken: r.token })), 'w'),
+    release: release(claimed.slice(0, 50).map(r => ({ id: r.id, claimToken: r.token, queueId: big.id, slot: null })), 'w'),
     flush: complete(claimed.slice(50, 250).map((r, i) => outcome(r.id, r.token, i % 10 !== 0)), 'w'),
+    'flush, ordering keys let go': complete(heads.map(r => ({ ...outcome(r.id, r.token, true), queueId: keyed.id, ordered: true })), 'w'),
+    'claim, limited queues': claimLimited([limited.id, keyed.id], [50, 50], 60_000, 'w'),
+    'reaper, stranded ordering keys': wakeStrandedKeys(),
+    'reaper, orphan slots': freeOrphanSlots(),
     'retention, delivered': deleteDelivered(168, 500),
     'retention, dead': deleteDead(168, 500),
     'retention, events': deleteEvents(168, 720, 50),
@@ -133,6 +154,9 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
       const parallel = all.filter(x => x['Parallel Aware'] === true || /^Gather/.test(x['Node Type']))
       t.same({ seq: seq.map(x => x['Relation Name']), parallel: parallel.map(x => x['Node Type']) }, { seq: [], parallel: [] },
         `${name} (${mode.replace('force_', '').replace('_plan', '')}): no sequential scan, no parallel worker`)
+      // an ordering key is an index condition, never a filter over a queue's rows (it walked all of them)
+      const keyFilters = all.filter(x => x['Relation Name'] === 'messages' && /order_key/.test(String((x as any).Filter ?? '')))
+      t.same(keyFilters.map(x => x['Index Name'] ?? x['Node Type']), [], `${name} (${mode}): ordering keys through their index`)
     }
   }
 

@@ -99,6 +99,23 @@ const queueWritable = {
     minimum: 0,
     maximum: 87600,
     description: 'a queue failing continuously this long is disabled; 0: never. Default 72'
+  },
+  rateLimitPerSecond: {
+    type: ['number', 'null'],
+    exclusiveMinimum: 0,
+    maximum: 100000,
+    description: 'calls started per second at most, across every delivering process; bursts up to one second\'s ' +
+      'worth. null: unlimited'
+  },
+  maxConcurrency: {
+    type: ['integer', 'null'],
+    minimum: 1,
+    maximum: 10000,
+    description: 'calls in flight to the endpoint at most, across every delivering process. null: unlimited'
+  },
+  fifo: {
+    type: 'boolean',
+    description: 'the whole queue is one ordering key: one call at a time, in enqueue order. Default false'
   }
 }
 
@@ -123,6 +140,11 @@ const queueItem = {
     circuitOpenedAt: nullableDate,
     consecutiveFailures: { type: 'integer', description: 'failed attempts since the last success' },
     failingSince: { ...nullableDate, description: 'the first failure after the last success' },
+    effectiveRatePerSecond: {
+      type: ['number', 'null'],
+      description: 'the rate calls start at now: rateLimitPerSecond, or lower while the endpoint answers 429, 502, ' +
+        '503 or 504 without Retry-After (adaptive throttling). null: unlimited'
+    },
     signed: {
       type: 'boolean',
       description: 'deliveries carry Standard Webhooks signatures (see POST /queues/{id}/signing-secret)'
@@ -148,6 +170,16 @@ export const queueResource: Resource<Queue> = {
   remove: async (pool: Pool, id: number, q: { force?: boolean }) =>
     await deleteQueue(pool, id, { force: q.force === true }),
   forceDelete: true
+}
+
+// printable ASCII, no space at either end (migrations/012.do.sql checks the same)
+const ORDERING_KEY_SCHEMA = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 255,
+  pattern: '^[!-~]([ -~]*[!-~])?$',
+  description: 'messages of the queue with the same key are delivered one at a time, in enqueue order; a message ' +
+    'that is retrying holds back the later ones of its key (only its key); one that dies lets them go'
 }
 
 const messageWritable = {
@@ -180,6 +212,11 @@ export const messageItem = {
     eventType: { type: ['string', 'null'] },
     replay: { type: 'boolean', description: 'made by POST /queues/{id}/replay' },
     parked: { type: 'boolean', description: 'its queue is paused or disabled: waiting, not attempted, not failed' },
+    orderingKey: { type: ['string', 'null'] },
+    waitingForKey: {
+      type: 'boolean',
+      description: 'an earlier message of its ordering key is pending: it goes once that one is sent or dead'
+    },
     createdAt: { type: 'string', format: 'date-time' },
     updatedAt: { type: 'string', format: 'date-time' }
   }
@@ -200,7 +237,8 @@ export const messageResource: Resource<Message> = {
         maxLength: 255,
         pattern: '^[\\u0020-\\u007e]+$',
         description: 'printable ASCII; a repeat with the same key on the same queue returns the first message (200)'
-      }
+      },
+      orderingKey: ORDERING_KEY_SCHEMA
     },
     required: ['queueId'],
     additionalProperties: false

@@ -18,8 +18,16 @@ export interface DisabledQueue { id: number, name: string, disabledAt: Date, rea
 /** A queue whose circuit a batch opened (its run of failures reached the threshold) or closed (a probe got through). */
 export interface CircuitTurn { id: number, name: string, state: 'open' | 'closed', consecutiveFailures: number }
 
-/** What writing a batch did besides recording it: the messages that died, the queues disabled, the circuits turned. */
-export interface Recorded { dead: DeadLetter[], disabled: DisabledQueue[], circuits: CircuitTurn[] }
+/**
+ * What writing a batch did besides recording it: the messages that died, the queues disabled, the
+ * circuits turned, the queues newly throttled (adaptive throttling: claimed as limited from now on).
+ */
+export interface Recorded {
+  dead: DeadLetter[]
+  disabled: DisabledQueue[]
+  circuits: CircuitTurn[]
+  throttled: number[]
+}
 
 /** Write a batch of outcomes in one statement. */
 export type Complete = (batch: Completion[]) => Promise<Recorded>
@@ -28,6 +36,8 @@ export type Complete = (batch: Completion[]) => Promise<Recorded>
 export const GONE = 410
 
 const FLUSH_EAGER = 200
+// the calls a queue got in its last whole second, kept for this many queues at most (then forgotten)
+const RATE_METER_QUEUES = 10_000
 const FLUSH_MAX = 500
 const FLUSH_DELAY_MS = 50
 const FLUSH_BACKOFF_MAX_MS = 5000
@@ -41,6 +51,11 @@ export class Completer {
   private cancelTimer: (() => void) | undefined
   private errors = 0
   private stopping = false
+  // an outcome that frees a concurrency slot or an ordering key, or holds, disables or probes its queue,
+  // waits for no timer: what comes next for its queue or key waits on it being written. Under load,
+  // outcomes still share a statement: those that come while one is written go in the next
+  private urgent = false
+  private readonly meter = new Map<number, { at: number, n: number, prev: number }>()
 
   constructor (private readonly o: {
     complete: Complete
@@ -79,19 +94,43 @@ export class Completer {
       result,
       retryAt,
       parked,
-      holdUntil
+      holdUntil,
+      slotted: row.slot !== null,
+      ordered: row.ordered,
+      observedRate: this.observe(row.queueId)
     }
     this.pending.push(c)
+    // waiting on this outcome: the next call of a slot or a key; the queue's other calls, for a hold, a
+    // disabled queue or a probe's answer
+    if (row.slot !== null || row.ordered || parked || holdUntil !== null || row.queue.probe) this.urgent = true
     this.schedule()
     return c
   }
 
+  /** Count a call to the queue; its calls in the last whole second (this one's, until one has passed). */
+  private observe (queueId: number): number {
+    const now = this.o.clock.now()
+    let m = this.meter.get(queueId)
+    if (m === undefined) {
+      if (this.meter.size >= RATE_METER_QUEUES) this.meter.clear()
+      m = { at: now, n: 0, prev: 0 }
+      this.meter.set(queueId, m)
+    } else if (now - m.at >= 1000) {
+      m.prev = now - m.at < 2000 ? m.n : 0
+      m.n = 0
+      m.at = now
+    }
+    m.n++
+    return Math.max(m.prev, m.n)
+  }
+
   private schedule (): void {
     if (this.flushing !== null || this.pending.length === 0) return // a running flush looks again when it ends
-    if (this.pending.length >= FLUSH_EAGER) {
+    if (this.pending.length >= FLUSH_EAGER || this.urgent) {
       this.cancelTimer?.()
       this.cancelTimer = undefined
-      this.flushInBackground(false)
+      // urgent: all that waits, in one statement
+      this.flushInBackground(this.urgent)
     } else if (this.cancelTimer === undefined) {
       this.cancelTimer = this.o.clock.after(FLUSH_DELAY_MS, () => {
         this.cancelTimer = undefined
@@ -127,6 +166,7 @@ export class Completer {
   private async writeAll (all: boolean): Promise<void> {
     while (this.pending.length >= (all ? 1 : FLUSH_EAGER)) {
       const batch = this.pending.splice(0, FLUSH_MAX)
+      this.urgent = false
       try {
         const recorded = await this.o.complete(batch)
         this.errors = 0

@@ -7,7 +7,11 @@ import type { ClaimRequest } from './producer.js'
 import * as sql from './sql.js'
 
 export interface Claims {
-  claim: (req: ClaimRequest) => Promise<{ rows: sql.ClaimedRow[], seen: number }>
+  /** rows claimed, due rows locked, and the limited queues met (left to claimLimited) */
+  claim: (req: ClaimRequest) => Promise<{ rows: sql.ClaimedRow[], seen: number, limited: number[] }>
+  /** the rows of limited queues each may start now, with what each queue's limits say of the next */
+  claimLimited: (queueIds: number[], rooms: number[]) =>
+  Promise<{ rows: sql.ClaimedRow[], states: sql.LimitedQueueState[] }>
   /** when the next row falls due: of any queue, or of a queue not in skipQueues (rows not due yet) */
   nextDue: (skipQueues: number[]) => Promise<Date | null>
   /** give claims back untouched, due now for anyone */
@@ -20,7 +24,16 @@ export function pgClaims (pool: Pool, leaseMs: number, workerId: string): Claims
     claim: async (r) => {
       const { rows } = await pool.query<sql.ClaimResultRow>(
         sql.claim(r.limit, leaseMs, workerId, r.skipQueues, r.recentMs, r.maxBytes, r.queueMaxBytes))
-      return { rows: sql.claimedRows(rows), seen: rows[0]?.seen ?? 0 }
+      const limited = rows.filter(x => x.limited === true)
+      return {
+        rows: sql.claimedRows(limited.length > 0 ? rows.filter(x => x.limited !== true) : rows),
+        seen: rows[0]?.seen ?? 0,
+        limited: limited.map(x => x.queueId)
+      }
+    },
+    claimLimited: async (queueIds, rooms) => {
+      const { rows } = await pool.query<sql.LimitedResultRow>(sql.claimLimited(queueIds, rooms, leaseMs, workerId))
+      return sql.limitedRows(rows)
     },
     nextDue: async (skipQueues) => {
       const statement = skipQueues.length > 0 ? sql.nextDueBeyond(skipQueues) : sql.nextDue()
@@ -29,12 +42,14 @@ export function pgClaims (pool: Pool, leaseMs: number, workerId: string): Claims
     },
     release: async (rows) => { await pool.query(sql.release(rows, workerId)) },
     complete: async (batch) => {
-      const recorded: Recorded = { dead: [], disabled: [], circuits: [] }
+      const recorded: Recorded = { dead: [], disabled: [], circuits: [], throttled: [] }
       for (const r of (await pool.query<sql.CompleteResultRow>(sql.complete(batch, workerId))).rows) {
         if (r.kind === 'dead') {
           recorded.dead.push({ messageId: r.messageId, queueId: r.queueId, dlqMessageId: r.dlqMessageId })
         } else if (r.kind === 'disabled') {
           recorded.disabled.push({ id: r.queueId, name: r.name, disabledAt: r.disabledAt, reason: sql.GONE_REASON })
+        } else if (r.kind === 'throttled') {
+          recorded.throttled.push(r.queueId)
         } else {
           const state = r.turn === 'open' ? 'open' : 'closed'
           recorded.circuits.push({ id: r.queueId, name: r.name, state, consecutiveFailures: r.run })

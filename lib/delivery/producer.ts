@@ -4,7 +4,7 @@
 // next claim. Pure: no database, no timers; the worker passes `now` and each call's duration in, and
 // runs the claims.
 import { leaseFor } from './lease.js'
-import { CLAIM_ROW_OVERHEAD_BYTES, type ClaimedRow } from './sql.js'
+import { CLAIM_ROW_OVERHEAD_BYTES, type ClaimedRow, type LimitedQueueState } from './sql.js'
 
 export interface ProducerOptions {
   batchSize: number
@@ -63,6 +63,13 @@ export const BORROW_MAX_MS = 250
 // the weight of the latest call in a queue's running mean of call durations
 const DURATION_WEIGHT = 0.2
 
+// A limited queue whose slots are all taken (by any process) is asked again this often; its own
+// calls' outcomes ask at once
+export const SLOTS_RECHECK_MS = 25
+
+/** One limited claim's parameters (sql.claimLimited): the limited queues to ask, with this process's room for each. */
+export interface LimitedClaimRequest { queueIds: number[], rooms: number[] }
+
 interface Claimed { row: ClaimedRow, claimedAt: number }
 
 /**
@@ -88,6 +95,10 @@ export class Producer {
   private readonly claimBelowBytes: number
   private readonly queueClaimBytes: number
   private readonly queueSaturatedBytes: number
+  // Limited queues (sql.claimLimited), with when to ask each again (epoch ms; 0: at once). The plain
+  // claim skips them; a queue leaves when claimLimited says it is no longer limited, or not active (the
+  // plain claim then parks or holds its rows)
+  private readonly limited = new Map<number, number>()
 
   constructor (private readonly o: ProducerOptions) {
     this.maxBuffered = 10 * o.batchSize
@@ -105,6 +116,68 @@ export class Producer {
   notified (): void {
     this.lastShortSkipClaim = Number.NEGATIVE_INFINITY
     this.fullSkipClaim = undefined
+    for (const q of this.limited.keys()) this.limited.set(q, 0)
+  }
+
+  /** Queues the plain claim met as limited (or whose throttle began here): claimLimited's from now on. */
+  markLimited (queueIds: number[]): void {
+    for (const q of queueIds) this.limited.set(q, 0)
+  }
+
+  /** Outcomes of these queues were written: a limited one may have a slot or an ordering key free again. */
+  written (queueIds: Iterable<number>): void {
+    for (const q of queueIds) if (this.limited.has(q)) this.limited.set(q, 0)
+  }
+
+  /** The limited claim to run now, if any queue is due to be asked and has room here. */
+  limitedPlan (now: number): LimitedClaimRequest | undefined {
+    if (this.limited.size === 0 || this.buffered >= this.maxBuffered || this.bytes >= this.claimBelowBytes) return
+    const queueIds: number[] = []
+    const rooms: number[] = []
+    for (const [q, at] of this.limited) {
+      if (at > now) continue
+      const room = this.room(q)
+      if (room <= 0) continue
+      queueIds.push(q)
+      rooms.push(room)
+    }
+    return queueIds.length > 0 ? { queueIds, rooms } : undefined
+  }
+
+  /** How long until a limited queue is to be asked again (Infinity: none is). */
+  limitedWait (now: number): number {
+    let at = Number.POSITIVE_INFINITY
+    for (const [q, t] of this.limited) if (t < at && this.room(q) > 0) at = t
+    return Math.max(0, at - now)
+  }
+
+  /** Take a limited claim's rows, and when to ask each queue again. */
+  limitedClaimed (req: LimitedClaimRequest, rows: ClaimedRow[], states: LimitedQueueState[], now: number): void {
+    this.take(rows, now)
+    const got = new Map<number, number>()
+    for (const r of rows) got.set(r.queueId, (got.get(r.queueId) ?? 0) + 1)
+    for (const st of states) {
+      if (!st.limited || !st.active) {
+        this.limited.delete(st.queueId)
+        continue
+      }
+      if (st.nextAtMs === null) { // nothing pending: a NOTIFY asks again
+        this.limited.set(st.queueId, Number.POSITIVE_INFINITY)
+        continue
+      }
+      let at = Math.max(st.nextAtMs, st.rateNextMs ?? 0)
+      if (st.slotsLeft !== null && st.slotsLeft <= 0) at = Math.max(at, now + SLOTS_RECHECK_MS)
+      // rows due and none taken (held by another claim, or waiting for an earlier one of their key):
+      // never spin on them
+      if (at <= now && got.get(st.queueId) === undefined) at = now + SLOTS_RECHECK_MS
+      this.limited.set(st.queueId, at)
+    }
+  }
+
+  /** This process's room for more of a queue's rows: up to its per-queue concurrency, waiting or in flight. */
+  private room (queueId: number): number {
+    const s = this.queues.get(queueId)
+    return s === undefined ? this.o.queueConcurrency : this.o.queueConcurrency - s.waiting.length - s.inFlight
   }
 
   /**
@@ -128,8 +201,8 @@ export class Producer {
 
   /** The next claim, when claimWait() said 0. */
   plan (now: number): ClaimRequest {
-    const skipQueues: number[] = []
-    for (const [q, s] of this.queues) if (this.saturated(s)) skipQueues.push(q)
+    const skipQueues: number[] = [...this.limited.keys()]
+    for (const [q, s] of this.queues) if (!this.limited.has(q) && this.saturated(s)) skipQueues.push(q)
     const budget = this.o.bufferBytes - this.bytes
     return {
       limit: Math.min(this.o.batchSize, Math.max(1, Math.ceil(budget / this.rowBytes))),
@@ -147,16 +220,7 @@ export class Producer {
    * the next row falls due (of the queues not skipped).
    */
   claimed (req: ClaimRequest, rows: ClaimedRow[], seen: number, now: number): boolean {
-    let bytes = 0
-    for (const row of rows) {
-      const s = this.slot(row.queueId)
-      s.waiting.push({ row, claimedAt: now })
-      s.bytes += row.size
-      bytes += row.size
-    }
-    this.buffered += rows.length
-    this.bytes += bytes
-    if (rows.length > 0) this.rowBytes = bytes / rows.length
+    this.take(rows, now)
     // a claim cut short by bytes must not count as one that saw every due row
     if (seen === req.limit || seen > rows.length) return true
     if (req.skipQueues.length > 0) {
@@ -181,7 +245,7 @@ export class Producer {
     let loneId = 0
     for (const [q, s] of this.queues) {
       while (this.sendable(s) > 0) {
-        const row = this.take(q, s, now, expired)
+        const row = this.start(q, s, now, expired)
         if (row !== undefined) return row
       }
       if (s.waiting.length > 0) {
@@ -193,14 +257,28 @@ export class Producer {
     if (waitingQueues !== 1 || lone === undefined || lone.meanMs < 0 || lone.meanMs >= BORROW_MAX_MS) return undefined
     if (lone.waiting[0]!.row.queue.probe) return undefined
     while (lone.waiting.length > 0) {
-      const row = this.take(loneId, lone, now, expired)
+      const row = this.start(loneId, lone, now, expired)
       if (row !== undefined) return row
     }
     return undefined
   }
 
+  private take (rows: ClaimedRow[], now: number): void {
+    let bytes = 0
+    for (const row of rows) {
+      const s = this.slot(row.queueId)
+      s.waiting.push({ row, claimedAt: now })
+      s.bytes += row.size
+      bytes += row.size
+    }
+    this.buffered += rows.length
+    this.bytes += bytes
+    if (rows.length > 0) this.rowBytes = bytes / rows.length
+  }
+
   /** A call ended (or never started: no duration): its row leaves the buffer. */
   done (row: ClaimedRow, durationMs?: number): void {
+    if (this.limited.has(row.queueId)) this.limited.set(row.queueId, 0)
     const s = this.queues.get(row.queueId)
     if (s === undefined) return
     s.inFlight--
@@ -253,7 +331,7 @@ export class Producer {
   }
 
   /** The queue's first waiting row, now in flight; undefined when its lease would end too soon (to `expired`). */
-  private take (q: number, s: QueueSlot, now: number, expired: ClaimedRow[]): ClaimedRow | undefined {
+  private start (q: number, s: QueueSlot, now: number, expired: ClaimedRow[]): ClaimedRow | undefined {
     const c = s.waiting.shift()!
     this.buffered--
     // the lease runs from the claim: a call that could outlive it would be handed out twice

@@ -37,6 +37,43 @@ export interface QueueTarget {
   probe: boolean
 }
 
+/**
+ * A queue whose calls are limited across processes (migrations/012.do.sql): a rate, a concurrency or a
+ * throttle. Its rows are claimed by claimLimited, never by claim.
+ */
+const LIMITED_SQL = (q: string): string =>
+  `(${q}.rate_limit_per_second IS NOT NULL OR ${q}.max_concurrency IS NOT NULL OR ${q}.throttle_rate IS NOT NULL)`
+
+/**
+ * What a claim does with a due row of an ordering key (migrations/012.do.sql): 'send' when no earlier
+ * message of its key is pending; 'wait' when one is, read again under a share lock (its latest
+ * version: one that has just been sent or died is no longer pending); else 'skip', left due for the
+ * next claim (the earlier one is being written right now, or was, after this statement's snapshot).
+ * Waiting on the snapshot's word alone could leave a message waiting for an outcome already written,
+ * whose statement found nothing waiting to wake. The share lock is taken on a message whose outcome is
+ * being written only by skipping it: claims never wait.
+ */
+const ORDER_TURN_SQL = (m: string): string => `CASE WHEN ${m}.order_key IS NULL THEN 'send'
+          WHEN NOT EXISTS (SELECT 1 FROM hookpost.messages p WHERE p.queue_id = ${m}.queue_id
+            AND p.order_key = ${m}.order_key AND p.id < ${m}.id AND p.sent_at IS NULL AND NOT p.failed) THEN 'send'
+          WHEN EXISTS (SELECT 1 FROM hookpost.messages p WHERE p.queue_id = ${m}.queue_id
+            AND p.order_key = ${m}.order_key AND p.id < ${m}.id AND p.sent_at IS NULL AND NOT p.failed
+            FOR SHARE SKIP LOCKED) THEN 'wait'
+          ELSE 'skip' END`
+
+// a claimed row's columns, and its queue's settings on the first row of each queue (claim, claimLimited)
+const CLAIMED_COLUMNS_SQL = `c.id, c.locked_at::text AS "claimToken", c.queue_id AS "queueId",
+        CASE WHEN NOT c.parked THEN c.body END AS body, c.headers, c.retries, c.attempts, c.parked,
+        c.size, c.idempotency_key AS "idempotencyKey", c.event_id AS "eventId", c.event_type AS "eventType",
+        (extract(epoch FROM c."when") * 1000)::float8 AS "whenMs", c.slot, c.order_key IS NOT NULL AS ordered,
+        CASE WHEN row_number() OVER (PARTITION BY c.queue_id) = 1 THEN (
+          SELECT json_build_object('callbackUrl', q.callback_url, 'method', q.method, 'headers', q.headers,
+            'timeoutMs', q.timeout_ms, 'maxRetries', q.max_retries, 'backoffBaseMs', q.backoff_base_ms,
+            'backoffMaxMs', q.backoff_max_ms, 'backoffJitter', q.backoff_jitter, 'probe', q.circuit_state = 'open',
+            'signingSecrets', CASE WHEN q.signing_secret IS NOT NULL THEN array_remove(ARRAY[q.signing_secret,
+              CASE WHEN q.previous_signing_secret_until > now() THEN q.previous_signing_secret END], NULL) END)
+          FROM hookpost.queues q WHERE q.id = c.queue_id) END AS queue`
+
 export interface ClaimedRow {
   id: number
   queueId: number
@@ -57,6 +94,10 @@ export interface ClaimedRow {
   claimToken: string
   /** what the row is taken to hold in memory, bytes: body and headers as stored, plus CLAIM_ROW_OVERHEAD_BYTES */
   size: number
+  /** the queue's concurrency slot this call holds (claimLimited), freed when its outcome is written */
+  slot: number | null
+  /** it has an ordering key: its outcome lets the key's next message go */
+  ordered: boolean
   queue: QueueTarget
 }
 
@@ -72,6 +113,8 @@ export type ClaimResultRow = Omit<ClaimedRow, 'queue' | 'when'> & {
   seen: number
   /** its queue is paused or disabled: parked by the claim, not to be sent (it still counts in seen) */
   parked: boolean
+  /** not claimed: its queue is limited (claimLimited's); one such row per queue */
+  limited?: boolean
 }
 
 /**
@@ -98,7 +141,7 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
   return {
     name: recent ? 'hookpost_claim_recent' : 'hookpost_claim',
     text: `WITH due AS (
-        SELECT id, queue_id, run_at, ${CLAIM_SIZE_SQL} AS size FROM hookpost.messages
+        SELECT id, queue_id, run_at, order_key, ${CLAIM_SIZE_SQL} AS size FROM hookpost.messages
         WHERE sent_at IS NULL AND NOT failed AND run_at <= now() AND queue_id <> ALL($4::bigint[])
           ${recent ? "AND run_at > now() - $7::integer * interval '1 millisecond'" : ''}
         ORDER BY run_at
@@ -112,43 +155,68 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
       -- here are unlocked when the statement ends. Every size is positive, so a running total equals
       -- the row's size on the first row only
       fits AS (
-        SELECT id, size FROM due WHERE (SELECT bytes FROM total) <= least($5::bigint, $6::bigint)
+        SELECT id, size, queue_id, order_key FROM due WHERE (SELECT bytes FROM total) <= least($5::bigint, $6::bigint)
         UNION ALL
-        SELECT id, size FROM (
-          SELECT id, size, sum(size) OVER (ORDER BY run_at, id ROWS UNBOUNDED PRECEDING) AS upto FROM (
-            SELECT id, run_at, size,
+        SELECT id, size, queue_id, order_key FROM (
+          SELECT id, size, queue_id, order_key,
+            sum(size) OVER (ORDER BY run_at, id ROWS UNBOUNDED PRECEDING) AS upto FROM (
+            SELECT id, run_at, size, queue_id, order_key,
               sum(size) OVER (PARTITION BY queue_id ORDER BY run_at, id ROWS UNBOUNDED PRECEDING) AS qupto
             FROM due
           ) q WHERE qupto <= $6::bigint OR qupto = size
         ) d WHERE (SELECT bytes FROM total) > least($5::bigint, $6::bigint) AND (upto <= $5::bigint OR upto = size)
       ),
-      -- a paused or disabled queue's rows are parked instead (migrations/011.do.sql): due never, until
-      -- the queue is resumed or enabled; a held queue's (a 429 or 503 asked to wait) are due when it ends
+      -- What becomes of each row: a paused or disabled queue's are parked (migrations/011.do.sql): due
+      -- never, until the queue is resumed or enabled; a held queue's (a 429 or 503 asked to wait, or
+      -- an open circuit) are due when the hold ends; a half-open queue's first row is its probe; a
+      -- limited queue's are left to claimLimited; a row of an ordering key waits for the key's earlier
+      -- messages (ORDER_TURN_SQL)
+      met AS (
+        SELECT f.id, f.size, f.queue_id, q.held_until, q.timeout_ms, CASE WHEN q.paused OR q.disabled THEN 'park'
+            WHEN q.held_until > now() THEN 'hold'
+            WHEN q.circuit_state = 'open' THEN 'probe'
+            WHEN ${LIMITED_SQL('q')} THEN 'limited'
+            ELSE ${ORDER_TURN_SQL('f')} END AS turn
+        FROM fits f JOIN hookpost.queues q ON q.id = f.queue_id
+      ),
+      -- One probe for a half-open queue, whichever process claims: the claim that moves its hold on by
+      -- the probe's lease sends one row, and every claim holds the rest until then. The hold is read as
+      -- the row last written, so two claims never both win; a probe whose process dies ends with its lease
+      probes AS (
+        UPDATE hookpost.queues q
+        SET held_until = now() + (q.timeout_ms + ${LEASE_SLACK_MS}) * interval '1 millisecond'
+        WHERE q.id IN (SELECT queue_id FROM met WHERE turn = 'probe') AND q.circuit_state = 'open'
+          AND coalesce(q.held_until <= now(), true)
+        RETURNING q.id, q.held_until
+      ),
+      turns AS (
+        SELECT m.id, m.size, m.queue_id, m.timeout_ms, CASE WHEN m.turn <> 'probe' THEN m.turn
+            WHEN p.id IS NOT NULL AND m.id = (SELECT min(x.id) FROM met x WHERE x.queue_id = m.queue_id
+              AND x.turn = 'probe') THEN 'send'
+            ELSE 'hold' END AS turn,
+          CASE WHEN m.turn <> 'probe' THEN m.held_until
+            ELSE coalesce(p.held_until, now() + (m.timeout_ms + ${LEASE_SLACK_MS}) * interval '1 millisecond') END
+            AS held_until
+        FROM met m LEFT JOIN probes p ON p.id = m.queue_id
+      ),
       claimed AS (
         UPDATE hookpost.messages m
-        SET run_at = CASE WHEN q.paused OR q.disabled THEN 'infinity'::timestamptz
-            WHEN q.held_until > now() THEN q.held_until
-            ELSE now() + greatest($2::integer, q.timeout_ms + ${LEASE_SLACK_MS}) * interval '1 millisecond' END,
-          locked_by = CASE WHEN q.paused OR q.disabled OR q.held_until > now() THEN NULL ELSE $3 END,
-          locked_at = CASE WHEN q.paused OR q.disabled OR q.held_until > now() THEN NULL ELSE now() END
-        FROM fits, hookpost.queues q
-        WHERE m.id = fits.id AND q.id = m.queue_id
+        SET run_at = CASE t.turn WHEN 'send' THEN now() + greatest($2::integer, t.timeout_ms + ${LEASE_SLACK_MS}) *
+              interval '1 millisecond' WHEN 'hold' THEN t.held_until ELSE 'infinity'::timestamptz END,
+          key_wait = t.turn = 'wait',
+          locked_by = CASE WHEN t.turn = 'send' THEN $3 END,
+          locked_at = CASE WHEN t.turn = 'send' THEN now() END
+        FROM turns t
+        WHERE m.id = t.id AND t.turn IN ('send', 'park', 'hold', 'wait')
         RETURNING m.id, m.locked_at, m.queue_id, m.body, m.headers, m.retries, m.attempts, m.idempotency_key, m."when",
-          m.event_id, m.event_type, fits.size, m.locked_by IS NULL AS parked
+          m.event_id, m.event_type, t.size, m.locked_by IS NULL AS parked, NULL::integer AS slot, m.order_key
       )
-      SELECT c.id, c.locked_at::text AS "claimToken", c.queue_id AS "queueId",
-        CASE WHEN NOT c.parked THEN c.body END AS body, c.headers, c.retries, c.attempts, c.parked,
-        c.size, (SELECT seen FROM total),
-        c.idempotency_key AS "idempotencyKey", c.event_id AS "eventId", c.event_type AS "eventType",
-        (extract(epoch FROM c."when") * 1000)::float8 AS "whenMs",
-        CASE WHEN row_number() OVER (PARTITION BY c.queue_id) = 1 THEN (
-          SELECT json_build_object('callbackUrl', q.callback_url, 'method', q.method, 'headers', q.headers,
-            'timeoutMs', q.timeout_ms, 'maxRetries', q.max_retries, 'backoffBaseMs', q.backoff_base_ms,
-            'backoffMaxMs', q.backoff_max_ms, 'backoffJitter', q.backoff_jitter, 'probe', q.circuit_state = 'open',
-            'signingSecrets', CASE WHEN q.signing_secret IS NOT NULL THEN array_remove(ARRAY[q.signing_secret,
-              CASE WHEN q.previous_signing_secret_until > now() THEN q.previous_signing_secret END], NULL) END)
-          FROM hookpost.queues q WHERE q.id = c.queue_id) END AS queue
-      FROM claimed c`,
+      SELECT ${CLAIMED_COLUMNS_SQL}, (SELECT seen FROM total), false AS limited
+      FROM claimed c
+      UNION ALL
+      SELECT DISTINCT ON (t.queue_id) t.id, NULL, t.queue_id, NULL, '{}'::jsonb, 0, 0, true, 0, NULL, NULL, NULL, 0,
+        NULL, false, NULL, (SELECT seen FROM total), true
+      FROM turns t WHERE t.turn = 'limited'`,
     values: recent
       ? [limit, leaseMs, workerId, skipQueues, maxBytes, queueMaxBytes, Math.ceil(recentMs)]
       : [limit, leaseMs, workerId, skipQueues, maxBytes, queueMaxBytes]
@@ -161,6 +229,8 @@ export function claimedRows (all: ClaimResultRow[]): ClaimedRow[] {
   for (const r of all) if (r.queue !== null) queues.set(r.queueId, r.queue)
   const rows = all.some(r => r.parked) ? all.filter(r => !r.parked) : all
   return rows.map(r => ({
+    slot: r.slot,
+    ordered: r.ordered,
     id: r.id,
     queueId: r.queueId,
     body: r.body,
@@ -175,6 +245,154 @@ export function claimedRows (all: ClaimResultRow[]): ClaimedRow[] {
     size: r.size,
     queue: r.queue ?? queues.get(r.queueId)!
   }))
+}
+
+/** What claimLimited tells of each limited queue it was asked about, besides its rows. */
+export interface LimitedQueueState {
+  queueId: number
+  /** still limited (a rate, a concurrency or a throttle): else its rows go back to the plain claim */
+  limited: boolean
+  /** not paused, disabled or held: else the plain claim parks or holds its rows */
+  active: boolean
+  /** when the queue's earliest pending row not parked falls due (or its lease ends), epoch ms */
+  nextAtMs: number | null
+  /** when its rate gives the next call, epoch ms; null: no rate */
+  rateNextMs: number | null
+  /** free concurrency slots left after this claim; null: no concurrency limit */
+  slotsLeft: number | null
+}
+
+/** A claimLimited row: a claimed message (state null) or a queue's state (id null). */
+export type LimitedResultRow = ClaimResultRow & { state: LimitedQueueState | null }
+
+// a limited queue's rows locked beyond what its tokens and slots allow, so that a row waiting for its
+// ordering key (parked as met) does not hide the next one for a whole claim
+const ORDER_LOOKAHEAD = 16
+
+/**
+ * Claim the due rows of limited queues (LIMITED_SQL), each within what it may start now, across every
+ * delivering process:
+ *  - a rate: GCRA over queue_rates (migrations/012.do.sql), a bucket of one second's calls (at least
+ *    one) that refills at the rate; the upsert reads the row as last written, so two processes' claims
+ *    never spend the same token;
+ *  - a concurrency: one free slot of queue_slots per call, locked SKIP LOCKED;
+ *  - the process's own room for the queue (rooms, per queue: the producer's fairness share).
+ * The estimate of tokens taken from the snapshot only bounds how many rows are locked; the grant is
+ * the upsert's. Rows of an ordering key are sent, wait or are left as in claim (ORDER_TURN_SQL).
+ */
+export function claimLimited (queueIds: number[], rooms: number[], leaseMs: number, workerId: string): Statement {
+  return {
+    name: 'hookpost_claim_limited',
+    text: `WITH lq AS (
+        SELECT q.id, r.room, q.max_concurrency AS cap, least(q.rate_limit_per_second, q.throttle_rate) AS rate,
+          q.timeout_ms, ${LIMITED_SQL('q')} AS limited,
+          -- a half-open circuit's single probe is the plain claim's (claim)
+          NOT q.paused AND NOT q.disabled AND coalesce(q.held_until <= now(), true) AND q.circuit_state = 'closed'
+            AS active,
+          extract(epoch FROM now())::float8 AS now_s
+        FROM unnest($1::bigint[], $2::integer[]) AS r(id, room) JOIN hookpost.queues q ON q.id = r.id
+      ),
+      free AS (
+        SELECT s.queue_id, s.slot FROM hookpost.queue_slots s
+        WHERE s.queue_id IN (SELECT id FROM lq WHERE active AND limited AND cap IS NOT NULL)
+          AND (s.message_id IS NULL OR s.until <= now())
+        FOR UPDATE SKIP LOCKED
+      ),
+      want AS (
+        SELECT lq.id, lq.rate, lq.timeout_ms, lq.now_s, least(lq.room,
+            CASE WHEN lq.cap IS NOT NULL THEN (SELECT count(*) FROM free WHERE free.queue_id = lq.id) END,
+            CASE WHEN lq.rate IS NOT NULL THEN coalesce((SELECT floor((lq.now_s - greatest(t.tat,
+              lq.now_s - greatest(1, lq.rate) / lq.rate)) * lq.rate + 1e-9)
+              FROM hookpost.queue_rates t WHERE t.queue_id = lq.id), floor(greatest(1, lq.rate))) END
+          )::integer AS n
+        FROM lq WHERE lq.active AND lq.limited
+      ),
+      cand AS (
+        SELECT c.id, c.queue_id, c.run_at, c.size, w.timeout_ms, ${ORDER_TURN_SQL('c')} AS turn
+        FROM want w CROSS JOIN LATERAL (
+          SELECT m.id, m.queue_id, m.run_at, m.order_key, ${CLAIM_SIZE_SQL} AS size FROM hookpost.messages m
+          WHERE m.queue_id = w.id AND m.sent_at IS NULL AND NOT m.failed AND m.run_at <= now()
+          ORDER BY m.run_at LIMIT w.n + least(w.n, ${ORDER_LOOKAHEAD})
+          FOR UPDATE SKIP LOCKED
+        ) c WHERE w.n > 0
+      ),
+      sendable AS (
+        SELECT c.*, row_number() OVER (PARTITION BY c.queue_id ORDER BY c.run_at, c.id) AS rank
+        FROM cand c WHERE c.turn = 'send'
+      ),
+      counts AS (
+        SELECT w.id AS queue_id, w.rate, w.now_s, least(count(*), w.n)::integer AS n
+        FROM sendable s JOIN want w ON w.id = s.queue_id GROUP BY w.id, w.rate, w.now_s, w.n
+      ),
+      -- the tokens: in queue id order, the only order in which anything locks these rows
+      rated AS (
+        INSERT INTO hookpost.queue_rates AS t (queue_id, tat, wanted, granted, rate)
+        SELECT c.queue_id, c.now_s - greatest(1, c.rate) / c.rate + least(c.n, floor(greatest(1, c.rate))) / c.rate,
+          c.n, least(c.n, floor(greatest(1, c.rate))), c.rate
+        FROM counts c WHERE c.rate IS NOT NULL ORDER BY c.queue_id
+        ON CONFLICT (queue_id) DO UPDATE SET
+          granted = least(EXCLUDED.wanted, greatest(0, floor((extract(epoch FROM now()) - greatest(t.tat,
+            extract(epoch FROM now()) - greatest(1, EXCLUDED.rate) / EXCLUDED.rate)) * EXCLUDED.rate + 1e-9))),
+          tat = greatest(t.tat, extract(epoch FROM now()) - greatest(1, EXCLUDED.rate) / EXCLUDED.rate) +
+            least(EXCLUDED.wanted, greatest(0, floor((extract(epoch FROM now()) - greatest(t.tat,
+              extract(epoch FROM now()) - greatest(1, EXCLUDED.rate) / EXCLUDED.rate)) * EXCLUDED.rate + 1e-9))) /
+              EXCLUDED.rate,
+          wanted = EXCLUDED.wanted, rate = EXCLUDED.rate
+        RETURNING t.queue_id, t.granted, t.tat, t.rate
+      ),
+      granted AS (
+        SELECT s.id, s.queue_id, s.rank, s.size, s.timeout_ms
+        FROM sendable s JOIN counts c ON c.queue_id = s.queue_id LEFT JOIN rated r ON r.queue_id = s.queue_id
+        WHERE s.rank <= least(c.n, coalesce(r.granted, c.n))
+      ),
+      slotted AS (
+        SELECT g.*, f.slot FROM granted g LEFT JOIN (
+          SELECT queue_id, slot, row_number() OVER (PARTITION BY queue_id ORDER BY slot) AS rn FROM free
+        ) f ON f.queue_id = g.queue_id AND f.rn = g.rank
+      ),
+      claimed AS (
+        UPDATE hookpost.messages m
+        SET run_at = now() + greatest($3::integer, s.timeout_ms + ${LEASE_SLACK_MS}) * interval '1 millisecond',
+          locked_by = $4, locked_at = now(), key_wait = false
+        FROM slotted s WHERE m.id = s.id
+        RETURNING m.id, m.locked_at, m.queue_id, m.body, m.headers, m.retries, m.attempts, m.idempotency_key, m."when",
+          m.event_id, m.event_type, s.size, false AS parked, s.slot, m.order_key, m.run_at
+      ),
+      waiting AS (
+        UPDATE hookpost.messages m SET run_at = 'infinity', key_wait = true
+        FROM cand c WHERE m.id = c.id AND c.turn = 'wait'
+      ),
+      taken AS (
+        UPDATE hookpost.queue_slots s SET message_id = c.id, token = c.locked_at, until = c.run_at
+        FROM claimed c WHERE s.queue_id = c.queue_id AND s.slot = c.slot
+        RETURNING s.queue_id
+      )
+      SELECT ${CLAIMED_COLUMNS_SQL}, 0 AS seen, false AS limited, NULL::json AS state
+      FROM claimed c
+      UNION ALL
+      SELECT NULL, NULL, lq.id, NULL, '{}'::jsonb, 0, 0, true, 0, NULL, NULL, NULL, 0, NULL, false, NULL, 0, true,
+        json_build_object('queueId', lq.id, 'limited', lq.limited, 'active', lq.active,
+          'nextAtMs', (SELECT extract(epoch FROM min(m.run_at)) * 1000 FROM hookpost.messages m
+            WHERE m.queue_id = lq.id AND m.sent_at IS NULL AND NOT m.failed AND m.run_at < 'infinity'),
+          'rateNextMs', CASE WHEN lq.rate IS NOT NULL THEN (coalesce(
+            (SELECT r.tat FROM rated r WHERE r.queue_id = lq.id),
+            (SELECT t.tat FROM hookpost.queue_rates t WHERE t.queue_id = lq.id), 0) + 1 / lq.rate) * 1000 END,
+          'slotsLeft', CASE WHEN lq.cap IS NOT NULL THEN (SELECT count(*) FROM free f WHERE f.queue_id = lq.id) -
+            (SELECT count(*) FROM taken k WHERE k.queue_id = lq.id) END)
+      FROM lq`,
+    values: [queueIds, rooms, leaseMs, workerId]
+  }
+}
+
+/** A limited claim's rows to send, and what it tells of each queue. */
+export function limitedRows (all: LimitedResultRow[]): { rows: ClaimedRow[], states: LimitedQueueState[] } {
+  const states: LimitedQueueState[] = []
+  const claimed: ClaimResultRow[] = []
+  for (const r of all) {
+    if (r.state !== null) states.push(r.state)
+    else claimed.push(r)
+  }
+  return { rows: claimedRows(claimed), states }
 }
 
 /** When the next pending message falls due (or its lease runs out): the worker sleeps until then. */
@@ -253,7 +471,8 @@ export function reapDeadClaims (owners: string[], leaseMs: number, graceMs: numb
 /**
  * Unpark what a claim parked just as its queue was resumed: the claim began before the resume and
  * committed after the resume's own unparking had looked (lib/store/queues.ts). Rare, so the reaper's
- * pass sweeps for it: an index probe per active queue on messages_parked_idx, which holds parked rows only.
+ * pass sweeps for it: an index probe per active queue on messages_queue_due_idx. A message waiting for
+ * its ordering key is not parked: wakeStrandedKeys' business.
  */
 export function unparkStragglers (): Statement {
   return {
@@ -261,7 +480,45 @@ export function unparkStragglers (): Statement {
     text: `UPDATE hookpost.messages m SET run_at = m."when", updated_at = now()
       FROM hookpost.queues q
       WHERE q.id = m.queue_id AND NOT q.paused AND NOT q.disabled
-        AND m.run_at = 'infinity' AND m.sent_at IS NULL AND NOT m.failed`,
+        AND m.run_at = 'infinity' AND NOT m.key_wait AND m.sent_at IS NULL AND NOT m.failed`,
+    values: []
+  }
+}
+
+/**
+ * Wake the messages waiting for an ordering key that no earlier pending message holds any more: the
+ * outcome that let it go wakes the next one itself (sql.complete), so this finds only what nothing else
+ * would, such as a message deleted while the next waited, or a fifo queue turned back. Each pass of the
+ * reaper; a stale snapshot only wakes less.
+ */
+export function wakeStrandedKeys (): Statement {
+  return {
+    name: 'hookpost_wake_stranded_keys',
+    text: `UPDATE hookpost.messages m SET key_wait = false, run_at = m."when"
+      WHERE m.run_at = 'infinity' AND m.key_wait AND m.sent_at IS NULL AND NOT m.failed
+        AND NOT EXISTS (SELECT 1 FROM hookpost.messages p WHERE p.queue_id = m.queue_id
+          AND p.order_key = m.order_key AND p.id < m.id AND p.sent_at IS NULL AND NOT p.failed)`,
+    values: []
+  }
+}
+
+// a slot whose claim is at least this old and no longer in flight is freed by the reaper; younger ones
+// are left, as their claim may have committed after the sweep's snapshot
+const ORPHAN_SLOT_AGE_MS = 10_000
+
+/**
+ * Free the concurrency slots whose call is over but was never written as such: its process died and
+ * the reaper handed the message back, or it was deleted. A slot frees itself when its lease ends; this
+ * is sooner.
+ */
+export function freeOrphanSlots (): Statement {
+  return {
+    name: 'hookpost_free_orphan_slots',
+    text: `UPDATE hookpost.queue_slots s SET message_id = NULL, token = NULL, until = NULL
+      WHERE s.message_id IS NOT NULL AND s.until > now()
+        AND s.token < now() - ${ORPHAN_SLOT_AGE_MS} * interval '1 millisecond'
+        AND NOT EXISTS (SELECT 1 FROM hookpost.messages m WHERE m.id = s.message_id AND m.locked_at = s.token
+          AND m.sent_at IS NULL AND NOT m.failed)`,
     values: []
   }
 }
@@ -294,13 +551,24 @@ export function subscribersExist (): Statement {
   }
 }
 
-/** Give claims back untouched (shutdown, demotion, stale prefetch): due now, for anyone. */
-export function release (rows: Array<{ id: number, claimToken: string }>, workerId: string): Statement {
+/**
+ * Give claims back untouched (shutdown, demotion, stale prefetch): due now, for anyone, and their
+ * concurrency slots free.
+ */
+export function release (rows: Array<{ id: number, claimToken: string, queueId: number, slot: number | null }>,
+  workerId: string): Statement {
   return {
-    text: `UPDATE hookpost.messages m SET run_at = now(), locked_by = NULL, locked_at = NULL
-      FROM unnest($1::bigint[], $3::timestamptz[]) AS u(id, token)
-      WHERE m.id = u.id AND m.locked_by = $2 AND m.locked_at = u.token AND m.sent_at IS NULL AND NOT m.failed`,
-    values: [rows.map(r => r.id), workerId, rows.map(r => r.claimToken)]
+    text: `WITH given AS (
+        UPDATE hookpost.messages m SET run_at = now(), locked_by = NULL, locked_at = NULL
+        FROM unnest($1::bigint[], $3::timestamptz[]) AS u(id, token)
+        WHERE m.id = u.id AND m.locked_by = $2 AND m.locked_at = u.token AND m.sent_at IS NULL AND NOT m.failed
+      )
+      UPDATE hookpost.queue_slots s SET message_id = NULL, token = NULL, until = NULL
+      FROM unnest($1::bigint[], $3::timestamptz[], $4::bigint[], $5::integer[]) AS u(id, token, queue_id, slot)
+      WHERE u.slot IS NOT NULL AND s.queue_id = u.queue_id AND s.slot = u.slot AND s.message_id = u.id
+        AND s.token = u.token`,
+    values: [rows.map(r => r.id), workerId, rows.map(r => r.claimToken), rows.map(r => r.queueId),
+      rows.map(r => r.slot)]
   }
 }
 
@@ -309,6 +577,9 @@ export function release (rows: Array<{ id: number, claimToken: string }>, worker
  * all, went to every subscriber of hookpost.*)
  */
 export const GONE_REASON = 'the endpoint answered 410 Gone'
+
+/** calls a second that adaptive throttling never goes below */
+export const MIN_THROTTLE_RATE = 1
 
 /** A row of the completing statement's answer (complete) */
 export type CompleteResultRow =
@@ -322,7 +593,8 @@ export type CompleteResultRow =
     name: string
     turn: 'open' | 'close',
     run: number
-  }
+  } |
+  { kind: 'throttled', messageId: null, dlqMessageId: null, queueId: number, name: string }
 
 export interface Completion {
   id: number
@@ -337,6 +609,15 @@ export interface Completion {
   parked: boolean
   /** a 429 or 503 with Retry-After: the whole queue waits until then (queues.held_until) */
   holdUntil: Date | null
+  /** the call held a concurrency slot (ClaimedRow.slot): freed as the outcome is written */
+  slotted: boolean
+  /** the message has an ordering key: a success or a death lets the key's next message go */
+  ordered: boolean
+  /**
+   * calls a second this process made to the queue lately (completer.ts): what a throttle halves when the
+   * queue has no rate of its own yet
+   */
+  observedRate: number
 }
 
 /**
@@ -356,11 +637,19 @@ export function complete (batch: Completion[], workerId: string): Statement {
     text: `WITH input AS (
         SELECT id, status, duration_ms, to_timestamp(started_ms / 1000) AS started_at, error_kind, error, response_body,
           to_timestamp(retry_ms / 1000) AS retry_at, ok, token, park, to_timestamp(hold_ms / 1000) AS hold_until,
-          queue_id
+          queue_id, slotted, observed,
+          -- the endpoint asks for less without saying how long to wait: adaptive throttling
+          NOT ok AND status IN (429, 502, 503, 504) AND hold_ms IS NULL AS slow_down
         FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::float8[], $5::text[], $6::text[], $7::text[],
-            $8::float8[], $9::boolean[], $11::timestamptz[], $12::boolean[], $13::float8[], $14::bigint[])
+            $8::float8[], $9::boolean[], $11::timestamptz[], $12::boolean[], $13::float8[], $14::bigint[],
+            $15::boolean[], $16::float8[])
           AS d(id, status, duration_ms, started_ms, error_kind, error, response_body, retry_ms, ok, token, park,
-            hold_ms, queue_id)
+            hold_ms, queue_id, slotted, observed)
+      ),
+      -- the concurrency slots these calls held, by their claim: one that a newer claim took is not freed
+      freed AS (
+        UPDATE hookpost.queue_slots s SET message_id = NULL, token = NULL, until = NULL
+        FROM input d WHERE d.slotted AND s.queue_id = d.queue_id AND s.message_id = d.id AND s.token = d.token
       ),
       ok AS (
         UPDATE hookpost.messages m
@@ -368,7 +657,7 @@ export function complete (batch: Completion[], workerId: string): Statement {
             last_error = NULL, locked_by = NULL, locked_at = NULL, updated_at = now()
         FROM input d
         WHERE m.id = d.id AND d.ok
-        RETURNING m.id, m.attempts
+        RETURNING m.id, m.attempts, m.queue_id, m.order_key
       ),
       bad AS (
         UPDATE hookpost.messages m
@@ -381,7 +670,28 @@ export function complete (batch: Completion[], workerId: string): Statement {
         WHERE m.id = d.id AND NOT d.ok AND m.sent_at IS NULL AND NOT m.failed
           AND m.locked_by = $10 AND m.locked_at = d.token
         RETURNING m.id, m.attempts, m.failed, m.queue_id, m.body, m.body_json, m.headers, m.last_status, m.last_error,
-          m.dead_letter_of
+          m.dead_letter_of, m.order_key
+      ),
+      -- A message of an ordering key that was sent or died releases the key: the next one of it is due
+      -- (migrations/012.do.sql). Its row is written whether or not it waits yet: a claim deciding right
+      -- now that it must wait holds it locked, so this waits for that claim and then sees it waiting
+      ended_keys AS (
+        SELECT id, queue_id, order_key FROM ok WHERE order_key IS NOT NULL
+        UNION ALL
+        SELECT id, queue_id, order_key FROM bad WHERE failed AND order_key IS NOT NULL
+      ),
+      -- (each key's next message found first, one probe of messages_order_key_idx per key: joined inside
+      -- the UPDATE, the planner may scan messages and probe every key for each row)
+      next_of_keys AS MATERIALIZED (
+        SELECT n.id FROM ended_keys e CROSS JOIN LATERAL (
+          SELECT p.id FROM hookpost.messages p WHERE p.queue_id = e.queue_id AND p.order_key = e.order_key
+            AND p.id > e.id AND p.sent_at IS NULL AND NOT p.failed ORDER BY p.id LIMIT 1
+        ) n
+      ),
+      released AS (
+        UPDATE hookpost.messages m SET key_wait = false, run_at = CASE WHEN m.key_wait THEN m."when" ELSE m.run_at END
+        FROM next_of_keys n
+        WHERE m.id = n.id AND m.sent_at IS NULL AND NOT m.failed AND m.id <> ALL($1::bigint[])
       ),
       logged AS (
         INSERT INTO hookpost.attempts
@@ -415,7 +725,8 @@ export function complete (batch: Completion[], workerId: string): Statement {
       -- written. Each queue's run of failed attempts (migrations/011.do.sql): the failures after the
       -- batch's last success, added to the stored run when the batch has none; a 410 is no failure of it.
       outcomes AS (
-        SELECT queue_id, max(started_at) FILTER (WHERE ok) AS last_ok, max(hold_until) AS hold, bool_or(park) AS gone
+        SELECT queue_id, max(started_at) FILTER (WHERE ok) AS last_ok, max(hold_until) AS hold, bool_or(park) AS gone,
+          bool_or(slow_down) AS slow_down, max(observed) AS observed, max(started_at) AS last_start
         FROM input GROUP BY queue_id
       ),
       after_ok AS (
@@ -433,11 +744,28 @@ export function complete (batch: Completion[], workerId: string): Statement {
           CASE WHEN o.last_ok IS NULL THEN q.consecutive_failures ELSE 0 END + coalesce(a.fails, 0) AS run,
           CASE WHEN coalesce(a.fails, 0) = 0 THEN CASE WHEN o.last_ok IS NULL THEN q.failing_since END
             WHEN o.last_ok IS NULL THEN coalesce(q.failing_since, a.first_fail) ELSE a.first_fail END AS failing_since,
-          -- an open circuit whose hold is over is half-open: this batch holds its probe
-          q.circuit_state = 'open' AND coalesce(q.held_until <= now(), true) AS probing,
+          -- an open circuit's attempt that started once its cooldown was over is its probe (claim holds
+          -- the queue while it is in flight); one in flight since before it opened is not
+          q.circuit_state = 'open' AND o.last_start >= coalesce(q.circuit_opened_at, '-infinity') +
+            coalesce(q.circuit_open_ms, q.circuit_cooldown_ms) * interval '1 millisecond' AS probing,
           o.last_ok IS NOT NULL AS any_ok, coalesce(a.fails, 0) > 0 AS failed_last,
           CASE WHEN q.circuit_state = 'open' THEN least(coalesce(q.circuit_open_ms, q.circuit_cooldown_ms) * 2,
-            greatest(q.circuit_cooldown_ms, 3600000)) ELSE q.circuit_cooldown_ms END AS open_ms
+            greatest(q.circuit_cooldown_ms, 3600000)) ELSE q.circuit_cooldown_ms END AS open_ms,
+          -- adaptive throttling (migrations/012.do.sql): halved at most once a second, raised on successes by
+          -- a tenth of the ceiling a second, ended at the ceiling
+          CASE WHEN o.slow_down THEN coalesce(q.throttle_ceiling, q.rate_limit_per_second, greatest(o.observed, 1))
+            WHEN q.throttle_rate IS NOT NULL AND o.last_ok IS NOT NULL AND q.throttle_rate + q.throttle_ceiling * 0.1 *
+              extract(epoch FROM now() - q.throttle_at) >= q.throttle_ceiling THEN NULL
+            ELSE q.throttle_ceiling END AS ceiling,
+          CASE WHEN o.slow_down AND (q.throttle_at IS NULL OR q.throttle_at < now() - interval '1 second')
+              THEN greatest(${MIN_THROTTLE_RATE}, 0.5 * coalesce(q.throttle_rate,
+                least(q.rate_limit_per_second, greatest(o.observed, 1))))
+            WHEN o.slow_down THEN q.throttle_rate
+            WHEN q.throttle_rate IS NOT NULL AND o.last_ok IS NOT NULL THEN nullif(least(q.throttle_ceiling,
+              q.throttle_rate + q.throttle_ceiling * 0.1 * extract(epoch FROM now() - q.throttle_at)),
+              q.throttle_ceiling)
+            ELSE q.throttle_rate END AS throttle,
+          q.throttle_rate AS was_throttle, q.held_until AS was_held, q.timeout_ms
         FROM outcomes o JOIN hookpost.queues q ON q.id = o.queue_id LEFT JOIN after_ok a ON a.queue_id = o.queue_id
       ),
       decided AS (
@@ -458,16 +786,33 @@ export function complete (batch: Completion[], workerId: string): Statement {
             ELSE q.circuit_opened_at END,
           circuit_open_ms = CASE WHEN d.turn = 'close' THEN NULL WHEN d.turn IS NOT NULL THEN d.open_ms
             ELSE q.circuit_open_ms END,
-          -- a Retry-After on 429 or 503, or an open circuit, holds the whole queue: claims defer its rows
-          held_until = greatest(q.held_until, d.hold,
-            CASE WHEN d.turn IN ('open', 'reopen') THEN now() + d.open_ms * interval '1 millisecond' END),
+          -- a Retry-After on 429 or 503, or an open circuit, holds the whole queue: claims defer its rows;
+          -- a closing circuit ends the probe's hold (claim)
+          -- (and a failed probe's hold replaces it)
+          held_until = CASE WHEN d.turn = 'close' THEN d.hold
+            WHEN d.turn = 'reopen' THEN greatest(d.hold, now() + d.open_ms * interval '1 millisecond')
+            ELSE greatest(q.held_until, d.hold,
+              CASE WHEN d.turn = 'open' THEN now() + d.open_ms * interval '1 millisecond' END) END,
           disabled = q.disabled OR d.disabling,
           disabled_reason = CASE WHEN d.disabling THEN '${GONE_REASON}' ELSE q.disabled_reason END,
-          disabled_at = CASE WHEN d.disabling THEN now() ELSE q.disabled_at END
+          disabled_at = CASE WHEN d.disabling THEN now() ELSE q.disabled_at END,
+          throttle_rate = d.throttle, throttle_ceiling = d.ceiling,
+          throttle_at = CASE WHEN d.throttle IS DISTINCT FROM d.was_throttle THEN now() ELSE q.throttle_at END
         FROM decided d
         WHERE q.id = d.id AND (d.turn IS NOT NULL OR d.disabling OR q.consecutive_failures <> d.run
-          OR q.failing_since IS DISTINCT FROM d.failing_since OR d.hold > coalesce(q.held_until, '-infinity'))
-        RETURNING q.id, q.name, d.turn, d.disabling, q.consecutive_failures, q.disabled_at
+          OR q.failing_since IS DISTINCT FROM d.failing_since OR d.hold > coalesce(q.held_until, '-infinity')
+          OR d.throttle IS DISTINCT FROM q.throttle_rate)
+        RETURNING q.id, q.name, d.turn, d.disabling, q.consecutive_failures, q.disabled_at,
+          d.was_throttle IS NULL AND d.throttle IS NOT NULL AS throttled, d.was_held, d.timeout_ms
+      ),
+      -- A circuit closed by its probe: the rows claims held for the probe's lease (claim) are due now.
+      -- A retry due within that time goes now too: the endpoint has just answered
+      unheld AS (
+        UPDATE hookpost.messages m SET run_at = now()
+        FROM changed c
+        WHERE c.turn = 'close' AND m.queue_id = c.id AND m.sent_at IS NULL AND NOT m.failed AND m.locked_by IS NULL
+          AND m.run_at > now() AND m.run_at <= greatest(c.was_held, now()) +
+            (c.timeout_ms + ${LEASE_SLACK_MS}) * interval '1 millisecond'
       )
       SELECT 'dead' AS kind, message_id AS "messageId", dlq_message_id AS "dlqMessageId", queue_id AS "queueId",
         NULL::text AS name, NULL::timestamptz AS "disabledAt", NULL::text AS turn, NULL::integer AS run
@@ -477,7 +822,10 @@ export function complete (batch: Completion[], workerId: string): Statement {
       UNION ALL
       -- a circuit that opened or closed (a failed probe that opens it again is not told again)
       SELECT 'circuit', NULL, NULL, id, name, NULL, turn, consecutive_failures FROM changed
-      WHERE turn IN ('open', 'close')`,
+      WHERE turn IN ('open', 'close')
+      UNION ALL
+      -- a queue that has just been throttled: every process claims it as limited from now on
+      SELECT 'throttled', NULL, NULL, id, name, NULL, NULL, NULL FROM changed WHERE throttled`,
     values: [
       arrayLiteral(batch.map(c => c.id)), arrayLiteral(r.map(x => x.status)), arrayLiteral(r.map(x => x.durationMs)),
       arrayLiteral(r.map(x => x.startedAt.getTime())), arrayLiteral(r.map(x => x.errorKind)),
@@ -487,7 +835,8 @@ export function complete (batch: Completion[], workerId: string): Statement {
       arrayLiteral(r.map(x => x.responseBody?.replace(/\u0000/g, '') ?? null)),
       arrayLiteral(batch.map(c => c.retryAt?.getTime() ?? null)), arrayLiteral(r.map(x => x.ok)), workerId,
       arrayLiteral(batch.map(c => c.claimToken)), arrayLiteral(batch.map(c => c.parked)),
-      arrayLiteral(batch.map(c => c.holdUntil?.getTime() ?? null)), arrayLiteral(batch.map(c => c.queueId))
+      arrayLiteral(batch.map(c => c.holdUntil?.getTime() ?? null)), arrayLiteral(batch.map(c => c.queueId)),
+      arrayLiteral(batch.map(c => c.slotted)), arrayLiteral(batch.map(c => c.observedRate))
     ]
   }
 }

@@ -68,6 +68,10 @@ export class Worker extends Loop<WorkerEvents> {
   private readonly completer: Completer
   private readonly releases = new Set<Promise<void>>()
   private idle: (() => void) | undefined
+  // when the plain claim is next wanted (epoch ms): a pass woken for a limited queue skips it till then,
+  // unless something asked for it since the last one began (a NOTIFY, a finished call, a written outcome)
+  private claimAt = 0
+  private claimAsked = false
 
   constructor (private readonly o: WorkerOptions) {
     const clock = o.clock ?? systemClock
@@ -93,17 +97,33 @@ export class Worker extends Loop<WorkerEvents> {
   /** New messages may be due (LISTEN): a claim that skips saturated queues may run again at once. */
   override notify (): void {
     this.producer.notified()
+    this.claimAsked = true
     super.notify()
   }
 
   protected async pass (): Promise<number> {
     this.release(this.producer.stale(this.clock.now()))
     if (!this.o.canClaim()) return this.o.pollMs // the LISTEN reconnect notifies us
+    const limitedReq = this.producer.limitedPlan(this.clock.now())
+    if (limitedReq !== undefined) {
+      const { rows, states } = await this.o.claims.claimLimited(limitedReq.queueIds, limitedReq.rooms)
+      this.producer.limitedClaimed(limitedReq, rows, states, this.clock.now())
+      this.emit('claimed', { count: rows.length, seen: rows.length })
+      this.dispatch()
+    }
+    const limitedWait = (): number => this.producer.limitedWait(this.clock.now())
+    if (!this.claimAsked && this.clock.now() < this.claimAt) {
+      return Math.min(this.claimAt - this.clock.now(), limitedWait())
+    }
+    this.claimAsked = false
     const wait = this.producer.claimWait(this.clock.now())
-    if (wait > 0) return wait
+    if (wait > 0) return Math.min(wait, limitedWait())
     const req = this.producer.plan(this.clock.now())
-    const { rows, seen } = await this.o.claims.claim(req)
-    const more = this.producer.claimed(req, rows, seen, this.clock.now())
+    const { rows, seen, limited } = await this.o.claims.claim(req)
+    // rows of limited queues were left: claimLimited's from now on, and the plain claim runs again
+    // without them
+    this.producer.markLimited(limited)
+    const more = this.producer.claimed(req, rows, seen, this.clock.now()) || limited.length > 0
     this.emit('claimed', { count: rows.length, seen })
     this.dispatch()
     if (more) return 0
@@ -113,7 +133,9 @@ export class Worker extends Loop<WorkerEvents> {
     // a due time JS cannot count with (±infinity, a year past 275760: through plain SQL) is a poll
     const dueAt = at instanceof Date ? at.getTime() : Number.NaN
     const untilDue = Number.isFinite(dueAt) ? Math.min(this.o.pollMs, dueAt - this.clock.now()) : this.o.pollMs
-    return Math.max(MIN_IDLE_MS, untilDue)
+    const sleep = Math.max(MIN_IDLE_MS, untilDue)
+    this.claimAt = this.clock.now() + sleep
+    return Math.min(sleep, limitedWait())
   }
 
   /** Start calls while there are free slots and rows waiting; none without the worker lock (giveBackWaiting). */
@@ -157,11 +179,17 @@ export class Worker extends Loop<WorkerEvents> {
     }
     this.dispatch()
     // running low: claim more. wake(), not a bare timer: the loop may be mid-pass, not asleep
-    if (!this.stopping && this.producer.claimWait(this.clock.now()) === 0) this.wake()
+    if (!this.stopping && this.producer.claimWait(this.clock.now()) === 0) {
+      this.claimAsked = true
+      this.wake()
+    } else if (!this.stopping && this.producer.limitedWait(this.clock.now()) === 0) this.wake()
     if (this.executor.inFlight === 0) this.idle?.()
   }
 
-  private flushed (batch: Completion[], { dead, disabled, circuits }: Recorded): void {
+  private flushed (batch: Completion[], { dead, disabled, circuits, throttled }: Recorded): void {
+    // a limited queue's slot or ordering key may be free again; a throttled queue is limited from now on
+    this.producer.markLimited(throttled)
+    this.producer.written(batch.map(c => c.queueId))
     for (const c of circuits) {
       this.log.warn({ queueId: c.id, consecutiveFailures: c.consecutiveFailures },
         c.state === 'open' ? 'circuit opened: the queue is held' : 'circuit closed: the queue flows again')
@@ -185,8 +213,12 @@ export class Worker extends Loop<WorkerEvents> {
       this.emit('retried', c)
     }
     this.emit('flushed', batch)
-    // a retry time or a dead-letter copy can be the next thing due: the loop may be asleep past it
-    if (retries || dead.length > 0) this.wake()
+    // a retry time or a dead-letter copy can be the next thing due: the loop may be asleep past it; an
+    // ordering key let go can make its next message due; a limited queue may have a free slot
+    if (retries || dead.length > 0 || throttled.length > 0 || batch.some(c => c.slotted || c.ordered)) {
+      this.claimAsked = true
+      this.wake()
+    } else if (this.producer.limitedWait(this.clock.now()) === 0) this.wake()
   }
 
   private logOutcome (row: ClaimedRow, attempt: number, result: Result, retryAt: Date | null): void {

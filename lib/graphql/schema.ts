@@ -91,6 +91,14 @@ type Queue {
   circuitOpenedAt: DateTime
   consecutiveFailures: Int!
   failingSince: DateTime
+  "calls started per second at most, across every delivering process; null: unlimited"
+  rateLimitPerSecond: Float
+  "calls in flight at most, across every delivering process; null: unlimited"
+  maxConcurrency: Int
+  "the whole queue is one ordering key"
+  fifo: Boolean!
+  "the rate in force: rateLimitPerSecond, or lower while the endpoint answers 429, 502, 503 or 504 (throttling)"
+  effectiveRatePerSecond: Float
   "deliveries carry Standard Webhooks signatures"
   signed: Boolean!
   createdAt: DateTime!
@@ -132,6 +140,10 @@ type Message {
   replay: Boolean!
   "its queue is paused or disabled: waiting, not attempted, not failed"
   parked: Boolean!
+  "messages of the queue with the same key are delivered one at a time, in enqueue order"
+  orderingKey: String
+  "an earlier message of its ordering key is pending"
+  waitingForKey: Boolean!
   createdAt: DateTime!
   updatedAt: DateTime!
   queue: Queue
@@ -249,6 +261,9 @@ input QueueInput {
   circuitFailureThreshold: Int
   circuitCooldownMs: Int
   disableAfterHours: Int
+  rateLimitPerSecond: Float
+  maxConcurrency: Int
+  fifo: Boolean
   "read-only: accepted (pg-hooks' input has it) and ignored"
   createdAt: DateTime
   "read-only: accepted and ignored"
@@ -265,6 +280,7 @@ input MessageInput {
   headers: JSON
   when: DateTime
   idempotencyKey: String
+  orderingKey: String
   "read-only, as the ones below: accepted (pg-hooks' input has them) and ignored"
   failed: Boolean
   sentAt: DateTime

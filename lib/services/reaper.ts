@@ -3,13 +3,16 @@
 // its claims go back once it has stayed without the lock for the grace period (HOOKPOST_REAP_GRACE_MS),
 // seen by this leader every REAP_INTERVAL_MS. So a LISTEN connection that drops and comes back within
 // the grace keeps every claim, however old; the grace runs from the lock's loss, not from the claim.
-// Each pass also unparks the few messages a claim parked as their queue was being resumed, and
-// disables the queues that have failed for longer than their disableAfterHours.
+// Each pass also unparks the few messages a claim parked as their queue was being resumed, wakes the
+// messages waiting for an ordering key nothing holds, frees the concurrency slots of calls that ended
+// unrecorded, and disables the queues that have failed for longer than their disableAfterHours.
 import type { Pool } from 'pg'
 import type { Logger } from 'pino'
 import type { Clock } from '../delivery/clock.js'
 import { Loop } from '../delivery/loop.js'
-import { disableFailingQueues, reapDeadClaims, unlockedClaimOwners, unparkStragglers } from '../delivery/sql.js'
+import {
+  disableFailingQueues, freeOrphanSlots, reapDeadClaims, unlockedClaimOwners, unparkStragglers, wakeStrandedKeys
+} from '../delivery/sql.js'
 import type { DisabledQueue } from '../delivery/completer.js'
 import { CHANNELS, notifyWith } from '../db/channels.js'
 
@@ -71,9 +74,13 @@ export class Reaper extends Loop<ReaperEvents> {
       await this.pool.query(notifyWith(CHANNELS.queues, String(q.id)))
       this.emit('disabled', q)
     }
-    const unparked = (await this.pool.query(unparkStragglers())).rowCount ?? 0
+    const unparked = ((await this.pool.query(unparkStragglers())).rowCount ?? 0) +
+      ((await this.pool.query(wakeStrandedKeys())).rowCount ?? 0)
+    const freed = (await this.pool.query(freeOrphanSlots())).rowCount ?? 0
+    if (freed > 0) this.log.info({ count: freed }, 'freed the concurrency slots of calls that ended unrecorded')
     if (unparked > 0) {
-      this.log.info({ count: unparked }, 'unparked messages of a queue resumed while they were being parked')
+      this.log.info({ count: unparked },
+        'unparked messages of a queue resumed while they were being parked, or of an ordering key let go')
       this.emit('reaped', { count: unparked })
     }
     this.emit('checked', { unlocked: [...unlocked] })

@@ -32,6 +32,10 @@ export interface Message {
   replay: boolean
   /** its queue is paused or disabled: not attempted until the queue is resumed or enabled */
   parked: boolean
+  /** messages of one queue with the same key are delivered one at a time, in enqueue order */
+  orderingKey: string | null
+  /** an earlier message of its ordering key is still pending: it goes once that one is sent or dead */
+  waitingForKey: boolean
   createdAt: Date
   updatedAt: Date
 }
@@ -42,6 +46,7 @@ export interface MessageInput {
   headers?: Record<string, string>
   when?: string | Date
   idempotencyKey?: string
+  orderingKey?: string
 }
 
 export const messageEntity: Entity = {
@@ -49,7 +54,8 @@ export const messageEntity: Entity = {
   table: 'hookpost.messages',
   select: `id, queue_id AS "queueId", body, body_json AS "bodyJson", headers, "when",
     CASE WHEN sent_at IS NULL AND NOT failed AND run_at <> 'infinity' THEN run_at END AS "nextAttemptAt",
-    run_at = 'infinity' AND sent_at IS NULL AND NOT failed AS parked,
+    run_at = 'infinity' AND NOT key_wait AND sent_at IS NULL AND NOT failed AS parked,
+    ordering_key AS "orderingKey", key_wait AND sent_at IS NULL AND NOT failed AS "waitingForKey",
     sent_at AS "sentAt", failed, retries, attempts, last_status AS "lastStatus", last_error AS "lastError",
     cron_id AS "cronId", dead_letter_of AS "deadLetterOf", idempotency_key AS "idempotencyKey",
     event_id AS "eventId", event_type AS "eventType", replay,
@@ -65,6 +71,7 @@ export const messageEntity: Entity = {
     cronId: { column: 'cron_id', type: 'integer', filter: true, sort: true },
     deadLetterOf: { column: 'dead_letter_of', type: 'integer', filter: true, sort: true },
     idempotencyKey: { column: 'idempotency_key', type: 'string', filter: true },
+    orderingKey: { column: 'ordering_key', type: 'string', filter: true },
     eventId: { column: 'event_id', type: 'integer', filter: true, sort: true },
     eventType: { column: 'event_type', type: 'string', filter: true },
     replay: { column: 'replay', type: 'boolean', filter: true },
@@ -107,7 +114,7 @@ export interface Enqueued { message: Message, created: boolean }
 export type OnEnqueued = (queueId: number, count: number) => void
 
 // the API field each parameter of a message INSERT carries ($1..$6), for a 400 that names it
-const INSERT_PARAMS = ['queueId', 'body', 'body', 'headers', 'when', 'idempotencyKey'] as const
+const INSERT_PARAMS = ['queueId', 'body', 'body', 'headers', 'when', 'idempotencyKey', 'orderingKey'] as const
 
 /**
  * Insert one message. With an idempotency key already used on the queue, the existing message comes
@@ -122,13 +129,14 @@ export async function createMessage (
   checkHeaders(input.headers)
   const { body, bodyJson } = toStored(input.body)
   const values = [
-    input.queueId, body, bodyJson, JSON.stringify(input.headers ?? {}), input.when ?? null, input.idempotencyKey ?? null
+    input.queueId, body, bodyJson, JSON.stringify(input.headers ?? {}), input.when ?? null,
+    input.idempotencyKey ?? null, input.orderingKey ?? null
   ]
   const inserted = (await write<Row>(pool, {
     name: 'hookpost_insert_message',
     params: INSERT_PARAMS,
-    text: `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key)
-      VALUES ($1, $2, $3, $4, COALESCE($5::timestamptz, now()), $6)
+    text: `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key, ordering_key)
+      VALUES ($1, $2, $3, $4, COALESCE($5::timestamptz, now()), $6, $7)
       ON CONFLICT (queue_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
       RETURNING ${messageEntity.select}`,
     values
@@ -205,17 +213,17 @@ export async function insertMessagesEach (
   const stored = inputs.map(i => toStored(i.body))
   const rows = (await write<Row>(pool, {
     params: INSERT_PARAMS,
-    text: `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key)
-     SELECT q, b, j, h, COALESCE(w, now()), k
-     FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::jsonb[], $5::timestamptz[], $6::text[])
-       WITH ORDINALITY AS t(q, b, j, h, w, k, ord)
+    text: `INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key, ordering_key)
+     SELECT q, b, j, h, COALESCE(w, now()), k, o
+     FROM unnest($1::bigint[], $2::text[], $3::boolean[], $4::jsonb[], $5::timestamptz[], $6::text[], $7::text[])
+       WITH ORDINALITY AS t(q, b, j, h, w, k, o, ord)
      ORDER BY ord
      ON CONFLICT (queue_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
      RETURNING ${messageEntity.select}`,
     values: [arrayLiteral(inputs.map(i => i.queueId)), arrayLiteral(stored.map(s => s.body)),
       arrayLiteral(stored.map(s => s.bodyJson)), arrayLiteral(inputs.map(i => JSON.stringify(i.headers ?? {}))),
       arrayLiteral(inputs.map(i => i.when instanceof Date ? i.when.toISOString() : i.when ?? null)),
-      arrayLiteral(inputs.map(i => i.idempotencyKey ?? null))]
+      arrayLiteral(inputs.map(i => i.idempotencyKey ?? null)), arrayLiteral(inputs.map(i => i.orderingKey ?? null))]
   })).rows
   // RETURNING gives only the rows inserted: exactly the messages created
   if (onEnqueued !== undefined) countPerQueue(rows, onEnqueued)
@@ -295,8 +303,18 @@ export async function updateMessage (pool: Queryable, id: number, input: Message
 }
 
 export async function deleteMessage (pool: Pool, id: number): Promise<Message> {
+  // a pending message of an ordering key lets the key's next one go, as its outcome would (sql.complete)
   const { rows } = await write<Row>(pool,
-    `DELETE FROM hookpost.messages WHERE id = $1 RETURNING ${messageEntity.select}`, [id])
+    `WITH gone AS (DELETE FROM hookpost.messages WHERE id = $1 RETURNING *),
+    next AS (
+      UPDATE hookpost.messages m SET key_wait = false, run_at = CASE WHEN m.key_wait THEN m."when" ELSE m.run_at END
+      FROM gone g CROSS JOIN LATERAL (
+        SELECT p.id FROM hookpost.messages p WHERE p.queue_id = g.queue_id AND p.order_key = g.order_key
+          AND p.id > g.id AND p.sent_at IS NULL AND NOT p.failed ORDER BY p.id LIMIT 1
+      ) n
+      WHERE g.order_key IS NOT NULL AND g.sent_at IS NULL AND NOT g.failed AND m.id = n.id
+    )
+    SELECT ${messageEntity.select} FROM gone`, [id])
   if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('message', id)
   return toMessage(rows[0])
 }

@@ -50,6 +50,14 @@ export interface Queue {
   circuitOpenedAt: Date | null
   consecutiveFailures: number
   failingSince: Date | null
+  /** calls started per second at most, across processes; null: unlimited */
+  rateLimitPerSecond: number | null
+  /** calls in flight at most, across processes; null: unlimited */
+  maxConcurrency: number | null
+  /** the whole queue is one ordering key */
+  fifo: boolean
+  /** the rate in force: rateLimitPerSecond, or lower while the endpoint asks for less (adaptive throttling) */
+  effectiveRatePerSecond: number | null
   /** deliveries carry Standard Webhooks signatures; the secret itself is never listed */
   signed: boolean
   createdAt: Date
@@ -58,7 +66,7 @@ export interface Queue {
 
 export type QueueInput =
   Partial<Omit<Queue, 'id' | 'signed' | 'disabledReason' | 'disabledAt' | 'heldUntil' | 'createdAt' | 'updatedAt' |
-  'circuitState' | 'circuitOpenedAt' | 'consecutiveFailures' | 'failingSince'>>
+  'circuitState' | 'circuitOpenedAt' | 'consecutiveFailures' | 'failingSince' | 'effectiveRatePerSecond'>>
 
 export const queueEntity: Entity = {
   name: 'queue',
@@ -74,6 +82,8 @@ export const queueEntity: Entity = {
       AS "circuitState",
     circuit_opened_at AS "circuitOpenedAt", consecutive_failures AS "consecutiveFailures",
     failing_since AS "failingSince",
+    rate_limit_per_second AS "rateLimitPerSecond", max_concurrency AS "maxConcurrency", fifo,
+    least(rate_limit_per_second, throttle_rate) AS "effectiveRatePerSecond",
     signing_secret IS NOT NULL AS signed,
     created_at AS "createdAt", updated_at AS "updatedAt"`,
   fields: {
@@ -90,6 +100,7 @@ export const queueEntity: Entity = {
     payloadFormat: { column: 'payload_format', type: 'string', filter: true, sort: true },
     paused: { column: 'paused', type: 'boolean', filter: true, sort: true },
     disabled: { column: 'disabled', type: 'boolean', filter: true, sort: true },
+    fifo: { column: 'fifo', type: 'boolean', filter: true, sort: true },
     createdAt: { column: 'created_at', type: 'date-time', filter: true, sort: true },
     updatedAt: { column: 'updated_at', type: 'date-time', filter: true, sort: true }
   }
@@ -115,7 +126,10 @@ const WRITABLE = {
     disabled: 'disabled',
     circuitFailureThreshold: 'circuit_failure_threshold',
     circuitCooldownMs: 'circuit_cooldown_ms',
-    disableAfterHours: 'disable_after_hours'
+    disableAfterHours: 'disable_after_hours',
+    rateLimitPerSecond: 'rate_limit_per_second',
+    maxConcurrency: 'max_concurrency',
+    fifo: 'fifo'
   } satisfies Record<keyof QueueInput, string>,
   json: new Set(['headers', 'filter'])
 } satisfies Writable
@@ -139,7 +153,17 @@ const STORED: Writable = {
 const UNPARK = `, unparked AS (
     UPDATE hookpost.messages m SET run_at = m."when", updated_at = now()
     FROM row WHERE NOT row.paused AND NOT row.disabled
-      AND m.queue_id = row.id AND m.run_at = 'infinity' AND m.sent_at IS NULL AND NOT m.failed
+      AND m.queue_id = row.id AND m.run_at = 'infinity' AND NOT m.key_wait AND m.sent_at IS NULL AND NOT m.failed
+  )`
+
+// Turning fifo on or off re-keys the queue's pending messages (migrations/012.do.sql), in the same
+// statement: on, all are one key; off, each has its own ordering key again, and those that waited are
+// due, for the next claim to weigh against their own key
+const REKEY = `, rekeyed AS (
+    UPDATE hookpost.messages m
+    SET order_key = CASE WHEN row.fifo THEN '' ELSE m.ordering_key END,
+      key_wait = false, run_at = CASE WHEN m.key_wait THEN m."when" ELSE m.run_at END
+    FROM row WHERE m.queue_id = row.id AND m.sent_at IS NULL AND NOT m.failed
   )`
 
 export async function listQueues (pool: Pool, q: ListQuery): Promise<Queue[]> {
@@ -208,9 +232,12 @@ export async function updateQueue (
   }
   // a new cooldown applies from the circuit's next opening, not doubled from the old one
   if (input.circuitCooldownMs !== undefined) stored.circuitOpenMs = null
-  const row = await updateRow<Queue>(pool, queueEntity, STORED, id, stored, resuming ? UNPARK : '')
+  // re-keyed only on a change: a queue sent back as it was read (GET-then-PUT) keeps its messages as they are
+  const rekeying = input.fifo !== undefined && (await getQueue(pool, id)).fifo !== input.fifo
+  const row = await updateRow<Queue>(pool, queueEntity, STORED, id, stored,
+    (resuming ? UNPARK : '') + (rekeying ? REKEY : ''))
   if (row === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
-  if (resuming) await write(pool, notify(CHANNELS.messages))
+  if (resuming || rekeying) await write(pool, notify(CHANNELS.messages))
   // what the workers hold of it goes back, for the next claim to park (attack round: hundreds of calls
   // went out after a pause had answered, from the rows claimed before it)
   if (row.paused || row.disabled) {

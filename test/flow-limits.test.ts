@@ -1,0 +1,135 @@
+// Flow control's limits against two real server processes delivering at once
+// (HOOKPOST_ALL_PROCESSES_DELIVER) and real receivers: a rate limit measured by the receiver's clock, a
+// concurrency limit counted by the receiver, adaptive throttling seen on the queue, and bad input.
+import t from 'tap'
+import { eventually, receiver, sleep } from './helpers.js'
+import { api, bothDelivered, twoServers, watchWorkers } from './flow-helpers.js'
+
+// one pair of server processes for the scenarios below, each on queues of its own (spawning a pair
+// costs seconds of CPU); the kill -9 scenario has its own
+const shared = await twoServers(t)
+await watchWorkers(shared.pool)
+
+t.test('rateLimitPerSecond holds across two processes, measured by the receiver', async (t) => {
+  const target = await receiver(t)
+  const { servers, pool } = shared
+  const q = await api(servers[0]!.url, '/queues', { name: 'rated', callbackUrl: target.url, rateLimitPerSecond: 100 })
+  t.equal(q.rateLimitPerSecond, 100)
+  t.equal(q.effectiveRatePerSecond, 100)
+  const N = 700
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body) SELECT $1, g::text FROM generate_series(1, $2) g', [q.id, N])
+  const got = await target.waitFor(N, 20_000)
+  const at = got.map(r => r.at).sort((a, b) => a - b)
+  const t0 = at[0]!
+  // a burst of one second's worth, then the rate: 500 in the 5 s after the first second
+  const inWindow = at.filter(x => x >= t0 + 1000 && x < t0 + 6000).length
+  t.ok(inWindow >= 450 && inWindow <= 550, `${inWindow} calls in 5 s at 100/s (within 10%)`)
+  let worst = 0
+  for (let i = 0; i < at.length; i++) {
+    const inSecond = at.filter(x => x >= at[i]! && x < at[i]! + 1000).length
+    if (at[i]! >= t0 + 1000) worst = Math.max(worst, inSecond)
+  }
+  t.ok(worst <= 110, `at most ${worst} calls in any second after the first burst`)
+  t.equal(new Set(got.map(r => r.headers['x-hookpost-message-id'])).size, N, 'each once')
+  t.equal(await bothDelivered(pool, q.id), 2, 'both processes delivered')
+})
+
+t.test('maxConcurrency 3 is never exceeded across two processes, counted by the receiver', async (t) => {
+  const open = new Map<string, number>()
+  let most = 0
+  const target = await receiver(t, async (r, res) => {
+    open.set(r.url, (open.get(r.url) ?? 0) + 1)
+    if (r.url === '/narrow') most = Math.max(most, open.get(r.url)!)
+    await sleep(20)
+    open.set(r.url, open.get(r.url)! - 1)
+    res.end()
+  })
+  const { servers, pool } = shared
+  const q = await api(servers[0]!.url, '/queues', { name: 'narrow', callbackUrl: `${target.url}/narrow`, maxConcurrency: 3 })
+  t.equal(q.maxConcurrency, 3)
+  const other = await api(servers[0]!.url, '/queues', { name: 'wide', callbackUrl: `${target.url}/wide` })
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body) SELECT $1, g::text FROM generate_series(1, 90) g', [q.id])
+  // enqueued through both processes' APIs too
+  await Promise.all(Array.from({ length: 20 }, async (_, i) => await api(servers[i % 2]!.url, '/messages', { queueId: q.id, body: `api${i}` })))
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body) SELECT $1, g::text FROM generate_series(1, 30) g', [other.id])
+  await target.waitFor(140, 20_000)
+  t.equal(most, 3, 'never more than 3 at once, and the limit was used')
+  // free once the last outcomes are written
+  const slots = await eventually(async () => {
+    const { rows: [s] } = await pool.query('SELECT count(*) FILTER (WHERE message_id IS NOT NULL)::int AS busy, count(*)::int AS n FROM hookpost.queue_slots WHERE queue_id = $1', [q.id])
+    return s.busy === 0 && s
+  })
+  t.same(slots, { busy: 0, n: 3 }, 'three slots, all free at the end')
+  t.equal(await bothDelivered(pool, q.id), 2, 'both processes delivered')
+})
+
+t.test('adaptive throttling: 503s without Retry-After slow the queue down; successes bring it back', async (t) => {
+  let slow = true
+  const target = await receiver(t, (_r, res) => {
+    if (slow) res.statusCode = 503
+    res.end()
+  })
+  const { servers, pool } = shared
+  const q = await api(servers[0]!.url, '/queues', {
+    name: 'throttled', callbackUrl: target.url, rateLimitPerSecond: 200, maxRetries: 100, backoffBaseMs: 0, backoffMaxMs: 0, circuitFailureThreshold: 0
+  })
+  // enough to keep calls going while the rate recovers: it rises on successes
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body) SELECT $1, g::text FROM generate_series(1, 1500) g', [q.id])
+  const slowed = await eventually(async () => {
+    const x = await api(servers[1]!.url, `/queues/${q.id}`)
+    return x.effectiveRatePerSecond !== null && x.effectiveRatePerSecond <= 50 && x
+  }, 10_000)
+  t.ok(slowed.effectiveRatePerSecond < 200, `effective rate ${slowed.effectiveRatePerSecond}/s, halved at each second of 503s`)
+  const before = target.requests.length
+  await sleep(1000)
+  t.ok(target.requests.length - before <= slowed.effectiveRatePerSecond * 1.5 + 10, `${target.requests.length - before} calls in the next second`)
+  slow = false
+  const back = await eventually(async () => {
+    const x = await api(servers[1]!.url, `/queues/${q.id}`)
+    return x.effectiveRatePerSecond === 200 && x
+  }, 20_000)
+  t.equal(back.rateLimitPerSecond, 200, 'recovered to the configured rate')
+})
+
+t.test('bad flow-control input is a 400 that names the field, and nothing is stored', async (t) => {
+  const { servers, pool } = shared
+  const base = servers[0]!.url
+  const q = await api(base, '/queues', { name: 'ok', callbackUrl: 'http://127.0.0.1:9/x', paused: true })
+  const cases: Array<[string, string, object, RegExp]> = [
+    ['POST', '/queues', { name: 'r0', callbackUrl: 'http://127.0.0.1:9/x', rateLimitPerSecond: 0 }, /rateLimitPerSecond/],
+    ['POST', '/queues', { name: 'r1', callbackUrl: 'http://127.0.0.1:9/x', rateLimitPerSecond: -5 }, /rateLimitPerSecond/],
+    ['POST', '/queues', { name: 'r2', callbackUrl: 'http://127.0.0.1:9/x', rateLimitPerSecond: 100001 }, /rateLimitPerSecond/],
+    ['POST', '/queues', { name: 'c0', callbackUrl: 'http://127.0.0.1:9/x', maxConcurrency: 0 }, /maxConcurrency/],
+    ['POST', '/queues', { name: 'c1', callbackUrl: 'http://127.0.0.1:9/x', maxConcurrency: 1.5 }, /maxConcurrency/],
+    ['POST', '/queues', { name: 't', callbackUrl: 'http://127.0.0.1:9/x', circuitFailureThreshold: -1 }, /circuitFailureThreshold/],
+    ['POST', '/queues', { name: 'f', callbackUrl: 'http://127.0.0.1:9/x', fifo: 'yes' }, /fifo/],
+    ['PUT', `/queues/${q.id}`, { rateLimitPerSecond: 0 }, /rateLimitPerSecond/],
+    ['POST', '/messages', { queueId: q.id, body: 'x', orderingKey: 'k'.repeat(256) }, /orderingKey/],
+    ['POST', '/messages', { queueId: q.id, body: 'x', orderingKey: 'a\nb' }, /orderingKey/],
+    ['POST', '/messages', { queueId: q.id, body: 'x', orderingKey: 'ключ' }, /orderingKey/],
+    ['POST', '/messages', { queueId: q.id, body: 'x', orderingKey: '' }, /orderingKey/]
+  ]
+  for (const [method, path, body, field] of cases) {
+    const res = await fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    t.equal(res.status, 400, `${method} ${path} ${JSON.stringify(body).slice(0, 60)}`)
+    t.match(((await res.json()) as { message: string }).message, field)
+  }
+  // plain SQL gets the same rule
+  await t.rejects(pool.query("INSERT INTO hookpost.messages (queue_id, body, ordering_key) VALUES ($1, 'x', E'a\\tb')", [q.id]))
+  const { rows: [n] } = await pool.query('SELECT (SELECT count(*) FROM hookpost.queues WHERE name ~ \'^(r[0-2]|c[01]|t|f)$\')::int AS q, (SELECT count(*) FROM hookpost.messages WHERE queue_id = $1)::int AS m', [q.id])
+  t.same(n, { q: 0, m: 0 })
+  const gql = await fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: 'mutation ($i: QueueInput!) { saveQueue(input: $i) { id rateLimitPerSecond } }', variables: { i: { id: q.id, rateLimitPerSecond: 0 } } })
+  })
+  const body = await gql.json() as any
+  t.match(body.errors[0].message, /rateLimitPerSecond/)
+  const saved = await fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: 'mutation ($i: QueueInput!) { saveQueue(input: $i) { id rateLimitPerSecond maxConcurrency fifo effectiveRatePerSecond } }', variables: { i: { id: q.id, rateLimitPerSecond: 2.5, maxConcurrency: 4, fifo: true } } })
+  })
+  t.same(((await saved.json()) as any).data.saveQueue,
+    { id: String(q.id), rateLimitPerSecond: 2.5, maxConcurrency: 4, fifo: true, effectiveRatePerSecond: 2.5 })
+})
