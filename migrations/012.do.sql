@@ -85,3 +85,73 @@ BEGIN
   NEW.order_key := CASE WHEN (SELECT fifo FROM hookpost.queues WHERE id = NEW.queue_id) THEN '' ELSE NEW.ordering_key END;
   RETURN NEW;
 END $$;
+
+-- The outbox with an ordering key: hookpost.enqueue_ordered, granted like hookpost.enqueue
+--   GRANT EXECUTE ON FUNCTION hookpost.enqueue_ordered(bigint, text, text, jsonb, timestamptz, text) TO app;
+--   GRANT EXECUTE ON FUNCTION hookpost.enqueue_ordered(bigint, text, jsonb, jsonb, timestamptz, text) TO app;
+-- enqueue_message as 010 made it, with the key as a seventh argument (the six-argument one passes NULL).
+CREATE FUNCTION hookpost.enqueue_message(
+  p_queue_id bigint, p_body text, p_body_json boolean, p_headers jsonb, p_when timestamptz, p_key text,
+  p_ordering_key text
+) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  new_id bigint;
+  bad text;
+BEGIN
+  IF NOT hookpost.idempotency_key_sendable(p_key) THEN
+    RAISE EXCEPTION 'hookpost.enqueue: idempotency_key must be 1 to 255 printable ASCII characters (U+0020 to U+007E): it is sent as the Idempotency-Key header'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p_ordering_key IS NOT NULL AND p_ordering_key !~ '^[!-~]([ -~]{0,253}[!-~])?$' THEN
+    RAISE EXCEPTION 'hookpost.enqueue: ordering_key must be 1 to 255 printable ASCII characters, with no space at either end'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF NOT hookpost.when_valid(p_when) THEN
+    RAISE EXCEPTION 'hookpost.enqueue: "when" must be a time from year 1 to 9999, not %', p_when
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  bad := hookpost.bad_header(p_headers);
+  IF bad IS NOT NULL THEN
+    RAISE EXCEPTION 'hookpost.enqueue: header % is not allowed (reserved, not a token, or not a latin-1 string)', bad
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO hookpost.messages (queue_id, body, body_json, headers, "when", idempotency_key, ordering_key)
+  VALUES (p_queue_id, p_body, p_body_json, coalesce(p_headers, '{}'), coalesce(p_when, now()), p_key, p_ordering_key)
+  ON CONFLICT (queue_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+  RETURNING id INTO new_id;
+  IF new_id IS NULL THEN
+    -- the same key on the same queue: the first message's id, nothing new
+    SELECT id INTO new_id FROM hookpost.messages WHERE queue_id = p_queue_id AND idempotency_key = p_key;
+  END IF;
+  RETURN new_id;
+END $$;
+
+CREATE OR REPLACE FUNCTION hookpost.enqueue_message(
+  p_queue_id bigint, p_body text, p_body_json boolean, p_headers jsonb, p_when timestamptz, p_key text
+) RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT hookpost.enqueue_message(p_queue_id, p_body, p_body_json, p_headers, p_when, p_key, NULL) $$;
+
+CREATE FUNCTION hookpost.enqueue_ordered(
+  queue_id bigint, ordering_key text, body text, headers jsonb DEFAULT '{}', "when" timestamptz DEFAULT now(),
+  idempotency_key text DEFAULT NULL
+) RETURNS bigint
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT hookpost.enqueue_message($1, $3, false, $4, $5, $6, $2) $$;
+
+CREATE FUNCTION hookpost.enqueue_ordered(
+  queue_id bigint, ordering_key text, body jsonb, headers jsonb DEFAULT '{}', "when" timestamptz DEFAULT now(),
+  idempotency_key text DEFAULT NULL
+) RETURNS bigint
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT hookpost.enqueue_message($1, $3::text, true, $4, $5, $6, $2) $$;
+
+REVOKE ALL ON FUNCTION hookpost.enqueue_message(bigint, text, boolean, jsonb, timestamptz, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION hookpost.enqueue_ordered(bigint, text, text, jsonb, timestamptz, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION hookpost.enqueue_ordered(bigint, text, jsonb, jsonb, timestamptz, text) FROM PUBLIC;

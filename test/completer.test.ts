@@ -81,3 +81,18 @@ t.test('a Retry-After date is read against the completer\'s clock, not the wall 
   const c = completer.record(row(1), 1, { ...fail(503), retryAfter: at })
   t.equal(c.retryAt?.getTime(), clock.now() + 5000, 'retried when the receiver asked, by this clock')
 })
+
+t.test('an outcome that frees a slot or an ordering key is written at once, with what comes meanwhile', async (t) => {
+  const { db, completer } = setup()
+  completer.record(row(1, { slot: 2 }), 1, ok())
+  // the first is being written: these wait for it, then go together, with no timer
+  completer.record(row(1, { ordered: true }), 1, ok())
+  completer.record(row(1), 1, ok())
+  // attack round: an urgent flush that found nothing to write scheduled itself again, forever, and the
+  // event loop never reached this point
+  await new Promise(resolve => setImmediate(resolve))
+  await settle()
+  t.same(db.completed.map(b => b.length), [1, 2], 'no 50 ms wait')
+  t.same(db.completed[0]!.map(c => [c.slotted, c.ordered]), [[true, false]])
+  t.equal(completer.waiting, 0)
+})
