@@ -119,7 +119,9 @@ async function rated (ctx: Ctx): Promise<void> {
   const after = times.filter(x => x >= t0 + 1000)
   const steady = after.length / ((end - (t0 + 1000)) / 1000)
   let worst = 0
-  for (let s = t0 + 1000; s + 1000 <= end; s += 1000) worst = Math.max(worst, times.filter(x => x >= s && x < s + 1000).length)
+  for (let s = t0 + 1000; s + 1000 <= end; s += 1000) {
+    worst = Math.max(worst, times.filter(x => x >= s && x < s + 1000).length)
+  }
   results.push({ pair: 'rated', queues: 100, perQueue: 50, asked: 5000, sustainedPerSec: round(steady, 0), worstSecond: worst, seconds: round((end - t0) / 1000, 1) })
 }
 
