@@ -29,7 +29,10 @@ t.test('rateLimitPerSecond holds across two processes, measured by the receiver'
     const inSecond = at.filter(x => x >= at[i]! && x < at[i]! + 1000).length
     if (at[i]! >= t0 + 1000) worst = Math.max(worst, inSecond)
   }
-  t.ok(worst <= 110, `at most ${worst} calls in any second after the first burst`)
+  // GCRA's bound: a second's burst (after a spell the processes were slow, say) plus the rate
+  t.ok(worst <= 200, `at most ${worst} calls in any second after the first burst`)
+  const last = at[at.length - 1]!
+  t.ok(last - t0 >= 5900, `${N} calls took ${last - t0} ms: no faster than the rate allows`)
   t.equal(new Set(got.map(r => r.headers['x-hookpost-message-id'])).size, N, 'each once')
   t.equal(await bothDelivered(pool, q.id), 2, 'both processes delivered')
 })
@@ -82,7 +85,9 @@ t.test('adaptive throttling: 503s without Retry-After slow the queue down; succe
   t.ok(slowed.effectiveRatePerSecond < 200, `effective rate ${slowed.effectiveRatePerSecond}/s, halved at each second of 503s`)
   const before = target.requests.length
   await sleep(1000)
-  t.ok(target.requests.length - before <= slowed.effectiveRatePerSecond * 1.5 + 10, `${target.requests.length - before} calls in the next second`)
+  // a second's burst at the effective rate, and the rate
+  t.ok(target.requests.length - before <= slowed.effectiveRatePerSecond * 2 + 10,
+    `${target.requests.length - before} calls in the next second`)
   slow = false
   const back = await eventually(async () => {
     const x = await api(servers[1]!.url, `/queues/${q.id}`)

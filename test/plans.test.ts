@@ -154,6 +154,15 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
       const parallel = all.filter(x => x['Parallel Aware'] === true || /^Gather/.test(x['Node Type']))
       t.same({ seq: seq.map(x => x['Relation Name']), parallel: parallel.map(x => x['Node Type']) }, { seq: [], parallel: [] },
         `${name} (${mode.replace('force_', '').replace('_plan', '')}): no sequential scan, no parallel worker`)
+      // a flush touches the messages of its batch, by id, and its keys' next ones: never a range of
+      // rows by due time nor a whole table hashed (attack round: both were planned on a small table)
+      if (name.startsWith('flush')) {
+        const cond = (x: PlanNode): string => x['Index Cond'] ?? (x as { 'Recheck Cond'?: string })['Recheck Cond'] ?? ''
+        const wide = all.filter(x => x['Relation Name'] === 'messages' && /Scan/.test(x['Node Type']) &&
+          !/\bid\b|order_key/.test(cond(x)))
+        t.same(wide.map(x => `${x['Node Type']} ${x['Index Name'] ?? ''} ${cond(x)}`), [],
+          `${name} (${mode}): messages by id or key only`)
+      }
       // an ordering key is an index condition, never a filter over a queue's rows (it walked all of them)
       const keyFilters = all.filter(x => x['Relation Name'] === 'messages' && /order_key/.test(String((x as any).Filter ?? '')))
       t.same(keyFilters.map(x => x['Index Name'] ?? x['Node Type']), [], `${name} (${mode}): ordering keys through their index`)

@@ -688,10 +688,11 @@ export function complete (batch: Completion[], workerId: string): Statement {
             AND p.id > e.id AND p.sent_at IS NULL AND NOT p.failed ORDER BY p.id LIMIT 1
         ) n
       ),
+      -- (by id = ANY: a join here may hash the whole table to find 25 rows)
       released AS (
         UPDATE hookpost.messages m SET key_wait = false, run_at = CASE WHEN m.key_wait THEN m."when" ELSE m.run_at END
-        FROM next_of_keys n
-        WHERE m.id = n.id AND m.sent_at IS NULL AND NOT m.failed AND m.id <> ALL($1::bigint[])
+        WHERE m.id = ANY(ARRAY(SELECT id FROM next_of_keys)) AND m.sent_at IS NULL AND NOT m.failed
+          AND m.id <> ALL($1::bigint[])
       ),
       logged AS (
         INSERT INTO hookpost.attempts
@@ -807,12 +808,19 @@ export function complete (batch: Completion[], workerId: string): Statement {
       ),
       -- A circuit closed by its probe: the rows claims held for the probe's lease (claim) are due now.
       -- A retry due within that time goes now too: the endpoint has just answered
+      -- (each closed queue's range of messages_queue_due_idx, then by id: joined, the planner may walk every
+      -- row due later, of all queues, on every flush)
+      held_rows AS MATERIALIZED (
+        SELECT h.id FROM (SELECT id, was_held, timeout_ms FROM changed WHERE turn = 'close') c CROSS JOIN LATERAL (
+          SELECT m.id FROM hookpost.messages m
+          WHERE m.queue_id = c.id AND m.sent_at IS NULL AND NOT m.failed AND m.run_at > now()
+            AND m.run_at <= greatest(c.was_held, now()) + (c.timeout_ms + ${LEASE_SLACK_MS}) * interval '1 millisecond'
+        ) h
+      ),
       unheld AS (
         UPDATE hookpost.messages m SET run_at = now()
-        FROM changed c
-        WHERE c.turn = 'close' AND m.queue_id = c.id AND m.sent_at IS NULL AND NOT m.failed AND m.locked_by IS NULL
-          AND m.run_at > now() AND m.run_at <= greatest(c.was_held, now()) +
-            (c.timeout_ms + ${LEASE_SLACK_MS}) * interval '1 millisecond'
+        WHERE m.id = ANY(ARRAY(SELECT id FROM held_rows)) AND m.sent_at IS NULL AND NOT m.failed
+          AND m.locked_by IS NULL AND m.run_at > now()
       )
       SELECT 'dead' AS kind, message_id AS "messageId", dlq_message_id AS "dlqMessageId", queue_id AS "queueId",
         NULL::text AS name, NULL::timestamptz AS "disabledAt", NULL::text AS turn, NULL::integer AS run

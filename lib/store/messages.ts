@@ -308,11 +308,11 @@ export async function deleteMessage (pool: Pool, id: number): Promise<Message> {
     `WITH gone AS (DELETE FROM hookpost.messages WHERE id = $1 RETURNING *),
     next AS (
       UPDATE hookpost.messages m SET key_wait = false, run_at = CASE WHEN m.key_wait THEN m."when" ELSE m.run_at END
-      FROM gone g CROSS JOIN LATERAL (
-        SELECT p.id FROM hookpost.messages p WHERE p.queue_id = g.queue_id AND p.order_key = g.order_key
+      WHERE m.id = (
+        SELECT p.id FROM gone g JOIN hookpost.messages p ON p.queue_id = g.queue_id AND p.order_key = g.order_key
+        WHERE g.order_key IS NOT NULL AND g.sent_at IS NULL AND NOT g.failed
           AND p.id > g.id AND p.sent_at IS NULL AND NOT p.failed ORDER BY p.id LIMIT 1
-      ) n
-      WHERE g.order_key IS NOT NULL AND g.sent_at IS NULL AND NOT g.failed AND m.id = n.id
+      )
     )
     SELECT ${messageEntity.select} FROM gone`, [id])
   if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('message', id)
