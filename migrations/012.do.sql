@@ -7,7 +7,7 @@
 -- queues' claims nothing, and an unlimited queue pays nothing for the limits.
 ALTER TABLE hookpost.queues
   ADD COLUMN rate_limit_per_second double precision
-    CONSTRAINT queues_rate_limit_per_second_check CHECK (rate_limit_per_second > 0 AND rate_limit_per_second <= 100000),
+    CONSTRAINT queues_rate_limit_per_second_check CHECK (rate_limit_per_second >= 0.001 AND rate_limit_per_second <= 100000),
   ADD COLUMN max_concurrency integer
     CONSTRAINT queues_max_concurrency_check CHECK (max_concurrency BETWEEN 1 AND 10000),
   -- the whole queue is one ordering key
@@ -44,9 +44,13 @@ CREATE TABLE hookpost.queue_slots (
   PRIMARY KEY (queue_id, slot)
 );
 
+-- A slot beyond a lowered limit is dropped only once free: one still held counts until its call ends
+-- (attack round: dropped held, then made again empty, a limit lowered and raised let 19 calls run under
+-- a limit of 10); claims use slots up to the limit only.
 CREATE FUNCTION hookpost.queue_slots_sync() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  DELETE FROM hookpost.queue_slots WHERE queue_id = NEW.id AND slot > coalesce(NEW.max_concurrency, 0);
+  DELETE FROM hookpost.queue_slots WHERE queue_id = NEW.id AND slot > coalesce(NEW.max_concurrency, 0)
+    AND (message_id IS NULL OR until <= now());
   INSERT INTO hookpost.queue_slots (queue_id, slot)
   SELECT NEW.id, s FROM generate_series(1, coalesce(NEW.max_concurrency, 0)) s
   ON CONFLICT DO NOTHING;

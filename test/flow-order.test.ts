@@ -144,3 +144,38 @@ t.test('ordering holds across a kill -9 of a delivering process', async (t) => {
   t.equal(inOrder, KEYS, 'every key received in order (a message in flight at the kill may come twice, never after the next)')
   t.ok(target.requests.length - KEYS * PER <= KEYS, `${target.requests.length - KEYS * PER} redelivered, at most one per key`)
 })
+
+t.test('attack round: an ordered message is not moved between queues, nor deleted mid-call; a redriven one waits for its key', async (t) => {
+  const slow = new Set<string>()
+  const target = await receiver(t, async (r, res) => {
+    if (r.body === 'dies') res.statusCode = 500
+    if (slow.has(r.body)) await sleep(600)
+    res.end()
+  })
+  const { servers } = shared
+  const base = servers[0]!.url
+  const q = await api(base, '/queues', { name: 'keyed-atk', callbackUrl: target.url, maxRetries: 0 })
+  const fifo = await api(base, '/queues', { name: 'fifo-atk', callbackUrl: target.url, fifo: true, paused: true })
+  const other = await api(base, '/queues', { name: 'plain-atk', callbackUrl: target.url, paused: true })
+  const later = await api(base, '/messages', { queueId: other.id, body: 'later', when: new Date(Date.now() + 3600_000).toISOString() })
+  const put = async (path: string, body: object): Promise<Response> =>
+    await fetch(`${base}${path}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  t.equal((await put(`/messages/${later.id}`, { queueId: fifo.id })).status, 409, 'not into a fifo queue')
+  const keyed = await api(base, '/messages', { queueId: other.id, body: 'k', orderingKey: 'K', when: new Date(Date.now() + 3600_000).toISOString() })
+  t.equal((await put(`/messages/${keyed.id}`, { queueId: q.id })).status, 409, 'not with an ordering key')
+
+  // K:0 dies; K:1 is slow; K:0 redriven while K:1 is in flight waits for it
+  await api(base, '/messages', { queueId: q.id, body: 'dies', orderingKey: 'R' })
+  await eventually(async () => (await api(base, '/messages?where.orderingKey.eq=R'))[0].failed === true)
+  slow.add('r1')
+  await api(base, '/messages', { queueId: q.id, body: 'r1', orderingKey: 'R' })
+  await eventually(async () => target.requests.some(r => r.body === 'r1'))
+  // deleting the message in flight would let the key's next one go beside it
+  const inFlight = (await api(base, '/messages?where.orderingKey.eq=R&orderby.id=desc'))[0]
+  t.equal((await fetch(`${base}/messages/${inFlight.id}`, { method: 'DELETE' })).status, 409, 'not deleted mid-call')
+  await api(base, `/queues/${q.id}/redrive`, {})
+  const r1At = target.requests.find(r => r.body === 'r1')!.at
+  await eventually(async () => target.requests.filter(r => r.body === 'dies').length === 2, 10_000)
+  const again = target.requests.filter(r => r.body === 'dies')[1]!.at
+  t.ok(again >= r1At + 550, `the redriven message went ${again - r1At} ms after its key's call began, once it ended`)
+})

@@ -121,3 +121,20 @@ t.test('a lone queue whose calls are quick borrows the slots kept for others; a 
   t.ok(slow.next(0, []), 'its own slot')
   t.equal(slow.next(0, []), undefined, 'calls of BORROW_MAX_MS on average: it keeps to its limit')
 })
+
+t.test('limited queues: asked when due, and a queue the limited claim no longer knows (deleted) leaves', async (t) => {
+  const p = new Producer(opts())
+  p.markLimited([7, 8])
+  t.same(p.plan(0).skipQueues.sort(), [7, 8], 'the plain claim skips them')
+  const req = p.limitedPlan(0)!
+  t.same(req.queueIds, [7, 8])
+  // 7 has a rate: its next call in 40 ms; 8 was deleted meanwhile and has no state
+  const seven = { queueId: 7, limited: true, active: true, nextAtMs: 0, rateNextMs: 40, slotsLeft: null }
+  p.limitedClaimed(req, [], [seven], 0)
+  t.equal(p.limitedWait(0), 40, 'asked again when its rate allows')
+  t.same(p.plan(0).skipQueues, [7], 'the deleted one is gone (attack round: it stayed due at once, and the loop spun)')
+  t.equal(p.limitedPlan(10), undefined)
+  // a failed limited claim: asked again after the backoff, not at once
+  p.limitedFailed({ queueIds: [7], rooms: [1] }, 50, 1000)
+  t.equal(p.limitedWait(50), 1000)
+})

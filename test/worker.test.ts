@@ -192,3 +192,32 @@ t.test('a 410 Gone parks the message and disables its queue once; its waiting ro
   t.same(recorded.map(c => [c.queueId, c.parked, c.retryAt]), [[1, true, null], [2, false, null]], 'recorded as parked, not dead')
   t.same([...db.disabled], [1])
 })
+
+t.test('a limited claim that fails does not stop the plain claim', async (t) => {
+  const { db, http, worker } = setup(t)
+  const plain = db.claim
+  const asked: number[] = []
+  let first = true
+  // the plain claim meets queue 9 as limited once; its limited claim always fails
+  Object.assign(db, {
+    claim: async (req: Parameters<typeof plain>[0]) => {
+      const r = await plain(req)
+      if (!first) return r
+      first = false
+      return { ...r, limited: [9] }
+    },
+    claimLimited: async (ids: number[]) => {
+      asked.push(...ids)
+      throw new Error('value out of range: overflow')
+    }
+  })
+  db.due = [row(1)]
+  worker.start()
+  await settle()
+  t.equal(http.calls.length, 1)
+  db.due.push(row(1))
+  worker.notify()
+  await settle()
+  t.ok(asked.includes(9), 'the limited claim was tried, and failed')
+  t.equal(http.calls.length, 2, 'the other queues were still claimed and sent (attack round: every queue stopped)')
+})

@@ -102,7 +102,8 @@ const queueWritable = {
   },
   rateLimitPerSecond: {
     type: ['number', 'null'],
-    exclusiveMinimum: 0,
+    // one call in 1,000 s at the slowest (attack round: 5e-324 overflowed the limiter's arithmetic)
+    minimum: 0.001,
     maximum: 100000,
     description: 'calls started per second at most, across every delivering process; bursts up to one second\'s ' +
       'worth. null: unlimited'

@@ -124,6 +124,11 @@ export class Producer {
     for (const q of queueIds) this.limited.set(q, 0)
   }
 
+  /** The limited claim failed: its queues are asked again after this long, and the plain claim goes on. */
+  limitedFailed (req: LimitedClaimRequest, now: number, backoffMs: number): void {
+    for (const q of req.queueIds) if (this.limited.has(q)) this.limited.set(q, now + backoffMs)
+  }
+
   /** Outcomes of these queues were written: a limited one may have a slot or an ordering key free again. */
   written (queueIds: Iterable<number>): void {
     for (const q of queueIds) if (this.limited.has(q)) this.limited.set(q, 0)
@@ -156,6 +161,9 @@ export class Producer {
     this.take(rows, now)
     const got = new Map<number, number>()
     for (const r of rows) got.set(r.queueId, (got.get(r.queueId) ?? 0) + 1)
+    // a queue deleted meanwhile has no state: it leaves (attack round: it stayed due, and the loop spun)
+    const told = new Set(states.map(st => st.queueId))
+    for (const q of req.queueIds) if (!told.has(q)) this.limited.delete(q)
     for (const st of states) {
       if (!st.limited || !st.active) {
         this.limited.delete(st.queueId)

@@ -174,9 +174,12 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
       met AS (
         SELECT f.id, f.size, f.queue_id, q.held_until, q.timeout_ms, CASE WHEN q.paused OR q.disabled THEN 'park'
             WHEN q.held_until > now() THEN 'hold'
-            WHEN q.circuit_state = 'open' THEN 'probe'
-            WHEN ${LIMITED_SQL('q')} THEN 'limited'
-            ELSE ${ORDER_TURN_SQL('f')} END AS turn
+            ELSE (SELECT CASE WHEN o.turn <> 'send' THEN o.turn
+                WHEN q.circuit_state = 'open' THEN 'probe'
+                WHEN ${LIMITED_SQL('q')} THEN 'limited'
+                ELSE 'send' END
+              -- a key's later message is never the probe, nor handed on as a limited queue's
+              FROM (SELECT ${ORDER_TURN_SQL('f')} AS turn) o) END AS turn
         FROM fits f JOIN hookpost.queues q ON q.id = f.queue_id
       ),
       -- One probe for a half-open queue, whichever process claims: the claim that moves its hold on by
@@ -293,10 +296,10 @@ export function claimLimited (queueIds: number[], rooms: number[], leaseMs: numb
         FROM unnest($1::bigint[], $2::integer[]) AS r(id, room) JOIN hookpost.queues q ON q.id = r.id
       ),
       free AS (
-        SELECT s.queue_id, s.slot FROM hookpost.queue_slots s
-        WHERE s.queue_id IN (SELECT id FROM lq WHERE active AND limited AND cap IS NOT NULL)
+        SELECT s.queue_id, s.slot FROM hookpost.queue_slots s JOIN lq ON lq.id = s.queue_id
+        WHERE lq.active AND lq.limited AND lq.cap IS NOT NULL AND s.slot <= lq.cap
           AND (s.message_id IS NULL OR s.until <= now())
-        FOR UPDATE SKIP LOCKED
+        FOR UPDATE OF s SKIP LOCKED
       ),
       want AS (
         SELECT lq.id, lq.rate, lq.timeout_ms, lq.now_s, least(lq.room,
@@ -497,7 +500,11 @@ export function wakeStrandedKeys (): Statement {
     text: `UPDATE hookpost.messages m SET key_wait = false, run_at = m."when"
       WHERE m.run_at = 'infinity' AND m.key_wait AND m.sent_at IS NULL AND NOT m.failed
         AND NOT EXISTS (SELECT 1 FROM hookpost.messages p WHERE p.queue_id = m.queue_id
-          AND p.order_key = m.order_key AND p.id < m.id AND p.sent_at IS NULL AND NOT p.failed)`,
+          AND p.order_key = m.order_key AND p.id < m.id AND p.sent_at IS NULL AND NOT p.failed)
+        -- nor a later one in flight (a redriven message waits for it)
+        AND NOT EXISTS (SELECT 1 FROM hookpost.messages p WHERE p.queue_id = m.queue_id
+          AND p.order_key = m.order_key AND p.id > m.id AND p.sent_at IS NULL AND NOT p.failed
+          AND p.locked_by IS NOT NULL AND p.run_at > now())`,
     values: []
   }
 }
@@ -514,7 +521,13 @@ const ORPHAN_SLOT_AGE_MS = 10_000
 export function freeOrphanSlots (): Statement {
   return {
     name: 'hookpost_free_orphan_slots',
-    text: `UPDATE hookpost.queue_slots s SET message_id = NULL, token = NULL, until = NULL
+    // and drop the free slots beyond a lowered limit (migrations/012.do.sql keeps them while held)
+    text: `WITH surplus AS (
+        DELETE FROM hookpost.queue_slots s USING hookpost.queues q
+        WHERE q.id = s.queue_id AND s.slot > coalesce(q.max_concurrency, 0)
+          AND (s.message_id IS NULL OR s.until <= now())
+      )
+      UPDATE hookpost.queue_slots s SET message_id = NULL, token = NULL, until = NULL
       WHERE s.message_id IS NOT NULL AND s.until > now()
         AND s.token < now() - ${ORPHAN_SLOT_AGE_MS} * interval '1 millisecond'
         AND NOT EXISTS (SELECT 1 FROM hookpost.messages m WHERE m.id = s.message_id AND m.locked_at = s.token
@@ -684,8 +697,9 @@ export function complete (batch: Completion[], workerId: string): Statement {
       -- the UPDATE, the planner may scan messages and probe every key for each row)
       next_of_keys AS MATERIALIZED (
         SELECT n.id FROM ended_keys e CROSS JOIN LATERAL (
+          -- the key's first pending message: the next one, or one redriven meanwhile (which waited)
           SELECT p.id FROM hookpost.messages p WHERE p.queue_id = e.queue_id AND p.order_key = e.order_key
-            AND p.id > e.id AND p.sent_at IS NULL AND NOT p.failed ORDER BY p.id LIMIT 1
+            AND p.id <> e.id AND p.sent_at IS NULL AND NOT p.failed ORDER BY p.id LIMIT 1
         ) n
       ),
       -- (by id = ANY: a join here may hash the whole table to find 25 rows)

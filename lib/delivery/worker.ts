@@ -61,6 +61,8 @@ export interface WorkerEvents {
 
 // the shortest sleep after a claim that found nothing to take
 const MIN_IDLE_MS = 50
+// how long limited queues wait after their claim failed
+const LIMITED_RETRY_MS = 1000
 
 export class Worker extends Loop<WorkerEvents> {
   private readonly producer: Producer
@@ -106,16 +108,26 @@ export class Worker extends Loop<WorkerEvents> {
     if (!this.o.canClaim()) return this.o.pollMs // the LISTEN reconnect notifies us
     const limitedReq = this.producer.limitedPlan(this.clock.now())
     if (limitedReq !== undefined) {
-      const { rows, states } = await this.o.claims.claimLimited(limitedReq.queueIds, limitedReq.rooms)
-      this.producer.limitedClaimed(limitedReq, rows, states, this.clock.now())
-      this.emit('claimed', { count: rows.length, seen: rows.length })
-      this.dispatch()
+      try {
+        const { rows, states } = await this.o.claims.claimLimited(limitedReq.queueIds, limitedReq.rooms)
+        this.producer.limitedClaimed(limitedReq, rows, states, this.clock.now())
+        this.emit('claimed', { count: rows.length, seen: rows.length })
+        this.dispatch()
+      } catch (err) {
+        // the limited queues wait; the others are claimed as ever (attack round: a limit that broke the
+        // limited claim stopped every queue's delivery)
+        this.log.error({ err, queueIds: limitedReq.queueIds, retryInMs: LIMITED_RETRY_MS },
+          'claiming limited queues failed')
+        this.producer.limitedFailed(limitedReq, this.clock.now(), LIMITED_RETRY_MS)
+      }
     }
     const limitedWait = (): number => this.producer.limitedWait(this.clock.now())
     if (!this.claimAsked && this.clock.now() < this.claimAt) {
       return Math.min(this.claimAt - this.clock.now(), limitedWait())
     }
     this.claimAsked = false
+    // set again only by a claim that comes back short, from the next due row; a full one claims again
+    this.claimAt = 0
     const wait = this.producer.claimWait(this.clock.now())
     if (wait > 0) return Math.min(wait, limitedWait())
     const req = this.producer.plan(this.clock.now())

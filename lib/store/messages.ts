@@ -270,6 +270,7 @@ export function countPerQueue (rows: ReadonlyArray<{ queueId: number }>, onEnque
 /** Change a message that is still waiting. A new `when` reschedules it. */
 export async function updateMessage (pool: Queryable, id: number, input: MessageInput): Promise<Message> {
   checkHeaders(input.headers)
+  if (input.queueId !== undefined) await assertMayMove(pool, id, input.queueId)
   const sets: string[] = ['updated_at = now()']
   const values: unknown[] = [id]
   const set = (sql: string, v: unknown): void => { values.push(v); sets.push(sql.replace('$$', `$${values.length}`)) }
@@ -302,19 +303,42 @@ export async function updateMessage (pool: Queryable, id: number, input: Message
   )
 }
 
+/**
+ * A message with an ordering key, or of or into a fifo queue, stays on its queue: its place in its key's
+ * order is its id, and another queue's key would take it out of turn (attack round: moved into a fifo
+ * queue, it went out beside the message in flight)
+ */
+async function assertMayMove (pool: Queryable, id: number, queueId: number): Promise<void> {
+  const { rows: [r] } = await read<{ keyed: boolean }>(pool, `SELECT m.ordering_key IS NOT NULL OR q.fifo
+      OR coalesce((SELECT fifo FROM hookpost.queues WHERE id = $2), false) AS keyed
+    FROM hookpost.messages m JOIN hookpost.queues q ON q.id = m.queue_id WHERE m.id = $1`, [id, queueId])
+  if (r?.keyed === true && (await getMessage(pool, id)).queueId !== queueId) {
+    throw new errors.HOOKPOST_ERR_CONFLICT(
+      `message ${id} is ordered (an orderingKey, or a fifo queue): it cannot move to another queue`)
+  }
+}
+
 export async function deleteMessage (pool: Pool, id: number): Promise<Message> {
   // a pending message of an ordering key lets the key's next one go, as its outcome would (sql.complete)
   const { rows } = await write<Row>(pool,
-    `WITH gone AS (DELETE FROM hookpost.messages WHERE id = $1 RETURNING *),
+    `WITH gone AS (
+      DELETE FROM hookpost.messages WHERE id = $1
+        -- one of an ordering key being delivered stays: the key's next message waits for its call (attack round)
+        AND NOT (order_key IS NOT NULL AND locked_by IS NOT NULL AND run_at > now() AND sent_at IS NULL AND NOT failed)
+      RETURNING *
+    ),
     next AS (
       UPDATE hookpost.messages m SET key_wait = false, run_at = CASE WHEN m.key_wait THEN m."when" ELSE m.run_at END
       WHERE m.id = (
         SELECT p.id FROM gone g JOIN hookpost.messages p ON p.queue_id = g.queue_id AND p.order_key = g.order_key
         WHERE g.order_key IS NOT NULL AND g.sent_at IS NULL AND NOT g.failed
-          AND p.id > g.id AND p.sent_at IS NULL AND NOT p.failed ORDER BY p.id LIMIT 1
+          AND p.id <> g.id AND p.sent_at IS NULL AND NOT p.failed ORDER BY p.id LIMIT 1
       )
     )
     SELECT ${messageEntity.select} FROM gone`, [id])
-  if (rows[0] === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('message', id)
-  return toMessage(rows[0])
+  if (rows[0] !== undefined) return toMessage(rows[0])
+  await getMessage(pool, id) // 404 when missing
+  throw new errors.HOOKPOST_ERR_CONFLICT(
+    `message ${id} is being delivered, and its ordering key's next messages wait for it; delete it once the call ends`
+  )
 }

@@ -45,9 +45,15 @@ export async function attemptsOf (
   return out
 }
 
-// A redriven message starts a fresh retry budget; its attempt count and log are kept
+// A redriven message starts a fresh retry budget; its attempt count and log are kept. One of an
+// ordering key whose key has moved on waits for the key's pending messages, the one in flight included
+// (attack round: it went out beside it); the outcome that ends them lets it go (sql.complete)
+const KEY_BUSY = `order_key IS NOT NULL AND EXISTS (SELECT 1 FROM hookpost.messages p
+    WHERE p.queue_id = messages.queue_id AND p.order_key = messages.order_key AND p.id <> messages.id
+      AND p.sent_at IS NULL AND NOT p.failed)`
 const REQUEUE = `UPDATE hookpost.messages
-  SET failed = false, retries = 0, run_at = now(), locked_by = NULL, locked_at = NULL, updated_at = now()
+  SET failed = false, retries = 0, run_at = CASE WHEN ${KEY_BUSY} THEN 'infinity'::timestamptz ELSE now() END,
+    key_wait = ${KEY_BUSY}, locked_by = NULL, locked_at = NULL, updated_at = now()
   WHERE %WHERE% AND failed
   RETURNING ${messageEntity.select}`
 
