@@ -89,7 +89,8 @@ async function run (ctx: Ctx, n: number, nQueues: number, settings: object, keys
   return n / ((await done(ctx, tag) - t0) / 1000)
 }
 
-const results: Array<Record<string, unknown>> = []
+// each pair's figures, printed as soon as it ends
+const results = { push: (r: Record<string, unknown>): void => { process.stdout.write(JSON.stringify(r) + '\n') } }
 
 async function beside (ctx: Ctx): Promise<void> {
   const alone = await run(ctx, N, 10, {})
@@ -162,7 +163,6 @@ async function main (): Promise<void> {
     else if (p === 'ordered') await ordered(ctx)
     else throw new Error(`BENCH_FLOW: unknown pair ${p}`)
   }
-  for (const r of results) process.stdout.write(JSON.stringify(r) + '\n')
 }
 
 runMain(main, 20 * 60_000)

@@ -138,3 +138,15 @@ t.test('limited queues: asked when due, and a queue the limited claim no longer 
   p.limitedFailed({ queueIds: [7], rooms: [1] }, 50, 1000)
   t.equal(p.limitedWait(50), 1000)
 })
+
+t.test('a full buffer: no limited claim, and no wait of 0 that would spin the loop', async (t) => {
+  const p = new Producer(opts({ batchSize: 1, queueConcurrency: 100 }))
+  p.markLimited([7])
+  const req = p.limitedPlan(0)!
+  // ten rows fill a buffer of 10 x batchSize
+  const rows = Array.from({ length: 10 }, () => row(7))
+  const seven = { queueId: 7, limited: true, active: true, nextAtMs: 0, rateNextMs: 0, slotsLeft: null }
+  p.limitedClaimed(req, rows, [seven], 0)
+  t.equal(p.limitedPlan(1), undefined)
+  t.equal(p.limitedWait(1), Number.POSITIVE_INFINITY, 'attack round: it was 0, and the loop spun without yielding')
+})

@@ -136,7 +136,7 @@ export class Producer {
 
   /** The limited claim to run now, if any queue is due to be asked and has room here. */
   limitedPlan (now: number): LimitedClaimRequest | undefined {
-    if (this.limited.size === 0 || this.buffered >= this.maxBuffered || this.bytes >= this.claimBelowBytes) return
+    if (this.limited.size === 0 || this.full()) return
     const queueIds: number[] = []
     const rooms: number[] = []
     for (const [q, at] of this.limited) {
@@ -149,8 +149,13 @@ export class Producer {
     return queueIds.length > 0 ? { queueIds, rooms } : undefined
   }
 
-  /** How long until a limited queue is to be asked again (Infinity: none is). */
+  /**
+   * How long until a limited queue is to be asked again (Infinity: none is, or the buffer is full: a
+   * finished call asks again). Never 0 when limitedPlan() would claim nothing: the loop would spin
+   * without yielding (attack round: with the buffer full, it did, and no call was dispatched again).
+   */
   limitedWait (now: number): number {
+    if (this.full()) return Number.POSITIVE_INFINITY
     let at = Number.POSITIVE_INFINITY
     for (const [q, t] of this.limited) if (t < at && this.room(q) > 0) at = t
     return Math.max(0, at - now)
@@ -182,6 +187,10 @@ export class Producer {
     }
   }
 
+  private full (): boolean {
+    return this.buffered >= this.maxBuffered || this.bytes >= this.claimBelowBytes
+  }
+
   /** This process's room for more of a queue's rows: up to its per-queue concurrency, waiting or in flight. */
   private room (queueId: number): number {
     const s = this.queues.get(queueId)
@@ -195,7 +204,7 @@ export class Producer {
    * the wake-up after a finished call; it allocates nothing, as it runs once per delivery.
    */
   claimWait (now: number): number {
-    if (this.buffered >= this.maxBuffered || this.bytes >= this.claimBelowBytes) return this.o.pollMs
+    if (this.full()) return this.o.pollMs
     let ready = 0
     let saturated = false
     for (const s of this.queues.values()) {

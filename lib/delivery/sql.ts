@@ -497,7 +497,7 @@ export function unparkStragglers (): Statement {
 export function wakeStrandedKeys (): Statement {
   return {
     name: 'hookpost_wake_stranded_keys',
-    text: `UPDATE hookpost.messages m SET key_wait = false, run_at = m."when"
+    text: `UPDATE hookpost.messages m SET key_wait = false, run_at = least(m."when", now())
       WHERE m.run_at = 'infinity' AND m.key_wait AND m.sent_at IS NULL AND NOT m.failed
         AND NOT EXISTS (SELECT 1 FROM hookpost.messages p WHERE p.queue_id = m.queue_id
           AND p.order_key = m.order_key AND p.id < m.id AND p.sent_at IS NULL AND NOT p.failed)
@@ -704,7 +704,8 @@ export function complete (batch: Completion[], workerId: string): Statement {
       ),
       -- (by id = ANY: a join here may hash the whole table to find 25 rows)
       released AS (
-        UPDATE hookpost.messages m SET key_wait = false, run_at = CASE WHEN m.key_wait THEN m."when" ELSE m.run_at END
+        UPDATE hookpost.messages m
+        SET key_wait = false, run_at = CASE WHEN m.key_wait THEN least(m."when", now()) ELSE m.run_at END
         WHERE m.id = ANY(ARRAY(SELECT id FROM next_of_keys)) AND m.sent_at IS NULL AND NOT m.failed
           AND m.id <> ALL($1::bigint[])
       ),

@@ -328,7 +328,8 @@ export async function deleteMessage (pool: Pool, id: number): Promise<Message> {
       RETURNING *
     ),
     next AS (
-      UPDATE hookpost.messages m SET key_wait = false, run_at = CASE WHEN m.key_wait THEN m."when" ELSE m.run_at END
+      UPDATE hookpost.messages m
+      SET key_wait = false, run_at = CASE WHEN m.key_wait THEN least(m."when", now()) ELSE m.run_at END
       WHERE m.id = (
         SELECT p.id FROM gone g JOIN hookpost.messages p ON p.queue_id = g.queue_id AND p.order_key = g.order_key
         WHERE g.order_key IS NOT NULL AND g.sent_at IS NULL AND NOT g.failed

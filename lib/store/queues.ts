@@ -162,7 +162,7 @@ const UNPARK = `, unparked AS (
 const REKEY = `, rekeyed AS (
     UPDATE hookpost.messages m
     SET order_key = CASE WHEN row.fifo THEN '' ELSE m.ordering_key END,
-      key_wait = false, run_at = CASE WHEN m.key_wait THEN m."when" ELSE m.run_at END
+      key_wait = false, run_at = CASE WHEN m.key_wait THEN least(m."when", now()) ELSE m.run_at END
     FROM row WHERE m.queue_id = row.id AND m.sent_at IS NULL AND NOT m.failed
   )`
 
