@@ -201,7 +201,7 @@ export class Worker extends Loop<WorkerEvents> {
   private flushed (batch: Completion[], { dead, disabled, circuits, throttled }: Recorded): void {
     // a limited queue's slot or ordering key may be free again; a throttled queue is limited from now on
     this.producer.markLimited(throttled)
-    this.producer.written(batch.map(c => c.queueId))
+    this.producer.written(batch.filter(c => c.slotted || c.ordered).map(c => c.queueId))
     for (const c of circuits) {
       this.log.warn({ queueId: c.id, consecutiveFailures: c.consecutiveFailures },
         c.state === 'open' ? 'circuit opened: the queue is held' : 'circuit closed: the queue flows again')
