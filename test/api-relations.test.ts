@@ -129,7 +129,7 @@ t.test('GET-then-PUT: a row read back is a valid write body; read-only and unkno
     const put = await app.inject({ method: 'PUT', url: `${path}/${row.id}`, payload: { ...row, maxRetries: 4, extra: 1 } })
     t.equal(put.statusCode, 200, put.body)
     t.equal(put.json().maxRetries, 4)
-    t.equal(put.headers['x-hookpost-ignored-fields'], 'id,disabledReason,disabledAt,heldUntil,circuitState,circuitOpenedAt,consecutiveFailures,failingSince,signed,createdAt,updatedAt,extra', 'what was dropped, named')
+    t.equal(put.headers['x-hookpost-ignored-fields'], 'id,disabledReason,disabledAt,heldUntil,circuitState,circuitOpenedAt,consecutiveFailures,failingSince,effectiveRatePerSecond,signed,createdAt,updatedAt,extra', 'what was dropped, named')
     const bad = await app.inject({ method: 'PUT', url: `${path}/${row.id}`, payload: { ...row, maxRetries: 'many' } })
     t.equal(bad.statusCode, 400, 'a wrong value of a writable field')
     t.match(bad.json().message, /maxRetries/)

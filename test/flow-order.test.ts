@@ -7,7 +7,7 @@ import { eventually, receiver, sleep } from './helpers.js'
 import { api, twoServers } from './flow-helpers.js'
 
 // one pair of server processes for the scenarios below, each on queues of its own (spawning a pair
-// costs seconds of CPU); the kill -9 scenario has its own
+// costs seconds of CPU); the kill -9 scenario comes last
 const shared = await twoServers(t)
 
 t.test('ordering: one key waits for its failing message while another key flows; a dead message lets its key go', async (t) => {
@@ -121,30 +121,6 @@ t.test('a 410 disables the queue, its messages are parked, a subscriber is told,
   t.same(target.requests.filter(r => r.url === '/gone').slice(1).map(r => r.body), ['first', '1', '2', '3', '4', '5'], 'delivered in order after enabling')
 })
 
-t.test('ordering holds across a kill -9 of a delivering process', async (t) => {
-  const target = await receiver(t, async (_r, res) => { await sleep(10); res.end() })
-  const { servers, pool } = await twoServers(t)
-  const q = await api(servers[0]!.url, '/queues', { name: 'keys', callbackUrl: target.url })
-  const KEYS = 40
-  const PER = 15
-  await pool.query(`INSERT INTO hookpost.messages (queue_id, body, ordering_key)
-    SELECT $1, k || ':' || i, 'k' || k FROM generate_series(1, $3) i, generate_series(1, $2) k ORDER BY i, k`, [q.id, KEYS, PER])
-  await target.waitFor(KEYS * 3, 10_000)
-  servers[0]!.proc.kill('SIGKILL')
-  await servers[0]!.exited
-  const ids = (): number => new Set(target.requests.map(r => r.body)).size
-  await eventually(async () => ids() === KEYS * PER, 30_000, 100)
-  const perKey = new Map<string, number[]>()
-  for (const r of target.requests) {
-    const [k, i] = r.body.split(':')
-    perKey.set(k!, [...(perKey.get(k!) ?? []), Number(i)])
-  }
-  let inOrder = 0
-  for (const seq of perKey.values()) if (seq.every((x, j) => j === 0 || x >= seq[j - 1]!)) inOrder++
-  t.equal(inOrder, KEYS, 'every key received in order (a message in flight at the kill may come twice, never after the next)')
-  t.ok(target.requests.length - KEYS * PER <= KEYS, `${target.requests.length - KEYS * PER} redelivered, at most one per key`)
-})
-
 t.test('attack round: an ordered message is not moved between queues, nor deleted mid-call; a redriven one waits for its key', async (t) => {
   const slow = new Set<string>()
   const target = await receiver(t, async (r, res) => {
@@ -178,4 +154,29 @@ t.test('attack round: an ordered message is not moved between queues, nor delete
   await eventually(async () => target.requests.filter(r => r.body === 'dies').length === 2, 10_000)
   const again = target.requests.filter(r => r.body === 'dies')[1]!.at
   t.ok(again >= r1At + 550, `the redriven message went ${again - r1At} ms after its key's call began, once it ended`)
+})
+
+t.test('ordering holds across a kill -9 of a delivering process', async (t) => {
+  const target = await receiver(t, async (_r, res) => { await sleep(10); res.end() })
+  // the shared pair: this test comes last, as it kills one of them
+  const { servers, pool } = shared
+  const q = await api(servers[0]!.url, '/queues', { name: 'keys', callbackUrl: target.url })
+  const KEYS = 40
+  const PER = 15
+  await pool.query(`INSERT INTO hookpost.messages (queue_id, body, ordering_key)
+    SELECT $1, k || ':' || i, 'k' || k FROM generate_series(1, $3) i, generate_series(1, $2) k ORDER BY i, k`, [q.id, KEYS, PER])
+  await target.waitFor(KEYS * 3, 10_000)
+  servers[0]!.proc.kill('SIGKILL')
+  await servers[0]!.exited
+  const ids = (): number => new Set(target.requests.map(r => r.body)).size
+  await eventually(async () => ids() === KEYS * PER, 30_000, 100)
+  const perKey = new Map<string, number[]>()
+  for (const r of target.requests) {
+    const [k, i] = r.body.split(':')
+    perKey.set(k!, [...(perKey.get(k!) ?? []), Number(i)])
+  }
+  let inOrder = 0
+  for (const seq of perKey.values()) if (seq.every((x, j) => j === 0 || x >= seq[j - 1]!)) inOrder++
+  t.equal(inOrder, KEYS, 'every key received in order (a message in flight at the kill may come twice, never after the next)')
+  t.ok(target.requests.length - KEYS * PER <= KEYS, `${target.requests.length - KEYS * PER} redelivered, at most one per key`)
 })
