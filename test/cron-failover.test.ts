@@ -8,8 +8,9 @@ t.test('kill -9 the leader: every tick exactly once', async (t) => {
   const url = await testDatabase(t)
   const pool = testPool(t, url)
   const target = await receiver(t)
-  // a follower tries for the lock every 200 ms: the failover is quick, the grace still covers it
-  const env = { DATABASE_URL: url, HOOKPOST_LEADER_POLL_MS: '200' }
+  // a follower tries for the lock every 200 ms: the failover is quick, the grace still covers it; a
+  // tick the dead leader had claimed comes back after 1 s, not the default 10 s
+  const env = { DATABASE_URL: url, HOOKPOST_LEADER_POLL_MS: '200', HOOKPOST_REAP_GRACE_MS: '1000' }
   const servers = await Promise.all([0, 1].map(async () => await spawnServer(t, env)))
   const leader = (await eventually(async () => servers.find(isLeader), 10_000))!
   const api = servers.find(s => s !== leader)!.url
