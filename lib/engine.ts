@@ -84,7 +84,7 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
   app.metrics.watch(worker, pool, log)
 
   listener.on('notification', (channel: string, payload: string) => {
-    if (channel === CHANNELS.messages) worker.notify()
+    if (channel === CHANNELS.messages) worker.notify(payload === 'lane')
     else if (channel === CHANNELS.crons) crons.notify()
     else if (channel === CHANNELS.queues) worker.giveBackQueue(Number(payload))
   })

@@ -30,14 +30,21 @@ const SCRAPE_QUERY_TIMEOUT_MS = 2000
 
 /**
  * Due backlog: pending messages whose time has come, and how long the longest-waiting one has been
- * due. Both read only the partial index messages_due_idx; claimed messages have run_at in the
- * future (their lease), so they are not counted.
+ * due. Both read only the partial indexes messages_due_idx and messages_lane_idx (the limited lane,
+ * migrations/013.do.sql), each for its own rows; claimed messages have run_at in the future (their
+ * lease), so they are not counted.
  */
 export function backlogStatement (): Statement {
   return {
     name: 'hookpost_metrics_backlog',
-    text: `SELECT count(*) AS due, coalesce(extract(epoch FROM now() - min(run_at)), 0)::float8 AS "oldestSeconds"
-      FROM hookpost.messages WHERE sent_at IS NULL AND NOT failed AND run_at <= now()`,
+    text: `SELECT sum(n)::bigint AS due, coalesce(extract(epoch FROM now() - min(oldest)), 0)::float8 AS "oldestSeconds"
+      FROM (
+        SELECT count(*) AS n, min(run_at) AS oldest FROM hookpost.messages
+        WHERE sent_at IS NULL AND NOT failed AND NOT limited AND run_at <= now()
+        UNION ALL
+        SELECT count(*), min(run_at) FROM hookpost.messages
+        WHERE sent_at IS NULL AND NOT failed AND limited AND run_at <= now()
+      ) ranges`,
     values: []
   }
 }

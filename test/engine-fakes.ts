@@ -93,6 +93,8 @@ export class FakeClaims implements Claims {
   readonly claimLimited = async (): Promise<{ rows: ClaimedRow[], states: LimitedQueueState[] }> =>
     ({ rows: [], states: [] })
 
+  readonly laneQueues = async (): Promise<number[]> => []
+
   readonly nextDue = async (): Promise<Date | null> => this.nextDueAt
 
   readonly release = async (rows: ClaimedRow[]): Promise<void> => { this.released.push(...rows) }

@@ -169,3 +169,56 @@ t.test('attack round: a limit lowered and raised while calls are in flight is ne
   }
   t.equal((await api(base, `/queues/${q.id}`, { rateLimitPerSecond: 0.001 }, 'PUT')).rateLimitPerSecond, 0.001)
 })
+
+t.test('the limited lane: rows of a queue limited after they were enqueued move there and keep the limit; a limit removed hands them back', async (t) => {
+  let open = 0
+  let most = 0
+  const target = await receiver(t, async (r, res) => {
+    if (r.url === '/late') {
+      open++
+      most = Math.max(most, open)
+      await sleep(10)
+      open--
+    }
+    res.end()
+  })
+  const { servers, pool } = shared
+  const base = servers[0]!.url
+  const lane = async (id: number): Promise<{ limited: number, plain: number }> => (await pool.query(`SELECT
+    count(*) FILTER (WHERE limited)::int AS limited, count(*) FILTER (WHERE NOT limited)::int AS plain
+    FROM hookpost.messages WHERE queue_id = $1 AND sent_at IS NULL AND NOT failed`, [id])).rows[0]
+  // enqueued while the queue had no limit, parked by a pause; the limit comes with the resume
+  const late = await api(base, '/queues', { name: 'late-limit', callbackUrl: `${target.url}/late`, paused: true })
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body) SELECT $1, g::text FROM generate_series(1, 60) g', [late.id])
+  t.same(await lane(late.id), { limited: 0, plain: 60 }, 'enqueued in the plain range')
+  await api(base, `/queues/${late.id}`, { maxConcurrency: 2, paused: false }, 'PUT')
+  await target.waitFor(60, 15_000)
+  t.equal(most, 2, 'met by the plain claim, moved to the lane, and sent two at a time')
+  // a queue at 1/s with a backlog in the lane: its limit removed, the backlog goes at once
+  const slow = await api(base, '/queues', { name: 'unlimit', callbackUrl: `${target.url}/unlimit`, rateLimitPerSecond: 1 })
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body) SELECT $1, g::text FROM generate_series(1, 200) g', [slow.id])
+  const inLane = await lane(slow.id)
+  t.ok(inLane.limited >= 198 && inLane.plain === 0, `inserted into the lane: ${JSON.stringify(inLane)}`)
+  await eventually(async () => target.requests.filter(r => r.url === '/unlimit').length >= 1)
+  await api(base, `/queues/${slow.id}`, { rateLimitPerSecond: null }, 'PUT')
+  // at 1/s this would take minutes
+  await eventually(async () => target.requests.filter(r => r.url === '/unlimit').length >= 200, 10_000)
+  t.same(await lane(slow.id), { limited: 0, plain: 0 }, 'all sent, none left in the lane')
+})
+
+t.test('the limited lane: a paused limited queue\'s rows are parked, then sent within the limit on resume', async (t) => {
+  const target = await receiver(t)
+  const { servers, pool } = shared
+  const base = servers[1]!.url
+  const q = await api(base, '/queues', { name: 'lane-paused', callbackUrl: target.url, rateLimitPerSecond: 20, paused: true })
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body) SELECT $1, g::text FROM generate_series(1, 30) g', [q.id])
+  // found in the lane, handed back to the plain claim, which parks them
+  await eventually(async () => (await pool.query(`SELECT count(*)::int AS n FROM hookpost.messages
+    WHERE queue_id = $1 AND run_at = 'infinity' AND NOT limited`, [q.id])).rows[0].n === 30, 10_000)
+  t.equal(target.requests.length, 0, 'nothing sent while paused')
+  await api(base, `/queues/${q.id}`, { paused: false }, 'PUT')
+  const got = await target.waitFor(30, 10_000)
+  const at = got.map(r => r.at).sort((a, b) => a - b)
+  // a second's burst of 20, then 20/s: the last 10 no sooner than half a second after the first
+  t.ok(at[29]! - at[0]! >= 400, `30 calls over ${at[29]! - at[0]!} ms at 20/s`)
+})

@@ -6,8 +6,8 @@ import t from 'tap'
 import pg from 'pg'
 import { arrayLiteral } from '../lib/db/arrays.js'
 import {
-  claim, claimLimited, complete, DELIVERY_SESSION_OPTIONS, freeOrphanSlots, nextDue, nextDueBeyond, reapDeadClaims,
-  release, unlockedClaimOwners, unparkStragglers, wakeStrandedKeys, type Completion
+  claim, claimLimited, complete, DELIVERY_SESSION_OPTIONS, freeOrphanSlots, laneQueues, nextDue, nextDueBeyond,
+  reapDeadClaims, release, unlockedClaimOwners, unparkStragglers, wakeStrandedKeys, type Completion
 } from '../lib/delivery/sql.js'
 import { backlogStatement, copiesByQueueStatement } from '../lib/metrics.js'
 import { deleteDead, deleteDelivered, deleteEvents } from '../lib/services/retention.js'
@@ -133,6 +133,7 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     flush: complete(claimed.slice(50, 250).map((r, i) => outcome(r.id, r.token, i % 10 !== 0)), 'w'),
     'flush, ordering keys let go': complete(heads.map(r => ({ ...outcome(r.id, r.token, true), queueId: keyed.id, ordered: true })), 'w'),
     'claim, limited queues': claimLimited([limited.id, keyed.id], [50, 50], 60_000, 'w'),
+    'queues in the limited lane': laneQueues(),
     'reaper, stranded ordering keys': wakeStrandedKeys(),
     'reaper, orphan slots': freeOrphanSlots(),
     'retention, delivered': deleteDelivered(168, 500),
@@ -162,6 +163,12 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
           !/\bid\b|order_key/.test(cond(x)))
         t.same(wide.map(x => `${x['Node Type']} ${x['Index Name'] ?? ''} ${cond(x)}`), [],
           `${name} (${mode}): messages by id or key only`)
+      }
+      // the plain claim's range and the limited lane's are each their own partial index (migrations/013.do.sql)
+      const walks = all.filter(x => x['Relation Name'] === 'messages' && /run_at|queue_id/.test(x['Index Cond'] ?? '') &&
+        x['Index Name'] === 'messages_queue_due_idx')
+      if (name.startsWith('claim') || name.startsWith('next due') || name.includes('lane')) {
+        t.same(walks.map(x => x['Index Cond']), [], `${name} (${mode}): the range of its lane`)
       }
       // an ordering key is an index condition, never a filter over a queue's rows (it walked all of them)
       const keyFilters = all.filter(x => x['Relation Name'] === 'messages' && /order_key/.test(String((x as any).Filter ?? '')))

@@ -1,7 +1,7 @@
 // The claim policy and fairness of lib/delivery/producer.ts, pure: no database, no clock.
 import t from 'tap'
 import { BORROW_MAX_MS, Producer, SKIP_CLAIM_BACKOFF_MS, type ProducerOptions } from '../lib/delivery/producer.js'
-import type { ClaimedRow } from '../lib/delivery/sql.js'
+import { type ClaimedRow, LANE_CHUNK } from '../lib/delivery/sql.js'
 import { queue, row } from './engine-fakes.js'
 
 const opts = (over: Partial<ProducerOptions> = {}): ProducerOptions =>
@@ -45,7 +45,7 @@ t.test('a queue at its limit plus a batch is skipped; after a short skipping cla
   t.equal(p.claimWait(300), 0)
   const bounded = p.plan(300)
   t.equal(bounded.recentMs, 300 - 100 + 1000, 'then only rows due since the last one, plus the margin')
-  p.notified()
+  p.notified(false)
   t.equal(p.claimWait(301), 0, 'a NOTIFY lifts the backoff')
   t.equal(p.plan(301).recentMs, undefined, 'and the next skipping claim looks at everything again')
 })
@@ -124,15 +124,17 @@ t.test('a lone queue whose calls are quick borrows the slots kept for others; a 
 
 t.test('limited queues: asked when due, and a queue the limited claim no longer knows (deleted) leaves', async (t) => {
   const p = new Producer(opts())
+  p.laneChecked([], 0)
   p.markLimited([7, 8])
-  t.same(p.plan(0).skipQueues.sort(), [7, 8], 'the plain claim skips them')
+  t.same(p.plan(0).skipQueues, [], 'the plain claim does not skip them: their rows are out of its range')
   const req = p.limitedPlan(0)!
   t.same(req.queueIds, [7, 8])
   // 7 has a rate: its next call in 40 ms; 8 was deleted meanwhile and has no state
-  const seven = { queueId: 7, limited: true, active: true, nextAtMs: 0, rateNextMs: 40, slotsLeft: null }
+  const seven = { queueId: 7, limited: true, active: true, nextAtMs: 0, rateNextMs: 40, slotsLeft: null, unlaned: 0 }
   p.limitedClaimed(req, [], [seven], 0)
   t.equal(p.limitedWait(0), 40, 'asked again when its rate allows')
-  t.same(p.plan(0).skipQueues, [7], 'the deleted one is gone (attack round: it stayed due at once, and the loop spun)')
+  p.limitedFailed({ queueIds: [8], rooms: [1] }, 0, 5)
+  t.equal(p.limitedWait(0), 40, 'the deleted one is gone (attack round: it stayed due at once, and the loop spun)')
   t.equal(p.limitedPlan(10), undefined)
   // a failed limited claim: asked again after the backoff, not at once
   p.limitedFailed({ queueIds: [7], rooms: [1] }, 50, 1000)
@@ -145,8 +147,37 @@ t.test('a full buffer: no limited claim, and no wait of 0 that would spin the lo
   const req = p.limitedPlan(0)!
   // ten rows fill a buffer of 10 x batchSize
   const rows = Array.from({ length: 10 }, () => row(7))
-  const seven = { queueId: 7, limited: true, active: true, nextAtMs: 0, rateNextMs: 0, slotsLeft: null }
+  const seven = { queueId: 7, limited: true, active: true, nextAtMs: 0, rateNextMs: 0, slotsLeft: null, unlaned: 0 }
   p.limitedClaimed(req, rows, [seven], 0)
+  p.laneChecked([], 0)
   t.equal(p.limitedPlan(1), undefined)
   t.equal(p.limitedWait(1), Number.POSITIVE_INFINITY, 'attack round: it was 0, and the loop spun without yielding')
+})
+
+t.test('the limited lane: queues found there are asked at once, and one handed back leaves when its last rows are', async (t) => {
+  const p = new Producer(opts())
+  t.ok(p.laneCheckDue(0), 'looked at first')
+  t.equal(p.limitedWait(0), 0, 'at once')
+  p.markLimited([7])
+  const seven = {
+    queueId: 7, limited: true, active: true, nextAtMs: 500, rateNextMs: null, slotsLeft: null, unlaned: 0
+  }
+  p.limitedClaimed(p.limitedPlan(0)!, [], [seven], 0)
+  p.laneChecked([7, 9], 0)
+  t.notOk(p.laneCheckDue(1999), 'then every pollMs')
+  t.ok(p.laneCheckDue(2000))
+  t.same(p.limitedPlan(30)!.queueIds, [9], 'a queue found in the lane is asked at once; one known keeps its time')
+  p.notified(false)
+  t.notOk(p.laneCheckDue(30), 'a plain NOTIFY does not look at the lane')
+  p.notified(true)
+  t.ok(p.laneCheckDue(30), "a NOTIFY 'lane' does")
+  t.equal(p.limitedWait(30), 0, 'at once')
+  p.laneChecked([], 30)
+  // 9 is no longer limited: a full chunk of its rows went back to the plain claim, then the rest
+  const nine = { queueId: 9, limited: false, active: true, nextAtMs: null, rateNextMs: null, slotsLeft: null }
+  p.limitedClaimed(p.limitedPlan(100)!, [], [seven, { ...nine, unlaned: LANE_CHUNK }], 100)
+  t.same(p.limitedPlan(200)?.queueIds, [9], 'asked again while rows may be left')
+  p.limitedClaimed({ queueIds: [9], rooms: [2] }, [], [{ ...nine, unlaned: 3 }], 200)
+  t.equal(p.limitedPlan(300), undefined, 'gone with its last rows')
+  t.same(p.limitedPlan(600)?.queueIds, [7])
 })

@@ -3,7 +3,10 @@
 import type { Statement } from './query.js'
 
 export const CHANNELS = {
-  /** a message was inserted or rescheduled: the worker looks for due work */
+  /**
+   * a message was inserted or rescheduled: the worker looks for due work. The payload 'lane' (from the
+   * insert trigger, migrations/013.do.sql): one was inserted into the limited lane
+   */
   messages: 'hookpost_messages',
   /** a cron was created or changed: the scheduler looks again */
   crons: 'hookpost_crons',

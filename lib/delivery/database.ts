@@ -12,6 +12,8 @@ export interface Claims {
   /** the rows of limited queues each may start now, with what each queue's limits say of the next */
   claimLimited: (queueIds: number[], rooms: number[]) =>
   Promise<{ rows: sql.ClaimedRow[], states: sql.LimitedQueueState[] }>
+  /** the queues with pending rows in the limited lane (sql.laneQueues) */
+  laneQueues: () => Promise<number[]>
   /** when the next row falls due: of any queue, or of a queue not in skipQueues (rows not due yet) */
   nextDue: (skipQueues: number[]) => Promise<Date | null>
   /** give claims back untouched, due now for anyone */
@@ -35,6 +37,7 @@ export function pgClaims (pool: Pool, leaseMs: number, workerId: string): Claims
       const { rows } = await pool.query<sql.LimitedResultRow>(sql.claimLimited(queueIds, rooms, leaseMs, workerId))
       return sql.limitedRows(rows)
     },
+    laneQueues: async () => (await pool.query<{ queueId: number }>(sql.laneQueues())).rows.map(r => r.queueId),
     nextDue: async (skipQueues) => {
       const statement = skipQueues.length > 0 ? sql.nextDueBeyond(skipQueues) : sql.nextDue()
       const { rows } = await pool.query<{ at: Date | null }>(statement)

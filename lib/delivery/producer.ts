@@ -4,7 +4,7 @@
 // next claim. Pure: no database, no timers; the worker passes `now` and each call's duration in, and
 // runs the claims.
 import { leaseFor } from './lease.js'
-import { CLAIM_ROW_OVERHEAD_BYTES, type ClaimedRow, type LimitedQueueState } from './sql.js'
+import { CLAIM_ROW_OVERHEAD_BYTES, type ClaimedRow, LANE_CHUNK, type LimitedQueueState } from './sql.js'
 
 export interface ProducerOptions {
   batchSize: number
@@ -101,11 +101,15 @@ export class Producer {
   private readonly claimBelowBytes: number
   private readonly queueClaimBytes: number
   private readonly queueSaturatedBytes: number
-  // Limited queues (sql.claimLimited), with when to ask each again (epoch ms; 0: at once). The plain
-  // claim skips them; a queue leaves when claimLimited says it is no longer limited, or not active (the
-  // plain claim then parks or holds its rows)
+  // Limited queues (sql.claimLimited), with when to ask each again (epoch ms; 0: at once). Their rows
+  // are in the limited lane, out of the plain claim's range; a queue joins when the plain claim meets
+  // rows of it (and moves them there) or the lane is found to hold some, and leaves when claimLimited
+  // says it is no longer limited, or not active, and has moved its last rows back (the plain claim then
+  // sends, parks, holds or probes them)
   private readonly limited = new Map<number, number>()
   private lastLimitedClaim = Number.NEGATIVE_INFINITY
+  // when to ask which queues have rows in the lane (sql.laneQueues): 0, at once
+  private laneCheckAt = 0
 
   constructor (private readonly o: ProducerOptions) {
     this.maxBuffered = 10 * o.batchSize
@@ -119,11 +123,25 @@ export class Producer {
   /** rows claimed here waiting for a slot */
   get waiting (): number { return this.buffered }
 
-  /** New rows may be due from any time (a NOTIFY): the next skipping claim runs at once and looks at all. */
-  notified (): void {
+  /**
+   * New rows may be due from any time (a NOTIFY): the next skipping claim runs at once and looks at all.
+   * lanes: rows may have entered the limited lane too (inserted there, reaped, or notifications lost
+   * while the LISTEN connection was down): the lane is looked at again.
+   */
+  notified (lanes: boolean): void {
     this.lastShortSkipClaim = Number.NEGATIVE_INFINITY
     this.fullSkipClaim = undefined
     for (const q of this.limited.keys()) this.limited.set(q, 0)
+    if (lanes) this.laneCheckAt = 0
+  }
+
+  /** Whether to ask now which queues have rows in the limited lane. */
+  laneCheckDue (now: number): boolean { return now >= this.laneCheckAt }
+
+  /** The queues with rows in the limited lane: claimLimited's. The lane is looked at again after pollMs. */
+  laneChecked (queueIds: number[], now: number): void {
+    for (const q of queueIds) if (!this.limited.has(q)) this.limited.set(q, 0)
+    this.laneCheckAt = now + this.o.pollMs
   }
 
   /** Queues the plain claim met as limited (or whose throttle began here): claimLimited's from now on. */
@@ -165,6 +183,9 @@ export class Producer {
    * without yielding (attack round: with the buffer full, it did, and no call was dispatched again).
    */
   limitedWait (now: number): number {
+    // the lane asked for (a NOTIFY): a pass now. Else it is looked at by the first pass after pollMs:
+    // the loop never sleeps longer
+    if (this.laneCheckAt === 0) return 0
     if (this.full()) return Number.POSITIVE_INFINITY
     let at = Number.POSITIVE_INFINITY
     for (const [q, t] of this.limited) if (t < at && this.room(q) > 0) at = t
@@ -182,7 +203,9 @@ export class Producer {
     for (const q of req.queueIds) if (!told.has(q)) this.limited.delete(q)
     for (const st of states) {
       if (!st.limited || !st.active) {
-        this.limited.delete(st.queueId)
+        // its rows go back to the plain claim, a chunk at a time: while some may be left, ask again
+        if (st.unlaned >= LANE_CHUNK) this.limited.set(st.queueId, now)
+        else this.limited.delete(st.queueId)
         continue
       }
       if (st.nextAtMs === null) { // nothing pending: a NOTIFY asks again
@@ -229,7 +252,9 @@ export class Producer {
 
   /** The next claim, when claimWait() said 0. */
   plan (now: number): ClaimRequest {
-    const skipQueues: number[] = [...this.limited.keys()]
+    // limited queues are not skipped: their rows are out of the plain claim's range (the limited lane),
+    // but for those of a queue limited since they were enqueued, which the claim moves there as it meets them
+    const skipQueues: number[] = []
     for (const [q, s] of this.queues) if (!this.limited.has(q) && this.saturated(s)) skipQueues.push(q)
     const budget = this.o.bufferBytes - this.bytes
     return {

@@ -39,7 +39,9 @@ export interface QueueTarget {
 
 /**
  * A queue whose calls are limited across processes (migrations/012.do.sql): a rate, a concurrency or a
- * throttle. Its rows are claimed by claimLimited, never by claim.
+ * throttle. Its rows are claimed by claimLimited, never by claim: they are kept in the limited lane
+ * (messages.limited, migrations/013.do.sql), out of the plain claim's range. The insert trigger there
+ * spells this rule too: SQL cannot import it.
  */
 const LIMITED_SQL = (q: string): string =>
   `(${q}.rate_limit_per_second IS NOT NULL OR ${q}.max_concurrency IS NOT NULL OR ${q}.throttle_rate IS NOT NULL)`
@@ -142,7 +144,7 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
     name: recent ? 'hookpost_claim_recent' : 'hookpost_claim',
     text: `WITH due AS (
         SELECT id, queue_id, run_at, order_key, ${CLAIM_SIZE_SQL} AS size FROM hookpost.messages
-        WHERE sent_at IS NULL AND NOT failed AND run_at <= now() AND queue_id <> ALL($4::bigint[])
+        WHERE sent_at IS NULL AND NOT failed AND NOT limited AND run_at <= now() AND queue_id <> ALL($4::bigint[])
           ${recent ? "AND run_at > now() - $7::integer * interval '1 millisecond'" : ''}
         ORDER BY run_at
         LIMIT $1
@@ -169,8 +171,8 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
       -- What becomes of each row: a paused or disabled queue's are parked (migrations/011.do.sql): due
       -- never, until the queue is resumed or enabled; a held queue's (a 429 or 503 asked to wait, or
       -- an open circuit) are due when the hold ends; a half-open queue's first row is its probe; a
-      -- limited queue's are left to claimLimited; a row of an ordering key waits for the key's earlier
-      -- messages (ORDER_TURN_SQL)
+      -- limited queue's move to the limited lane, claimLimited's (a queue limited after they were
+      -- enqueued); a row of an ordering key waits for the key's earlier messages (ORDER_TURN_SQL)
       met AS (
         SELECT f.id, f.size, f.queue_id, q.held_until, q.timeout_ms, CASE WHEN q.paused OR q.disabled THEN 'park'
             WHEN q.held_until > now() THEN 'hold'
@@ -213,6 +215,9 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
         WHERE m.id = t.id AND t.turn IN ('send', 'park', 'hold', 'wait')
         RETURNING m.id, m.locked_at, m.queue_id, m.body, m.headers, m.retries, m.attempts, m.idempotency_key, m."when",
           m.event_id, m.event_type, t.size, m.locked_by IS NULL AS parked, NULL::integer AS slot, m.order_key
+      ),
+      laned AS (
+        UPDATE hookpost.messages m SET limited = true FROM turns t WHERE m.id = t.id AND t.turn = 'limited'
       )
       SELECT ${CLAIMED_COLUMNS_SQL}, (SELECT seen FROM total), false AS limited
       FROM claimed c
@@ -263,7 +268,15 @@ export interface LimitedQueueState {
   rateNextMs: number | null
   /** free concurrency slots left after this claim; null: no concurrency limit */
   slotsLeft: number | null
+  /**
+   * rows this claim moved from the limited lane back to the plain claim's range: the queue is no longer
+   * limited, or not active (the plain claim parks, holds or probes them). LANE_CHUNK of them: more may be left
+   */
+  unlaned: number
 }
+
+/** A limited claim moves at most this many rows of a queue out of the limited lane (LimitedQueueState.unlaned). */
+export const LANE_CHUNK = 1000
 
 /** A claimLimited row: a claimed message (state null) or a queue's state (id null). */
 export type LimitedResultRow = ClaimResultRow & { state: LimitedQueueState | null }
@@ -314,7 +327,7 @@ export function claimLimited (queueIds: number[], rooms: number[], leaseMs: numb
         SELECT c.id, c.queue_id, c.run_at, c.size, w.timeout_ms, ${ORDER_TURN_SQL('c')} AS turn
         FROM want w CROSS JOIN LATERAL (
           SELECT m.id, m.queue_id, m.run_at, m.order_key, ${CLAIM_SIZE_SQL} AS size FROM hookpost.messages m
-          WHERE m.queue_id = w.id AND m.sent_at IS NULL AND NOT m.failed AND m.run_at <= now()
+          WHERE m.queue_id = w.id AND m.limited AND m.sent_at IS NULL AND NOT m.failed AND m.run_at <= now()
           ORDER BY m.run_at LIMIT w.n + least(w.n, ${ORDER_LOOKAHEAD})
           FOR UPDATE SKIP LOCKED
         ) c WHERE w.n > 0
@@ -369,6 +382,17 @@ export function claimLimited (queueIds: number[], rooms: number[], leaseMs: numb
         UPDATE hookpost.queue_slots s SET message_id = c.id, token = c.locked_at, until = c.run_at
         FROM claimed c WHERE s.queue_id = c.queue_id AND s.slot = c.slot
         RETURNING s.queue_id
+      ),
+      -- a queue no longer limited, or not active: a chunk of its lane back to the plain claim's range
+      unlaned AS (
+        UPDATE hookpost.messages m SET limited = false
+        FROM (SELECT id FROM lq WHERE NOT (lq.limited AND lq.active)) o CROSS JOIN LATERAL (
+          SELECT x.id FROM hookpost.messages x
+          WHERE x.queue_id = o.id AND x.limited AND x.sent_at IS NULL AND NOT x.failed
+          LIMIT ${LANE_CHUNK} FOR UPDATE SKIP LOCKED
+        ) x
+        WHERE m.id = x.id
+        RETURNING m.queue_id
       )
       SELECT ${CLAIMED_COLUMNS_SQL}, 0 AS seen, false AS limited, NULL::json AS state
       FROM claimed c
@@ -376,14 +400,37 @@ export function claimLimited (queueIds: number[], rooms: number[], leaseMs: numb
       SELECT NULL, NULL, lq.id, NULL, '{}'::jsonb, 0, 0, true, 0, NULL, NULL, NULL, 0, NULL, false, NULL, 0, true,
         json_build_object('queueId', lq.id, 'limited', lq.limited, 'active', lq.active,
           'nextAtMs', (SELECT extract(epoch FROM min(m.run_at)) * 1000 FROM hookpost.messages m
-            WHERE m.queue_id = lq.id AND m.sent_at IS NULL AND NOT m.failed AND m.run_at < 'infinity'),
+            WHERE m.queue_id = lq.id AND m.limited AND m.sent_at IS NULL AND NOT m.failed AND m.run_at < 'infinity'),
           'rateNextMs', CASE WHEN lq.rate IS NOT NULL THEN (coalesce(
             (SELECT r.tat FROM rated r WHERE r.queue_id = lq.id),
             (SELECT t.tat FROM hookpost.queue_rates t WHERE t.queue_id = lq.id), 0) + 1 / lq.rate) * 1000 END,
           'slotsLeft', CASE WHEN lq.cap IS NOT NULL THEN (SELECT count(*) FROM free f WHERE f.queue_id = lq.id) -
-            (SELECT count(*) FROM taken k WHERE k.queue_id = lq.id) END)
+            (SELECT count(*) FROM taken k WHERE k.queue_id = lq.id) END,
+          'unlaned', (SELECT count(*) FROM unlaned u WHERE u.queue_id = lq.id))
       FROM lq`,
     values: [queueIds, rooms, leaseMs, workerId]
+  }
+}
+
+/**
+ * The queues with pending rows in the limited lane, due or not: the plain claim never meets them, so a
+ * worker asks after a NOTIFY that one was enqueued, after claims were reaped, and every pollMs. A skip
+ * scan of messages_lane_idx: one index probe per such queue.
+ */
+export function laneQueues (): Statement {
+  return {
+    name: 'hookpost_lane_queues',
+    text: `WITH RECURSIVE lane AS (
+        (SELECT queue_id FROM hookpost.messages WHERE limited AND sent_at IS NULL AND NOT failed
+          ORDER BY queue_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT m.queue_id FROM hookpost.messages m
+          WHERE m.limited AND m.sent_at IS NULL AND NOT m.failed AND m.queue_id > lane.queue_id
+          ORDER BY m.queue_id LIMIT 1)
+        FROM lane WHERE lane.queue_id IS NOT NULL
+      )
+      SELECT queue_id AS "queueId" FROM lane WHERE queue_id IS NOT NULL`,
+    values: []
   }
 }
 
@@ -398,11 +445,14 @@ export function limitedRows (all: LimitedResultRow[]): { rows: ClaimedRow[], sta
   return { rows: claimedRows(claimed), states }
 }
 
-/** When the next pending message falls due (or its lease runs out): the worker sleeps until then. */
+/**
+ * When the next pending message of the plain claim's range falls due (or its lease runs out): the worker
+ * sleeps until then. The limited lane's are claimLimited's, which says when each of its queues is next due.
+ */
 export function nextDue (): Statement {
   return {
     name: 'hookpost_next_due',
-    text: 'SELECT min(run_at) AS at FROM hookpost.messages WHERE sent_at IS NULL AND NOT failed',
+    text: 'SELECT min(run_at) AS at FROM hookpost.messages WHERE sent_at IS NULL AND NOT failed AND NOT limited',
     values: []
   }
 }
@@ -416,7 +466,7 @@ export function nextDueBeyond (skipQueues: number[]): Statement {
   return {
     name: 'hookpost_next_due_beyond',
     text: `SELECT min(run_at) AS at FROM hookpost.messages
-      WHERE sent_at IS NULL AND NOT failed AND run_at > now() AND queue_id <> ALL($1::bigint[])`,
+      WHERE sent_at IS NULL AND NOT failed AND NOT limited AND run_at > now() AND queue_id <> ALL($1::bigint[])`,
     values: [skipQueues]
   }
 }

@@ -96,9 +96,13 @@ export class Worker extends Loop<WorkerEvents> {
     super.start()
   }
 
-  /** New messages may be due (LISTEN): a claim that skips saturated queues may run again at once. */
-  override notify (): void {
-    this.producer.notified()
+  /**
+   * New messages may be due (LISTEN): a claim that skips saturated queues may run again at once.
+   * lanes: rows may have entered the limited lane (sql.laneQueues): a NOTIFY 'lane', claims reaped, the
+   * LISTEN connection back (what was sent meanwhile is lost)
+   */
+  override notify (lanes = true): void {
+    this.producer.notified(lanes)
     this.claimAsked = true
     super.notify()
   }
@@ -106,11 +110,22 @@ export class Worker extends Loop<WorkerEvents> {
   protected async pass (): Promise<number> {
     this.release(this.producer.stale(this.clock.now()))
     if (!this.o.canClaim()) return this.o.pollMs // the LISTEN reconnect notifies us
+    if (this.producer.laneCheckDue(this.clock.now())) {
+      try {
+        this.producer.laneChecked(await this.o.claims.laneQueues(), this.clock.now())
+      } catch (err) {
+        // as a failed limited claim: the plain claim goes on, the lane is looked at again later
+        this.log.error({ err, retryInMs: LIMITED_RETRY_MS }, 'looking for queues in the limited lane failed')
+        this.producer.laneChecked([], this.clock.now() - this.o.pollMs + LIMITED_RETRY_MS)
+      }
+    }
     const limitedReq = this.producer.limitedPlan(this.clock.now())
     if (limitedReq !== undefined) {
       try {
         const { rows, states } = await this.o.claims.claimLimited(limitedReq.queueIds, limitedReq.rooms)
         this.producer.limitedClaimed(limitedReq, rows, states, this.clock.now())
+        // rows moved back to the plain claim's range: it looks for them now
+        if (states.some(st => st.unlaned > 0)) this.claimAsked = true
         this.emit('claimed', { count: rows.length, seen: rows.length })
         this.dispatch()
       } catch (err) {
