@@ -109,6 +109,10 @@ t.test('LISTEN connections that drop and come back within the grace keep their c
   const ids = (): Set<string> => new Set(target.requests.map(r => r.headers['x-hookpost-message-id'] as string))
   await eventually(async () => ids().size === 300, 30_000, 100)
   await eventually(async () => (await pool.query('SELECT count(*)::int AS n FROM hookpost.messages WHERE sent_at IS NOT NULL')).rows[0].n === 300, 10_000)
-  t.equal(target.requests.length, 300, 'every message received exactly once')
-  t.notOk(servers.some(s => s.logs.some(l => /claims of a process that died/.test(l.msg ?? ''))), 'no live process was taken for dead')
+  // what the processes said of their LISTEN connections and of reaping, with times, shown if it fails
+  // (it did, twice, on a loaded machine)
+  const trail = servers.flatMap((s, i) => s.logs.filter(l => /LISTEN|died|worker lock/.test(`${l.msg ?? ''} ${l.err?.message ?? ''}`))
+    .map(l => `${i} ${new Date(l.time as number).toISOString()} ${l.msg as string} ${l.err?.message ?? ''} ${l.retryInMs ?? ''}`))
+  t.equal(target.requests.length, 300, 'every message received exactly once', { trail })
+  t.notOk(servers.some(s => s.logs.some(l => /claims of a process that died/.test(l.msg ?? ''))), 'no live process was taken for dead', { trail })
 })
