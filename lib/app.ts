@@ -22,6 +22,7 @@ import { GRAPHQL_PATH, graphqlPlugin } from './graphql/plugin.js'
 import { installUpgradeGate } from './graphql/upgrade-gate.js'
 import { makeAuthHook } from './http/auth.js'
 import { handleError, installErrorHandler } from './http/error-handler.js'
+import { traceContextAtEnqueue } from './http/trace-context.js'
 import { formatSchemaErrors, validatorCompiler } from './api/validate.js'
 import { loggerOptions } from './logger.js'
 import { VERSION } from './version.js'
@@ -170,6 +171,7 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   // everything in this scope needs the admin secret when one is set
   await app.register(async function api (scope) {
     scope.addHook('onRequest', makeAuthHook(config.adminSecret))
+    traceContextAtEnqueue(scope)
     await scope.register(queueRoutes, { prefix: '/queues' })
     await scope.register(messageRoutes, { prefix: '/messages' })
     await scope.register(cronRoutes, { prefix: '/crons' })

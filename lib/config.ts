@@ -27,6 +27,19 @@ export interface Config {
     readonly autoMigrate: boolean
   }
   readonly adminSecret: string | null
+  /**
+   * OpenTelemetry traces (lib/delivery/tracing.ts), from the OTEL_* variables the SDKs read; null when no
+   * OTLP endpoint is set (or OTEL_SDK_DISABLED, or OTEL_TRACES_EXPORTER without otlp): nothing is loaded
+   */
+  readonly tracing: {
+    /** where spans are POSTed (OTLP/HTTP, JSON) */
+    readonly url: string
+    /** sent with each export (an API key, say): never logged */
+    readonly headers: Readonly<Record<string, string>>
+    readonly serviceName: string
+    /** spans wait at most this long before they are exported, in batches (OTEL_BSP_SCHEDULE_DELAY) */
+    readonly exportDelayMs: number
+  } | null
   readonly hooks: {
     /** advisory lock id the leader holds (pg-hooks: hooks.lock, default 42) */
     readonly lock: number
@@ -202,6 +215,49 @@ function cidrList (setting: string, value: unknown): string[] {
   return out
 }
 
+/** The OTEL_* variables, as the OpenTelemetry SDKs read them, for traces over OTLP/HTTP. */
+function tracing (env: Env): Config['tracing'] {
+  if (bool('OTEL_SDK_DISABLED', pick(env.OTEL_SDK_DISABLED), false)) return null
+  const exporters = pick(env.OTEL_TRACES_EXPORTER)
+  if (exporters !== undefined && !String(exporters).split(',').map(s => s.trim()).includes('otlp')) return null
+  const signal = pick(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+  const base = pick(env.OTEL_EXPORTER_OTLP_ENDPOINT)
+  if (signal === undefined && base === undefined) return null
+  // the signal's own endpoint is used as it is; the general one gets the traces path appended
+  const setting = signal !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT'
+  const url = signal !== undefined ? String(signal) : `${String(base).replace(/\/+$/, '')}/v1/traces`
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw new ConfigError(setting, 'not a valid URL')
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ConfigError(setting, `expected http:// or https://, got ${parsed.protocol}//`)
+  }
+  const headersSetting = pick(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS) !== undefined
+    ? 'OTEL_EXPORTER_OTLP_TRACES_HEADERS'
+    : 'OTEL_EXPORTER_OTLP_HEADERS'
+  const headers: Record<string, string> = {}
+  for (const pair of String(pick(env[headersSetting]) ?? '').split(',')) {
+    if (pair.trim() === '') continue
+    const at = pair.indexOf('=')
+    if (at <= 0) throw new ConfigError(headersSetting, 'expected key=value pairs separated by commas')
+    try {
+      headers[decodeURIComponent(pair.slice(0, at).trim())] = decodeURIComponent(pair.slice(at + 1).trim())
+    } catch {
+      throw new ConfigError(headersSetting, 'a key or value is not valid percent-encoding')
+    }
+  }
+  return {
+    url,
+    headers,
+    serviceName: String(pick(env.OTEL_SERVICE_NAME) ?? 'hookpost'),
+    // the SDK's default, 5 s
+    exportDelayMs: int('OTEL_BSP_SCHEDULE_DELAY', pick(env.OTEL_BSP_SCHEDULE_DELAY), 5000, 1, 600_000)
+  }
+}
+
 function connectionString (value: unknown): string | null {
   if (value === undefined) return null
   const s = String(value)
@@ -278,6 +334,7 @@ export function loadConfig (opts: LoadOptions = {}): Config {
       autoMigrate: bool('HOOKPOST_AUTO_MIGRATE', pick(env.HOOKPOST_AUTO_MIGRATE, json.migrations?.autoApply), true)
     },
     adminSecret: adminSecret === undefined ? null : String(adminSecret),
+    tracing: tracing(env),
     hooks: {
       lock: int('HOOKPOST_LEADER_LOCK', pick(env.HOOKPOST_LEADER_LOCK, hooks.lock),
         DEFAULTS.lock, -(2 ** 31), 2 ** 31 - 1),
@@ -322,6 +379,7 @@ export function makeConfig (over: {
   server?: Partial<Config['server']>
   db?: Partial<Config['db']>
   adminSecret?: string | null
+  tracing?: Config['tracing']
   hooks?: Partial<Config['hooks']>
 } = {}): Config {
   const base = loadConfig({ env: {}, cwd: '/nonexistent-hookpost-dir' })
@@ -329,6 +387,7 @@ export function makeConfig (over: {
     server: { ...base.server, prettyLogs: false, logLevel: 'silent', ...over.server },
     db: { ...base.db, ...over.db },
     adminSecret: over.adminSecret ?? null,
+    tracing: over.tracing ?? null,
     hooks: {
       ...base.hooks,
       ...(over.hooks?.concurrency !== undefined

@@ -12,6 +12,7 @@ import { outcomePublisher } from './delivery/publisher.js'
 import { sendClaimed } from './delivery/executor.js'
 import { createDispatcher } from './delivery/sender.js'
 import { DELIVERY_SESSION_OPTIONS } from './delivery/sql.js'
+import { startTracing } from './delivery/tracing.js'
 import { Worker } from './delivery/worker.js'
 import { CronScheduler } from './services/cron.js'
 import { Reaper } from './services/reaper.js'
@@ -61,9 +62,12 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
   })
   // config.hooks carries the SSRF policy (allowPrivateNetworks, ssrfAllow)
   const dispatcher = createDispatcher(h)
+  // OpenTelemetry only when an endpoint is configured: else not even imported
+  const tracing = config.tracing !== null ? await startTracing(config.tracing, log) : undefined
+  const send = sendClaimed(dispatcher)
   const worker = new Worker({
     claims: pgClaims(pool, h.leaseMs, workerId),
-    send: sendClaimed(dispatcher),
+    send: tracing?.traced(send) ?? send,
     log,
     concurrency: h.concurrency,
     queueConcurrency: h.queueConcurrency,
@@ -134,5 +138,6 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
     await transition
     await pool.end()
     await dispatcher.close()
+    await tracing?.shutdown()
   })
 }
