@@ -55,7 +55,11 @@ t.test('invalid settings stop start-up with an error naming the setting', async 
     [{ PLT_SERVER_LOGGER_LEVEL: 'loud' }, 'PLT_SERVER_LOGGER_LEVEL'],
     [{ PLT_ADMIN_SECRET: 'short' }, 'PLT_ADMIN_SECRET'],
     [{ HOOKPOST_DELIVERY_CONCURRENCY: '0' }, 'HOOKPOST_DELIVERY_CONCURRENCY'],
-    [{ HOOKPOST_ALL_PROCESSES_DELIVER: 'maybe' }, 'HOOKPOST_ALL_PROCESSES_DELIVER']
+    [{ HOOKPOST_ALL_PROCESSES_DELIVER: 'maybe' }, 'HOOKPOST_ALL_PROCESSES_DELIVER'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }, 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+    [{ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'grpc://x:4317' }, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://x', OTEL_EXPORTER_OTLP_HEADERS: 'novalue' }, 'OTEL_EXPORTER_OTLP_HEADERS'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://x', OTEL_BSP_SCHEDULE_DELAY: '-1' }, 'OTEL_BSP_SCHEDULE_DELAY']
   ]
   for (const [env, setting] of cases) {
     let caught: unknown
@@ -87,4 +91,19 @@ t.test('a bad config makes the server exit with one line naming the setting', as
   t.equal(err?.code, 1)
   t.equal(err?.stderr.trim().split('\n').length, 1, 'one line')
   t.match(err?.stderr, /PORT/)
+})
+
+t.test('traces: the OTEL_* variables as the SDKs read them; none set, none loaded', async (t) => {
+  const load = (env: Record<string, string>): ReturnType<typeof loadConfig>['tracing'] =>
+    loadConfig({ cwd: dir({}), env }).tracing
+  t.equal(load({}), null)
+  t.same(load({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318/' }),
+    { url: 'http://127.0.0.1:4318/v1/traces', headers: {}, serviceName: 'hookpost', exportDelayMs: 5000 })
+  t.equal(load({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://b/t' })!.url,
+    'https://b/t', 'the traces endpoint as it is')
+  t.same(load({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a', OTEL_EXPORTER_OTLP_HEADERS: 'x-api-key=a%3Db, other = c ' })!.headers,
+    { 'x-api-key': 'a=b', other: 'c' })
+  t.equal(load({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a', OTEL_SDK_DISABLED: 'true' }), null)
+  t.equal(load({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a', OTEL_TRACES_EXPORTER: 'none' }), null)
+  t.equal(load({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a', OTEL_SERVICE_NAME: 'hooks-eu' })!.serviceName, 'hooks-eu')
 })
