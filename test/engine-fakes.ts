@@ -82,6 +82,7 @@ export class FakeClaims implements Claims {
   nextDueAt: Date | null = null
   dead: (c: Completion) => boolean = () => false
   failComplete = 0
+  failRelease = 0
 
   readonly claim = async (req: ClaimRequest): Promise<{ rows: ClaimedRow[], seen: number, limited: number[] }> => {
     this.requests.push(req)
@@ -97,7 +98,13 @@ export class FakeClaims implements Claims {
 
   readonly nextDue = async (): Promise<Date | null> => this.nextDueAt
 
-  readonly release = async (rows: ClaimedRow[]): Promise<void> => { this.released.push(...rows) }
+  readonly release = async (rows: ClaimedRow[]): Promise<void> => {
+    if (this.failRelease > 0) {
+      this.failRelease--
+      throw new Error('Connection terminated unexpectedly')
+    }
+    this.released.push(...rows)
+  }
 
   /** queues disabled by a written 410, once each */
   disabled = new Set<number>()

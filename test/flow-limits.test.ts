@@ -203,6 +203,8 @@ t.test('the limited lane: rows of a queue limited after they were enqueued move 
   await api(base, `/queues/${slow.id}`, { rateLimitPerSecond: null }, 'PUT')
   // at 1/s this would take minutes
   await eventually(async () => target.requests.filter(r => r.url === '/unlimit').length >= 200, 10_000)
+  // once the last outcomes are written
+  await eventually(async () => (await lane(slow.id)).plain === 0)
   t.same(await lane(slow.id), { limited: 0, plain: 0 }, 'all sent, none left in the lane')
 })
 
@@ -221,4 +223,46 @@ t.test('the limited lane: a paused limited queue\'s rows are parked, then sent w
   const at = got.map(r => r.at).sort((a, b) => a - b)
   // a second's burst of 20, then 20/s: the last 10 no sooner than half a second after the first
   t.ok(at[29]! - at[0]! >= 400, `30 calls over ${at[29]! - at[0]!} ms at 20/s`)
+})
+
+t.test('attack round: a limit set on a queue whose rows the processes already hold applies to those rows too', async (t) => {
+  let open: () => void = () => {}
+  const gate = new Promise<void>(resolve => { open = resolve })
+  let putAt = Number.POSITIVE_INFINITY
+  let inFlight = 0
+  let most = 0
+  const target = await receiver(t, async (r, res) => {
+    const after = r.at >= putAt
+    if (after) most = Math.max(most, ++inFlight)
+    await gate
+    await sleep(20)
+    if (after) inFlight--
+    res.end()
+  })
+  const { servers, pool } = shared
+  const base = servers[0]!.url
+  const q = await api(base, '/queues', { name: 'limit-later', callbackUrl: target.url })
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body) SELECT $1, g::text FROM generate_series(1, 150) g', [q.id])
+  // calls held at the gate (56 a process: its per-queue share), the rest claimed and waiting in buffers
+  await target.waitFor(50, 10_000)
+  await api(base, `/queues/${q.id}`, { maxConcurrency: 2 }, 'PUT')
+  putAt = Date.now()
+  const held = target.requests.length
+  open()
+  await target.waitFor(150, 15_000)
+  t.ok(150 - held > 2, `${150 - held} calls started after the limit was set`)
+  t.ok(most <= 2, `at most ${most} of them at once (attack round: the rows held in buffers went out 59 at once)`)
+
+  // a message holding its queue's concurrency slot is not deleted mid-call: the slot would be freed
+  let release: () => void = () => {}
+  const hold = new Promise<void>(resolve => { release = resolve })
+  const slow = await receiver(t, async (_r, res) => { await hold; res.end() })
+  const one = await api(base, '/queues', { name: 'one-slot', callbackUrl: slow.url, maxConcurrency: 1 })
+  const m = await api(base, '/messages', { queueId: one.id, body: 'x' })
+  await slow.waitFor(1)
+  const del = await fetch(`${base}/messages/${m.id}`, { method: 'DELETE' })
+  t.equal(del.status, 409, 'refused while its call holds the slot')
+  t.match(((await del.json()) as { message: string }).message, /concurrency limit/)
+  release()
+  await eventually(async () => (await api(base, `/messages/${m.id}`)).sentAt !== null)
 })

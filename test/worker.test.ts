@@ -221,3 +221,23 @@ t.test('a limited claim that fails does not stop the plain claim', async (t) => 
   t.ok(asked.includes(9), 'the limited claim was tried, and failed')
   t.equal(http.calls.length, 2, 'the other queues were still claimed and sent (attack round: every queue stopped)')
 })
+
+t.test('attack round: a release that fails (connections cut) is tried again, not left for the lease', async (t) => {
+  const { clock, db, http, worker } = setup(t, { concurrency: 1 })
+  db.due = [row(1), row(1), row(1)]
+  worker.start()
+  await signal(worker, 'claimed')
+  await settle()
+  t.equal(http.calls.length, 1)
+  db.failRelease = 2
+  worker.giveBackQueue(1)
+  await settle()
+  t.equal(db.released.length, 0, 'the first try failed')
+  clock.advance(200)
+  await settle()
+  t.equal(db.released.length, 0, 'and the second')
+  const released = signal(worker, 'released')
+  clock.advance(400)
+  await released
+  t.equal(db.released.length, 2, 'the third gave the two waiting rows back, long before their lease')
+})

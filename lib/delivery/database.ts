@@ -4,6 +4,7 @@
 import type { Pool } from 'pg'
 import type { Complete, Recorded } from './completer.js'
 import type { ClaimRequest } from './producer.js'
+import { CHANNELS, notifyWith } from '../db/channels.js'
 import * as sql from './sql.js'
 
 export interface Claims {
@@ -53,6 +54,8 @@ export function pgClaims (pool: Pool, leaseMs: number, workerId: string): Claims
           recorded.disabled.push({ id: r.queueId, name: r.name, disabledAt: r.disabledAt, reason: sql.GONE_REASON })
         } else if (r.kind === 'throttled') {
           recorded.throttled.push(r.queueId)
+          // every process gives back what it holds of the queue, to be claimed at the throttled rate
+          await pool.query(notifyWith(CHANNELS.queues, String(r.queueId)))
         } else {
           const state = r.turn === 'open' ? 'open' : 'closed'
           recorded.circuits.push({ id: r.queueId, name: r.name, state, consecutiveFailures: r.run })

@@ -63,6 +63,10 @@ export interface WorkerEvents {
 const MIN_IDLE_MS = 50
 // how long limited queues wait after their claim failed
 const LIMITED_RETRY_MS = 1000
+// A release that failed (the database restarting, its connections cut) is tried again after each of
+// these: until it succeeds, the rows wait for their lease (a minute or more), and with them their
+// ordering keys and concurrency slots (attack round: a fifo queue stood still for the lease)
+const RELEASE_RETRIES_MS = [200, 400, 800, 1600, 3200, 6400]
 
 export class Worker extends Loop<WorkerEvents> {
   private readonly producer: Producer
@@ -214,8 +218,10 @@ export class Worker extends Loop<WorkerEvents> {
   }
 
   private flushed (batch: Completion[], { dead, disabled, circuits, throttled }: Recorded): void {
-    // a limited queue's slot or ordering key may be free again; a throttled queue is limited from now on
+    // a limited queue's slot or ordering key may be free again; a throttled queue is limited from now on,
+    // and what waits here goes back, to be claimed at its rate (every process is told: database.ts)
     this.producer.markLimited(throttled)
+    for (const q of throttled) this.giveBackQueue(q)
     this.producer.written(batch.filter(c => c.slotted || c.ordered).map(c => c.queueId))
     for (const c of circuits) {
       this.log.warn({ queueId: c.id, consecutiveFailures: c.consecutiveFailures },
@@ -271,13 +277,21 @@ export class Worker extends Loop<WorkerEvents> {
       : result.status === GONE ? 'delivery failed with 410 Gone; message parked' : 'delivery failed; retries exhausted')
   }
 
-  private release (rows: ClaimedRow[]): void {
+  private release (rows: ClaimedRow[], attempt = 0): void {
     if (rows.length === 0) return
     const p = this.o.claims.release(rows).then(
       () => { this.emit('released', { count: rows.length }) },
-      // the lease runs out by itself: nothing is lost
-      (err) => this.log.warn({ err, count: rows.length },
-        'releasing claims failed; they fall due when their lease ends'))
+      (err) => {
+        const retryInMs = RELEASE_RETRIES_MS[attempt]
+        if (retryInMs === undefined || this.stopping) {
+          // the lease runs out by itself: nothing is lost
+          this.log.warn({ err, count: rows.length }, 'releasing claims failed; they fall due when their lease ends')
+          return
+        }
+        // the same claims, matched by their tokens: a release that did commit changes nothing when repeated
+        this.log.warn({ err, count: rows.length, retryInMs }, 'releasing claims failed; trying again')
+        this.clock.after(retryInMs, () => this.release(rows, attempt + 1))
+      })
     this.releases.add(p)
     // p handles a failed release itself: only a throwing 'released' listener lands in the catch
     p.finally(() => this.releases.delete(p))
@@ -299,7 +313,10 @@ export class Worker extends Loop<WorkerEvents> {
     this.release(this.producer.drain())
   }
 
-  /** A queue was paused or disabled: its rows waiting here go back, to be parked by the next claim. */
+  /**
+   * A queue was paused or disabled, or got a limit: its rows waiting here go back, for the next claim
+   * to park them or move them to the limited lane.
+   */
   giveBackQueue (queueId: number): void {
     this.release(this.producer.dropQueue(queueId))
   }

@@ -323,8 +323,10 @@ export async function deleteMessage (pool: Pool, id: number): Promise<Message> {
   const { rows } = await write<Row>(pool,
     `WITH gone AS (
       DELETE FROM hookpost.messages WHERE id = $1
-        -- one of an ordering key being delivered stays: the key's next message waits for its call (attack round)
-        AND NOT (order_key IS NOT NULL AND locked_by IS NOT NULL AND run_at > now() AND sent_at IS NULL AND NOT failed)
+        -- one being delivered stays when its ordering key's next message waits for its call, or it holds
+        -- its queue's concurrency slot: the slot would be freed as the call goes on (attack rounds)
+        AND NOT (locked_by IS NOT NULL AND run_at > now() AND sent_at IS NULL AND NOT failed AND (order_key IS NOT NULL
+          OR EXISTS (SELECT 1 FROM hookpost.queue_slots s WHERE s.message_id = $1 AND s.until > now())))
       RETURNING *
     ),
     next AS (
@@ -340,6 +342,7 @@ export async function deleteMessage (pool: Pool, id: number): Promise<Message> {
   if (rows[0] !== undefined) return toMessage(rows[0])
   await getMessage(pool, id) // 404 when missing
   throw new errors.HOOKPOST_ERR_CONFLICT(
-    `message ${id} is being delivered, and its ordering key's next messages wait for it; delete it once the call ends`
+    `message ${id} is being delivered, and its ordering key's next messages or its queue's concurrency limit ` +
+    'wait for it; delete it once the call ends'
   )
 }

@@ -238,9 +238,12 @@ export async function updateQueue (
     (resuming ? UNPARK : '') + (rekeying ? REKEY : ''))
   if (row === undefined) throw new errors.HOOKPOST_ERR_NOT_FOUND('queue', id)
   if (resuming || rekeying) await write(pool, notify(CHANNELS.messages))
-  // what the workers hold of it goes back, for the next claim to park (attack round: hundreds of calls
-  // went out after a pause had answered, from the rows claimed before it)
-  if (row.paused || row.disabled) {
+  // what the workers hold of it goes back, for the next claim to park, or to move to the limited lane
+  // (attack round: hundreds of calls went out after a pause had answered, from the rows claimed before
+  // it; and as many beyond a rate or concurrency limit just set, or an order just asked for)
+  const limiting = (input.rateLimitPerSecond !== undefined && input.rateLimitPerSecond !== null) ||
+    (input.maxConcurrency !== undefined && input.maxConcurrency !== null) || (rekeying && row.fifo)
+  if (row.paused || row.disabled || limiting) {
     await write(pool, notifyWith(CHANNELS.queues, String(id)))
   }
   return row
