@@ -32,14 +32,26 @@ async function docsExplorerLists (t: Pick<typeof tap, 'equal'>, page: Page, shot
   await page.screenshot({ path: shot })
 }
 
+// one browser for both scenarios (a launch costs seconds of CPU), each in a fresh context of its own:
+// no cookies nor storage carried from one to the other
+let launched: Promise<Browser> | undefined
+async function newPage (sub: Pick<typeof tap, 'teardown'>): Promise<Page> {
+  if (launched === undefined) {
+    launched = chromium.launch(LAUNCH)
+    const browser = launched
+    t.teardown(async () => { await (await browser).close() })
+  }
+  const context = await (await launched).newContext()
+  sub.teardown(async () => { await context.close() })
+  return await context.newPage()
+}
+
 t.test('GraphiQL and the OpenAPI UI in headless Chromium', { skip: missing }, async (t) => {
   t.ok(CHROMIUM, 'chromium is installed')
   const server = await spawnServer(t, { DATABASE_URL: await testDatabase(t) })
   await fetch(`${server.url}/queues`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'browser-queue', callbackUrl: 'http://127.0.0.1:9/b' }) })
 
-  const browser: Browser = await chromium.launch(LAUNCH)
-  t.teardown(async () => { await browser.close() })
-  const page = await browser.newPage()
+  const page = await newPage(t)
   // screenshots, to look at after a failure: a fresh directory per run, never a shared fixed path
   const shots = mkdtempSync(join(tmpdir(), 'hookpost-browser-'))
   t.comment(`screenshots in ${shots}`)
@@ -73,9 +85,7 @@ t.test('GraphiQL and the OpenAPI UI in headless Chromium', { skip: missing }, as
 t.test('GraphiQL with an admin secret: the secret in the Headers tab, then the schema loads', { skip: missing }, async (t) => {
   const secret = 'browser-admin-secret'
   const server = await spawnServer(t, { DATABASE_URL: await testDatabase(t), PLT_ADMIN_SECRET: secret })
-  const browser: Browser = await chromium.launch(LAUNCH)
-  t.teardown(async () => { await browser.close() })
-  const page = await browser.newPage()
+  const page = await newPage(t)
   const shots = mkdtempSync(join(tmpdir(), 'hookpost-browser-'))
   t.comment(`screenshots in ${shots}`)
   await page.goto(`${server.url}/graphiql`)

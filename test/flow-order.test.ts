@@ -22,7 +22,10 @@ t.test('ordering: one key waits for its failing message while another key flows;
     res.end()
   })
   const { servers } = shared
-  const q = await api(servers[0]!.url, '/queues', { name: 'ordered', callbackUrl: target.url, backoffBaseMs: 300, backoffJitter: 'none', maxRetries: 5 })
+  // a1's retries come 1 s and 2 s apart: room for key B's four enqueues (one request each, in turn) and
+  // deliveries on a loaded machine, where 300 ms and 600 ms were sometimes not enough. Were key B held
+  // behind key A, b4 would still come after a1's last attempt, however long the backoff
+  const q = await api(servers[0]!.url, '/queues', { name: 'ordered', callbackUrl: target.url, backoffBaseMs: 1000, backoffJitter: 'none', maxRetries: 5 })
   const d = await api(servers[0]!.url, '/queues', { name: 'dies', callbackUrl: `${target.url}/d`, maxRetries: 0 })
   for (const body of ['a1', 'a2', 'a3']) await api(servers[0]!.url, '/messages', { queueId: q.id, body, orderingKey: 'A' })
   for (const body of ['b1', 'b2', 'b3', 'b4']) await api(servers[1]!.url, '/messages', { queueId: q.id, body, orderingKey: 'B' })

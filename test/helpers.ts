@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import pino from 'pino'
+import tap from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, type BuildOptions } from '../lib/app.js'
 import { DEFAULTS, makeConfig, type Config } from '../lib/config.js'
@@ -78,23 +79,52 @@ async function template (): Promise<string> {
   return await templateName
 }
 
-/** A fresh database for this test; { migrated: false } gives an empty one. Dropped at teardown. */
-export async function testDatabase (t: T, opts: { migrated?: boolean } = {}): Promise<string> {
+async function createDatabase (tpl: string): Promise<string> {
   const name = `hookpost_t_${process.pid}_${randomBytes(4).toString('hex')}`
-  const tpl = opts.migrated === false ? 'template1' : await template()
-  await withAdmin(async (c) => {
-    // CREATE DATABASE ... TEMPLATE needs the template idle; parallel files serialise on this lock
-    await c.query('SELECT pg_advisory_lock(7411002)')
-    try {
-      await c.query(`CREATE DATABASE ${name} TEMPLATE ${tpl}`)
-    } finally {
-      await c.query('SELECT pg_advisory_unlock(7411002)')
+  // concurrent clones of one template are safe (CREATE DATABASE takes a share lock on it), and overlap
+  // their WAL writes and fsyncs: no lock around them
+  await withAdmin(async (c) => { await c.query(`CREATE DATABASE ${name} TEMPLATE ${tpl}`) })
+  return name
+}
+
+// Every database this process made, dropped once its last test has ended, a few at a time: a DROP
+// DATABASE waits for a checkpoint, and at each test's teardown it held up the next test. Teardowns
+// close every connection first; WITH (FORCE) ends any a killed server process left behind.
+const made: Array<Promise<string>> = []
+function dropAtExit (name: Promise<string>): void {
+  if (made.push(name) > 1) return
+  tap.teardown(async () => {
+    const names = (await Promise.allSettled(made)).flatMap(r => r.status === 'fulfilled' ? [r.value] : [])
+    const next = async (): Promise<void> => {
+      for (let n = names.pop(); n !== undefined; n = names.pop()) {
+        await withAdmin(async (c) => { await c.query(`DROP DATABASE IF EXISTS ${n} WITH (FORCE)`) })
+      }
     }
+    await Promise.all([next(), next(), next()])
   })
-  t.teardown(async () => {
-    await withAdmin(async (c) => { await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) })
-  })
-  return urlForDatabase(name)
+}
+
+// the next migrated database, cloned while the current test runs: a test starts on a fresh database
+// without waiting for the clone
+let spare: Promise<string> | undefined
+
+/** A fresh database for this test; { migrated: false } gives an empty one. Dropped after the last test. */
+export async function testDatabase (_t: T, opts: { migrated?: boolean } = {}): Promise<string> {
+  if (opts.migrated === false) {
+    const name = createDatabase('template1')
+    dropAtExit(name)
+    return urlForDatabase(await name)
+  }
+  const tpl = await template()
+  let name = spare
+  if (name === undefined) {
+    name = createDatabase(tpl)
+    dropAtExit(name)
+  }
+  spare = createDatabase(tpl)
+  spare.catch(() => {}) // a failed clone fails the test that takes it
+  dropAtExit(spare)
+  return urlForDatabase(await name)
 }
 
 export function testPool (t: T, url: string, max = 4): pg.Pool {

@@ -19,8 +19,14 @@ const SHARED_PROCESSES = [
   ['api-crons', 'api-queues', 'arrays', 'backoff', 'completer', 'errors', 'events', 'executor', 'leader', 'lease', 'loop',
     'producer', 'reaper', 'schedule', 'sender', 'timestamptz', 'worker'],
   ['api-errors', 'api-messages', 'api-parity', 'api-relations', 'input-strictness', 'migrations', 'outbox', 'retention',
-    'signing']
+    'signing'],
+  ['fuzz', 'graphql', 'graphql-events', 'graphql-limits', 'graphql-subscriptions'],
+  ['memory', 'metrics', 'publish-outbox', 'ssrf']
 ]
+// wall times at jobs=4 on 2 vCPUs, slowest first (shared-process-N: the Nth of SHARED_PROCESSES)
+const SLOWEST_FIRST = ['shared-process-2', 'shared-process-3', 'shared-process-4', 'shared-process-1', 'browser',
+  'failover', 'embedded', 'endpoint-health', 'flow-limits', 'flow-order', 'fanout', 'import-pg-hooks', 'security-auth',
+  'cron-failover', 'plans', 'integrity', 'cron', 'delivery', 'pg-restart', 'tutorial']
 rmSync('dist/test', { recursive: true, force: true }) // a deleted test must not run on from an old build
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.test.json', '--noCheck'],
   { stdio: 'inherit' })
@@ -29,15 +35,35 @@ cpSync('lib/graphql/static', 'dist/lib/graphql/static', { recursive: true })
 const args = process.argv.slice(2).map(a => a.replace(/^(?:\.\/)?test\/(.+)\.ts$/, 'dist/test/$1.js'))
 if (!args.some(a => a.endsWith('.js'))) {
   // tap gives each file a process, and its loaders cost ~1 s of CPU in each: the files below, which
-  // neither spawn processes nor change process-wide state, share one (a file of imports, run in order)
+  // neither spawn processes nor change process-wide state, share one (a file of imports, run in order).
+  // Not cron nor delivery: they set the root test's jobs, which would run every file's tests side by side
   const files = readdirSync('dist/test').filter(f => f.endsWith('.test.js')).sort()
-  SHARED_PROCESSES.forEach((names, i) => {
-    const entry = `dist/test/shared-process-${i + 1}.test.js`
+  const entries = new Map<string, string[]>(SHARED_PROCESSES.map((names, i) => [`shared-process-${i + 1}`, names]))
+  const shared = SHARED_PROCESSES.flat()
+  for (const f of files) {
+    const name = f.replace(/\.test\.js$/, '')
+    if (!shared.includes(name)) entries.set(name, [name])
+  }
+  // tap starts files in the order of their names, `jobs` at a time. The slowest go first, longest first,
+  // so that none of them starts late and runs on alone at the end: their entries get names that sort
+  // first, a file of one import each, as the shared processes are
+  SLOWEST_FIRST.forEach((name, i) => {
+    const names = entries.get(name)
+    if (names === undefined) return
+    entries.delete(name)
+    const entry = `dist/test/${String(i).padStart(2, '0')}-${name}.test.js`
     writeFileSync(entry, names.map(n => `import './${n}.test.js'\n`).join(''))
     args.push(entry)
   })
-  const shared = SHARED_PROCESSES.flat()
-  args.push(...files.filter(f => !shared.includes(f.replace(/\.test\.js$/, ''))).map(f => `dist/test/${f}`))
+  for (const [name, names] of entries) {
+    if (names.length === 1 && names[0] === name) {
+      args.push(`dist/test/${name}.test.js`)
+    } else {
+      const entry = `dist/test/${name}.test.js`
+      writeFileSync(entry, names.map(n => `import './${n}.test.js'\n`).join(''))
+      args.push(entry)
+    }
+  }
 }
 
 const log = pino({ level: 'info' })
@@ -50,7 +76,11 @@ if (env.DATABASE_URL === undefined || env.DATABASE_URL === '') {
   })
   env.DATABASE_URL = embedded.connectionString
 }
-const tap = spawn(process.execPath, [resolve('node_modules/tap/dist/esm/run.mjs'), ...args], { stdio: 'inherit', env })
+// the files tap runs are compiled JavaScript: its TypeScript loader (ts-node), which cost ~1 s of CPU in
+// every test process, has nothing to do. TAP_TYPE_STRIP_ONLY=1 skips it; on Node < 22 tap's runner sets
+// it to 0 in its own environment, so it is given as a test process's variable
+const tapArgs = ['--test-env=TAP_TYPE_STRIP_ONLY=1', ...args]
+const tap = spawn(process.execPath, [resolve('node_modules/tap/dist/esm/run.mjs'), ...tapArgs], { stdio: 'inherit', env })
 const code: number = await new Promise((resolve) => tap.on('exit', (c, sig) => resolve(c ?? (sig !== null ? 1 : 0))))
 await embedded?.stop()
 process.exit(code)

@@ -12,9 +12,36 @@ async function curl (...args: string[]): Promise<any> {
   return JSON.parse(stdout)
 }
 
+// one server process for the three (spawning one costs seconds of CPU), each on queues of its own;
+// the README's section first, as its output names queue 1
+const server = await spawnServer(t, { DATABASE_URL: await testDatabase(t) })
+
+t.test("the README's events section, its curl commands run as written against a real server", async (t) => {
+  const target = await receiver(t)
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  const section = readme.slice(readme.indexOf('## Events and subscriptions'))
+  const blocks = [...section.slice(0, section.indexOf('\n## ', 5)).matchAll(/```sh\n([\s\S]*?)```/g)].map(m => m[1]!)
+  t.equal(blocks.length, 3, 'publish, catalogue, replay')
+  const outputs: string[] = []
+  for (const block of blocks) {
+    const script = block.replaceAll('http://127.0.0.1:3042', server.url).replaceAll('http://127.0.0.1:4000', target.url)
+    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', script], { timeout: 20_000 })
+    outputs.push(stdout)
+  }
+  // the queue, then the publish: it went to the one queue subscribed to order.*, whose filter it matches
+  t.match(outputs[0], /"endpoints":1/)
+  t.match(outputs[0], /"deliveries":\[\{"messageId":\d+,"queueId":1/)
+  const [r] = await target.waitFor(1)
+  t.equal(r!.url, '/billing')
+  t.equal(r!.headers['x-hookpost-event-type'], 'order.created')
+  const envelope = JSON.parse(r!.body)
+  t.same([envelope.type, envelope.data], ['order.created', { order: 42, country: 'DE' }])
+  t.match(outputs[1], /"name":"order.created"/)
+  t.match(outputs[2], /\{"queueId":1,"replayed":\d+,"more":false\}/)
+})
+
 t.test('the seed tutorial with curl: queue, message, cron, with pg-hooks field names', async (t) => {
   const target = await receiver(t)
-  const server = await spawnServer(t, { DATABASE_URL: await testDatabase(t) })
   const json = ['-H', 'content-type: application/json']
 
   const queue = await curl('-X', 'POST', `${server.url}/queues`, ...json, '-d', JSON.stringify({
@@ -45,7 +72,6 @@ t.test('the seed tutorial with curl: queue, message, cron, with pg-hooks field n
 })
 
 t.test("pg-hooks users' idioms against a real server process: typed variables, re-runs, GET-then-PUT, fields/like/or, relations", async (t) => {
-  const server = await spawnServer(t, { DATABASE_URL: await testDatabase(t) })
   type Answer = { status: number, json: any, headers: Headers }
   const call = async (method: string, path: string, body?: unknown): Promise<Answer> => {
     const res = await fetch(`${server.url}${path}`, {
@@ -86,29 +112,4 @@ t.test("pg-hooks users' idioms against a real server process: typed variables, r
   t.same((await call('GET', `/crons/${cron.json.id}/messages`)).json, [])
   const doc = await call('GET', '/documentation/json')
   t.equal(doc.json.paths['/queues'].get.operationId, 'getQueues', "Platformatic's operationIds")
-})
-
-t.test("the README's events section, its curl commands run as written against a real server", async (t) => {
-  const target = await receiver(t)
-  const server = await spawnServer(t, { DATABASE_URL: await testDatabase(t) })
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
-  const section = readme.slice(readme.indexOf('## Events and subscriptions'))
-  const blocks = [...section.slice(0, section.indexOf('\n## ', 5)).matchAll(/```sh\n([\s\S]*?)```/g)].map(m => m[1]!)
-  t.equal(blocks.length, 3, 'publish, catalogue, replay')
-  const outputs: string[] = []
-  for (const block of blocks) {
-    const script = block.replaceAll('http://127.0.0.1:3042', server.url).replaceAll('http://127.0.0.1:4000', target.url)
-    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', script], { timeout: 20_000 })
-    outputs.push(stdout)
-  }
-  // the queue, then the publish: it went to the one queue subscribed to order.*, whose filter it matches
-  t.match(outputs[0], /"endpoints":1/)
-  t.match(outputs[0], /"deliveries":\[\{"messageId":\d+,"queueId":1/)
-  const [r] = await target.waitFor(1)
-  t.equal(r!.url, '/billing')
-  t.equal(r!.headers['x-hookpost-event-type'], 'order.created')
-  const envelope = JSON.parse(r!.body)
-  t.same([envelope.type, envelope.data], ['order.created', { order: 42, country: 'DE' }])
-  t.match(outputs[1], /"name":"order.created"/)
-  t.match(outputs[2], /\{"queueId":1,"replayed":\d+,"more":false\}/)
 })
