@@ -17,11 +17,11 @@ import { startEmbedded, type Embedded } from '../lib/db/embedded.js'
 const require = createRequire(import.meta.url)
 const SHARED_PROCESSES = [
   ['api-crons', 'api-queues', 'arrays', 'backoff', 'completer', 'errors', 'events', 'executor', 'leader', 'lease', 'loop',
-    'producer', 'reaper', 'schedule', 'sender', 'timestamptz', 'worker'],
+    'listener', 'producer', 'reaper', 'schedule', 'sender', 'timestamptz', 'worker'],
   ['api-errors', 'api-messages', 'api-parity', 'api-relations', 'input-strictness', 'migrations', 'outbox', 'retention',
     'signing'],
   ['fuzz', 'graphql', 'graphql-events', 'graphql-limits', 'graphql-subscriptions'],
-  ['memory', 'metrics', 'publish-outbox', 'ssrf']
+  ['memory', 'metrics', 'publish-outbox', 'ssrf', 'tracing']
 ]
 // wall times at jobs=4 on 2 vCPUs, slowest first (shared-process-N: the Nth of SHARED_PROCESSES)
 const SLOWEST_FIRST = ['shared-process-2', 'shared-process-3', 'shared-process-4', 'shared-process-1', 'browser',

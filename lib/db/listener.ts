@@ -21,6 +21,8 @@ export class Listener extends EventEmitter {
   private attempt = 0
   private timer: NodeJS.Timeout | undefined
   private heartbeat: NodeJS.Timeout | undefined
+  // connections that errored or ended: one lost while being set up must not become the current one
+  private readonly gone = new WeakSet<pg.Client>()
 
   /** onConnect runs on every (re)connection, before LISTEN: session state such as locks goes there */
   constructor (private readonly url: string, private readonly channels: string[], private readonly log: Logger,
@@ -58,6 +60,11 @@ export class Listener extends EventEmitter {
       await client.end().catch(() => {})
       return
     }
+    // Lost between its last statement and here (a termination in the same packet as LISTEN's answer:
+    // the error event ran before this continuation). lost() has scheduled the next try; made current,
+    // it would hide every later failure until the heartbeat, and the worker lock with it (attack round:
+    // a process was taken for dead and 56 messages were sent twice)
+    if (this.gone.has(client)) return
     this.client = client
     clearInterval(this.heartbeat)
     this.heartbeat = setInterval(() => {
@@ -93,11 +100,13 @@ export class Listener extends EventEmitter {
   get connected (): boolean { return this.client !== null }
 
   private lost (client: pg.Client, err: Error): void {
+    this.gone.add(client)
+    client.removeAllListeners('end')
+    client.end().catch(() => {})
+    // a connection that was not the current one (a try that failed while another is current): ended, nothing more
     if (this.client !== null && this.client !== client) return
     this.client = null
     clearInterval(this.heartbeat)
-    client.removeAllListeners('end')
-    client.end().catch(() => {})
     if (!this.stopped) this.emit('lost')
     if (this.stopped || this.timer !== undefined) return
     const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** this.attempt++)
