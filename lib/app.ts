@@ -30,6 +30,7 @@ import { ADMIN_SECRET_HEADER } from './api/auth.js'
 import { metricsPlugin } from './metrics.js'
 import { catalogueInDocument } from './http/openapi-catalogue.js'
 import cronRoutes, { cronAliasRoutes } from '../routes/crons.js'
+import dashboardRoutes from '../routes/dashboard.js'
 import healthRoutes from '../routes/health.js'
 import metricsRoutes from '../routes/metrics.js'
 import messageRoutes from '../routes/messages.js'
@@ -178,6 +179,7 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
     await scope.register(cronAliasRoutes, { prefix: '/cron' })
     await scope.register(eventRoutes, { prefix: '/events' })
     await scope.register(eventTypeRoutes, { prefix: '/event-types' })
+    await scope.register(dashboardRoutes, { prefix: '/dashboard' })
   })
   // GraphQL has its own auth hook: the WebSocket handshake is checked at connection_init instead.
   // Its endpoint documents itself (introspection, /graphiql): kept out of the REST document

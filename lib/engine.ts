@@ -18,6 +18,7 @@ import { CronScheduler } from './services/cron.js'
 import { Reaper } from './services/reaper.js'
 import { Retention, type RetentionKind } from './services/retention.js'
 import { publishOperationalEvents } from './services/operational-events.js'
+import { StatsRecorder } from './services/stats.js'
 import { SubscriberCheck } from './services/subscribers.js'
 
 export interface Delivery {
@@ -26,6 +27,8 @@ export interface Delivery {
   retention: Retention
   reaper: Reaper
   leader: Leader
+  /** delivery statistics per queue and minute, for the dashboard */
+  stats: StatsRecorder
   /** whether delivery events are being published: some process has GraphQL subscribers */
   subscribersSeen: () => boolean
 }
@@ -86,6 +89,9 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
   const subscribers = new SubscriberCheck(pool, log)
   const leader = new Leader(config.db.connectionString!, h.lock, h.leaderPollMs, log)
   app.metrics.watch(worker, pool, log)
+  const stats = new StatsRecorder(pool, log)
+  worker.on('delivered', (e) => stats.record(e))
+  worker.on('failed', (e) => stats.record(e))
 
   listener.on('notification', (channel: string, payload: string) => {
     if (channel === CHANNELS.messages) worker.notify(payload === 'lane')
@@ -117,10 +123,11 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
     if (!h.allProcessesDeliver) then(async () => await worker.stop(h.shutdownGraceMs))
   })
 
-  app.decorate('delivery', { worker, crons, retention, reaper, leader, subscribersSeen })
+  app.decorate('delivery', { worker, crons, retention, reaper, leader, stats, subscribersSeen })
 
   app.addHook('onReady', async () => {
     subscribers.start()
+    stats.start()
     if (h.allProcessesDeliver) then(() => worker.start())
     leader.start()
     log.info({ workerId, concurrency: h.concurrency, allProcessesDeliver: h.allProcessesDeliver },
@@ -136,6 +143,7 @@ export async function enginePlugin (app: FastifyInstance, opts: EngineOptions): 
     await leader.stop()
     then(async () => await worker.stop(h.shutdownGraceMs))
     await transition
+    await stats.stop()
     await pool.end()
     await dispatcher.close()
     await tracing?.shutdown()

@@ -9,7 +9,7 @@ t.test('migrations apply once and a second run is a no-op', async (t) => {
   t.ok(first.length >= 1, 'applied on an empty database')
   t.same(await migrate(pool), [], 'nothing the second time')
   const { rows } = await pool.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'hookpost' ORDER BY 1")
-  t.same(rows.map(r => r.table_name), ['attempts', 'crons', 'dead_letters', 'event_types', 'events', 'messages', 'migrations', 'queue_rates', 'queue_slots', 'queues'])
+  t.same(rows.map(r => r.table_name), ['attempts', 'crons', 'dead_letters', 'event_types', 'events', 'messages', 'migrations', 'queue_minutes', 'queue_rates', 'queue_slots', 'queues'])
 })
 
 t.test('concurrent migrations: every runner succeeds and each file applies once', async (t) => {

@@ -21,7 +21,7 @@ const SHARED_PROCESSES = [
   ['api-errors', 'api-messages', 'api-parity', 'api-relations', 'input-strictness', 'migrations', 'outbox', 'retention',
     'signing'],
   ['fuzz', 'graphql', 'graphql-events', 'graphql-limits', 'graphql-subscriptions'],
-  ['memory', 'metrics', 'publish-outbox', 'ssrf', 'tracing']
+  ['memory', 'metrics', 'publish-outbox', 'ssrf', 'stats', 'tracing']
 ]
 // wall times at jobs=4 on 2 vCPUs, slowest first (shared-process-N: the Nth of SHARED_PROCESSES)
 const SLOWEST_FIRST = ['shared-process-2', 'shared-process-3', 'shared-process-4', 'shared-process-1', 'browser',

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS hookpost.queue_minutes;
