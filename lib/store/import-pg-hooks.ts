@@ -48,6 +48,9 @@ export async function importPgHooks (pool: Pool, o: ImportOptions): Promise<Impo
   if (!isValidTimezone(o.timezone)) throw new ImportError(`--timezone: unknown time zone ${o.timezone}`)
   const src = (table: string): string => `"${o.schema}"."${table}"`
   const client = await pool.connect()
+  // see withTransaction: a lost connection must fail the next query, not crash the process
+  const ignore = (): void => {}
+  client.on('error', ignore)
   try {
     await client.query('BEGIN')
     // hookpost may be running: its writes to these tables wait for the import, and nobody sees half of it
@@ -147,6 +150,7 @@ export async function importPgHooks (pool: Pool, o: ImportOptions): Promise<Impo
     }
     throw err
   } finally {
+    client.removeListener('error', ignore)
     client.release()
   }
 }
