@@ -13,8 +13,14 @@ const LAYERS = {
   'lib/http': ['graphql', 'services'],
   'lib/graphql': ['http', 'services'],
   // REST's routes: a transport, as lib/http is
-  routes: ['graphql', 'services', 'delivery']
+  routes: ['graphql', 'services', 'delivery'],
+  // the dashboard's pages: files served as they are, nothing from the data side
+  'lib/dashboard': ['db', 'store', 'api', 'delivery', 'services', 'http', 'graphql']
 }
+// what the dashboard's pages use of the browser (lib/dashboard/static)
+const BROWSER_GLOBALS = ['window', 'document', 'location', 'sessionStorage', 'fetch', 'Node', 'URLSearchParams',
+  'TextDecoderStream', 'AbortController', 'Intl', 'setTimeout', 'clearTimeout', 'console']
+
 // the wiring and the entry point import everything; nothing imports them
 const WIRING = ['app', 'server', 'engine', 'metrics']
 
@@ -55,6 +61,14 @@ export default [
         ignoreStrings: true,
         ignoreTemplateLiterals: true
       }]
+    }
+  },
+  {
+    // the dashboard's pages run in the browser, as plain ES modules (no build step)
+    files: ['lib/dashboard/static/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(BROWSER_GLOBALS.map(g => [g, 'readonly']))
     }
   },
   ...layerRules

@@ -29,6 +29,7 @@ import { VERSION } from './version.js'
 import { ADMIN_SECRET_HEADER } from './api/auth.js'
 import { metricsPlugin } from './metrics.js'
 import { catalogueInDocument } from './http/openapi-catalogue.js'
+import { dashboardPages } from './dashboard/pages.js'
 import cronRoutes, { cronAliasRoutes } from '../routes/crons.js'
 import dashboardRoutes from '../routes/dashboard.js'
 import healthRoutes from '../routes/health.js'
@@ -164,6 +165,8 @@ export async function build (config: Config, opts: BuildOptions = {}): Promise<F
   await app.register(swaggerUi, { routePrefix: '/documentation', ...catalogueInDocument(pool, config.adminSecret) })
   await app.register(healthRoutes)
   await app.register(metricsRoutes)
+  // the dashboard's pages hold no data: they ask for the secret, and send it to /dashboard/api
+  await app.register(dashboardPages)
 
   if (config.adminSecret === null) {
     app.log.warn('PLT_ADMIN_SECRET is not set: the API is open to anyone who can reach this port')

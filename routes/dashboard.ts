@@ -1,7 +1,16 @@
-// The dashboard's data (issue: operator dashboard): every queue at a glance. Under the admin secret
-// like the rest of the API.
+// The dashboard's data: every queue at a glance, once or live, and the crons with their next ticks.
+// Under the admin secret like the rest of the API; the pages themselves are lib/dashboard/pages.ts.
 import type { FastifyInstance } from 'fastify'
+import { nextTick } from '../lib/domain/schedule.js'
+import { errors } from '../lib/errors.js'
+import { errorReplies, typed } from '../lib/http/crud.js'
+import { MAX_OVERVIEW_STREAMS, OverviewFeed } from '../lib/http/overview-feed.js'
+import { countCrons, listCrons } from '../lib/store/crons.js'
+import { MAX_LIMIT } from '../lib/store/list.js'
 import { OVERVIEW_COUNT_CAP, queueOverview } from '../lib/store/overview.js'
+
+/** the crons page shows this many ticks ahead */
+export const NEXT_TICKS = 5
 
 const count = { type: 'integer', description: `counted up to ${OVERVIEW_COUNT_CAP}` }
 const nullableNumber = { type: ['number', 'null'] }
@@ -34,17 +43,100 @@ const overview = {
         }
       },
       perMinute: {
-        type: 'array',
-        items: {
-          type: 'object',
-          properties: { minute: { type: 'string' }, delivered: { type: 'integer' }, failed: { type: 'integer' } }
+        type: 'object',
+        description: 'the last 60 minutes, oldest first: delivered[i] and failed[i] are minute i after from',
+        properties: {
+          from: { type: 'string', format: 'date-time' },
+          delivered: { type: 'array', items: { type: 'integer' } },
+          failed: { type: 'array', items: { type: 'integer' } }
         }
       }
     }
   }
 }
 
-export default async function dashboardRoutes (app: FastifyInstance): Promise<void> {
+const cronsPage = {
+  type: 'object',
+  properties: {
+    total: { type: 'integer' },
+    crons: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          id: { type: 'integer' },
+          queueId: { type: 'integer' },
+          schedule: { type: 'string' },
+          timezone: { type: 'string' },
+          paused: { type: 'boolean' },
+          missedTicks: { type: 'string' },
+          lastTickAt: { type: ['string', 'null'], format: 'date-time' },
+          nextTicks: { type: 'array', items: { type: 'string', format: 'date-time' } }
+        }
+      }
+    }
+  }
+}
+
+/** The scheduler's next tick, then the ones after it by the schedule. */
+function nextTicks (c: { schedule: string, timezone: string, nextTickAt: Date | null }): Date[] {
+  const ticks: Date[] = []
+  let at = c.nextTickAt ?? nextTick(c.schedule, c.timezone, new Date())
+  while (ticks.length < NEXT_TICKS) {
+    ticks.push(at)
+    at = nextTick(c.schedule, c.timezone, at)
+  }
+  return ticks
+}
+
+export default async function dashboardRoutes (instance: FastifyInstance): Promise<void> {
+  const app = typed(instance)
+  const feed = new OverviewFeed(app.pool, app.log as any)
+  app.addHook('preClose', async () => { feed.close() })
+
+  app.get('/api/overview/stream', {
+    schema: {
+      tags: ['dashboard'],
+      summary: 'the overview, live: Server-Sent Events, an `overview` event (data: the overview) every second',
+      description: `At most ${MAX_OVERVIEW_STREAMS} streams are open at once per process. An \`problem\` event ` +
+        'says the overview could not be read this second; the stream goes on.',
+      operationId: 'streamDashboardOverview',
+      produces: ['text/event-stream'],
+      response: { ...errorReplies, 200: { description: 'text/event-stream', type: 'string' } }
+    }
+  }, async (req, reply) => {
+    const stream = feed.subscribe()
+    if (stream === null) throw new errors.HOOKPOST_ERR_TOO_MANY_STREAMS(MAX_OVERVIEW_STREAMS)
+    req.raw.once('close', () => stream.destroy())
+    return await reply
+      .header('content-type', 'text/event-stream; charset=utf-8')
+      .header('cache-control', 'no-store')
+      // no proxy buffering: an update a second is the point
+      .header('x-accel-buffering', 'no')
+      .send(stream as any)
+  })
+
+  app.get('/api/crons', {
+    schema: {
+      tags: ['dashboard'],
+      summary: `crons, ${MAX_LIMIT} a page, each with its next ${NEXT_TICKS} ticks`,
+      operationId: 'getDashboardCrons',
+      querystring: {
+        type: 'object',
+        properties: { offset: { type: 'integer', minimum: 0, maximum: 2_147_483_647, default: 0 } },
+        additionalProperties: false
+      },
+      response: { ...errorReplies, 200: cronsPage }
+    }
+  }, async (req) => {
+    const crons = await listCrons(app.pool,
+      { limit: MAX_LIMIT, offset: req.query.offset, where: [], orderBy: [{ field: 'id', direction: 'asc' }] })
+    return {
+      total: await countCrons(app.pool, []),
+      crons: crons.map(c => ({ ...c, nextTicks: nextTicks(c) }))
+    }
+  })
+
   app.get('/api/overview', {
     schema: {
       tags: ['dashboard'],

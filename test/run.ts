@@ -21,7 +21,7 @@ const SHARED_PROCESSES = [
   ['api-errors', 'api-messages', 'api-parity', 'api-relations', 'input-strictness', 'migrations', 'outbox', 'retention',
     'signing'],
   ['fuzz', 'graphql', 'graphql-events', 'graphql-limits', 'graphql-subscriptions'],
-  ['memory', 'metrics', 'publish-outbox', 'ssrf', 'stats', 'tracing']
+  ['dashboard', 'memory', 'metrics', 'publish-outbox', 'ssrf', 'stats', 'tracing']
 ]
 // wall times at jobs=4 on 2 vCPUs, slowest first (shared-process-N: the Nth of SHARED_PROCESSES)
 const SLOWEST_FIRST = ['shared-process-2', 'shared-process-3', 'shared-process-4', 'shared-process-1', 'browser',
@@ -30,7 +30,7 @@ const SLOWEST_FIRST = ['shared-process-2', 'shared-process-3', 'shared-process-4
 rmSync('dist/test', { recursive: true, force: true }) // a deleted test must not run on from an old build
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.test.json', '--noCheck'],
   { stdio: 'inherit' })
-cpSync('lib/graphql/static', 'dist/lib/graphql/static', { recursive: true })
+for (const d of ['graphql', 'dashboard']) cpSync(`lib/${d}/static`, `dist/lib/${d}/static`, { recursive: true })
 // test/x.test.ts names its compiled file; with none named, all of them (tap would skip dist/: it is gitignored)
 const args = process.argv.slice(2).map(a => a.replace(/^(?:\.\/)?test\/(.+)\.ts$/, 'dist/test/$1.js'))
 if (!args.some(a => a.endsWith('.js'))) {

@@ -28,8 +28,9 @@ export interface QueueOverview {
     p99Ms: number | null
   }
   lastError: { at: string, status: number | null, error: string | null } | null
-  /** the last 60 minutes, oldest first: deliveries and failures in each */
-  perMinute: Array<{ minute: string, delivered: number, failed: number }>
+  /** the last 60 minutes, oldest first from `from` (a minute's start): deliveries and failures in each.
+   *  Two arrays rather than 60 objects: the live stream sends this every second for every queue */
+  perMinute: { from: string, delivered: number[], failed: number[] }
 }
 
 interface Row {
@@ -68,18 +69,21 @@ export async function queueOverview (db: Queryable): Promise<QueueOverview[]> {
   const first = now - (now % 60_000) - (MINUTES - 1) * 60_000
   return rows.map(r => {
     const latency = emptyBuckets()
-    const perMinute = Array.from({ length: MINUTES }, (_, i) =>
-      ({ minute: new Date(first + i * 60_000).toISOString(), delivered: 0, failed: 0 }))
+    const perMinute = {
+      from: new Date(first).toISOString(),
+      delivered: new Array<number>(MINUTES).fill(0),
+      failed: new Array<number>(MINUTES).fill(0)
+    }
     let delivered = 0
     let failed = 0
     for (const m of r.minutes ?? []) {
       delivered += m.delivered
       failed += m.failed
       m.latency.forEach((n, i) => { latency[i] = (latency[i] ?? 0) + n })
-      const slot = perMinute[Math.round((new Date(m.minute).getTime() - first) / 60_000)]
-      if (slot !== undefined) {
-        slot.delivered += m.delivered
-        slot.failed += m.failed
+      const slot = Math.round((new Date(m.minute).getTime() - first) / 60_000)
+      if (slot >= 0 && slot < MINUTES) {
+        perMinute.delivered[slot] = (perMinute.delivered[slot] ?? 0) + m.delivered
+        perMinute.failed[slot] = (perMinute.failed[slot] ?? 0) + m.failed
       }
     }
     const p50 = percentile(latency, 0.5)
