@@ -134,7 +134,7 @@ t.test('the dashboard: sign in, live counts, a failed message retried, pause, ro
   }
   const orders = await call('POST', '/queues', { name: 'orders', callbackUrl: `${target.url}/orders`, eventTypes: ['order.*'] })
   const flaky = await call('POST', '/queues', { name: 'flaky', callbackUrl: `${target.url}/flaky`, maxRetries: 0 })
-  for (let i = 0; i < 3; i++) await call('POST', '/messages', { queueId: orders.id, body: { n: i } })
+  for (let i = 0; i < 3; i++) await call('POST', '/messages', { queueId: orders.id, body: { n: i }, idempotencyKey: `order-${i}` })
   const failing = await call('POST', '/messages', {
     queueId: flaky.id, body: { order: 42, items: ['a', 'b'] }, headers: { authorization: 'Bearer very-private-token' }
   })
@@ -205,8 +205,22 @@ t.test('the dashboard: sign in, live counts, a failed message retried, pause, ro
   t.match(await timeline.innerText(), /Attempt 2[^]*HTTP 200/, 'the second attempt succeeded')
   await shot('message-retried.png')
 
-  // pause a queue: its backlog grows while the other flows
+  // the other buttons of the flaky queue: nothing failed is left to redrive
+  await page.getByRole('link', { name: `#${flaky.id}` }).click()
+  await page.getByRole('button', { name: 'Redrive failed messages' }).click()
+  await page.getByText('0 failed messages queued again.').waitFor({ timeout: 20_000 })
+
+  // a message found by its idempotency key; a replay of the last hour: the event was delivered, so none
   await page.goto(`${server.url}/dashboard#/queues/${orders.id}`)
+  await page.getByLabel('Search').fill('order-1')
+  await page.getByLabel('Search').press('Enter')
+  await page.getByText('1–1 of 1').waitFor({ timeout: 20_000 })
+  t.equal(await page.locator('tbody tr').count(), 1, 'one message has that key')
+  await page.getByLabel('Since (local time)').fill(new Date(Date.now() - 3_600_000 - new Date().getTimezoneOffset() * 60_000).toISOString().slice(0, 19))
+  await page.getByRole('button', { name: 'Replay', exact: true }).click()
+  await page.getByText('Replay: 0 event(s) sent again.').waitFor({ timeout: 20_000 })
+
+  // pause a queue: its backlog grows while the other flows
   await page.getByRole('button', { name: 'Pause' }).click()
   await page.getByRole('button', { name: 'Resume' }).waitFor({ timeout: 20_000 })
   const before = target.requests.length
