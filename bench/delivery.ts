@@ -52,6 +52,8 @@
 //   BENCH_TIMEOUT_MS      global deadline; past it the server is killed, the db dropped, exit 1 (default 600000)
 //   HOOKPOST_*            passed through to the server (HOOKPOST_BATCH_SIZE, HOOKPOST_DELIVERY_CONCURRENCY, ...)
 //   PLT_ADMIN_SECRET      passed through to the server; sent as X-PLATFORMATIC-ADMIN-SECRET when set
+//   BENCH_DASHBOARD       streams of the dashboard's live overview (GET /dashboard/api/overview/stream) held
+//                         open, and read, for the whole run: what an open dashboard costs delivery (default 0)
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { Pool } from 'undici'
@@ -93,6 +95,7 @@ const BACKLOGS = (process.env.BENCH_BACKLOGS ?? '').split(',').map(s => s.trim()
 if (BACKLOGS.some(n => !Number.isInteger(n) || n < 1 || n > 10_000_000)) throw new Error('BENCH_BACKLOGS: integers 1..10000000')
 const PHASES = new Set((process.env.BENCH_PHASES ?? `raw,pre,rest,lat${BACKLOGS.length > 0 ? ',scale' : ''}`)
   .split(',').map(s => s.trim()).filter(s => s !== ''))
+const DASHBOARDS = envInt('BENCH_DASHBOARD', 0, 0, 64)
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(s => s !== '')
 const ADMIN_SECRET = process.env.PLT_ADMIN_SECRET !== undefined && process.env.PLT_ADMIN_SECRET !== '' ? process.env.PLT_ADMIN_SECRET : undefined
 for (const p of PHASES) if (!['raw', 'pre', 'rest', 'lat', 'scale', 'ret', 'fan'].includes(p)) throw new Error(`BENCH_PHASES: unknown phase ${p}`)
@@ -667,6 +670,30 @@ async function createQueue (control: Pool, name: string, callbackUrl: string, mo
   return (JSON.parse(text) as { id: number }).id
 }
 
+/** BENCH_DASHBOARD streams of the live overview, each read to the end of the run; frames counted. */
+async function openDashboards (origin: string): Promise<void> {
+  if (DASHBOARDS === 0) return
+  const abort = new AbortController()
+  let frames = 0
+  for (let i = 0; i < DASHBOARDS; i++) {
+    const res = await fetch(`${origin}/dashboard/api/overview/stream`, { headers: apiHeaders(), signal: abort.signal })
+    if (res.status !== 200) throw new Error(`the overview stream answered ${res.status}`)
+    const reader = res.body!.getReader()
+    const read = async (): Promise<void> => {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) return
+        frames += Buffer.from(value).toString().split('event: overview').length - 1
+      }
+    }
+    read().catch(() => {})
+  }
+  onCleanup(async () => {
+    abort.abort()
+    process.stderr.write(`bench: ${DASHBOARDS} dashboard stream(s) read ${frames} overview frames\n`)
+  })
+}
+
 async function main (): Promise<void> {
   // lib/ may change while we run (others work in this tree): record what the server was started from
   const revision = gitRevision()
@@ -715,6 +742,7 @@ async function main (): Promise<void> {
     await control.close()
   }
   const ctx: Ctx = { db, databaseUrl, origin, receiverOrigin, queues, queueSets }
+  await openDashboards(origin)
   const background = await backgroundLoad()
   const settings = serverSettings()
   process.stderr.write(`bench: db ${dbName}, server ${origin} (pid ${serverPid()}), receiver ${receiverOrigin} (${receiver.mode}, pid ${receiver.pid}); N=${N}, warm-up ${WARMUP}\n`)
