@@ -31,7 +31,7 @@ export const errors = {
     'unsupported content type %s: send application/json', 415),
   // the dashboard's live streams (lib/http/overview-feed.ts) are capped per process
   HOOKPOST_ERR_TOO_MANY_STREAMS: createError('HOOKPOST_ERR_TOO_MANY_STREAMS',
-    '%s live streams are open: close one, or read GET /dashboard/api/overview instead', 503),
+    '%s live streams are open: close one, or read GET /dashboard/api/overview instead', 429),
   HOOKPOST_ERR_DATABASE_UNAVAILABLE: createError('HOOKPOST_ERR_DATABASE_UNAVAILABLE',
     'the database is unavailable: %s', 503),
   // PostgreSQL canceled the statement (statement_timeout) and rolled it back

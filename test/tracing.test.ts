@@ -108,6 +108,41 @@ t.test('without an endpoint: the context is passed on as given; a body\'s own wi
   t.same(bad.map(x => x.headers), [{}, {}, {}, {}], 'an invalid traceparent is ignored, as the spec asks')
   const got = await target.waitFor(6)
   t.equal(got.find(r => r.body === 'a')!.headers.traceparent, TRACEPARENT, 'passed on as given')
+
+  // attack round: 64 headers of the body's own plus the context would store 66, which no PUT takes back
+  const full = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`x-h${i}`, 'v']))
+  const c = await send({ traceparent: TRACEPARENT, tracestate: 'a=1' }, { body: 'c', headers: full })
+  t.equal(Object.keys(c.headers).length, 64, 'at the limit the context is dropped, not stored past it')
+  // what a PUT of it would check (a sent message is not editable: the schema is the point here)
+  const { checkHeaders } = await import('../lib/domain/headers.js')
+  t.doesNotThrow(() => checkHeaders(c.headers), 'and its headers are ones a PUT takes back')
+})
+
+t.test('a collector that refuses spans is logged (once a minute at most); one that hangs does not hold shutdown', async (t) => {
+  const { Writable } = await import('node:stream')
+  const { createServer } = await import('node:http')
+  const pino = (await import('pino')).default
+  const { startTracing, TRACE_SHUTDOWN_MS } = await import('../lib/delivery/tracing.js')
+  let logged = ''
+  const log = pino({ level: 'warn' }, new Writable({ write (chunk, _enc, cb) { logged += String(chunk); cb() } }))
+  const refusing = await receiver(t, (_r, res) => { res.statusCode = 500; res.end('no') })
+  // a fake attempt: what the span wraps does not matter here
+  const row: any = { id: 1, queueId: 1, headers: {}, eventType: null, eventId: null, queue: { callbackUrl: 'http://127.0.0.1:9/x', method: 'POST' } }
+  const ok = async () => ({ ok: true, status: 200, errorKind: null, error: null }) as any
+  const a = await startTracing({ url: `${refusing.url}/v1/traces`, headers: {}, serviceName: 's', exportDelayMs: 10 }, log)
+  for (let i = 0; i < 3; i++) await a.traced(ok)(row, 1, new AbortController().signal as any)
+  await eventually(async () => /the collector did not take spans/.test(logged))
+  await a.shutdown()
+  t.equal(logged.match(/the collector did not take spans/g)!.length, 1, 'said once, with the count')
+
+  // accepts the connection, never answers
+  const hung = createServer(() => {})
+  await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { hung.closeAllConnections(); hung.close() })
+  const b = await startTracing({ url: `http://127.0.0.1:${(hung.address() as any).port}/v1/traces`, headers: {}, serviceName: 's', exportDelayMs: 60_000 }, log)
+  await b.traced(ok)(row, 1, new AbortController().signal as any)
+  await b.shutdown()
+  t.match(logged, /the last spans were not exported in time/, `shutdown gave up after ${TRACE_SHUTDOWN_MS} ms and said so`)
 })
 
 t.test('OpenTelemetry is imported by lib/delivery/tracing.ts alone, and only dynamically', async (t) => {

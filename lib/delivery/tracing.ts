@@ -19,6 +19,12 @@ export interface Tracing {
 
 /** The trace headers, in whatever case a message stored them. */
 const TRACE_HEADERS = new Set(['traceparent', 'tracestate'])
+/** one export's time at most: a collector that hangs costs a batch, not the queue behind it */
+export const TRACE_EXPORT_TIMEOUT_MS = 5000
+/** shutdown's last export at most: SIGTERM is not held by a collector that does not answer */
+export const TRACE_SHUTDOWN_MS = 2000
+/** at most one warning this often about spans the collector did not take (their count is in it) */
+export const TRACE_WARN_EVERY_MS = 60_000
 
 export async function startTracing (cfg: NonNullable<Config['tracing']>, log: Logger): Promise<Tracing> {
   const [api, { W3CTraceContextPropagator }, sdk, { OTLPTraceExporter }, { resourceFromAttributes }] =
@@ -29,7 +35,28 @@ export async function startTracing (cfg: NonNullable<Config['tracing']>, log: Lo
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources')
   ])
-  const exporter = new OTLPTraceExporter({ url: cfg.url, headers: cfg.headers })
+  const otlp = new OTLPTraceExporter({ url: cfg.url, headers: cfg.headers, timeoutMillis: TRACE_EXPORT_TIMEOUT_MS })
+  // the exporter drops a batch its collector refuses or never answers, and says nothing: we say it,
+  // once a minute at most (an attack round: a collector down, hung or answering garbage left no trace)
+  let lost = 0
+  let warnedAt = 0
+  const exporter = {
+    export (spans: Parameters<typeof otlp.export>[0], done: Parameters<typeof otlp.export>[1]): void {
+      otlp.export(spans, (result) => {
+        if (result.code !== 0) {
+          lost += spans.length
+          if (Date.now() - warnedAt >= TRACE_WARN_EVERY_MS) {
+            warnedAt = Date.now()
+            log.warn({ lost, err: result.error?.message }, 'tracing: the collector did not take spans: dropped')
+            lost = 0
+          }
+        }
+        done(result)
+      })
+    },
+    shutdown: async () => await otlp.shutdown(),
+    forceFlush: async () => await otlp.forceFlush()
+  }
   const provider = new sdk.BasicTracerProvider({
     resource: resourceFromAttributes({ 'service.name': cfg.serviceName, 'service.version': VERSION }),
     spanProcessors: [new sdk.BatchSpanProcessor(exporter, { scheduledDelayMillis: cfg.exportDelayMs })]
@@ -85,5 +112,12 @@ export async function startTracing (cfg: NonNullable<Config['tracing']>, log: Lo
     }
   }
 
-  return { traced, shutdown: async () => { await provider.shutdown() } }
+  const shutdown = async (): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), TRACE_SHUTDOWN_MS) })
+    const ended = await Promise.race([provider.shutdown().then(() => 'done' as const, () => 'done' as const), late])
+    clearTimeout(timer)
+    if (ended === 'late') log.warn({ waitedMs: TRACE_SHUTDOWN_MS }, 'tracing: the last spans were not exported in time')
+  }
+  return { traced, shutdown }
 }

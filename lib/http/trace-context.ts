@@ -4,6 +4,7 @@
 // continues that trace: a span per attempt when tracing is on (lib/delivery/tracing.ts), else the
 // receiver gets the context as given. hookpost.enqueue takes them in its headers argument the same way.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { headersSchema } from '../domain/headers.js'
 
 // version 00 (and, as the spec asks of a receiver, later versions read as 00); neither id all zeros
 const TRACEPARENT = /^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/
@@ -30,7 +31,12 @@ export function traceContextAtEnqueue (app: FastifyInstance): void {
     const trace = traceHeaders(req)
     const body = req.body as { headers?: Record<string, string> } | null
     if (trace === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) return
-    const own = Object.keys(body.headers ?? {}).some(k => k.toLowerCase() === 'traceparent')
-    if (!own) body.headers = { ...body.headers, ...trace }
+    const names = Object.keys(body.headers ?? {})
+    if (names.some(k => k.toLowerCase() === 'traceparent')) return
+    // the stored headers stay within what a PUT accepts (an attack round: 64 headers plus these two made a
+    // message that could not be written back); past it the context is dropped, as the spec lets a hop do
+    const kept = names.filter(k => k.toLowerCase() !== 'tracestate')
+    if (kept.length + Object.keys(trace).length > headersSchema.maxProperties) return
+    body.headers = { ...Object.fromEntries(kept.map(k => [k, body.headers![k]!])), ...trace }
   })
 }

@@ -47,7 +47,15 @@ interface Row {
   last_error: { at: string, status: number | null, error: string | null } | null
 }
 
-export async function queueOverview (db: Queryable): Promise<QueueOverview[]> {
+/**
+ * Where a claimed message can be: its run_at is at most the longest lease ahead (the configured one, or
+ * the queue's timeout plus the slack: lib/delivery/lease.ts), so counting claims reads that window of
+ * the queue's due index, not every message scheduled for later (an attack round: 600,000 scheduled
+ * messages made the count read them all, 210 ms, every second).
+ */
+export interface ClaimWindow { leaseMs: number, slackMs: number }
+
+export async function queueOverview (db: Queryable, claims: ClaimWindow): Promise<QueueOverview[]> {
   const { rows } = await read<Row>(db, `SELECT q.id, q.name, q.paused, q.disabled, q.circuit_state,
       coalesce(q.held_until > now(), false) AS held,
       (SELECT count(*) FROM (SELECT 1 FROM hookpost.messages m WHERE m.queue_id = q.id AND m.sent_at IS NULL
@@ -55,8 +63,9 @@ export async function queueOverview (db: Queryable): Promise<QueueOverview[]> {
       (SELECT count(*) FROM (SELECT 1 FROM hookpost.messages m WHERE m.queue_id = q.id AND m.sent_at IS NULL
         AND NOT m.failed AND m.run_at <= now() LIMIT $1) x)::integer AS due,
       (SELECT count(*) FROM (SELECT 1 FROM hookpost.messages m WHERE m.queue_id = q.id AND m.sent_at IS NULL
-        AND NOT m.failed AND m.run_at > now() AND m.run_at < 'infinity' AND m.locked_by IS NOT NULL
-        LIMIT $1) x)::integer AS claimed,
+        AND NOT m.failed AND m.run_at > now()
+        AND m.run_at <= now() + greatest($3::integer, q.timeout_ms + $4::integer) * interval '1 millisecond'
+        AND m.locked_by IS NOT NULL LIMIT $1) x)::integer AS claimed,
       (SELECT json_agg(json_build_object('minute', s.minute, 'delivered', s.delivered, 'failed', s.failed,
           'latency', s.latency) ORDER BY s.minute)
         FROM hookpost.queue_minutes s WHERE s.queue_id = q.id AND s.minute > now() - $2 * interval '1 minute')
@@ -64,7 +73,7 @@ export async function queueOverview (db: Queryable): Promise<QueueOverview[]> {
       (SELECT json_build_object('at', s.last_error_at, 'status', s.last_status, 'error', s.last_error)
         FROM hookpost.queue_minutes s WHERE s.queue_id = q.id AND s.last_error_at IS NOT NULL
         ORDER BY s.minute DESC LIMIT 1) AS last_error
-    FROM hookpost.queues q ORDER BY q.id`, [OVERVIEW_COUNT_CAP, MINUTES])
+    FROM hookpost.queues q ORDER BY q.id`, [OVERVIEW_COUNT_CAP, MINUTES, claims.leaseMs, claims.slackMs])
   const now = Date.now()
   const first = now - (now % 60_000) - (MINUTES - 1) * 60_000
   return rows.map(r => {

@@ -59,7 +59,8 @@ function signIn (err) {
   leave = () => {}
   generation++
   clearError()
-  const input = h('input', { id: 'secret', type: 'password', autocomplete: 'current-password', required: true })
+  // autocomplete off: a password manager would keep the secret beyond the tab, which the page promises not to
+  const input = h('input', { id: 'secret', type: 'password', autocomplete: 'off', required: true })
   const wrong = err.status === 403 && secret.get() !== null
   secret.clear()
   signOut.hidden = true

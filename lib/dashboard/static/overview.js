@@ -10,10 +10,11 @@ const COLUMNS = ['Queue', 'State', 'Backlog', 'Due', 'In flight', 'Delivered (1 
 /** Follows the overview stream; onQueues(list) each second. Returns stop(). */
 export function followOverview (ctx, status, onQueues) {
   return follow('/dashboard/api/overview/stream', (name, data) => {
-    if (name === 'overview') {
+    if (name === 'overview' || name === 'same') {
       fill(status, 'Live · updated ', h('time', {}, new Date().toLocaleTimeString()))
       ctx.clearError()
-      onQueues(data)
+      // same: nothing changed since the last overview
+      if (name === 'overview') onQueues(data)
     } else if (name === 'problem') {
       ctx.showError(new Error(data.message))
     }
