@@ -57,11 +57,7 @@ export interface ClaimWindow { leaseMs: number, slackMs: number }
 
 export async function queueOverview (db: Queryable, claims: ClaimWindow): Promise<QueueOverview[]> {
   const { rows } = await read<Row>(db, `SELECT q.id, q.name, q.paused, q.disabled, q.circuit_state,
-      coalesce(q.held_until > now(), false) AS held,
-      (SELECT count(*) FROM (SELECT 1 FROM hookpost.messages m WHERE m.queue_id = q.id AND m.sent_at IS NULL
-        AND NOT m.failed LIMIT $1) x)::integer AS pending,
-      (SELECT count(*) FROM (SELECT 1 FROM hookpost.messages m WHERE m.queue_id = q.id AND m.sent_at IS NULL
-        AND NOT m.failed AND m.run_at <= now() LIMIT $1) x)::integer AS due,
+      coalesce(q.held_until > now(), false) AS held, c.pending, c.due,
       (SELECT count(*) FROM (SELECT 1 FROM hookpost.messages m WHERE m.queue_id = q.id AND m.sent_at IS NULL
         AND NOT m.failed AND m.run_at > now()
         AND m.run_at <= now() + greatest($3::integer, q.timeout_ms + $4::integer) * interval '1 millisecond'
@@ -73,7 +69,14 @@ export async function queueOverview (db: Queryable, claims: ClaimWindow): Promis
       (SELECT json_build_object('at', s.last_error_at, 'status', s.last_status, 'error', s.last_error)
         FROM hookpost.queue_minutes s WHERE s.queue_id = q.id AND s.last_error_at IS NOT NULL
         ORDER BY s.minute DESC LIMIT 1) AS last_error
-    FROM hookpost.queues q ORDER BY q.id`, [OVERVIEW_COUNT_CAP, MINUTES, claims.leaseMs, claims.slackMs])
+    FROM hookpost.queues q
+    -- pending and due in one walk of the queue's due index, in due order, so the due rows come first and
+    -- are all counted when the pending ones reach the cap (two walks cost the database a tenth of its
+    -- time while a dashboard watched a 100,000 backlog drain)
+    CROSS JOIN LATERAL (SELECT count(*)::integer AS pending, (count(*) FILTER (WHERE x.run_at <= now()))::integer AS due
+      FROM (SELECT m.run_at FROM hookpost.messages m WHERE m.queue_id = q.id AND m.sent_at IS NULL AND NOT m.failed
+        ORDER BY m.run_at LIMIT $1) x) c
+    ORDER BY q.id`, [OVERVIEW_COUNT_CAP, MINUTES, claims.leaseMs, claims.slackMs])
   const now = Date.now()
   const first = now - (now % 60_000) - (MINUTES - 1) * 60_000
   return rows.map(r => {
