@@ -54,6 +54,7 @@ t.test('the pages: no secret needed, no data in them, a strict policy, small, no
   t.notMatch(page.body, /https?:\/\//, 'the page names no other origin')
   // every file the page loads, directly or by import, is served
   const files = dashboardFiles()
+  for (const [, linked] of page.body.matchAll(/"\/dashboard\/assets\/([\w.-]+)"/g)) t.ok(files.has(linked!), `index.html links ${linked}`)
   for (const name of files.keys()) {
     if (name === 'index.html') continue
     const res = await app.inject({ url: `/dashboard/assets/${name}` })
@@ -172,6 +173,30 @@ t.test('the feed: one read serves every stream, none runs without one, a failed 
   feed.close()
   t.ok(c.destroyed, 'close() cuts the streams')
   t.equal(feed.subscribe(new Socket()), null, 'and takes no new one')
+})
+
+t.test('a stream opened just after the last one closed gets its overview at once, not a tick later', async (t) => {
+  const { testDatabase, testPool } = await import('./helpers.js')
+  const pool = testPool(t, await testDatabase(t))
+  // a tick far away: only the first frame sent on subscribing can pass this test
+  const feed = new OverviewFeed(pool, silentLog, { leaseMs: 60_000, everyMs: 60_000 })
+  t.teardown(() => feed.close())
+  const overviewIn = (s: NodeJS.ReadableStream) => {
+    let text = ''
+    s.on('data', (d: Buffer) => { text += d.toString() })
+    return () => text.includes('event: overview')
+  }
+  const a = feed.subscribe(new Socket())!
+  const gotA = overviewIn(a)
+  await eventually(async () => gotA(), 5000)
+  a.destroy()
+  await eventually(async () => feed.open === 0)
+  // not read yet, as a response whose piping has not begun: its retry line is still buffered
+  const b = feed.subscribe(new Socket())!
+  await new Promise(resolve => setImmediate(resolve))
+  const got = overviewIn(b)
+  await eventually(async () => got(), 5000)
+  t.pass('the new stream has its overview')
 })
 
 t.test('crons with their next five ticks, paged, under the secret', async (t) => {

@@ -17,7 +17,8 @@ export const MAX_OVERVIEW_STREAMS = 64
 /** a stream whose client has not taken a frame for this many ticks is cut: it is not reading */
 export const MAX_BEHIND_TICKS = 30
 
-interface Stream { out: PassThrough, socket: Socket, behind: number }
+/** fresh: no overview sent yet (its first frame is sent whatever is still buffered: the retry line) */
+interface Stream { out: PassThrough, socket: Socket, behind: number, fresh: boolean }
 
 export interface OverviewFeedOptions {
   /** the configured lease (config.hooks.leaseMs): bounds where claimed messages can be (store/overview.ts) */
@@ -65,12 +66,15 @@ export class OverviewFeed {
   /** A new stream on this socket, or null when MAX_OVERVIEW_STREAMS are open. Its first event comes at once. */
   subscribe (socket: Socket): PassThrough | null {
     if (this.#closed || this.#streams.size >= MAX_OVERVIEW_STREAMS) return null
-    const stream: Stream = { out: new PassThrough(), socket, behind: 0 }
+    const stream: Stream = { out: new PassThrough(), socket, behind: 0, fresh: true }
     this.#streams.add(stream)
     stream.out.once('close', () => this.#drop(stream))
     // a retry hint for EventSource-style clients; the dashboard reconnects on its own
     stream.out.write(`retry: ${this.#everyMs * 2}\n\n`)
-    if (this.#lastFrame !== undefined) stream.out.write(this.#lastFrame)
+    if (this.#lastFrame !== undefined) {
+      stream.out.write(this.#lastFrame)
+      stream.fresh = false
+    }
     // #tick catches its own errors: these catches only keep a promise from floating
     this.#timer ??= setInterval(() => { this.#tick().catch(() => {}) }, this.#everyMs).unref()
     if (this.#lastFrame === undefined) this.#tick().catch(() => {})
@@ -123,8 +127,13 @@ export class OverviewFeed {
     }
     for (const s of this.#streams) {
       // a client that reads slowly gets the next frame it has room for, so each stream holds at most
-      // one unsent frame; one that reads nothing for MAX_BEHIND_TICKS is cut
-      if (s.out.readableLength === 0) {
+      // one unsent frame; one that reads nothing for MAX_BEHIND_TICKS is cut. A new stream's first frame
+      // goes whatever it holds: its response may not be flowing yet (an attack-round fix had first
+      // overviews wait a second after the last dashboard closed)
+      if (s.fresh) {
+        s.fresh = false
+        s.out.write(frame === SAME ? this.#lastFrame! : frame)
+      } else if (s.out.readableLength === 0) {
         const skipped = s.behind > 0
         s.behind = 0
         // after a skipped frame the client may lack the latest overview: never tell it "same" then
