@@ -283,7 +283,11 @@ t.test('the dashboard: sign in, live counts, a failed message retried, pause, ro
   // hookpost's own operational events are listed too: the type filter finds the one published here
   await page.getByLabel('Type').fill('order.created')
   await page.getByLabel('Type').press('Enter')
-  await page.getByRole('cell', { name: 'order.created' }).waitFor({ timeout: 20_000 })
+  // the filtered list replaces the whole one (which has order.created too): wait until every row is of the type
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('tbody tr')]
+    return rows.length > 0 && rows.every(r => r.querySelector('td[data-label="Type"]')?.textContent === 'order.created')
+  }, null, { timeout: 20_000 })
   t.equal(await page.locator('tbody tr').count(), 1, 'one event of that type')
   await page.locator('tbody tr').getByRole('link').click()
   await page.getByRole('heading', { name: /order\.created/ }).waitFor({ timeout: 20_000 })
