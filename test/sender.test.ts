@@ -76,6 +76,18 @@ t.test('an error status: not ok, the first 4 KB of the body and Retry-After kept
   t.equal(again.status, 429, 'the rest of the body was read: the connection is reusable')
 })
 
+t.test('Retry-After sent twice is kept as both values; an informational 103 before the answer is not the answer', async (t) => {
+  const target = await receiver(t, (_r, res) => {
+    res.writeEarlyHints({ link: '</style.css>; rel=preload' })
+    res.statusCode = 503
+    res.setHeader('Retry-After', ['7', '9'])
+    res.end('busy')
+  })
+  const d = createDispatcher(DEVELOPMENT_POLICY)
+  t.teardown(async () => await d.close())
+  t.match(await send(d, call(target.url)), { ok: false, status: 503, retryAfter: ['7', '9'], responseBody: 'busy' })
+})
+
 t.test('a redirect is a failure, never followed', async (t) => {
   const target = await receiver(t, (_r, res) => {
     res.statusCode = 302

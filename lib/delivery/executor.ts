@@ -60,28 +60,35 @@ export class Executor {
   }
 
   run (row: ClaimedRow): void {
-    const call: Call = { deadline: this.o.clock.now() + row.queue.timeoutMs, reason: undefined, abort: undefined }
+    const startedMs = this.o.clock.now()
+    const call: Call = { deadline: startedMs + row.queue.timeoutMs, reason: undefined, abort: undefined }
     this.calls.add(call)
     const attempt = row.attempts + 1
-    const started = new Date(this.o.clock.now())
-    // send() resolves with a failed Result rather than throwing; a throw is recorded as one all the same
-    this.o.send(row, attempt, call).catch((err: Error): Result => ({
-      ok: false,
-      status: null,
-      errorKind: 'network',
-      error: String(err?.message ?? err),
-      responseBody: null,
-      retryAfter: undefined,
-      startedAt: started,
-      durationMs: this.o.clock.now() - started.getTime()
-    })).then((result) => {
-      this.calls.delete(call)
+    // send() resolves with a failed Result rather than throwing; a throw is recorded as one all the same.
+    // One then() with both callbacks: a chain of catch().then() costs a promise and a closure per link
+    this.o.send(row, attempt, call).then(
+      (result) => this.done(row, attempt, result, call),
+      (err: Error) => this.done(row, attempt, {
+        ok: false,
+        status: null,
+        errorKind: 'network',
+        error: String(err?.message ?? err),
+        responseBody: null,
+        retryAfter: undefined,
+        startedAt: new Date(startedMs),
+        durationMs: this.o.clock.now() - startedMs
+      }, call))
+  }
+
+  private done (row: ClaimedRow, attempt: number, result: Result, call: Call): void {
+    this.calls.delete(call)
+    try {
       this.o.onDone(row, attempt, result, call)
-    }).catch((err: unknown) => {
-      // only a throwing onDone lands here, a bug: thrown again outside the promise, it stays as loud as
-      // the unhandled rejection it used to be
+    } catch (err) {
+      // only a bug lands here: thrown again outside the promise, it stays as loud as the unhandled
+      // rejection it used to be
       queueMicrotask(() => { throw err })
-    })
+    }
   }
 
   /** Cut short every call past its deadline, with the TimeoutError the attempt log records. */

@@ -1,9 +1,9 @@
 // The HTTP call: one shared undici Agent, explicit timeouts, the response always consumed.
-import type { errors } from '../errors.js'
+import { errors } from '../errors.js'
 import { Agent, type Dispatcher } from 'undici'
 import { mergeHeaders } from '../domain/headers.js'
 import { signatureHeaders } from '../domain/signing.js'
-import { guardedLookup, refuseBlockedLiterals } from '../domain/ssrf-guard.js'
+import { blockedLiteral, guardedLookup } from '../domain/ssrf-guard.js'
 import type { TargetPolicy } from '../domain/ssrf.js'
 import { VERSION } from '../version.js'
 
@@ -42,18 +42,39 @@ export interface Result {
   durationMs: number
 }
 
+/**
+ * The Agent every delivery goes through. It refuses an IP-literal origin the SSRF policy blocks before
+ * dispatching (node connects to a literal without the lookup that guards names). A subclass rather than
+ * agent.compose(interceptor): compose puts a Proxy and a handler adapter on every call.
+ */
+class DeliveryAgent extends Agent {
+  private readonly refused: (origin: string) => string | null
+
+  constructor (targets: TargetPolicy) {
+    super({
+      // connections are reused across messages to the same origin; idle ones close after 10 s
+      keepAliveTimeout: 10_000,
+      keepAliveMaxTimeout: 60_000,
+      // every address a host name resolves to is checked as the socket connects, so a name that passed
+      // at save time and now points inside (DNS rebinding) is still refused
+      connect: { timeout: 10_000, lookup: guardedLookup(targets) },
+      // redirects are a failure, never followed: a webhook target that moves must be updated
+      maxRedirections: 0
+    } as Agent.Options)
+    this.refused = blockedLiteral(targets)
+  }
+
+  override dispatch (opts: Agent.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const reason = this.refused(String(opts.origin ?? ''))
+    // thrown before any socket is opened; send() records it as a 'blocked' attempt
+    if (reason !== null) throw new errors.HOOKPOST_ERR_BLOCKED_TARGET('callbackUrl', reason)
+    return super.dispatch(opts, handler)
+  }
+}
+
 /** targets: the SSRF policy (config.hooks); without one, private networks are allowed as in development */
 export function createDispatcher (targets: TargetPolicy): Dispatcher {
-  return new Agent({
-    // connections are reused across messages to the same origin; idle ones close after 10 s
-    keepAliveTimeout: 10_000,
-    keepAliveMaxTimeout: 60_000,
-    // every address a host name resolves to is checked as the socket connects, so a name that passed
-    // at save time and now points inside (DNS rebinding) is still refused
-    connect: { timeout: 10_000, lookup: guardedLookup(targets) },
-    // redirects are a failure, never followed: a webhook target that moves must be updated
-    maxRedirections: 0
-  } as Agent.Options).compose(refuseBlockedLiterals(targets))
+  return new DeliveryAgent(targets)
 }
 
 /** Headers for one attempt: queue, then message, then ours (which nothing stored can override). */
@@ -83,6 +104,7 @@ export function requestHeaders (c: Call): Record<string, string> {
 
 // a catalogue key (lib/errors.ts) is its code; thrown by the connector, it may arrive as the cause
 const BLOCKED: keyof typeof errors = 'HOOKPOST_ERR_BLOCKED_TARGET'
+const RETRY_AFTER = 'retry-after'
 
 function classify (err: unknown): { kind: ErrorKind, message: string } {
   const e = err as { code?: string, name?: string, message?: string, cause?: { code?: string } }
@@ -119,8 +141,6 @@ function target (url: string): { origin: string, path: string } {
   return t
 }
 
-interface Answer { statusCode: number, retryAfter: string | string[] | undefined, body: string }
-
 /**
  * How the caller cuts a call short (the executor's deadline sweep, shutdown): it sets `reason` and calls
  * `abort` if the request has started. A plain object, not an AbortController: a controller, its
@@ -138,47 +158,78 @@ export function cutShort (c: Cut, reason: Error): void {
 }
 
 /**
- * One request through dispatch() with a handler of our own: the status, Retry-After and the first
+ * One request's answer, as undici hands it over: the status, Retry-After and the first
  * RESPONSE_SNIPPET_BYTES of the body are all we keep, so no response stream is built; the rest of the
  * body is read and dropped, which keeps the connection reusable.
+ *
+ * It implements undici 7's own handler methods (onConnect, onHeaders, ...), which its Client calls
+ * directly. A handler of the newer controller API (onRequestStart, ...) is adapted to these on every
+ * request: a wrapper and a controller allocated, and every response header turned into a string.
  */
-async function call (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, cut: Cut | undefined): Promise<Answer> {
-  return await new Promise<Answer>((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    let statusCode = 0
-    let retryAfter: string | string[] | undefined
-    dispatcher.dispatch(opts, {
-      onRequestStart (controller) {
-        if (cut === undefined) return
-        if (cut.reason !== undefined) return controller.abort(cut.reason)
-        cut.abort = (reason) => controller.abort(reason)
-      },
-      onResponseStart (_controller, status, headers) {
-        statusCode = status
-        retryAfter = headers['retry-after']
-      },
-      onResponseData (_controller, chunk) {
-        if (size < RESPONSE_SNIPPET_BYTES) {
-          chunks.push(chunk)
-          size += chunk.length
-        }
-      },
-      onResponseEnd () {
-        if (cut !== undefined) cut.abort = undefined
-        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
-        resolve({
-          statusCode,
-          retryAfter,
-          body: body.toString('utf8', 0, Math.min(body.length, RESPONSE_SNIPPET_BYTES))
-        })
-      },
-      onResponseError (_controller, err) {
-        if (cut !== undefined) cut.abort = undefined
-        reject(err)
-      }
-    })
-  })
+class Exchange implements Dispatcher.DispatchHandler {
+  statusCode = 0
+  retryAfter: string | string[] | undefined = undefined
+  private first: Buffer | undefined = undefined
+  private more: Buffer[] | undefined = undefined
+  private size = 0
+
+  constructor (
+    private readonly cut: Cut | undefined,
+    private readonly resolve: (answer: Exchange) => void,
+    private readonly reject: (err: Error) => void
+  ) {}
+
+  onConnect (abort: (err?: Error) => void): void {
+    const cut = this.cut
+    if (cut === undefined) return
+    if (cut.reason !== undefined) return abort(cut.reason)
+    cut.abort = abort
+  }
+
+  onHeaders (statusCode: number, headers: Buffer[]): boolean {
+    // a 1xx comes first, then the final answer: each replaces what the last one said
+    this.statusCode = statusCode
+    this.retryAfter = undefined
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!
+      if (name.length !== RETRY_AFTER.length || name.toString('latin1').toLowerCase() !== RETRY_AFTER) continue
+      const value = headers[i + 1]!.toString('latin1')
+      const was: string | string[] | undefined = this.retryAfter
+      this.retryAfter = was === undefined ? value : Array.isArray(was) ? [...was, value] : [was, value]
+    }
+    return true
+  }
+
+  onData (chunk: Buffer): boolean {
+    if (this.size < RESPONSE_SNIPPET_BYTES) {
+      if (this.first === undefined) this.first = chunk
+      else (this.more ??= [this.first]).push(chunk)
+      this.size += chunk.length
+    }
+    return true
+  }
+
+  onComplete (): void {
+    if (this.cut !== undefined) this.cut.abort = undefined
+    this.resolve(this)
+  }
+
+  onError (err: Error): void {
+    if (this.cut !== undefined) this.cut.abort = undefined
+    this.reject(err)
+  }
+
+  /** the first RESPONSE_SNIPPET_BYTES of the body, as text */
+  get body (): string {
+    const body = this.more !== undefined ? Buffer.concat(this.more) : this.first
+    return body === undefined ? '' : body.toString('utf8', 0, Math.min(body.length, RESPONSE_SNIPPET_BYTES))
+  }
+}
+
+async function call (dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, cut: Cut | undefined):
+Promise<Exchange> {
+  // a dispatch that throws (a blocked origin) rejects the promise
+  return await new Promise<Exchange>((resolve, reject) => dispatcher.dispatch(opts, new Exchange(cut, resolve, reject)))
 }
 
 /**

@@ -73,6 +73,8 @@ export class Worker extends Loop<WorkerEvents> {
   private readonly executor: Executor
   private readonly completer: Completer
   private readonly releases = new Set<Promise<void>>()
+  // rows whose lease ran out while they waited (producer.next), reused: dispatch runs once per call
+  private readonly expired: ClaimedRow[] = []
   private idle: (() => void) | undefined
   // when the plain claim is next wanted (epoch ms): a pass woken for a limited queue skips it till then,
   // unless something asked for it since the last one began (a NOTIFY, a finished call, a written outcome)
@@ -175,14 +177,14 @@ export class Worker extends Loop<WorkerEvents> {
       this.giveBackWaiting()
       return
     }
-    const expired: ClaimedRow[] = []
+    const expired = this.expired
     const now = this.clock.now()
     while (!this.executor.full && !this.stopping) {
       const row = this.producer.next(now, expired)
       if (row === undefined) break
       this.executor.run(row)
     }
-    this.release(expired)
+    if (expired.length > 0) this.release(expired.splice(0))
   }
 
   private sent (row: ClaimedRow, attempt: number, result: Result, cut: Cut): void {

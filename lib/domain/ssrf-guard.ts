@@ -3,7 +3,6 @@
 // a rebinding attack).
 import { promises as dns, type LookupAddress, type LookupOptions } from 'node:dns'
 import { isIP, type LookupFunction } from 'node:net'
-import type { Dispatcher } from 'undici'
 import { errors } from '../errors.js'
 import { checkAddress, checkUrl, hostToResolve, type TargetPolicy } from './ssrf.js'
 
@@ -77,15 +76,14 @@ export function guardedLookup (policy: TargetPolicy, resolve: ResolveAll = resol
 }
 
 /**
- * Node connects to an IP-literal host without calling lookup, so guardedLookup never sees it: this
- * undici interceptor checks the origin before the request is dispatched.
+ * Node connects to an IP-literal host without calling lookup, so guardedLookup never sees it: the
+ * origin is checked before the request is dispatched. Returns why an origin is refused, or null.
  */
-export function refuseBlockedLiterals (policy: TargetPolicy): Dispatcher.DispatcherComposeInterceptor {
+export function blockedLiteral (policy: TargetPolicy): (origin: string) => string | null {
   // the verdict on an origin never changes for a given policy: decide once, not per call (the check
   // builds SocketAddress objects, which cost more than the rest of the request)
   const verdicts = new Map<string, string | null>()
-  return (dispatch) => (opts, handler) => {
-    const origin = String(opts.origin ?? '')
+  return (origin) => {
     let reason = verdicts.get(origin)
     if (reason === undefined) {
       // only literals: a name, localhost included, is left to guardedLookup and what DNS says now
@@ -94,8 +92,6 @@ export function refuseBlockedLiterals (policy: TargetPolicy): Dispatcher.Dispatc
       if (verdicts.size >= 10_000) verdicts.clear()
       verdicts.set(origin, reason)
     }
-    // thrown, undici's request() rejects with it: no socket is opened
-    if (reason !== null) throw new errors.HOOKPOST_ERR_BLOCKED_TARGET('callbackUrl', reason)
-    return dispatch(opts, handler)
+    return reason
   }
 }
