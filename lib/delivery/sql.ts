@@ -140,12 +140,26 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
   // of the skipped queues (see SKIP_RECENT_MARGIN_MS in producer.ts); its own statement, so that the
   // bound is always an index condition
   const recent = recentMs !== undefined
+  // A skipping claim over every due row walks past all of the skipped queues' rows before it can say
+  // that nothing else is due: with one saturated queue and a backlog of 100,000, 60-330 ms every
+  // pollMs, while its calls ran dry (bench/probe-worker.ts, PROBE_TRACE). So it first asks, one index
+  // probe per queue (messages_queue_due_idx), whether any other queue has a row due, and walks only
+  // then: a one-time filter, evaluated once before the walk. A queue whose due rows are all in the
+  // limited lane answers yes too, and the walk then finds what it finds today.
+  const skipping = skipQueues.length > 0 && !recent
   return {
-    name: recent ? 'hookpost_claim_recent' : 'hookpost_claim',
+    name: recent ? 'hookpost_claim_recent' : skipping ? 'hookpost_claim_skipping' : 'hookpost_claim',
     text: `WITH due AS (
         SELECT id, queue_id, run_at, order_key, ${CLAIM_SIZE_SQL} AS size FROM hookpost.messages
         WHERE sent_at IS NULL AND NOT failed AND NOT limited AND run_at <= now() AND queue_id <> ALL($4::bigint[])
           ${recent ? "AND run_at > now() - $7::integer * interval '1 millisecond'" : ''}
+          ${skipping
+            // (LIMIT 1 keeps it a probe per queue: as a semi-join, it was planned as a merge over every
+            // due row of the index, the skipped queues' included)
+            ? `AND EXISTS (SELECT 1 FROM hookpost.queues q CROSS JOIN LATERAL (
+              SELECT 1 FROM hookpost.messages o WHERE o.queue_id = q.id AND o.sent_at IS NULL AND NOT o.failed
+                AND o.run_at <= now() LIMIT 1) o WHERE q.id <> ALL($4::bigint[]))`
+            : ''}
         ORDER BY run_at
         LIMIT $1
         FOR UPDATE SKIP LOCKED
@@ -231,28 +245,20 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
   }
 }
 
-/** The rows of a claim to send (not the parked ones), each with its queue's settings and its due time as a Date. */
+/**
+ * The rows of a claim to send (not the parked ones), each with its queue's settings and its due time as
+ * a Date. The rows pg built are completed in place, not copied: this runs for every message.
+ */
 export function claimedRows (all: ClaimResultRow[]): ClaimedRow[] {
   const queues = new Map<number, QueueTarget>()
   for (const r of all) if (r.queue !== null) queues.set(r.queueId, r.queue)
   const rows = all.some(r => r.parked) ? all.filter(r => !r.parked) : all
-  return rows.map(r => ({
-    slot: r.slot,
-    ordered: r.ordered,
-    id: r.id,
-    queueId: r.queueId,
-    body: r.body,
-    headers: r.headers,
-    retries: r.retries,
-    attempts: r.attempts,
-    idempotencyKey: r.idempotencyKey,
-    eventId: r.eventId,
-    eventType: r.eventType,
-    when: new Date(r.whenMs),
-    claimToken: r.claimToken,
-    size: r.size,
-    queue: r.queue ?? queues.get(r.queueId)!
-  }))
+  for (const r of rows) {
+    const row = r as ClaimResultRow & { when: Date }
+    row.when = new Date(r.whenMs)
+    row.queue ??= queues.get(r.queueId)!
+  }
+  return rows as unknown as ClaimedRow[]
 }
 
 /** What claimLimited tells of each limited queue it was asked about, besides its rows. */

@@ -67,7 +67,10 @@ export function pruneStats (): Statement {
 }
 
 export class StatsRecorder {
-  private pending = new Map<string, Minute>()
+  // the minutes counted since the last flush, and each queue's latest of them: looked up by queue id on
+  // every call, not by a "queue:minute" string built for each
+  private pending: Minute[] = []
+  private latest = new Map<number, Minute>()
   private prunedAt = Number.NEGATIVE_INFINITY
   private cancel: (() => void) | undefined
   private flushing: Promise<void> = Promise.resolve()
@@ -80,12 +83,13 @@ export class StatsRecorder {
   record (e: DeliveryEvent): void {
     const now = this.clock.now()
     const minute = now - (now % MINUTE_MS)
-    const key = `${e.queueId}:${minute}`
-    let m = this.pending.get(key)
-    if (m === undefined) {
+    let m = this.latest.get(e.queueId)
+    // a clock set back counts in the latest minute: one statement must not add to a minute twice
+    if (m === undefined || m.minute < minute) {
       const none = { errorAt: null, status: null, error: null }
       m = { queueId: e.queueId, minute, delivered: 0, failed: 0, latency: emptyBuckets(), ...none }
-      this.pending.set(key, m)
+      this.pending.push(m)
+      this.latest.set(e.queueId, m)
     }
     if (e.result.ok) {
       m.delivered++
@@ -117,9 +121,10 @@ export class StatsRecorder {
         this.prunedAt = this.clock.now()
         await this.pool.query(pruneStats()).catch((err: Error) => this.log.warn({ err }, 'pruning statistics failed'))
       }
-      if (this.pending.size === 0) return
-      const rows = [...this.pending.values()]
-      this.pending = new Map()
+      if (this.pending.length === 0) return
+      const rows = this.pending
+      this.pending = []
+      this.latest = new Map()
       try {
         await this.pool.query(addStats(rows))
       } catch (err) {
