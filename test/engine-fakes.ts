@@ -83,6 +83,8 @@ export class FakeClaims implements Claims {
   dead: (c: Completion) => boolean = () => false
   failComplete = 0
   failRelease = 0
+  /** while set, every complete waits for it: a database slow to record */
+  completeGate: Promise<void> | undefined
 
   readonly claim = async (req: ClaimRequest): Promise<{ rows: ClaimedRow[], seen: number, limited: number[] }> => {
     this.requests.push(req)
@@ -110,6 +112,7 @@ export class FakeClaims implements Claims {
   disabled = new Set<number>()
 
   readonly complete: Complete = async (batch) => {
+    if (this.completeGate !== undefined) await this.completeGate
     if (this.failComplete > 0) {
       this.failComplete--
       throw new Error('database away')

@@ -53,6 +53,38 @@ t.test('claims, sends within the limits, records the outcomes in one statement',
   t.equal((await flushed)[0].length, 2, 'the two outcomes in one batch')
 })
 
+t.test('calls that outrun the recording of their outcomes stop the claims until a batch is written', async (t) => {
+  const { clock, db, http, worker } = setup(t, { concurrency: 50, queueConcurrency: 50, batchSize: 50, unrecordedMax: 100 })
+  let open: () => void = () => {}
+  db.completeGate = new Promise<void>(resolve => { open = resolve })
+  db.due = Array.from({ length: 1000 }, () => row(1))
+  worker.start()
+  // every call answered at once, the clock moved past the flush delay, until nothing more moves
+  const churn = async (rounds: number): Promise<void> => {
+    for (let i = 0; i < rounds; i++) {
+      await settle()
+      http.answerAll(ok())
+      await settle()
+      clock.advance(50)
+    }
+  }
+  await churn(30)
+  const claims = db.requests.length
+  const left = db.due.length
+  t.ok(left > 0 && left < 1000, `claims stopped with ${left} of 1000 rows left (a backlog of 1,000,000 piled up ` +
+    '250,000 outcomes in memory)')
+  t.ok(worker.waitingOutcomes >= 100, `${worker.waitingOutcomes} outcomes wait to be written`)
+  await churn(10)
+  t.equal(db.requests.length, claims, 'no claim while they wait')
+  const sent = http.calls.length
+  t.equal(sent, 0, 'every claimed row was still sent')
+  open()
+  db.completeGate = undefined
+  await churn(80)
+  t.equal(db.due.length, 0, 'claims went on once the outcomes were written')
+  t.equal(db.completed.flat().length, 1000, 'every outcome written')
+})
+
 t.test('a short claim sleeps until the next row is due, and a NOTIFY wakes it', async (t) => {
   const { clock, db, worker } = setup(t)
   db.nextDueAt = new Date(clock.now() + 700)

@@ -36,6 +36,12 @@ export type Complete = (batch: Completion[]) => Promise<Recorded>
 export const GONE = 410
 
 const FLUSH_EAGER = 200
+/**
+ * Outcomes waiting to be written beyond which the worker claims no more (backpressure): calls can
+ * outrun the statements that record them (a backlog of 1,000,000: 250,000 outcomes waited in memory,
+ * each message's lease running). Four full statements: under a second of writing.
+ */
+export const UNRECORDED_MAX = 2000
 // the calls a queue got in its last whole second, kept for this many queues at most (then forgotten)
 const RATE_METER_QUEUES = 10_000
 const FLUSH_MAX = 500

@@ -3,7 +3,9 @@
 // the claims (database.ts), the send (sender.ts) and the clock, so its policy is tested with fakes.
 import type { Logger } from 'pino'
 import { systemClock, type Clock } from './clock.js'
-import { Completer, GONE, type CircuitTurn, type DeadLetter, type DisabledQueue, type Recorded } from './completer.js'
+import {
+  Completer, GONE, UNRECORDED_MAX, type CircuitTurn, type DeadLetter, type DisabledQueue, type Recorded
+} from './completer.js'
 import type { Claims } from './database.js'
 import { Executor, type Send } from './executor.js'
 import { Loop } from './loop.js'
@@ -24,6 +26,8 @@ export interface WorkerOptions extends ProducerOptions {
   clock?: Clock
   /** the backoff's random source; tests pin it */
   random?: () => number
+  /** outcomes waiting to be written beyond which nothing more is claimed (UNRECORDED_MAX; tests lower it) */
+  unrecordedMax?: number
 }
 
 /** One finished call, as the metrics and the tests see it. */
@@ -80,10 +84,14 @@ export class Worker extends Loop<WorkerEvents> {
   // unless something asked for it since the last one began (a NOTIFY, a finished call, a written outcome)
   private claimAt = 0
   private claimAsked = false
+  private readonly unrecordedMax: number
+  // a pass found too many outcomes waiting to be written: the next written batch wakes the loop
+  private recordingBehind = false
 
   constructor (private readonly o: WorkerOptions) {
     const clock = o.clock ?? systemClock
     super(o.log, 'claiming messages', clock)
+    this.unrecordedMax = o.unrecordedMax ?? UNRECORDED_MAX
     this.producer = new Producer(o)
     this.executor = new Executor({ concurrency: o.concurrency, send: o.send, clock, onDone: (...a) => this.sent(...a) })
     this.completer = new Completer({
@@ -92,6 +100,8 @@ export class Worker extends Loop<WorkerEvents> {
   }
 
   get inFlightCount (): number { return this.executor.inFlight }
+  /** outcomes waiting to be written (not those of the statement being written) */
+  get waitingOutcomes (): number { return this.completer.waiting }
   /** bytes of the messages claimed here and not yet done with, waiting or in flight (ClaimedRow.size) */
   get bufferedBytes (): number { return this.producer.bufferedBytes }
 
@@ -116,6 +126,10 @@ export class Worker extends Loop<WorkerEvents> {
   protected async pass (): Promise<number> {
     this.release(this.producer.stale(this.clock.now()))
     if (!this.o.canClaim()) return this.o.pollMs // the LISTEN reconnect notifies us
+    // calls outrunning the statements that record them: nothing more is claimed until a batch is
+    // written, and the rows already claimed are still sent. Claiming on would only pile outcomes up
+    // in memory while their leases run
+    if (this.behind()) return this.o.pollMs
     if (this.producer.laneCheckDue(this.clock.now())) {
       try {
         this.producer.laneChecked(await this.o.claims.laneQueues(), this.clock.now())
@@ -212,10 +226,12 @@ export class Worker extends Loop<WorkerEvents> {
     }
     this.dispatch()
     // running low: claim more. wake(), not a bare timer: the loop may be mid-pass, not asleep
-    if (!this.stopping && this.producer.claimWait(this.clock.now()) === 0) {
+    if (this.stopping || this.behind()) {
+      // a written batch wakes the loop
+    } else if (this.producer.claimWait(this.clock.now()) === 0) {
       this.claimAsked = true
       this.wake()
-    } else if (!this.stopping && this.producer.limitedWait(this.clock.now()) === 0) this.wake()
+    } else if (this.producer.limitedWait(this.clock.now()) === 0) this.wake()
     if (this.executor.inFlight === 0) this.idle?.()
   }
 
@@ -248,12 +264,24 @@ export class Worker extends Loop<WorkerEvents> {
       this.emit('retried', c)
     }
     this.emit('flushed', batch)
+    if (this.recordingBehind && !this.behind()) {
+      this.recordingBehind = false
+      this.claimAsked = true
+      this.wake()
+    }
     // a retry time or a dead-letter copy can be the next thing due: the loop may be asleep past it; an
     // ordering key let go can make its next message due; a limited queue may have a free slot
     if (retries || dead.length > 0 || throttled.length > 0 || batch.some(c => c.slotted || c.ordered)) {
       this.claimAsked = true
       this.wake()
     } else if (this.producer.limitedWait(this.clock.now()) === 0) this.wake()
+  }
+
+  /** Too many outcomes wait to be written: no claim until a written batch brings them down. */
+  private behind (): boolean {
+    if (this.completer.waiting < this.unrecordedMax) return false
+    this.recordingBehind = true
+    return true
   }
 
   private logOutcome (row: ClaimedRow, attempt: number, result: Result, retryAt: Date | null): void {
