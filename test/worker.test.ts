@@ -54,7 +54,8 @@ t.test('claims, sends within the limits, records the outcomes in one statement',
 })
 
 t.test('calls that outrun the recording of their outcomes stop the claims until a batch is written', async (t) => {
-  const { clock, db, http, worker } = setup(t, { concurrency: 50, queueConcurrency: 50, batchSize: 50, unrecordedMax: 100 })
+  const { clock, db, http, worker } = setup(t,
+    { concurrency: 50, queueConcurrency: 50, batchSize: 50, unrecordedMax: 100 })
   let open: () => void = () => {}
   db.completeGate = new Promise<void>(resolve => { open = resolve })
   db.due = Array.from({ length: 1000 }, () => row(1))
