@@ -165,6 +165,8 @@ export function cutShort (c: Cut, reason: Error): void {
  * It implements undici 7's own handler methods (onConnect, onHeaders, ...), which its Client calls
  * directly. A handler of the newer controller API (onRequestStart, ...) is adapted to these on every
  * request: a wrapper and a controller allocated, and every response header turned into a string.
+ * undici 7's types mark these methods deprecated; moving to undici 8 (Node 22 and later) means
+ * measuring this again (bench/probe-sender.ts, bench/probe-worker.ts).
  */
 class Exchange implements Dispatcher.DispatchHandler {
   statusCode = 0
