@@ -5,6 +5,7 @@ import t from 'tap'
 import pg from 'pg'
 import type { FastifyInstance } from 'fastify'
 import { eventually, post, serverUrl, silentLog, testApp, testDatabase, testPool } from './helpers.js'
+import { claim, complete, type ClaimResultRow, type Completion } from '../lib/delivery/sql.js'
 
 type T = Parameters<typeof testDatabase>[0]
 
@@ -262,4 +263,51 @@ t.test('enqueues under a held lock get their 503 within about one statement time
   t.ok(slowest < 2 * SHORT_TIMEOUT_MS + 500, `the slowest reply came after ${slowest} ms`)
   await eventually(async () => await insertsSettled(admin, dbName(url)))
   t.equal((await admin.query('SELECT count(*)::int AS n FROM hookpost.messages')).rows[0].n, 0, 'and none was written')
+})
+
+t.test('attack round: a flush written again after its answer was lost logs each call once', async (t) => {
+  // the completer retries a statement whose commit landed but whose answer a stalled database lost:
+  // the same outcomes, written twice
+  const pool = testPool(t, await testDatabase(t))
+  const { rows: [q] } = await pool.query(`INSERT INTO hookpost.queues (name, callback_url)
+    VALUES ('once', 'http://127.0.0.1:9/') RETURNING id`)
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body) SELECT $1, \'x\' FROM generate_series(1, 3)', [q.id])
+  const { rows } = await pool.query<ClaimResultRow>(claim(10, 60_000, 'w', []))
+  t.equal(rows.length, 3)
+  const batch: Completion[] = rows.map((r, i) => ({
+    id: Number(r.id),
+    claimToken: r.claimToken,
+    queueId: Number(q.id),
+    attempt: 1,
+    when: new Date(),
+    // two successes and a failure to retry
+    retryAt: i === 2 ? new Date(Date.now() + 60_000) : null,
+    parked: false,
+    holdUntil: null,
+    slotted: false,
+    ordered: false,
+    observedRate: 1,
+    result: {
+      ok: i < 2,
+      status: i < 2 ? 200 : 500,
+      errorKind: i < 2 ? null : 'http',
+      error: i < 2 ? null : 'HTTP 500',
+      responseBody: 'ok',
+      retryAfter: undefined,
+      startedAt: new Date(Date.now() - i),
+      durationMs: 3
+    }
+  }))
+  await pool.query(complete(batch, 'w'))
+  await pool.query(complete(batch, 'w'))
+  const { rows: counts } = await pool.query(`SELECT m.id, m.attempts, (SELECT count(*)::int FROM hookpost.attempts a
+    WHERE a.message_id = m.id) AS logged FROM hookpost.messages m WHERE m.queue_id = $1 ORDER BY m.id`, [q.id])
+  t.same(counts.map(r => [r.attempts, r.logged]), [[1, 1], [1, 1], [1, 1]], 'one attempt counted and logged per call')
+
+  // a second call of the message, a duplicate after a lease ran out, is a call of its own: logged too
+  const again = { ...batch[0]!, result: { ...batch[0]!.result, startedAt: new Date(Date.now() + 1000) } }
+  await pool.query(complete([again], 'w'))
+  const { rows: [first] } = await pool.query(`SELECT attempts, (SELECT count(*)::int FROM hookpost.attempts
+    WHERE message_id = $1) AS logged FROM hookpost.messages WHERE id = $1`, [batch[0]!.id])
+  t.same([first.attempts, first.logged], [2, 2], 'a later call of a sent message is logged')
 })

@@ -729,6 +729,11 @@ export function complete (batch: Completion[], workerId: string): Statement {
             last_error = NULL, locked_by = NULL, locked_at = NULL, updated_at = now()
         FROM input d
         WHERE m.id = d.id AND d.ok
+          -- a success is final, whoever holds the message now; but one already written is not written
+          -- again: a flush retried after its commit landed and the answer was lost (attack round: a
+          -- stalled database, one call logged as two attempts) finds its own attempt row, same start
+          AND (m.sent_at IS NULL OR NOT EXISTS (SELECT 1 FROM hookpost.attempts a
+            WHERE a.message_id = m.id AND a.started_at = d.started_at))
         RETURNING m.id, m.attempts, m.queue_id, m.order_key
       ),
       bad AS (
