@@ -1,7 +1,7 @@
 // Fakes for the worker's ports (lib/delivery/database.ts Claims, executor.ts Send): a queue table in
 // memory with the claim rules the policy relies on (due order, skipped queues, limit). For unit tests
 // of the policy only; the real claim is tested against PostgreSQL in delivery.test.ts.
-import type { Complete, DeadLetter, DisabledQueue } from '../lib/delivery/completer.js'
+import type { CircuitTurn, Complete, DeadLetter, DisabledQueue } from '../lib/delivery/completer.js'
 import type { Claims } from '../lib/delivery/database.js'
 import type { ClaimRequest } from '../lib/delivery/producer.js'
 import type { Cut, Result } from '../lib/delivery/sender.js'
@@ -110,6 +110,14 @@ export class FakeClaims implements Claims {
 
   /** queues disabled by a written 410, once each */
   disabled = new Set<number>()
+  /** queues whose circuit a written success closes */
+  closing = new Set<number>()
+  unheld: number[] = []
+
+  readonly unhold = async (queueId: number): Promise<number> => {
+    this.unheld.push(queueId)
+    return 0
+  }
 
   readonly complete: Complete = async (batch) => {
     if (this.completeGate !== undefined) await this.completeGate
@@ -126,7 +134,12 @@ export class FakeClaims implements Claims {
     }
     const dead = batch.filter(c => this.dead(c))
       .map((c): DeadLetter => ({ messageId: c.id, queueId: c.queueId, dlqMessageId: null }))
-    return { dead, disabled, circuits: [], throttled: [] }
+    const circuits: CircuitTurn[] = []
+    for (const c of batch) {
+      if (!c.result.ok || !this.closing.delete(c.queueId)) continue
+      circuits.push({ id: c.queueId, name: `q${c.queueId}`, state: 'closed', consecutiveFailures: 0 })
+    }
+    return { dead, disabled, circuits, throttled: [] }
   }
 }
 

@@ -5,7 +5,7 @@ import t from 'tap'
 import pg from 'pg'
 import type { FastifyInstance } from 'fastify'
 import { eventually, post, serverUrl, silentLog, testApp, testDatabase, testPool } from './helpers.js'
-import { claim, complete, type ClaimResultRow, type Completion } from '../lib/delivery/sql.js'
+import { claim, complete, unholdClosedCircuit, type ClaimResultRow, type Completion } from '../lib/delivery/sql.js'
 
 type T = Parameters<typeof testDatabase>[0]
 
@@ -310,4 +310,24 @@ t.test('attack round: a flush written again after its answer was lost logs each 
   const { rows: [first] } = await pool.query(`SELECT attempts, (SELECT count(*)::int FROM hookpost.attempts
     WHERE message_id = $1) AS logged FROM hookpost.messages WHERE id = $1`, [batch[0]!.id])
   t.same([first.attempts, first.logged], [2, 2], 'a later call of a sent message is logged')
+})
+
+t.test('attack round: rows a claim held for a probe are made due once the circuit has closed', async (t) => {
+  // with two processes, a claim that read the circuit as open held its rows just after the closing flush
+  // looked for them: they waited the probe's lease (a minute). The worker asks again a second later
+  const pool = testPool(t, await testDatabase(t))
+  const { rows: [closed, open] } = await pool.query(`INSERT INTO hookpost.queues (name, callback_url, circuit_state)
+    VALUES ('closed', 'http://127.0.0.1:9/', 'closed'), ('open', 'http://127.0.0.1:9/', 'open') RETURNING id`)
+  // held for the lease (timeout 30 s + slack), and one scheduled for tomorrow
+  await pool.query(`INSERT INTO hookpost.messages (queue_id, body, "when")
+    SELECT q, 'x', now() + interval '50 seconds' FROM unnest($1::bigint[]) q, generate_series(1, 3)`, [[closed.id, open.id]])
+  await pool.query('INSERT INTO hookpost.messages (queue_id, body, "when") VALUES ($1, \'later\', now() + interval \'1 day\')',
+    [closed.id])
+  const { rowCount } = await pool.query(unholdClosedCircuit(Number(closed.id)))
+  t.equal(rowCount, 3, 'the held rows of the closed circuit')
+  t.equal((await pool.query(unholdClosedCircuit(Number(open.id)))).rowCount, 0, 'none while the circuit is open')
+  const { rows } = await pool.query(`SELECT body, queue_id = $1 AS closed, run_at <= now() AS due
+    FROM hookpost.messages ORDER BY id`, [closed.id])
+  t.same(rows.map(r => [r.closed, r.due]), [[true, true], [true, true], [true, true], [false, false], [false, false],
+    [false, false], [true, false]], 'due now: the held rows of the closed circuit only, not what is scheduled later')
 })

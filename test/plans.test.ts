@@ -7,7 +7,7 @@ import pg from 'pg'
 import { arrayLiteral } from '../lib/db/arrays.js'
 import {
   claim, claimLimited, complete, DELIVERY_SESSION_OPTIONS, freeOrphanSlots, laneQueues, nextDue, nextDueBeyond,
-  reapDeadClaims, release, unlockedClaimOwners, unparkStragglers, wakeStrandedKeys, type Completion
+  reapDeadClaims, release, unholdClosedCircuit, unlockedClaimOwners, unparkStragglers, wakeStrandedKeys, type Completion
 } from '../lib/delivery/sql.js'
 import { backlogStatement, copiesByQueueStatement } from '../lib/metrics.js'
 import { deleteDead, deleteDelivered, deleteEvents } from '../lib/services/retention.js'
@@ -132,6 +132,7 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     'next due beyond a saturated queue': nextDueBeyond([big.id]),
     'reaper, who holds claims without a lock': unlockedClaimOwners(60_000),
     'reaper, unparking stragglers': unparkStragglers(),
+    'a closed circuit\'s held rows due again': unholdClosedCircuit(big.id),
     reaper: reapDeadClaims(['w', 'gone'], 60_000, 10_000),
     release: release(claimed.slice(0, 50).map(r => ({ id: r.id, claimToken: r.token, queueId: big.id, slot: null })), 'w'),
     flush: complete(claimed.slice(50, 250).map((r, i) => outcome(r.id, r.token, i % 10 !== 0)), 'w'),

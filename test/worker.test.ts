@@ -2,7 +2,7 @@
 // fairness, recording and stopping, without PostgreSQL and without sleeps.
 import t from 'tap'
 import pino from 'pino'
-import { Worker, type WorkerOptions } from '../lib/delivery/worker.js'
+import { UNHOLD_AFTER_CLOSE_MS, Worker, type WorkerOptions } from '../lib/delivery/worker.js'
 import { FakeClock } from './fake-clock.js'
 import { FakeClaims, FakeSend, fail, ok, queue, row, settle } from './engine-fakes.js'
 import { signal } from './signals.js'
@@ -117,6 +117,25 @@ t.test('a failed probe gives back the rest of its queue only once the outcome (w
   await worker.flush()
   await released
   t.equal(db.released.length, 2)
+})
+
+t.test('attack round: a closed circuit\'s held rows are made due again a second later, for claims that held them meanwhile', async (t) => {
+  const { clock, db, http, worker } = setup(t)
+  db.due = [row(1)]
+  db.closing.add(1)
+  worker.start()
+  await signal(worker, 'claimed')
+  await settle()
+  const flushed = signal(worker, 'flushed')
+  http.answerAll(ok())
+  await settle()
+  clock.advance(50)
+  await flushed
+  t.same(db.unheld, [], 'not at once: the closing flush has made its own rows due')
+  const unheld = signal<[{ queueId: number, count: number }]>(worker, 'unheld')
+  clock.advance(UNHOLD_AFTER_CLOSE_MS)
+  t.same((await unheld)[0], { queueId: 1, count: 0 })
+  t.same(db.unheld, [1], 'once, for the queue whose circuit closed')
 })
 
 t.test('a due time JS cannot count with is a poll, never a spin (attack round: year 290000 spun the loop)', async (t) => {

@@ -20,6 +20,8 @@ export interface Claims {
   /** give claims back untouched, due now for anyone */
   release: (rows: sql.ClaimedRow[]) => Promise<void>
   complete: Complete
+  /** a closed circuit's rows that claims still hold for its probe, due now (sql.unholdClosedCircuit); how many */
+  unhold: (queueId: number) => Promise<number>
 }
 
 export function pgClaims (pool: Pool, leaseMs: number, workerId: string): Claims {
@@ -45,6 +47,7 @@ export function pgClaims (pool: Pool, leaseMs: number, workerId: string): Claims
       return rows[0]?.at ?? null
     },
     release: async (rows) => { await pool.query(sql.release(rows, workerId)) },
+    unhold: async (queueId) => (await pool.query(sql.unholdClosedCircuit(queueId))).rowCount ?? 0,
     complete: async (batch) => {
       const recorded: Recorded = { dead: [], disabled: [], circuits: [], throttled: [] }
       for (const r of (await pool.query<sql.CompleteResultRow>(sql.complete(batch, workerId))).rows) {

@@ -548,6 +548,27 @@ export function unparkStragglers (): Statement {
 }
 
 /**
+ * A circuit closed: the rows held for its probe's lease are due now, as the closing flush makes them
+ * (sql.complete, held_rows), once more. A claim in another process that read the circuit as open just
+ * before the close committed holds its rows after that flush's snapshot, where the flush cannot see
+ * them (attack round: with two processes, 400 messages waited a minute after the circuit closed).
+ * Only while the circuit is still closed and the queue not held, paused or disabled; a retry due within
+ * the lease goes now too, as in the flush: the endpoint has just answered. Returns the rows made due.
+ */
+export function unholdClosedCircuit (queueId: number): Statement {
+  return {
+    name: 'hookpost_unhold_closed_circuit',
+    text: `UPDATE hookpost.messages m SET run_at = now()
+      FROM hookpost.queues q
+      WHERE q.id = $1 AND q.circuit_state = 'closed' AND coalesce(q.held_until <= now(), true)
+        AND NOT q.paused AND NOT q.disabled
+        AND m.queue_id = q.id AND m.sent_at IS NULL AND NOT m.failed AND m.locked_by IS NULL
+        AND m.run_at > now() AND m.run_at <= now() + (q.timeout_ms + ${LEASE_SLACK_MS}) * interval '1 millisecond'`,
+    values: [queueId]
+  }
+}
+
+/**
  * Wake the messages waiting for an ordering key that no earlier pending message holds any more: the
  * outcome that let it go wakes the next one itself (sql.complete), so this finds only what nothing else
  * would, such as a message deleted while the next waited, or a fifo queue turned back. Each pass of the

@@ -61,6 +61,8 @@ export interface WorkerEvents {
   circuit: [CircuitTurn]
   /** claims given back untouched (stopping, stale, cut off by shutdown) */
   released: [{ count: number }]
+  /** a closed circuit's held rows were made due again, UNHOLD_AFTER_CLOSE_MS after it closed */
+  unheld: [{ queueId: number, count: number }]
 }
 
 // the shortest sleep after a claim that found nothing to take
@@ -71,12 +73,17 @@ const LIMITED_RETRY_MS = 1000
 // these: until it succeeds, the rows wait for their lease (a minute or more), and with them their
 // ordering keys and concurrency slots (attack round: a fifo queue stood still for the lease)
 const RELEASE_RETRIES_MS = [200, 400, 800, 1600, 3200, 6400]
+// After a circuit closes, its held rows are made due once more this much later: long enough for a
+// claim that read the circuit as open, in any process, to have committed (sql.unholdClosedCircuit)
+export const UNHOLD_AFTER_CLOSE_MS = 1000
 
 export class Worker extends Loop<WorkerEvents> {
   private readonly producer: Producer
   private readonly executor: Executor
   private readonly completer: Completer
   private readonly releases = new Set<Promise<void>>()
+  // the follow-ups of closed circuits (unhold), cancelled when the worker stops
+  private readonly unholds = new Set<() => void>()
   // rows whose lease ran out while they waited (producer.next), reused: dispatch runs once per call
   private readonly expired: ClaimedRow[] = []
   private idle: (() => void) | undefined
@@ -247,6 +254,13 @@ export class Worker extends Loop<WorkerEvents> {
       this.emit('circuit', c)
       // an open circuit holds the queue: what waits here goes back, for the claims to hold
       if (c.state === 'open') this.giveBackQueue(c.id)
+      else {
+        const cancel = this.clock.after(UNHOLD_AFTER_CLOSE_MS, () => {
+          this.unholds.delete(cancel)
+          this.unhold(c.id)
+        })
+        this.unholds.add(cancel)
+      }
     }
     for (const q of disabled) {
       this.log.warn({ queueId: q.id, reason: q.reason }, 'queue disabled; its messages are parked until it is enabled')
@@ -275,6 +289,21 @@ export class Worker extends Loop<WorkerEvents> {
       this.claimAsked = true
       this.wake()
     } else if (this.producer.limitedWait(this.clock.now()) === 0) this.wake()
+  }
+
+  /** A closed circuit's rows still held for its probe: due now, and this loop claims them. */
+  private unhold (queueId: number): void {
+    if (this.stopping || !this.active) return
+    this.o.claims.unhold(queueId).then((n) => {
+      this.emit('unheld', { queueId, count: n })
+      if (n > 0) {
+        this.claimAsked = true
+        this.wake()
+      }
+    }, (err: Error) => {
+      // the poll or the next NOTIFY finds them once their hold ends; nothing is lost
+      this.log.warn({ err, queueId }, 'making a closed circuit\'s held messages due failed')
+    })
   }
 
   /** Too many outcomes wait to be written: no claim until a written batch brings them down. */
@@ -384,6 +413,8 @@ export class Worker extends Loop<WorkerEvents> {
     this.executor.stop()
     await Promise.all(this.releases)
     await this.completer.stop()
+    for (const cancel of this.unholds) cancel()
+    this.unholds.clear()
     this.markStopped()
   }
 }
