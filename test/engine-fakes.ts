@@ -73,6 +73,26 @@ export function fail (status: number | null = 500): Result {
   }
 }
 
+/** One outcome as the completer hands it to complete(): a first attempt of a claimed message. */
+export function completion (id: number, claimToken: string, queueId: number, result: Result,
+  over: Partial<Completion> = {}): Completion {
+  return {
+    id,
+    claimToken,
+    queueId,
+    attempt: 1,
+    when: new Date(),
+    retryAt: null,
+    parked: false,
+    holdUntil: null,
+    slotted: false,
+    ordered: false,
+    observedRate: 1,
+    result,
+    ...over
+  }
+}
+
 /** Due rows in memory, claimed in order; every call recorded. */
 export class FakeClaims implements Claims {
   due: ClaimedRow[] = []

@@ -6,6 +6,7 @@ import pg from 'pg'
 import type { FastifyInstance } from 'fastify'
 import { eventually, post, serverUrl, silentLog, testApp, testDatabase, testPool } from './helpers.js'
 import { claim, complete, unholdClosedCircuit, type ClaimResultRow, type Completion } from '../lib/delivery/sql.js'
+import { completion, fail, ok } from './engine-fakes.js'
 
 type T = Parameters<typeof testDatabase>[0]
 
@@ -274,30 +275,9 @@ t.test('attack round: a flush written again after its answer was lost logs each 
   await pool.query('INSERT INTO hookpost.messages (queue_id, body) SELECT $1, \'x\' FROM generate_series(1, 3)', [q.id])
   const { rows } = await pool.query<ClaimResultRow>(claim(10, 60_000, 'w', []))
   t.equal(rows.length, 3)
-  const batch: Completion[] = rows.map((r, i) => ({
-    id: Number(r.id),
-    claimToken: r.claimToken,
-    queueId: Number(q.id),
-    attempt: 1,
-    when: new Date(),
-    // two successes and a failure to retry
-    retryAt: i === 2 ? new Date(Date.now() + 60_000) : null,
-    parked: false,
-    holdUntil: null,
-    slotted: false,
-    ordered: false,
-    observedRate: 1,
-    result: {
-      ok: i < 2,
-      status: i < 2 ? 200 : 500,
-      errorKind: i < 2 ? null : 'http',
-      error: i < 2 ? null : 'HTTP 500',
-      responseBody: 'ok',
-      retryAfter: undefined,
-      startedAt: new Date(Date.now() - i),
-      durationMs: 3
-    }
-  }))
+  // two successes and a failure to retry
+  const batch: Completion[] = rows.map((r, i) => completion(Number(r.id), r.claimToken, Number(q.id),
+    i < 2 ? ok() : fail(500), { retryAt: i === 2 ? new Date(Date.now() + 60_000) : null }))
   await pool.query(complete(batch, 'w'))
   await pool.query(complete(batch, 'w'))
   const { rows: counts } = await pool.query(`SELECT m.id, m.attempts, (SELECT count(*)::int FROM hookpost.attempts a

@@ -13,6 +13,7 @@ import { backlogStatement, copiesByQueueStatement } from '../lib/metrics.js'
 import { deleteDead, deleteDelivered, deleteEvents } from '../lib/services/retention.js'
 import type { Statement } from '../lib/db/query.js'
 import { testDatabase } from './helpers.js'
+import { completion, fail, ok } from './engine-fakes.js'
 
 interface PlanNode {
   'Node Type': string
@@ -101,29 +102,8 @@ t.test('no sequential scan of messages nor parallel plan in the delivery path, o
     AND queue_id = $1 LIMIT 200) RETURNING id, locked_at::text AS token`, [big.id])
   await c.query('RESET enable_seqscan')
 
-  const outcome = (id: number, token: string, ok: boolean): Completion => ({
-    id,
-    claimToken: token,
-    queueId: big.id,
-    attempt: 1,
-    when: new Date(),
-    retryAt: ok ? null : new Date(Date.now() + 1000),
-    parked: false,
-    holdUntil: null,
-    slotted: false,
-    ordered: false,
-    observedRate: 1,
-    result: {
-      ok,
-      status: ok ? 200 : 500,
-      errorKind: ok ? null : 'http',
-      error: ok ? null : 'x',
-      responseBody: null,
-      retryAfter: undefined,
-      startedAt: new Date(),
-      durationMs: 3
-    }
-  })
+  const outcome = (id: number, token: string, success: boolean): Completion =>
+    completion(id, token, big.id, success ? ok() : fail(500), { retryAt: success ? null : new Date(Date.now() + 1000) })
   const statements: Record<string, Statement> = {
     claim: claim(200, 60_000, 'w', [], undefined, 64 << 20, 24 << 20),
     'claim, a saturated queue skipped': claim(200, 60_000, 'w', [big.id], undefined, 64 << 20, 24 << 20),
