@@ -148,7 +148,7 @@ export function claim (limit: number, leaseMs: number, workerId: string, skipQue
   // pollMs, while its calls ran dry (bench/probe-worker.ts, PROBE_TRACE). So it first asks, one index
   // probe per queue (messages_queue_due_idx), whether any other queue has a row due, and walks only
   // then: a one-time filter, evaluated once before the walk. A queue whose due rows are all in the
-  // limited lane answers yes too, and the walk then finds what it finds today.
+  // limited lane answers yes too, and the walk runs as it would without the probe.
   const skipping = skipQueues.length > 0 && !recent
   return {
     name: recent ? 'hookpost_claim_recent' : skipping ? 'hookpost_claim_skipping' : 'hookpost_claim',
@@ -553,7 +553,8 @@ export function unparkStragglers (): Statement {
  * before the close committed holds its rows after that flush's snapshot, where the flush cannot see
  * them (attack round: with two processes, 400 messages waited a minute after the circuit closed).
  * Only while the circuit is still closed and the queue not held, paused or disabled; a retry due within
- * the lease goes now too, as in the flush: the endpoint has just answered. Returns the rows made due.
+ * the lease goes now too, as in the flush: the endpoint has just answered. Its row count is how many
+ * were made due.
  */
 export function unholdClosedCircuit (queueId: number): Statement {
   return {
